@@ -1,0 +1,99 @@
+//! What an agent leaves behind: its record, its conversation history and its turns.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AgentId, AgentSpec, AgentState, AppId, UnixMillis};
+
+/// An agent as the records know it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentRecord {
+    pub id: AgentId,
+    pub app: AppId,
+    /// The configuration it was started with, with later updates applied. Secrets are redacted
+    /// when this comes from the store.
+    pub spec: AgentSpec,
+    pub state: AgentState,
+    pub created_at: UnixMillis,
+    /// When it left its channel (STOPPED or FAILED).
+    pub stopped_at: Option<UnixMillis>,
+}
+
+/// Who said a history message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Speaker {
+    User,
+    Assistant,
+}
+
+impl Speaker {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Speaker::User => "user",
+            Speaker::Assistant => "assistant",
+        }
+    }
+}
+
+/// One message of a conversation, as the LLM sees it in later turns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryEntry {
+    pub turn_id: u64,
+    pub speaker: Speaker,
+    /// For the assistant: only what the user actually heard.
+    pub content: String,
+    /// The assistant was cut off; `content` is what was heard before that.
+    pub interrupted: bool,
+    pub at: UnixMillis,
+}
+
+/// How a turn began.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnStart {
+    VoiceInput,
+    Greeting,
+    SilencePrompt,
+    ApiSpeak,
+    ApiThink,
+}
+
+/// How a turn ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnEnd {
+    Ok,
+    Interrupted,
+    Ignored,
+    Error,
+}
+
+/// Latency of one turn, in milliseconds. A stage that did not run (a greeting has no ASR) is `None`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TurnMetrics {
+    /// End of the user's speech (VAD) to the decision that their turn ended.
+    pub eou_delay_ms: Option<u32>,
+    /// End of the user's speech to the final transcript.
+    pub asr_ttlw_ms: Option<u32>,
+    /// LLM request to its first token.
+    pub llm_ttft_ms: Option<u32>,
+    /// LLM request to its first complete sentence.
+    pub llm_ttfs_ms: Option<u32>,
+    /// First text sent to TTS to its first audio.
+    pub tts_ttfb_ms: Option<u32>,
+    /// Time spent in the engine itself: e2e less the model and end-of-speech waits.
+    pub engine_overhead_ms: Option<u32>,
+    /// End of the user's speech to the first agent audio packet sent.
+    pub e2e_ms: Option<u32>,
+}
+
+/// One exchange: what started it, how it ended, how long each stage took.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TurnRecord {
+    pub turn_id: u64,
+    pub start: TurnStart,
+    pub end: TurnEnd,
+    pub started_at: UnixMillis,
+    pub ended_at: UnixMillis,
+    pub metrics: TurnMetrics,
+}

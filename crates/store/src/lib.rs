@@ -1,0 +1,427 @@
+//! The records: a SQLite file (via sqlx) holding every agent with its configuration (secrets
+//! redacted), every state change with its reason, and each agent's history and turns.
+//!
+//! The store is the source of truth for anything that must survive a restart. It knows SQL and the
+//! model; it knows nothing of HTTP, dialects or the media path.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use colloquy_model::{
+    AgentId, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, ChannelName, ExitReason,
+    HistoryEntry, TurnMetrics, TurnRecord, UnixMillis,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+
+/// A failure of the records. Callers treat it as an internal error: it says nothing about the request.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// A live agent of the same app already has this name.
+    #[error("a running agent is already named {0:?}")]
+    NameTaken(String),
+}
+
+/// Which agents a list returns. Empty filters match everything.
+#[derive(Clone, Debug, Default)]
+pub struct AgentFilter {
+    pub channel: Option<ChannelName>,
+    /// Any of these statuses; empty means any status.
+    pub statuses: Vec<AgentStatus>,
+}
+
+/// Where a page of a list starts: after the agent with this position. Opaque to callers; the HTTP
+/// layer encodes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListCursor(pub i64);
+
+/// One page of agents, newest first.
+#[derive(Debug)]
+pub struct AgentPage {
+    pub agents: Vec<AgentRecord>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<ListCursor>,
+}
+
+/// A state an agent went through.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateChange {
+    pub at: UnixMillis,
+    pub state: AgentState,
+}
+
+/// A handle to the records; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating when missing) the database file at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL with NORMAL survives a process crash with nothing lost; only an OS crash can lose the
+            // last transactions, which is the trade every SQLite server makes.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// Closes the pool, waiting for every write to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Records a new agent. Fails with [`StoreError::NameTaken`] when a live agent of the same app
+    /// has its name.
+    pub async fn insert_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {
+        let spec =
+            serde_json::to_string(&agent.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (code, detail) = reason_parts(agent.state.reason());
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO agents (id, app_id, name, channel, status, reason_code, reason_detail, spec, created_at, \
+             stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(agent.id.as_str())
+        .bind(agent.app.as_str())
+        .bind(agent.spec.name.as_str())
+        .bind(agent.spec.channel.as_str())
+        .bind(agent.state.status().as_str())
+        .bind(code)
+        .bind(detail)
+        .bind(spec)
+        .bind(agent.created_at.0)
+        .bind(agent.stopped_at.map(|t| t.0))
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(StoreError::NameTaken(agent.spec.name.to_string()));
+            }
+            other => other?,
+        };
+        insert_state_change(&mut tx, &agent.id, agent.created_at, &agent.state).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves an agent to `state` at `at`, and writes the change down. A terminal state also sets
+    /// `stopped_at`.
+    pub async fn set_state(
+        &self,
+        id: &AgentId,
+        state: &AgentState,
+        at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let (code, detail) = reason_parts(state.reason());
+        let stopped_at = state.status().is_terminal().then_some(at.0);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE agents SET status = ?, reason_code = ?, reason_detail = ?, \
+             stopped_at = COALESCE(?, stopped_at) WHERE id = ?",
+        )
+        .bind(state.status().as_str())
+        .bind(code)
+        .bind(detail)
+        .bind(stopped_at)
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        insert_state_change(&mut tx, id, at, state).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces an agent's recorded configuration (after a mid-call update).
+    pub async fn set_spec(&self, id: &AgentId, spec: &AgentSpec) -> Result<(), StoreError> {
+        let spec = serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query("UPDATE agents SET spec = ? WHERE id = ?")
+            .bind(spec)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The agent `id` of `app`, or `None` when there is none (or it belongs to another app).
+    pub async fn agent(
+        &self,
+        app: &AppId,
+        id: &AgentId,
+    ) -> Result<Option<AgentRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM agents WHERE id = ? AND app_id = ?")
+            .bind(id.as_str())
+            .bind(app.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| agent_from_row(&row)).transpose()
+    }
+
+    /// A page of `app`'s agents matching `filter`, newest first, at most `limit` long.
+    pub async fn list_agents(
+        &self,
+        app: &AppId,
+        filter: &AgentFilter,
+        after: Option<ListCursor>,
+        limit: u32,
+    ) -> Result<AgentPage, StoreError> {
+        let mut sql = String::from("SELECT * FROM agents WHERE app_id = ?");
+        if filter.channel.is_some() {
+            sql.push_str(" AND channel = ?");
+        }
+        if !filter.statuses.is_empty() {
+            let marks = vec!["?"; filter.statuses.len()].join(", ");
+            sql.push_str(&format!(" AND status IN ({marks})"));
+        }
+        if after.is_some() {
+            sql.push_str(" AND seq < ?");
+        }
+        sql.push_str(" ORDER BY seq DESC LIMIT ?");
+        // Built only from the constant fragments above and `?` placeholders: every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app.as_str());
+        if let Some(channel) = &filter.channel {
+            query = query.bind(channel.as_str());
+        }
+        for status in &filter.statuses {
+            query = query.bind(status.as_str());
+        }
+        if let Some(ListCursor(seq)) = after {
+            query = query.bind(seq);
+        }
+        // One row more than asked tells whether another page follows.
+        let rows = query
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let more = rows.len() > limit as usize;
+        let rows = &rows[..rows.len().min(limit as usize)];
+        let next = match rows.last() {
+            Some(last) if more => Some(ListCursor(last.try_get("seq")?)),
+            _ => None,
+        };
+        let agents = rows.iter().map(agent_from_row).collect::<Result<_, _>>()?;
+        Ok(AgentPage { agents, next })
+    }
+
+    /// Every state the agent went through, oldest first.
+    pub async fn state_changes(&self, id: &AgentId) -> Result<Vec<StateChange>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, status, reason_code, reason_detail FROM agent_state_changes WHERE agent_id = ? ORDER BY seq",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StateChange {
+                    at: UnixMillis(row.try_get("at")?),
+                    state: state_from_row(row)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks every agent that was live when the process died FAILED with reason "node restarted".
+    /// Called once at start-up, before any agent starts. Returns the agents it marked.
+    pub async fn fail_orphans(&self, at: UnixMillis) -> Result<Vec<AgentId>, StoreError> {
+        let state = AgentState::exited(ExitReason::NodeRestarted);
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM agents WHERE status NOT IN ('STOPPED', 'FAILED')")
+                .fetch_all(&mut *tx)
+                .await?;
+        let ids: Vec<AgentId> = ids.into_iter().map(AgentId::from_string).collect();
+        let (code, detail) = reason_parts(state.reason());
+        for id in &ids {
+            sqlx::query("UPDATE agents SET status = ?, reason_code = ?, reason_detail = ?, stopped_at = ? WHERE id = ?")
+                .bind(state.status().as_str())
+                .bind(code)
+                .bind(detail)
+                .bind(at.0)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            insert_state_change(&mut tx, id, at, &state).await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Appends one message to an agent's history.
+    pub async fn append_history(
+        &self,
+        id: &AgentId,
+        entry: &HistoryEntry,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO history (agent_id, turn_id, speaker, content, interrupted, at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.as_str())
+        .bind(entry.turn_id as i64)
+        .bind(entry.speaker.as_str())
+        .bind(&entry.content)
+        .bind(entry.interrupted)
+        .bind(entry.at.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// An agent's history, oldest first.
+    pub async fn history(&self, id: &AgentId) -> Result<Vec<HistoryEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT turn_id, speaker, content, interrupted, at FROM history WHERE agent_id = ? ORDER BY seq",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let speaker: String = row.try_get("speaker")?;
+                Ok(HistoryEntry {
+                    turn_id: row.try_get::<i64, _>("turn_id")? as u64,
+                    speaker: from_json_str(&speaker)?,
+                    content: row.try_get("content")?,
+                    interrupted: row.try_get("interrupted")?,
+                    at: UnixMillis(row.try_get("at")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Records a finished turn (or replaces the record of a turn with the same id).
+    pub async fn record_turn(&self, id: &AgentId, turn: &TurnRecord) -> Result<(), StoreError> {
+        let metrics =
+            serde_json::to_string(&turn.metrics).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT OR REPLACE INTO turns (agent_id, turn_id, start_kind, end_kind, started_at, ended_at, metrics) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.as_str())
+        .bind(turn.turn_id as i64)
+        .bind(to_json_str(&turn.start))
+        .bind(to_json_str(&turn.end))
+        .bind(turn.started_at.0)
+        .bind(turn.ended_at.0)
+        .bind(metrics)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// An agent's turns, in order.
+    pub async fn turns(&self, id: &AgentId) -> Result<Vec<TurnRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT turn_id, start_kind, end_kind, started_at, ended_at, metrics FROM turns WHERE agent_id = ? \
+             ORDER BY turn_id",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let start: String = row.try_get("start_kind")?;
+                let end: String = row.try_get("end_kind")?;
+                let metrics: String = row.try_get("metrics")?;
+                Ok(TurnRecord {
+                    turn_id: row.try_get::<i64, _>("turn_id")? as u64,
+                    start: from_json_str(&start)?,
+                    end: from_json_str(&end)?,
+                    started_at: UnixMillis(row.try_get("started_at")?),
+                    ended_at: UnixMillis(row.try_get("ended_at")?),
+                    metrics: serde_json::from_str::<TurnMetrics>(&metrics)
+                        .map_err(|e| StoreError::Corrupt(format!("turn metrics: {e}")))?,
+                })
+            })
+            .collect()
+    }
+}
+
+async fn insert_state_change(
+    tx: &mut sqlx::SqliteConnection,
+    id: &AgentId,
+    at: UnixMillis,
+    state: &AgentState,
+) -> Result<(), StoreError> {
+    let (code, detail) = reason_parts(state.reason());
+    sqlx::query(
+        "INSERT INTO agent_state_changes (agent_id, at, status, reason_code, reason_detail) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(id.as_str())
+    .bind(at.0)
+    .bind(state.status().as_str())
+    .bind(code)
+    .bind(detail)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+fn reason_parts(reason: Option<&ExitReason>) -> (Option<&'static str>, Option<&str>) {
+    (
+        reason.map(ExitReason::code),
+        reason.and_then(ExitReason::detail),
+    )
+}
+
+fn state_from_row(row: &SqliteRow) -> Result<AgentState, StoreError> {
+    let status: String = row.try_get("status")?;
+    let status = AgentStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let code: Option<String> = row.try_get("reason_code")?;
+    let detail: Option<String> = row.try_get("reason_detail")?;
+    let reason = match code {
+        Some(code) => Some(
+            ExitReason::from_parts(&code, detail)
+                .ok_or_else(|| StoreError::Corrupt(format!("reason code {code:?}")))?,
+        ),
+        None => None,
+    };
+    AgentState::from_parts(status, reason)
+        .ok_or_else(|| StoreError::Corrupt(format!("state {status} and its reason")))
+}
+
+fn agent_from_row(row: &SqliteRow) -> Result<AgentRecord, StoreError> {
+    let spec: String = row.try_get("spec")?;
+    let app: String = row.try_get("app_id")?;
+    Ok(AgentRecord {
+        id: AgentId::from_string(row.try_get("id")?),
+        app: AppId::new(app).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        spec: serde_json::from_str(&spec)
+            .map_err(|e| StoreError::Corrupt(format!("agent spec: {e}")))?,
+        state: state_from_row(row)?,
+        created_at: UnixMillis(row.try_get("created_at")?),
+        stopped_at: row.try_get::<Option<i64>, _>("stopped_at")?.map(UnixMillis),
+    })
+}
+
+/// The snake_case name serde gives a unit variant (`voice_input`, `ok`, …), for columns that hold one.
+fn to_json_str<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => unreachable!("unit enum variants serialize as strings, got {other:?}"),
+    }
+}
+
+fn from_json_str<T: serde::de::DeserializeOwned>(value: &str) -> Result<T, StoreError> {
+    serde_json::from_value(serde_json::Value::String(value.to_owned()))
+        .map_err(|e| StoreError::Corrupt(format!("{value:?}: {e}")))
+}
