@@ -61,9 +61,7 @@ impl AgentSpec {
             remote_uids: RemoteUids::Any,
             idle_timeout: IdleTimeout::AfterSecs(IdleTimeout::DEFAULT_SECS),
             llm: Llm {
-                provider: LlmProvider::Local {
-                    model: LlmProvider::DEFAULT_LOCAL_MODEL.to_owned(),
-                },
+                provider: LlmProvider::Local { model: LlmProvider::DEFAULT_LOCAL_MODEL.to_owned() },
                 system_messages: vec![PromptMessage {
                     role: PromptRole::System,
                     content: Llm::DEFAULT_SYSTEM_PROMPT.to_owned(),
@@ -71,9 +69,7 @@ impl AgentSpec {
                 params: LlmParams::DEFAULT,
             },
             asr: Asr {
-                provider: AsrProvider::Local {
-                    model: Asr::DEFAULT_LOCAL_MODEL,
-                },
+                provider: AsrProvider::Local { model: Asr::DEFAULT_LOCAL_MODEL },
                 language: Asr::DEFAULT_LANGUAGE.to_owned(),
             },
             tts: Tts {
@@ -120,11 +116,7 @@ impl IdleTimeout {
 
     /// Agora's convention: 0 means never.
     pub fn from_secs(secs: u32) -> IdleTimeout {
-        if secs == 0 {
-            IdleTimeout::Never
-        } else {
-            IdleTimeout::AfterSecs(secs)
-        }
+        if secs == 0 { IdleTimeout::Never } else { IdleTimeout::AfterSecs(secs) }
     }
 
     pub fn as_secs(self) -> u32 {
@@ -217,11 +209,7 @@ pub struct LlmParams {
 }
 
 impl LlmParams {
-    pub const DEFAULT: LlmParams = LlmParams {
-        temperature: 0.7,
-        top_p: 1.0,
-        max_tokens: 256,
-    };
+    pub const DEFAULT: LlmParams = LlmParams { temperature: 0.7, top_p: 1.0, max_tokens: 256 };
     pub const TEMPERATURE_RANGE: RangeInclusive<f32> = 0.0..=2.0;
     /// `top_p` must be in (0, 1].
     pub const TOP_P_RANGE: RangeInclusive<f32> = f32::MIN_POSITIVE..=1.0;

@@ -17,18 +17,10 @@ fn check_name(kind: &str, value: &str, max_len: usize) -> Result<(), InvalidName
         return Err(InvalidName(format!("{kind} must not be empty")));
     }
     if value.len() > max_len {
-        return Err(InvalidName(format!(
-            "{kind} is {} characters long; the maximum is {max_len}",
-            value.len()
-        )));
+        return Err(InvalidName(format!("{kind} is {} characters long; the maximum is {max_len}", value.len())));
     }
-    if let Some(bad) = value
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "_-.:@".contains(*c)))
-    {
-        return Err(InvalidName(format!(
-            "{kind} contains {bad:?}; allowed are ASCII letters, digits and _ - . : @"
-        )));
+    if let Some(bad) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || "_-.:@".contains(*c))) {
+        return Err(InvalidName(format!("{kind} contains {bad:?}; allowed are ASCII letters, digits and _ - . : @")));
     }
     Ok(())
 }
@@ -171,12 +163,7 @@ mod tests {
         assert!(AgentName::new("support-bot_1.v2").is_ok());
         assert!(ChannelName::new("room:42@eu").is_ok());
         assert_eq!(AgentName::new("").unwrap_err().0, "name must not be empty");
-        assert!(
-            AgentName::new("a".repeat(65))
-                .unwrap_err()
-                .0
-                .contains("maximum is 64")
-        );
+        assert!(AgentName::new("a".repeat(65)).unwrap_err().0.contains("maximum is 64"));
         assert!(Uid::new("a b").unwrap_err().0.contains("' '"));
         assert!(ChannelName::new("é").is_err());
     }

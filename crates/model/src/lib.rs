@@ -18,8 +18,6 @@ pub use records::*;
 
 /// A point in wall-clock time, in milliseconds since the Unix epoch. Records carry these; the model
 /// never reads a clock itself: whoever creates a record passes the time in.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct UnixMillis(pub i64);

@@ -68,9 +68,7 @@ impl fmt::Display for AgentStatus {
 
 /// An unknown status name.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error(
-    "unknown status {0:?}; expected one of IDLE, STARTING, RUNNING, STOPPING, STOPPED, RECOVERING, FAILED"
-)]
+#[error("unknown status {0:?}; expected one of IDLE, STARTING, RUNNING, STOPPING, STOPPED, RECOVERING, FAILED")]
 pub struct UnknownStatus(pub String);
 
 impl FromStr for AgentStatus {
@@ -118,9 +116,7 @@ impl ExitReason {
     pub fn message(&self) -> String {
         match self {
             ExitReason::Left => "left through the API".to_owned(),
-            ExitReason::IdleTimeout => {
-                "idle timeout: no listened-to participant in the channel".to_owned()
-            }
+            ExitReason::IdleTimeout => "idle timeout: no listened-to participant in the channel".to_owned(),
             ExitReason::NodeShutdown => "node shut down".to_owned(),
             ExitReason::NodeRestarted => "node restarted while the agent was running".to_owned(),
             ExitReason::Panicked(detail) => format!("agent session panicked: {detail}"),
@@ -178,9 +174,7 @@ impl AgentState {
 
     pub fn reason(&self) -> Option<&ExitReason> {
         match self {
-            AgentState::Stopping(reason)
-            | AgentState::Stopped(reason)
-            | AgentState::Failed(reason) => Some(reason),
+            AgentState::Stopping(reason) | AgentState::Stopped(reason) | AgentState::Failed(reason) => Some(reason),
             _ => None,
         }
     }
@@ -189,12 +183,8 @@ impl AgentState {
     /// STOPPED otherwise.
     pub fn exited(reason: ExitReason) -> AgentState {
         match reason {
-            ExitReason::Error(_) | ExitReason::Panicked(_) | ExitReason::NodeRestarted => {
-                AgentState::Failed(reason)
-            }
-            ExitReason::Left | ExitReason::IdleTimeout | ExitReason::NodeShutdown => {
-                AgentState::Stopped(reason)
-            }
+            ExitReason::Error(_) | ExitReason::Panicked(_) | ExitReason::NodeRestarted => AgentState::Failed(reason),
+            ExitReason::Left | ExitReason::IdleTimeout | ExitReason::NodeShutdown => AgentState::Stopped(reason),
         }
     }
 
@@ -219,10 +209,7 @@ mod tests {
 
     #[test]
     fn status_names_and_codes_are_agoras() {
-        let names: Vec<_> = AgentStatus::ALL
-            .iter()
-            .map(|s| (s.as_str(), s.code()))
-            .collect();
+        let names: Vec<_> = AgentStatus::ALL.iter().map(|s| (s.as_str(), s.code())).collect();
         assert_eq!(
             names,
             [
@@ -235,10 +222,7 @@ mod tests {
                 ("FAILED", 6)
             ]
         );
-        assert_eq!(
-            "running".parse::<AgentStatus>().unwrap(),
-            AgentStatus::Running
-        );
+        assert_eq!("running".parse::<AgentStatus>().unwrap(), AgentStatus::Running);
         assert!("RUN".parse::<AgentStatus>().is_err());
     }
 
@@ -256,15 +240,9 @@ mod tests {
             assert_eq!(back.as_ref(), Some(&reason));
             let state = AgentState::exited(reason.clone());
             assert!(state.status().is_terminal());
-            assert_eq!(
-                AgentState::from_parts(state.status(), Some(reason)),
-                Some(state)
-            );
+            assert_eq!(AgentState::from_parts(state.status(), Some(reason)), Some(state));
         }
         assert_eq!(AgentState::from_parts(AgentStatus::Stopped, None), None);
-        assert_eq!(
-            AgentState::from_parts(AgentStatus::Running, Some(ExitReason::Left)),
-            None
-        );
+        assert_eq!(AgentState::from_parts(AgentStatus::Running, Some(ExitReason::Left)), None);
     }
 }

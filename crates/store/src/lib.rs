@@ -9,12 +9,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use colloquy_model::{
-    AgentId, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, ChannelName, ExitReason,
-    HistoryEntry, TurnMetrics, TurnRecord, UnixMillis,
+    AgentId, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, ChannelName, ExitReason, HistoryEntry,
+    TurnMetrics, TurnRecord, UnixMillis,
 };
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
 /// A failure of the records. Callers treat it as an internal error: it says nothing about the request.
@@ -77,10 +75,7 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Store { pool })
     }
@@ -93,8 +88,7 @@ impl Store {
     /// Records a new agent. Fails with [`StoreError::NameTaken`] when a live agent of the same app
     /// has its name.
     pub async fn insert_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {
-        let spec =
-            serde_json::to_string(&agent.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let spec = serde_json::to_string(&agent.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let (code, detail) = reason_parts(agent.state.reason());
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
@@ -126,12 +120,7 @@ impl Store {
 
     /// Moves an agent to `state` at `at`, and writes the change down. A terminal state also sets
     /// `stopped_at`.
-    pub async fn set_state(
-        &self,
-        id: &AgentId,
-        state: &AgentState,
-        at: UnixMillis,
-    ) -> Result<(), StoreError> {
+    pub async fn set_state(&self, id: &AgentId, state: &AgentState, at: UnixMillis) -> Result<(), StoreError> {
         let (code, detail) = reason_parts(state.reason());
         let stopped_at = state.status().is_terminal().then_some(at.0);
         let mut tx = self.pool.begin().await?;
@@ -154,20 +143,12 @@ impl Store {
     /// Replaces an agent's recorded configuration (after a mid-call update).
     pub async fn set_spec(&self, id: &AgentId, spec: &AgentSpec) -> Result<(), StoreError> {
         let spec = serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query("UPDATE agents SET spec = ? WHERE id = ?")
-            .bind(spec)
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("UPDATE agents SET spec = ? WHERE id = ?").bind(spec).bind(id.as_str()).execute(&self.pool).await?;
         Ok(())
     }
 
     /// The agent `id` of `app`, or `None` when there is none (or it belongs to another app).
-    pub async fn agent(
-        &self,
-        app: &AppId,
-        id: &AgentId,
-    ) -> Result<Option<AgentRecord>, StoreError> {
+    pub async fn agent(&self, app: &AppId, id: &AgentId) -> Result<Option<AgentRecord>, StoreError> {
         let row = sqlx::query("SELECT * FROM agents WHERE id = ? AND app_id = ?")
             .bind(id.as_str())
             .bind(app.as_str())
@@ -208,10 +189,7 @@ impl Store {
             query = query.bind(seq);
         }
         // One row more than asked tells whether another page follows.
-        let rows = query
-            .bind(i64::from(limit) + 1)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = query.bind(i64::from(limit) + 1).fetch_all(&self.pool).await?;
         let more = rows.len() > limit as usize;
         let rows = &rows[..rows.len().min(limit as usize)];
         let next = match rows.last() {
@@ -231,12 +209,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|row| {
-                Ok(StateChange {
-                    at: UnixMillis(row.try_get("at")?),
-                    state: state_from_row(row)?,
-                })
-            })
+            .map(|row| Ok(StateChange { at: UnixMillis(row.try_get("at")?), state: state_from_row(row)? }))
             .collect()
     }
 
@@ -245,21 +218,22 @@ impl Store {
     pub async fn fail_orphans(&self, at: UnixMillis) -> Result<Vec<AgentId>, StoreError> {
         let state = AgentState::exited(ExitReason::NodeRestarted);
         let mut tx = self.pool.begin().await?;
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM agents WHERE status NOT IN ('STOPPED', 'FAILED')")
-                .fetch_all(&mut *tx)
-                .await?;
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM agents WHERE status NOT IN ('STOPPED', 'FAILED')")
+            .fetch_all(&mut *tx)
+            .await?;
         let ids: Vec<AgentId> = ids.into_iter().map(AgentId::from_string).collect();
         let (code, detail) = reason_parts(state.reason());
         for id in &ids {
-            sqlx::query("UPDATE agents SET status = ?, reason_code = ?, reason_detail = ?, stopped_at = ? WHERE id = ?")
-                .bind(state.status().as_str())
-                .bind(code)
-                .bind(detail)
-                .bind(at.0)
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE agents SET status = ?, reason_code = ?, reason_detail = ?, stopped_at = ? WHERE id = ?",
+            )
+            .bind(state.status().as_str())
+            .bind(code)
+            .bind(detail)
+            .bind(at.0)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
             insert_state_change(&mut tx, id, at, &state).await?;
         }
         tx.commit().await?;
@@ -267,11 +241,7 @@ impl Store {
     }
 
     /// Appends one message to an agent's history.
-    pub async fn append_history(
-        &self,
-        id: &AgentId,
-        entry: &HistoryEntry,
-    ) -> Result<(), StoreError> {
+    pub async fn append_history(&self, id: &AgentId, entry: &HistoryEntry) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO history (agent_id, turn_id, speaker, content, interrupted, at) VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -310,8 +280,7 @@ impl Store {
 
     /// Records a finished turn (or replaces the record of a turn with the same id).
     pub async fn record_turn(&self, id: &AgentId, turn: &TurnRecord) -> Result<(), StoreError> {
-        let metrics =
-            serde_json::to_string(&turn.metrics).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let metrics = serde_json::to_string(&turn.metrics).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT OR REPLACE INTO turns (agent_id, turn_id, start_kind, end_kind, started_at, ended_at, metrics) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -377,10 +346,7 @@ async fn insert_state_change(
 }
 
 fn reason_parts(reason: Option<&ExitReason>) -> (Option<&'static str>, Option<&str>) {
-    (
-        reason.map(ExitReason::code),
-        reason.and_then(ExitReason::detail),
-    )
+    (reason.map(ExitReason::code), reason.and_then(ExitReason::detail))
 }
 
 fn state_from_row(row: &SqliteRow) -> Result<AgentState, StoreError> {
@@ -395,8 +361,7 @@ fn state_from_row(row: &SqliteRow) -> Result<AgentState, StoreError> {
         ),
         None => None,
     };
-    AgentState::from_parts(status, reason)
-        .ok_or_else(|| StoreError::Corrupt(format!("state {status} and its reason")))
+    AgentState::from_parts(status, reason).ok_or_else(|| StoreError::Corrupt(format!("state {status} and its reason")))
 }
 
 fn agent_from_row(row: &SqliteRow) -> Result<AgentRecord, StoreError> {
@@ -405,8 +370,7 @@ fn agent_from_row(row: &SqliteRow) -> Result<AgentRecord, StoreError> {
     Ok(AgentRecord {
         id: AgentId::from_string(row.try_get("id")?),
         app: AppId::new(app).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        spec: serde_json::from_str(&spec)
-            .map_err(|e| StoreError::Corrupt(format!("agent spec: {e}")))?,
+        spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("agent spec: {e}")))?,
         state: state_from_row(row)?,
         created_at: UnixMillis(row.try_get("created_at")?),
         stopped_at: row.try_get::<Option<i64>, _>("stopped_at")?.map(UnixMillis),

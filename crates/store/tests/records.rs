@@ -1,9 +1,8 @@
 //! The records against a real SQLite file in a temporary directory.
 
 use colloquy_model::{
-    AgentId, AgentName, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, ChannelName,
-    ExitReason, HistoryEntry, LlmProvider, RemoteEndpoint, Secret, Speaker, TurnEnd, TurnMetrics,
-    TurnRecord, TurnStart, UnixMillis,
+    AgentId, AgentName, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, ChannelName, ExitReason, HistoryEntry,
+    LlmProvider, RemoteEndpoint, Secret, Speaker, TurnEnd, TurnMetrics, TurnRecord, TurnStart, UnixMillis,
 };
 use colloquy_store::{AgentFilter, Store, StoreError};
 
@@ -11,10 +10,7 @@ fn agent(id: &str, name: &str, channel: &str, at: i64) -> AgentRecord {
     AgentRecord {
         id: AgentId::from_string(id.to_owned()),
         app: AppId::native(),
-        spec: AgentSpec::with_defaults(
-            AgentName::new(name).unwrap(),
-            ChannelName::new(channel).unwrap(),
-        ),
+        spec: AgentSpec::with_defaults(AgentName::new(name).unwrap(), ChannelName::new(channel).unwrap()),
         state: AgentState::Running,
         created_at: UnixMillis(at),
         stopped_at: None,
@@ -40,63 +36,33 @@ async fn agents_round_trip_with_secrets_redacted() {
     });
     store.insert_agent(&a).await.unwrap();
     let back = store.agent(&AppId::native(), &a.id).await.unwrap().unwrap();
-    let LlmProvider::OpenAiCompatible(endpoint) = &back.spec.llm.provider else {
-        panic!("provider lost")
-    };
-    assert_eq!(
-        endpoint.api_key.as_ref().unwrap().expose(),
-        Secret::REDACTED
-    );
+    let LlmProvider::OpenAiCompatible(endpoint) = &back.spec.llm.provider else { panic!("provider lost") };
+    assert_eq!(endpoint.api_key.as_ref().unwrap().expose(), Secret::REDACTED);
     assert_eq!(back.state, AgentState::Running);
     // Another app does not see it.
-    assert!(
-        store
-            .agent(&AppId::new("other").unwrap(), &a.id)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.agent(&AppId::new("other").unwrap(), &a.id).await.unwrap().is_none());
 }
 
 #[tokio::test]
 async fn a_live_name_is_unique_per_app_and_freed_by_stopping() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    store
-        .insert_agent(&agent("a1", "bot", "room", 1))
-        .await
-        .unwrap();
-    let err = store
-        .insert_agent(&agent("a2", "bot", "room", 2))
-        .await
-        .unwrap_err();
+    store.insert_agent(&agent("a1", "bot", "room", 1)).await.unwrap();
+    let err = store.insert_agent(&agent("a2", "bot", "room", 2)).await.unwrap_err();
     assert!(matches!(err, StoreError::NameTaken(name) if name == "bot"));
     let mut other_app = agent("a3", "bot", "room", 3);
     other_app.app = AppId::new("app2").unwrap();
     store.insert_agent(&other_app).await.unwrap();
 
     let stopped = AgentState::exited(ExitReason::Left);
-    store
-        .set_state(&AgentId::from_string("a1".into()), &stopped, UnixMillis(5))
-        .await
-        .unwrap();
-    store
-        .insert_agent(&agent("a4", "bot", "room", 6))
-        .await
-        .unwrap();
-    let a1 = store
-        .agent(&AppId::native(), &AgentId::from_string("a1".into()))
-        .await
-        .unwrap()
-        .unwrap();
+    store.set_state(&AgentId::from_string("a1".into()), &stopped, UnixMillis(5)).await.unwrap();
+    store.insert_agent(&agent("a4", "bot", "room", 6)).await.unwrap();
+    let a1 = store.agent(&AppId::native(), &AgentId::from_string("a1".into())).await.unwrap().unwrap();
     assert_eq!(a1.state, stopped);
     assert_eq!(a1.stopped_at, Some(UnixMillis(5)));
     let changes = store.state_changes(&a1.id).await.unwrap();
     let states: Vec<_> = changes.iter().map(|c| (c.at.0, c.state.status())).collect();
-    assert_eq!(
-        states,
-        [(1, AgentStatus::Running), (5, AgentStatus::Stopped)]
-    );
+    assert_eq!(states, [(1, AgentStatus::Running), (5, AgentStatus::Stopped)]);
 }
 
 #[tokio::test]
@@ -105,17 +71,10 @@ async fn lists_page_newest_first_with_filters() {
     let store = open(&dir).await;
     for i in 0..7 {
         let channel = if i % 2 == 0 { "even" } else { "odd" };
-        store
-            .insert_agent(&agent(&format!("a{i}"), &format!("bot{i}"), channel, i))
-            .await
-            .unwrap();
+        store.insert_agent(&agent(&format!("a{i}"), &format!("bot{i}"), channel, i)).await.unwrap();
     }
     store
-        .set_state(
-            &AgentId::from_string("a0".into()),
-            &AgentState::exited(ExitReason::Left),
-            UnixMillis(9),
-        )
+        .set_state(&AgentId::from_string("a0".into()), &AgentState::exited(ExitReason::Left), UnixMillis(9))
         .await
         .unwrap();
     let app = AppId::native();
@@ -123,10 +82,7 @@ async fn lists_page_newest_first_with_filters() {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page = store
-            .list_agents(&app, &AgentFilter::default(), cursor, 3)
-            .await
-            .unwrap();
+        let page = store.list_agents(&app, &AgentFilter::default(), cursor, 3).await.unwrap();
         assert!(page.agents.len() <= 3);
         seen.extend(page.agents.iter().map(|a| a.id.to_string()));
         match page.next {
@@ -136,32 +92,14 @@ async fn lists_page_newest_first_with_filters() {
     }
     assert_eq!(seen, ["a6", "a5", "a4", "a3", "a2", "a1", "a0"]);
 
-    let even = AgentFilter {
-        channel: Some(ChannelName::new("even").unwrap()),
-        statuses: vec![],
-    };
+    let even = AgentFilter { channel: Some(ChannelName::new("even").unwrap()), statuses: vec![] };
     let page = store.list_agents(&app, &even, None, 10).await.unwrap();
-    assert_eq!(
-        page.agents
-            .iter()
-            .map(|a| a.id.as_str())
-            .collect::<Vec<_>>(),
-        ["a6", "a4", "a2", "a0"]
-    );
+    assert_eq!(page.agents.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["a6", "a4", "a2", "a0"]);
     assert!(page.next.is_none());
 
-    let stopped = AgentFilter {
-        channel: None,
-        statuses: vec![AgentStatus::Stopped, AgentStatus::Failed],
-    };
+    let stopped = AgentFilter { channel: None, statuses: vec![AgentStatus::Stopped, AgentStatus::Failed] };
     let page = store.list_agents(&app, &stopped, None, 10).await.unwrap();
-    assert_eq!(
-        page.agents
-            .iter()
-            .map(|a| a.id.as_str())
-            .collect::<Vec<_>>(),
-        ["a0"]
-    );
+    assert_eq!(page.agents.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["a0"]);
 }
 
 #[tokio::test]
@@ -169,14 +107,8 @@ async fn records_survive_reopening_and_orphans_fail() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = open(&dir).await;
-        store
-            .insert_agent(&agent("live", "bot", "room", 1))
-            .await
-            .unwrap();
-        store
-            .insert_agent(&agent("done", "bot2", "room", 2))
-            .await
-            .unwrap();
+        store.insert_agent(&agent("live", "bot", "room", 1)).await.unwrap();
+        store.insert_agent(&agent("done", "bot2", "room", 2)).await.unwrap();
         store
             .set_state(
                 &AgentId::from_string("done".into()),
@@ -208,10 +140,7 @@ async fn records_survive_reopening_and_orphans_fail() {
                     end: TurnEnd::Interrupted,
                     started_at: UnixMillis(4),
                     ended_at: UnixMillis(5),
-                    metrics: TurnMetrics {
-                        e2e_ms: Some(812),
-                        ..TurnMetrics::default()
-                    },
+                    metrics: TurnMetrics { e2e_ms: Some(812), ..TurnMetrics::default() },
                 },
             )
             .await
@@ -220,31 +149,14 @@ async fn records_survive_reopening_and_orphans_fail() {
     }
     let store = open(&dir).await;
     let failed = store.fail_orphans(UnixMillis(10)).await.unwrap();
-    assert_eq!(
-        failed.iter().map(AgentId::as_str).collect::<Vec<_>>(),
-        ["live"]
-    );
+    assert_eq!(failed.iter().map(AgentId::as_str).collect::<Vec<_>>(), ["live"]);
     let app = AppId::native();
-    let live = store
-        .agent(&app, &AgentId::from_string("live".into()))
-        .await
-        .unwrap()
-        .unwrap();
+    let live = store.agent(&app, &AgentId::from_string("live".into())).await.unwrap().unwrap();
     assert_eq!(live.state, AgentState::Failed(ExitReason::NodeRestarted));
-    let done = store
-        .agent(&app, &AgentId::from_string("done".into()))
-        .await
-        .unwrap()
-        .unwrap();
+    let done = store.agent(&app, &AgentId::from_string("done".into())).await.unwrap().unwrap();
     assert_eq!(done.state, AgentState::Stopped(ExitReason::IdleTimeout));
     let history = store.history(&live.id).await.unwrap();
-    assert_eq!(
-        (history[0].speaker, history[0].content.as_str()),
-        (Speaker::User, "hello")
-    );
+    assert_eq!((history[0].speaker, history[0].content.as_str()), (Speaker::User, "hello"));
     let turns = store.turns(&live.id).await.unwrap();
-    assert_eq!(
-        (turns[0].end, turns[0].metrics.e2e_ms),
-        (TurnEnd::Interrupted, Some(812))
-    );
+    assert_eq!((turns[0].end, turns[0].metrics.e2e_ms), (TurnEnd::Interrupted, Some(812)));
 }
