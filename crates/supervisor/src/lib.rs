@@ -1,1 +1,309 @@
+//! The agent supervisor: admits agents (a semaphore, not a sampled load), keeps the registry of live
+//! agents, runs each agent's session as its own task, and stops them all on shutdown with their
+//! records written.
+//!
+//! It knows the model and the store; it knows nothing of HTTP or of any dialect. Every dialect
+//! drives agents through [`Supervisor`]'s methods.
 
+mod session;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use colloquy_model::{
+    AgentId, AgentName, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, HistoryEntry, SpecUpdate, TurnRecord,
+    UnixMillis,
+};
+use colloquy_store::{AgentFilter, AgentPage, ListCursor, StateChange, Store, StoreError};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+
+use crate::session::{Command, SessionContext};
+
+/// How the supervisor is sized.
+#[derive(Clone, Copy, Debug)]
+pub struct SupervisorConfig {
+    /// The most agents live at once on this node. A start beyond it is refused, not queued.
+    pub max_agents: u32,
+}
+
+/// Why an operation on agents was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("no agent with this id")]
+    NotFound,
+    #[error("a running agent is already named {0:?}")]
+    NameTaken(String),
+    #[error("this node already runs its maximum of {max} agents")]
+    AgentLimit { max: u32 },
+    #[error("the agent is {0}, not running")]
+    NotRunning(AgentStatus),
+    #[error("agent has no media session")]
+    NoMediaSession,
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A handle to the supervisor; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Supervisor {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    config: SupervisorConfig,
+    /// One permit per live agent. A start takes a permit before anything else and its session
+    /// gives it back when the agent is over, so the count of live agents can never pass
+    /// `max_agents`, however many starts race.
+    admission: Arc<Semaphore>,
+    /// Every agent between its admission and its terminal state, with the latest snapshot of its
+    /// record and the sender of its session's commands.
+    live: Mutex<HashMap<AgentId, LiveAgent>>,
+    /// Flips to `true` once, when the node starts shutting down; every session watches it.
+    shutdown: watch::Sender<bool>,
+    /// Each session holds a clone of this sender. Shutdown drops the original and waits until the
+    /// receiver sees every clone gone: then every session has written its final state.
+    sessions_running: Mutex<Option<mpsc::Sender<()>>>,
+    sessions_done: tokio::sync::Mutex<mpsc::Receiver<()>>,
+}
+
+#[derive(Debug)]
+struct LiveAgent {
+    record: AgentRecord,
+    commands: mpsc::Sender<Command>,
+}
+
+impl Supervisor {
+    /// A supervisor over `store`. Call [`Supervisor::recover`] once before the first start.
+    pub fn new(store: Store, config: SupervisorConfig) -> Supervisor {
+        let (running_tx, running_rx) = mpsc::channel(1);
+        Supervisor {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                admission: Arc::new(Semaphore::new(config.max_agents as usize)),
+                live: Mutex::new(HashMap::new()),
+                shutdown: watch::Sender::new(false),
+                sessions_running: Mutex::new(Some(running_tx)),
+                sessions_done: tokio::sync::Mutex::new(running_rx),
+            }),
+        }
+    }
+
+    /// Marks the agents that were live when the last process died FAILED ("node restarted").
+    /// Returns how many there were.
+    pub async fn recover(&self) -> Result<usize, StoreError> {
+        let orphans = self.inner.store.fail_orphans(now()).await?;
+        for id in &orphans {
+            tracing::warn!(agent_id = %id, "agent was running when the node stopped; marked FAILED");
+        }
+        Ok(orphans.len())
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn config(&self) -> SupervisorConfig {
+        self.inner.config
+    }
+
+    /// Starts an agent for `app`. Answers once the agent is RUNNING.
+    pub async fn start(&self, app: AppId, spec: AgentSpec) -> Result<AgentRecord, SupervisorError> {
+        if *self.inner.shutdown.borrow() {
+            return Err(SupervisorError::ShuttingDown);
+        }
+        let permit = Arc::clone(&self.inner.admission)
+            .try_acquire_owned()
+            .map_err(|_| SupervisorError::AgentLimit { max: self.inner.config.max_agents })?;
+        if self.live().values().any(|a| a.record.app == app && a.record.spec.name == spec.name) {
+            return Err(SupervisorError::NameTaken(spec.name.to_string()));
+        }
+        let record = AgentRecord {
+            id: AgentId::from_string(uuid::Uuid::now_v7().simple().to_string()),
+            app,
+            spec,
+            state: AgentState::Starting,
+            created_at: now(),
+            stopped_at: None,
+        };
+        // The store enforces name uniqueness too, so of two racing starts only one gets here.
+        self.inner.store.insert_agent(&record).await.map_err(|e| match e {
+            StoreError::NameTaken(name) => SupervisorError::NameTaken(name),
+            e => SupervisorError::Store(e),
+        })?;
+
+        let Some(sessions_running) = self.inner.sessions_running.lock().expect("lock").clone() else {
+            // Shutdown began after the check above; this agent never ran.
+            let state = AgentState::exited(colloquy_model::ExitReason::NodeShutdown);
+            self.inner.store.set_state(&record.id, &state, now()).await?;
+            return Err(SupervisorError::ShuttingDown);
+        };
+        let (commands_tx, commands_rx) = mpsc::channel(16);
+        let (started_tx, started_rx) = oneshot::channel();
+        self.live().insert(record.id.clone(), LiveAgent { record: record.clone(), commands: commands_tx });
+        tracing::info!(agent_id = %record.id, name = %record.spec.name, channel = %record.spec.channel, "agent starting");
+        session::spawn(SessionContext {
+            supervisor: self.clone(),
+            record,
+            commands: commands_rx,
+            shutdown: self.inner.shutdown.subscribe(),
+            started: started_tx,
+            permit,
+            sessions_running,
+        });
+        started_rx
+            .await
+            .map_err(|_| SupervisorError::Store(StoreError::Corrupt("agent session ended while starting".into())))
+    }
+
+    /// The agent `id` of `app`: its live snapshot when it runs, its record otherwise.
+    pub async fn get(&self, app: &AppId, id: &AgentId) -> Result<AgentRecord, SupervisorError> {
+        if let Some(record) = self.live_record(app, id) {
+            return Ok(record);
+        }
+        self.inner.store.agent(app, id).await?.ok_or(SupervisorError::NotFound)
+    }
+
+    /// A page of `app`'s agents, newest first.
+    pub async fn list(
+        &self,
+        app: &AppId,
+        filter: &AgentFilter,
+        after: Option<ListCursor>,
+        limit: u32,
+    ) -> Result<AgentPage, SupervisorError> {
+        Ok(self.inner.store.list_agents(app, filter, after, limit).await?)
+    }
+
+    /// Asks a live agent to leave; answers with its final record (STOPPED, reason "left"). An agent
+    /// that is already over answers with its record as it is, so a retried leave is harmless.
+    pub async fn leave(&self, app: &AppId, id: &AgentId) -> Result<AgentRecord, SupervisorError> {
+        let Some(commands) = self.live_commands(app, id) else {
+            return self.get(app, id).await;
+        };
+        let (done_tx, done_rx) = oneshot::channel();
+        if commands.send(Command::Leave { done: done_tx }).await.is_ok()
+            && let Ok(record) = done_rx.await
+        {
+            return Ok(record);
+        }
+        // The session ended on its own meanwhile (idle timeout, shutdown, panic): its record says how.
+        self.inner.store.agent(app, id).await?.ok_or(SupervisorError::NotFound)
+    }
+
+    /// Changes a running agent's prompt, LLM parameters or voice; answers with its new snapshot.
+    pub async fn update(&self, app: &AppId, id: &AgentId, update: SpecUpdate) -> Result<AgentRecord, SupervisorError> {
+        let commands = self.require_live(app, id).await?;
+        let (done_tx, done_rx) = oneshot::channel();
+        commands.send(Command::Update { update, done: done_tx }).await.map_err(|_| SupervisorError::NotFound)?;
+        match done_rx.await {
+            Ok(result) => result,
+            Err(_) => Err(self.not_running(app, id).await),
+        }
+    }
+
+    /// Speak, interrupt and think need a media session, which agents do not have until the channel
+    /// server and the conversation engine land. Answers why the command cannot run.
+    pub async fn require_media_session(&self, app: &AppId, id: &AgentId) -> Result<(), SupervisorError> {
+        self.require_live(app, id).await?;
+        Err(SupervisorError::NoMediaSession)
+    }
+
+    /// The agent's conversation history, oldest first.
+    pub async fn history(&self, app: &AppId, id: &AgentId) -> Result<Vec<HistoryEntry>, SupervisorError> {
+        self.get(app, id).await?;
+        Ok(self.inner.store.history(id).await?)
+    }
+
+    /// The agent's turns with their latency breakdown.
+    pub async fn turns(&self, app: &AppId, id: &AgentId) -> Result<Vec<TurnRecord>, SupervisorError> {
+        self.get(app, id).await?;
+        Ok(self.inner.store.turns(id).await?)
+    }
+
+    /// Every state the agent went through.
+    pub async fn state_changes(&self, app: &AppId, id: &AgentId) -> Result<Vec<StateChange>, SupervisorError> {
+        self.get(app, id).await?;
+        Ok(self.inner.store.state_changes(id).await?)
+    }
+
+    /// How many live agents are in each status, for metrics.
+    pub fn live_counts(&self) -> HashMap<AgentStatus, usize> {
+        let mut counts = HashMap::new();
+        for agent in self.live().values() {
+            *counts.entry(agent.record.state.status()).or_default() += 1;
+        }
+        counts
+    }
+
+    /// Whether a live agent of `app` has this name.
+    pub fn name_is_live(&self, app: &AppId, name: &AgentName) -> bool {
+        self.live().values().any(|a| &a.record.app == app && &a.record.spec.name == name)
+    }
+
+    /// Stops every live agent (STOPPED, reason "node shut down") and waits until each has written
+    /// its final state. Starts are refused from the moment this is called.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+        let running = self.inner.sessions_running.lock().expect("lock").take();
+        drop(running);
+        let live = self.live().len();
+        if live > 0 {
+            tracing::info!(live, "stopping live agents");
+        }
+        // `recv` returns `None` once every session has dropped its sender.
+        let _ = self.inner.sessions_done.lock().await.recv().await;
+    }
+
+    fn live(&self) -> MutexGuard<'_, HashMap<AgentId, LiveAgent>> {
+        self.inner.live.lock().expect("the registry lock is never held across a panic")
+    }
+
+    fn live_record(&self, app: &AppId, id: &AgentId) -> Option<AgentRecord> {
+        self.live().get(id).filter(|a| &a.record.app == app).map(|a| a.record.clone())
+    }
+
+    fn live_commands(&self, app: &AppId, id: &AgentId) -> Option<mpsc::Sender<Command>> {
+        self.live().get(id).filter(|a| &a.record.app == app).map(|a| a.commands.clone())
+    }
+
+    async fn require_live(&self, app: &AppId, id: &AgentId) -> Result<mpsc::Sender<Command>, SupervisorError> {
+        match self.live_commands(app, id) {
+            Some(commands) => Ok(commands),
+            None => Err(self.not_running(app, id).await),
+        }
+    }
+
+    async fn not_running(&self, app: &AppId, id: &AgentId) -> SupervisorError {
+        match self.inner.store.agent(app, id).await {
+            Ok(Some(record)) => SupervisorError::NotRunning(record.state.status()),
+            Ok(None) => SupervisorError::NotFound,
+            Err(e) => SupervisorError::Store(e),
+        }
+    }
+
+    /// Called by a session after each state change it wrote down.
+    fn publish(&self, record: &AgentRecord) {
+        if let Some(agent) = self.live().get_mut(&record.id) {
+            agent.record = record.clone();
+        }
+    }
+
+    /// Called by a session when its agent is over.
+    fn retire(&self, id: &AgentId) {
+        self.live().remove(id);
+    }
+}
+
+/// The wall clock, for records. Only the supervisor and the edges read it; the model never does.
+pub fn now() -> UnixMillis {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    UnixMillis(since_epoch.as_millis() as i64)
+}

@@ -1,0 +1,182 @@
+//! One agent's session: its life from STARTING to STOPPED or FAILED, as a task of its own.
+//!
+//! Until the channel server and the conversation engine land, a session is the lifecycle alone: it
+//! runs, takes updates, and ends when asked to leave, when its idle timeout passes, when the node
+//! shuts down, or when it panics. No participant can join yet, so the idle timer runs from the start.
+
+use std::any::Any;
+use std::time::Duration;
+
+use colloquy_model::{AgentRecord, AgentState, ExitReason, IdleTimeout, SpecUpdate, UnixMillis};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::{Supervisor, SupervisorError, now};
+
+/// What the API asks of a live session.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Leave the channel; answer with the final record.
+    Leave { done: oneshot::Sender<AgentRecord> },
+    /// Change the configuration; answer with the new snapshot.
+    Update { update: SpecUpdate, done: oneshot::Sender<Result<AgentRecord, SupervisorError>> },
+    /// Panics inside the session, to prove a panic stays inside its session.
+    #[cfg(test)]
+    Panic,
+}
+
+/// Everything a session owns.
+#[derive(Debug)]
+pub(crate) struct SessionContext {
+    pub supervisor: Supervisor,
+    pub record: AgentRecord,
+    pub commands: mpsc::Receiver<Command>,
+    pub shutdown: watch::Receiver<bool>,
+    /// Answered once the agent is RUNNING.
+    pub started: oneshot::Sender<AgentRecord>,
+    /// The agent's admission; given back when the session is over.
+    pub permit: OwnedSemaphorePermit,
+    /// Dropped when the session is over; shutdown waits for every one of these.
+    pub sessions_running: mpsc::Sender<()>,
+}
+
+/// Everything that can wake a session up.
+enum SessionEvent {
+    Command(Option<Command>),
+    IdleTimeout,
+    Shutdown,
+}
+
+/// How a session's life ended.
+struct LifeEnded {
+    reason: ExitReason,
+    record: AgentRecord,
+    commands: mpsc::Receiver<Command>,
+    leave_waiters: Vec<oneshot::Sender<AgentRecord>>,
+}
+
+pub(crate) fn spawn(context: SessionContext) {
+    let SessionContext { supervisor, record, commands, shutdown, started, permit, sessions_running } = context;
+    let id = record.id.clone();
+    tokio::spawn(async move {
+        // The life runs in a task of its own so that a panic in it ends here, as FAILED, and goes
+        // no further: every other session and the node carry on.
+        let life = tokio::spawn(live(supervisor.clone(), record.clone(), commands, shutdown, started));
+        let ended = match life.await {
+            Ok(ended) => ended,
+            Err(e) => {
+                let detail = if e.is_panic() { panic_message(e.into_panic()) } else { "cancelled".to_owned() };
+                tracing::error!(agent_id = %id, detail, "agent session panicked");
+                let (_, no_more_commands) = mpsc::channel(1);
+                let record = supervisor.live_record(&record.app, &id).unwrap_or(record);
+                LifeEnded {
+                    reason: ExitReason::Panicked(detail),
+                    record,
+                    commands: no_more_commands,
+                    leave_waiters: Vec::new(),
+                }
+            }
+        };
+        finish(&supervisor, ended).await;
+        drop(permit);
+        drop(sessions_running);
+    });
+}
+
+async fn live(
+    supervisor: Supervisor,
+    mut record: AgentRecord,
+    mut commands: mpsc::Receiver<Command>,
+    mut shutdown: watch::Receiver<bool>,
+    started: oneshot::Sender<AgentRecord>,
+) -> LifeEnded {
+    transition(&supervisor, &mut record, AgentState::Running, now()).await;
+    tracing::info!(agent_id = %record.id, "agent running");
+    // The caller may have gone away (a dropped HTTP request); the agent runs all the same.
+    let _ = started.send(record.clone());
+
+    let idle_deadline = match record.spec.idle_timeout {
+        IdleTimeout::Never => None,
+        IdleTimeout::AfterSecs(secs) => Some(Instant::now() + Duration::from_secs(u64::from(secs))),
+    };
+    let idle = async {
+        match idle_deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(idle);
+
+    let (reason, leave_waiters) = loop {
+        let event = tokio::select! {
+            command = commands.recv() => SessionEvent::Command(command),
+            () = &mut idle => SessionEvent::IdleTimeout,
+            _ = shutdown.wait_for(|shutting_down| *shutting_down) => SessionEvent::Shutdown,
+        };
+        match event {
+            SessionEvent::Command(Some(Command::Leave { done })) => break (ExitReason::Left, vec![done]),
+            SessionEvent::Command(Some(Command::Update { update, done })) => {
+                update.apply_to(&mut record.spec);
+                if let Err(e) = supervisor.store().set_spec(&record.id, &record.spec).await {
+                    tracing::error!(agent_id = %record.id, error = %e, "could not record an update");
+                }
+                supervisor.publish(&record);
+                let _ = done.send(Ok(record.clone()));
+            }
+            #[cfg(test)]
+            SessionEvent::Command(Some(Command::Panic)) => panic!("a test asked this session to panic"),
+            // The supervisor is gone; nobody can reach this agent any more.
+            SessionEvent::Command(None) | SessionEvent::Shutdown => break (ExitReason::NodeShutdown, Vec::new()),
+            SessionEvent::IdleTimeout => break (ExitReason::IdleTimeout, Vec::new()),
+        }
+    };
+    LifeEnded { reason, record, commands, leave_waiters }
+}
+
+/// Writes STOPPING then STOPPED (or FAILED), retires the agent from the registry, and answers
+/// whoever asked it to leave, including requests that arrived while it was ending.
+async fn finish(supervisor: &Supervisor, ended: LifeEnded) {
+    let LifeEnded { reason, mut record, mut commands, mut leave_waiters } = ended;
+    tracing::info!(agent_id = %record.id, reason = reason.code(), "agent stopping");
+    transition(supervisor, &mut record, AgentState::Stopping(reason.clone()), now()).await;
+    let at = now();
+    record.stopped_at = Some(at);
+    transition(supervisor, &mut record, AgentState::exited(reason), at).await;
+    supervisor.retire(&record.id);
+    tracing::info!(agent_id = %record.id, status = %record.state.status(), "agent over");
+
+    commands.close();
+    while let Ok(command) = commands.try_recv() {
+        match command {
+            Command::Leave { done } => leave_waiters.push(done),
+            Command::Update { done, .. } => {
+                let _ = done.send(Err(SupervisorError::NotRunning(record.state.status())));
+            }
+            #[cfg(test)]
+            Command::Panic => {}
+        }
+    }
+    for waiter in leave_waiters {
+        let _ = waiter.send(record.clone());
+    }
+}
+
+/// Moves the agent to `state`, writes it down, and publishes the snapshot. A failed write is logged:
+/// the agent's life goes on, and the live snapshot stays the truth for the API.
+async fn transition(supervisor: &Supervisor, record: &mut AgentRecord, state: AgentState, at: UnixMillis) {
+    record.state = state;
+    if let Err(e) = supervisor.store().set_state(&record.id, &record.state, at).await {
+        tracing::error!(agent_id = %record.id, error = %e, "could not record a state change");
+    }
+    supervisor.publish(record);
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(message) => (*message).to_owned(),
+            Err(_) => "a panic without a message".to_owned(),
+        },
+    }
+}

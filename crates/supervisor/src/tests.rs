@@ -1,0 +1,161 @@
+//! The supervisor's lifecycle on paused time, against a real SQLite file.
+
+use std::time::Duration;
+
+use colloquy_model::{
+    AgentName, AgentSpec, AgentState, AgentStatus, AppId, ChannelName, ExitReason, IdleTimeout, LlmParams, SpecUpdate,
+};
+use colloquy_store::Store;
+
+use crate::session::Command;
+use crate::{Supervisor, SupervisorConfig, SupervisorError};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    supervisor: Supervisor,
+}
+
+async fn fixture(max_agents: u32) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("colloquy.db")).await.unwrap();
+    let supervisor = Supervisor::new(store, SupervisorConfig { max_agents });
+    supervisor.recover().await.unwrap();
+    Fixture { _dir: dir, supervisor }
+}
+
+fn spec(name: &str, idle: IdleTimeout) -> AgentSpec {
+    let mut spec = AgentSpec::with_defaults(AgentName::new(name).unwrap(), ChannelName::new("room").unwrap());
+    spec.idle_timeout = idle;
+    spec
+}
+
+fn statuses(changes: &[colloquy_store::StateChange]) -> Vec<AgentStatus> {
+    changes.iter().map(|c| c.state.status()).collect()
+}
+
+#[tokio::test]
+async fn an_agent_runs_then_leaves_with_every_state_written() {
+    let f = fixture(10).await;
+    let app = AppId::native();
+    let started = f.supervisor.start(app.clone(), spec("bot", IdleTimeout::Never)).await.unwrap();
+    assert_eq!(started.state, AgentState::Running);
+    assert_eq!(f.supervisor.get(&app, &started.id).await.unwrap().state, AgentState::Running);
+
+    let left = f.supervisor.leave(&app, &started.id).await.unwrap();
+    assert_eq!(left.state, AgentState::Stopped(ExitReason::Left));
+    assert!(left.stopped_at.is_some());
+    let changes = f.supervisor.state_changes(&app, &started.id).await.unwrap();
+    use AgentStatus::*;
+    assert_eq!(statuses(&changes), [Starting, Running, Stopping, Stopped]);
+    // A retried leave answers the same record.
+    assert_eq!(f.supervisor.leave(&app, &started.id).await.unwrap().state, left.state);
+    // And the agent is no longer live.
+    assert!(f.supervisor.live_counts().is_empty());
+}
+
+#[tokio::test]
+async fn admission_refuses_past_the_limit_and_frees_on_leave() {
+    let f = fixture(2).await;
+    let app = AppId::native();
+    let a = f.supervisor.start(app.clone(), spec("a", IdleTimeout::Never)).await.unwrap();
+    f.supervisor.start(app.clone(), spec("b", IdleTimeout::Never)).await.unwrap();
+    let err = f.supervisor.start(app.clone(), spec("c", IdleTimeout::Never)).await.unwrap_err();
+    assert!(matches!(err, SupervisorError::AgentLimit { max: 2 }), "{err:?}");
+    f.supervisor.leave(&app, &a.id).await.unwrap();
+    f.supervisor.start(app.clone(), spec("c", IdleTimeout::Never)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_running_name_is_taken_until_its_agent_leaves() {
+    let f = fixture(10).await;
+    let app = AppId::native();
+    let first = f.supervisor.start(app.clone(), spec("bot", IdleTimeout::Never)).await.unwrap();
+    let err = f.supervisor.start(app.clone(), spec("bot", IdleTimeout::Never)).await.unwrap_err();
+    assert!(matches!(err, SupervisorError::NameTaken(ref n) if n == "bot"), "{err:?}");
+    // Another app may use the name.
+    f.supervisor.start(AppId::new("other").unwrap(), spec("bot", IdleTimeout::Never)).await.unwrap();
+    f.supervisor.leave(&app, &first.id).await.unwrap();
+    f.supervisor.start(app, spec("bot", IdleTimeout::Never)).await.unwrap();
+}
+
+// Real time, not paused: with paused time tokio jumps the clock while SQLite's worker thread runs,
+// and the pool's acquire timeout fires. One second is short enough.
+#[tokio::test]
+async fn the_idle_timeout_stops_an_agent_nobody_joined() {
+    let f = fixture(10).await;
+    let app = AppId::native();
+    let started_at = tokio::time::Instant::now();
+    let agent = f.supervisor.start(app.clone(), spec("bot", IdleTimeout::AfterSecs(1))).await.unwrap();
+    let record = loop {
+        let record = f.supervisor.get(&app, &agent.id).await.unwrap();
+        if record.state.status().is_terminal() {
+            break record;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(record.state, AgentState::Stopped(ExitReason::IdleTimeout));
+    assert!(started_at.elapsed() >= Duration::from_secs(1), "stopped after {:?}", started_at.elapsed());
+}
+
+#[tokio::test]
+async fn updates_change_the_live_spec_and_the_record() {
+    let f = fixture(10).await;
+    let app = AppId::native();
+    let agent = f.supervisor.start(app.clone(), spec("bot", IdleTimeout::Never)).await.unwrap();
+    let params = LlmParams { temperature: 0.1, ..LlmParams::DEFAULT };
+    let update = SpecUpdate { llm_params: Some(params), voice: Some("alto".into()), ..SpecUpdate::default() };
+    let updated = f.supervisor.update(&app, &agent.id, update).await.unwrap();
+    assert_eq!((updated.spec.llm.params, updated.spec.tts.voice.as_str()), (params, "alto"));
+    let recorded = f.supervisor.store().agent(&app, &agent.id).await.unwrap().unwrap();
+    assert_eq!(recorded.spec.tts.voice, "alto");
+    f.supervisor.leave(&app, &agent.id).await.unwrap();
+    let err = f.supervisor.update(&app, &agent.id, SpecUpdate::default()).await.unwrap_err();
+    assert!(matches!(err, SupervisorError::NotRunning(AgentStatus::Stopped)), "{err:?}");
+}
+
+#[tokio::test]
+async fn speak_needs_a_media_session_and_unknown_agents_are_not_found() {
+    let f = fixture(10).await;
+    let app = AppId::native();
+    let agent = f.supervisor.start(app.clone(), spec("bot", IdleTimeout::Never)).await.unwrap();
+    let err = f.supervisor.require_media_session(&app, &agent.id).await.unwrap_err();
+    assert!(matches!(err, SupervisorError::NoMediaSession), "{err:?}");
+    let other_app = AppId::new("other").unwrap();
+    let err = f.supervisor.get(&other_app, &agent.id).await.unwrap_err();
+    assert!(matches!(err, SupervisorError::NotFound), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_panicking_session_fails_alone() {
+    let f = fixture(10).await;
+    let app = AppId::native();
+    let doomed = f.supervisor.start(app.clone(), spec("doomed", IdleTimeout::Never)).await.unwrap();
+    let healthy = f.supervisor.start(app.clone(), spec("healthy", IdleTimeout::Never)).await.unwrap();
+    f.supervisor.live_commands(&app, &doomed.id).unwrap().send(Command::Panic).await.unwrap();
+    let failed = loop {
+        let record = f.supervisor.get(&app, &doomed.id).await.unwrap();
+        if record.state.status().is_terminal() {
+            break record;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(failed.state, AgentState::Failed(ExitReason::Panicked("a test asked this session to panic".into())));
+    assert_eq!(f.supervisor.get(&app, &healthy.id).await.unwrap().state, AgentState::Running);
+    // Its admission was given back and its name freed.
+    f.supervisor.start(app, spec("doomed", IdleTimeout::Never)).await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_stops_every_agent_and_refuses_new_ones() {
+    let f = fixture(10).await;
+    let app = AppId::native();
+    let a = f.supervisor.start(app.clone(), spec("a", IdleTimeout::Never)).await.unwrap();
+    let b = f.supervisor.start(app.clone(), spec("b", IdleTimeout::AfterSecs(600))).await.unwrap();
+    f.supervisor.shutdown().await;
+    for id in [&a.id, &b.id] {
+        let record = f.supervisor.store().agent(&app, id).await.unwrap().unwrap();
+        assert_eq!(record.state, AgentState::Stopped(ExitReason::NodeShutdown));
+    }
+    let err = f.supervisor.start(app, spec("c", IdleTimeout::Never)).await.unwrap_err();
+    assert!(matches!(err, SupervisorError::ShuttingDown), "{err:?}");
+}
