@@ -1,1 +1,96 @@
+//! The HTTP edge of colloquy: the native `/v1` API with its auth, limits and error envelope, plus
+//! `/healthz`, `/metrics` and `/openapi.json`.
+//!
+//! **API boundary:** this is the only crate that knows HTTP and JSON wire formats. It turns requests
+//! into the model and calls the [`Supervisor`]; nothing below it sees a request or a dialect.
 
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod native;
+pub mod openapi;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use colloquy_supervisor::Supervisor;
+
+use crate::auth::{Credential, RateLimit, RateLimiter};
+use crate::error::{ApiError, ErrorCode};
+use crate::metrics::Metrics;
+
+/// How the HTTP edge is set up.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Who may call the API, and as which app.
+    pub credentials: Vec<Credential>,
+    /// Requests per second per credential.
+    pub rate_limit: RateLimit,
+}
+
+/// What every handler can reach; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+#[derive(Debug)]
+struct StateInner {
+    supervisor: Supervisor,
+    credentials: Vec<Credential>,
+    rate_limiter: RateLimiter,
+    metrics: Metrics,
+}
+
+/// The whole HTTP API as one router, ready to serve or to call in process with `oneshot`.
+pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
+    let state = AppState {
+        inner: Arc::new(StateInner {
+            metrics: Metrics::new(supervisor.clone()),
+            supervisor,
+            credentials: config.credentials,
+            rate_limiter: RateLimiter::new(config.rate_limit),
+        }),
+    };
+    let v1 = native::routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_basic_auth))
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new()
+        .merge(v1)
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .fallback(native::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::record_request))
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Is the server up? Answers without auth.
+#[utoipa::path(get, path = "/healthz", tag = "server", responses((status = 200, body = native::wire::Health)))]
+pub async fn healthz(State(state): State<AppState>) -> Json<native::wire::Health> {
+    Json(native::wire::Health {
+        status: "ok".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        live_agents: state.inner.supervisor.live_counts().values().sum(),
+    })
+}
+
+async fn index() -> impl IntoResponse {
+    concat!(
+        "colloquy ",
+        env!("CARGO_PKG_VERSION"),
+        " is running.\n\nThe native API is under /v1 (HTTP Basic auth with your API key and secret);\n",
+        "its OpenAPI document is at /openapi.json, health at /healthz, metrics at /metrics.\n"
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, "this route does not take this method")
+}

@@ -62,10 +62,7 @@ impl AgentSpec {
             idle_timeout: IdleTimeout::AfterSecs(IdleTimeout::DEFAULT_SECS),
             llm: Llm {
                 provider: LlmProvider::Local { model: LlmProvider::DEFAULT_LOCAL_MODEL.to_owned() },
-                system_messages: vec![PromptMessage {
-                    role: PromptRole::System,
-                    content: Llm::DEFAULT_SYSTEM_PROMPT.to_owned(),
-                }],
+                system_messages: Llm::default_system_messages(),
                 params: LlmParams::DEFAULT,
             },
             asr: Asr {
@@ -197,6 +194,11 @@ impl Llm {
          sentences, without lists, markup or emoji.";
     /// The most prompt messages accepted.
     pub const MAX_SYSTEM_MESSAGES: usize = 32;
+
+    /// One system message with [`Llm::DEFAULT_SYSTEM_PROMPT`].
+    pub fn default_system_messages() -> Vec<PromptMessage> {
+        vec![PromptMessage { role: PromptRole::System, content: Self::DEFAULT_SYSTEM_PROMPT.to_owned() }]
+    }
 }
 
 /// Sampling parameters sent with each LLM request.

@@ -71,6 +71,8 @@ struct Inner {
     /// receiver sees every clone gone: then every session has written its final state.
     sessions_running: Mutex<Option<mpsc::Sender<()>>>,
     sessions_done: tokio::sync::Mutex<mpsc::Receiver<()>>,
+    /// How many agents ended since this process started, by final status and reason code.
+    ended: Mutex<HashMap<(AgentStatus, &'static str), u64>>,
 }
 
 #[derive(Debug)]
@@ -92,6 +94,7 @@ impl Supervisor {
                 shutdown: watch::Sender::new(false),
                 sessions_running: Mutex::new(Some(running_tx)),
                 sessions_done: tokio::sync::Mutex::new(running_rx),
+                ended: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -296,9 +299,16 @@ impl Supervisor {
         }
     }
 
-    /// Called by a session when its agent is over.
-    fn retire(&self, id: &AgentId) {
-        self.live().remove(id);
+    /// Called by a session when its agent is over, with its final record.
+    fn retire(&self, record: &AgentRecord) {
+        self.live().remove(&record.id);
+        let reason = record.state.reason().map_or("none", |r| r.code());
+        *self.inner.ended.lock().expect("lock").entry((record.state.status(), reason)).or_default() += 1;
+    }
+
+    /// How many agents ended since this process started, by final status and reason code.
+    pub fn ended_counts(&self) -> HashMap<(AgentStatus, &'static str), u64> {
+        self.inner.ended.lock().expect("lock").clone()
     }
 }
 

@@ -142,7 +142,7 @@ async fn finish(supervisor: &Supervisor, ended: LifeEnded) {
     let at = now();
     record.stopped_at = Some(at);
     transition(supervisor, &mut record, AgentState::exited(reason), at).await;
-    supervisor.retire(&record.id);
+    supervisor.retire(&record);
     tracing::info!(agent_id = %record.id, status = %record.state.status(), "agent over");
 
     commands.close();

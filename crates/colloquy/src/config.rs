@@ -1,0 +1,160 @@
+//! The server's configuration: a TOML file (`--config`), overridden by command-line flags. Every
+//! setting has a documented default; unknown keys are an error, never silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// The configuration file, section by section. Every field is optional in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// The HTTP API's address. Default `127.0.0.1:7880`.
+    pub http: Option<SocketAddr>,
+    /// The UDP address of the WebRTC channel server. Default `127.0.0.1:7881`.
+    pub rtc_udp: Option<SocketAddr>,
+    /// Where records and generated credentials live. Default `~/.local/share/colloquy`.
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// The most agents live at once on this node. Default 100.
+    pub max_agents: Option<u32>,
+    /// Sustained API requests per second per credential; 0 turns the limit off. Default 100.
+    pub requests_per_second: Option<u32>,
+    /// Requests that may arrive at once above the sustained rate. Default 200.
+    pub burst: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `text` (default) or `json`.
+    pub format: Option<LogFormat>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The configuration in force, every value resolved.
+#[derive(Debug)]
+pub struct Config {
+    pub http: SocketAddr,
+    pub rtc_udp: SocketAddr,
+    /// Whether `rtc_udp` was set explicitly (flag or file).
+    pub rtc_udp_set: bool,
+    pub data_dir: PathBuf,
+    pub max_agents: u32,
+    pub requests_per_second: u32,
+    pub burst: u32,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    pub const DEFAULT_HTTP: &'static str = "127.0.0.1:7880";
+    pub const DEFAULT_RTC_UDP: &'static str = "127.0.0.1:7881";
+    pub const DEFAULT_MAX_AGENTS: u32 = 100;
+    pub const DEFAULT_REQUESTS_PER_SECOND: u32 = 100;
+    pub const DEFAULT_BURST: u32 = 200;
+}
+
+/// The command-line flags that override the file.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    pub http: Option<SocketAddr>,
+    pub rtc_udp: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+}
+
+pub fn read_file(path: &Path) -> anyhow::Result<ConfigFile> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("in the config file {}", path.display()))
+}
+
+pub fn resolve(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config> {
+    let rtc_udp_set = overrides.rtc_udp.is_some() || file.server.rtc_udp.is_some();
+    let config = Config {
+        http: overrides.http.or(file.server.http).unwrap_or_else(|| Config::DEFAULT_HTTP.parse().expect("valid")),
+        rtc_udp: overrides
+            .rtc_udp
+            .or(file.server.rtc_udp)
+            .unwrap_or_else(|| Config::DEFAULT_RTC_UDP.parse().expect("valid")),
+        rtc_udp_set,
+        data_dir: match overrides.data_dir.or(file.server.data_dir) {
+            Some(dir) => dir,
+            None => default_data_dir()?,
+        },
+        max_agents: file.limits.max_agents.unwrap_or(Config::DEFAULT_MAX_AGENTS),
+        requests_per_second: file.limits.requests_per_second.unwrap_or(Config::DEFAULT_REQUESTS_PER_SECOND),
+        burst: file.limits.burst.unwrap_or(Config::DEFAULT_BURST),
+        log_format: overrides.log_format.or(file.log.format).unwrap_or_default(),
+    };
+    if config.max_agents == 0 {
+        bail!("limits.max_agents must be at least 1");
+    }
+    if config.requests_per_second > 0 && config.burst == 0 {
+        bail!("limits.burst must be at least 1 when limits.requests_per_second is set");
+    }
+    Ok(config)
+}
+
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("colloquy"));
+    }
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).context("HOME is not set; pass --data-dir")?;
+    Ok(PathBuf::from(home).join(".local/share/colloquy"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_defaults_fill_the_rest() {
+        let file: ConfigFile = toml::from_str(
+            "[server]\nhttp = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/x\"\n[limits]\nmax_agents = 5\n[log]\nformat = \"json\"\n",
+        )
+        .unwrap();
+        let overrides = Overrides { http: Some("127.0.0.1:9001".parse().unwrap()), ..Overrides::default() };
+        let config = resolve(file, overrides).unwrap();
+        assert_eq!(config.http.port(), 9001);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.max_agents, 5);
+        assert_eq!(config.requests_per_second, Config::DEFAULT_REQUESTS_PER_SECOND);
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert!(!config.rtc_udp_set);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let err = toml::from_str::<ConfigFile>("[limits]\nmax_agent = 5\n").unwrap_err().to_string();
+        assert!(err.contains("max_agent"), "{err}");
+        let file: ConfigFile = toml::from_str("[limits]\nmax_agents = 0\n").unwrap();
+        let overrides = Overrides { data_dir: Some("/tmp".into()), ..Overrides::default() };
+        assert!(resolve(file, overrides).unwrap_err().to_string().contains("max_agents"));
+    }
+}

@@ -1,0 +1,115 @@
+//! `colloquy serve`: opens the records, recovers from a previous crash, serves the API, and on
+//! SIGINT/SIGTERM stops every agent cleanly before exiting.
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::Context;
+use colloquy_http::HttpConfig;
+use colloquy_http::auth::{Credential, RateLimit};
+use colloquy_model::AppId;
+use colloquy_store::Store;
+use colloquy_supervisor::{Supervisor, SupervisorConfig};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::config::{self, LogFormat, Overrides};
+use crate::{ServeArgs, credentials};
+
+pub fn run(args: ServeArgs, log_format: Option<LogFormat>, started: Instant) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => config::read_file(path)?,
+        None => config::ConfigFile::default(),
+    };
+    let overrides = Overrides { http: args.http, rtc_udp: args.rtc_udp, data_dir: args.data_dir, log_format };
+    let config = config::resolve(file, overrides)?;
+    init_logging(config.log_format);
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config, started))
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn serve(config: config::Config, started: Instant) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
+    let db_path = config.data_dir.join("colloquy.db");
+    let store = Store::open(&db_path).await.with_context(|| format!("opening the records at {}", db_path.display()))?;
+    let supervisor = Supervisor::new(store.clone(), SupervisorConfig { max_agents: config.max_agents });
+    let orphans = supervisor.recover().await.context("recovering the records of the last run")?;
+    let credentials = credentials::load_or_generate(&config.data_dir)?;
+    let credentials_from = match credentials.source {
+        credentials::Source::Environment => "the environment",
+        credentials::Source::Generated => "the data dir",
+    };
+    if config.rtc_udp_set {
+        tracing::warn!(
+            rtc_udp = %config.rtc_udp,
+            "the WebRTC channel server is not part of this build yet; --rtc-udp is reserved for it"
+        );
+    }
+
+    let router = colloquy_http::router(
+        supervisor.clone(),
+        HttpConfig {
+            credentials: vec![Credential { key: credentials.key, secret: credentials.secret, app: AppId::native() }],
+            rate_limit: RateLimit { per_second: config.requests_per_second, burst: config.burst },
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(config.http)
+        .await
+        .with_context(|| format!("binding the HTTP API to {}", config.http))?;
+    let address = listener.local_addr()?;
+    tracing::info!(
+        %address,
+        data_dir = %config.data_dir.display(),
+        recovered_agents = orphans,
+        credentials_from,
+        ready_ms = started.elapsed().as_millis() as u64,
+        "colloquy ready"
+    );
+    // The one line on stdout that scripts and tests wait for.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "colloquy listening on http://{address}")?;
+    out.flush()?;
+    drop(out);
+
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let shutdown_signal = async move {
+        tokio::select! {
+            _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = sigint.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+    };
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let http = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown_signal.await;
+        let _ = signalled_tx.send(());
+    });
+    let stop_agents = {
+        let supervisor = supervisor.clone();
+        async move {
+            // Agents stop as soon as the signal comes, alongside the HTTP drain, so that a request
+            // waiting on an agent cannot hold the shutdown up.
+            if signalled_rx.await.is_ok() {
+                supervisor.shutdown().await;
+            }
+        }
+    };
+    let (served, ()) = tokio::join!(http.into_future(), stop_agents);
+    served.context("serving HTTP")?;
+    supervisor.shutdown().await;
+    store.close().await;
+    tracing::info!("colloquy stopped; every agent's final state is recorded");
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! The one error envelope of the native API:
+//! `{"error": {"code": "invalid_field", "message": "…", "field": "llm.params.temperature"}}`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use colloquy_supervisor::SupervisorError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Stable, machine-readable error codes. Callers branch on these, never on messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 401: missing or wrong credentials.
+    Unauthorized,
+    /// 429: too many requests per second for this credential.
+    RateLimited,
+    /// 422: a quota is used up (the node's maximum of concurrent agents).
+    QuotaExceeded,
+    /// 400: the body is not JSON, or not the JSON shape expected.
+    InvalidJson,
+    /// 400: a required field is absent.
+    MissingField,
+    /// 400: a field this API does not have.
+    UnknownField,
+    /// 400: a field has a value out of its range or of the wrong type.
+    InvalidField,
+    /// 404: no such agent or route.
+    NotFound,
+    /// 405: the route exists, but not with this method.
+    MethodNotAllowed,
+    /// 409: a running agent of this app already has the name.
+    NameConflict,
+    /// 409: the agent is not running (it stopped or failed).
+    AgentNotRunning,
+    /// 409: the agent has no media session to carry out the command.
+    NoMediaSession,
+    /// 413: the body is larger than the API accepts.
+    PayloadTooLarge,
+    /// 415: the body is not `application/json`.
+    UnsupportedMediaType,
+    /// 503: the node is shutting down.
+    ShuttingDown,
+    /// 500: a failure on our side; the message says what, the logs say more.
+    Internal,
+}
+
+/// The JSON body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    /// For people.
+    pub message: String,
+    /// The field at fault, as a path (`llm.params.temperature`, `remote_uids[2]`), for validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// An error answer of the native API.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: ErrorCode,
+    pub message: String,
+    pub field: Option<String>,
+    /// Seconds, for `Retry-After` on 429.
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), field: None, retry_after_secs: None }
+    }
+
+    /// A 400 about `field`.
+    pub fn field(code: ErrorCode, field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError { field: Some(field.into()), ..ApiError::new(StatusCode::BAD_REQUEST, code, message) }
+    }
+
+    /// A 400 `invalid_field` about `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::field(ErrorCode::InvalidField, field, message)
+    }
+
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, message)
+    }
+}
+
+impl From<SupervisorError> for ApiError {
+    fn from(e: SupervisorError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            SupervisorError::NotFound => ApiError::not_found("agent"),
+            SupervisorError::NameTaken(_) => {
+                ApiError::field(ErrorCode::NameConflict, "name", message).with_status(StatusCode::CONFLICT)
+            }
+            SupervisorError::AgentLimit { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::QuotaExceeded, message)
+            }
+            SupervisorError::NotRunning(_) => ApiError::new(StatusCode::CONFLICT, ErrorCode::AgentNotRunning, message),
+            SupervisorError::NoMediaSession => ApiError::new(StatusCode::CONFLICT, ErrorCode::NoMediaSession, message),
+            SupervisorError::ShuttingDown => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ShuttingDown, message)
+            }
+            SupervisorError::Store(e) => {
+                tracing::error!(error = %e, "records failed");
+                ApiError::internal("the records could not be read or written")
+            }
+        }
+    }
+}
+
+impl ApiError {
+    fn with_status(mut self, status: StatusCode) -> ApiError {
+        self.status = status;
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorEnvelope { error: ErrorBody { code: self.code, message: self.message, field: self.field } };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"colloquy\""));
+        }
+        response
+    }
+}

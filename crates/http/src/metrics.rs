@@ -1,0 +1,144 @@
+//! `GET /metrics`: Prometheus text, every series prefixed `colloquy_`. HTTP requests are counted by a
+//! middleware; agent counts are read from the supervisor at each scrape.
+
+use std::fmt;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use colloquy_model::AgentStatus;
+use colloquy_supervisor::Supervisor;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    /// The route template (`/v1/agents/{id}`), never the raw path: ids would explode the series.
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+    method: String,
+}
+
+/// The server's metrics registry.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~3.3 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+impl Metrics {
+    pub fn new(supervisor: Supervisor) -> Metrics {
+        let mut registry = Registry::with_prefix("colloquy");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route, method and status code",
+            requests.clone(),
+        );
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time to answer an HTTP request, by route and method",
+            prometheus_client::registry::Unit::Seconds,
+            latency.clone(),
+        );
+        registry.register_collector(Box::new(AgentCollector { supervisor }));
+        Metrics { registry, requests, latency }
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> Result<String, fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// Counts every request by route, method and status, and times it.
+pub async fn record_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let metrics = &state.inner.metrics;
+    metrics
+        .latency
+        .get_or_create(&RouteLabels { route: route.clone(), method: method.clone() })
+        .observe(started.elapsed().as_secs_f64());
+    metrics.requests.get_or_create(&RequestLabels { route, method, status: response.status().as_u16() }).inc();
+    response
+}
+
+/// `GET /metrics`
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    match state.inner.metrics.render() {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response(),
+        Err(_) => crate::error::ApiError::internal("metrics could not be rendered").into_response(),
+    }
+}
+
+/// Reads agent counts from the supervisor at each scrape.
+#[derive(Debug)]
+struct AgentCollector {
+    supervisor: Supervisor,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndedLabels {
+    status: String,
+    reason: String,
+}
+
+impl Collector for AgentCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let live = self.supervisor.live_counts();
+        let mut family =
+            encoder.encode_descriptor("agents", "Live agents on this node, by status", None, MetricType::Gauge)?;
+        for status in AgentStatus::ALL.into_iter().filter(|s| !s.is_terminal()) {
+            let count = live.get(&status).copied().unwrap_or(0);
+            let labels = StatusLabels { status: status.as_str().to_owned() };
+            ConstGauge::new(count as i64).encode(family.encode_family(&labels)?)?;
+        }
+        let ended = self.supervisor.ended_counts();
+        let mut family = encoder.encode_descriptor(
+            "agents_ended",
+            "Agents that ended since this process started, by final status and reason",
+            None,
+            MetricType::Counter,
+        )?;
+        let mut ended: Vec<_> = ended.into_iter().collect();
+        ended.sort();
+        for ((status, reason), count) in ended {
+            let labels = EndedLabels { status: status.as_str().to_owned(), reason: reason.to_owned() };
+            ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,697 @@
+//! Native requests into the model, checking every value; the model back into native answers.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::ops::RangeInclusive;
+
+use axum::http::{HeaderName, HeaderValue, Uri};
+use colloquy_model as model;
+use colloquy_model::{AgentName, AgentSpec, ChannelName, IdleTimeout, RemoteEndpoint, Secret, Uid};
+
+use super::wire;
+use crate::error::ApiError;
+
+const OPENAI_URL: &str = "https://api.openai.com/v1";
+const OPENAI_LLM_MODEL: &str = "gpt-4o-mini";
+const OPENAI_ASR_MODEL: &str = "whisper-1";
+const OPENAI_TTS_MODEL: &str = "tts-1";
+/// The embedded Piper voices.
+pub const LOCAL_VOICES: &[&str] = &[model::Tts::DEFAULT_LOCAL_VOICE];
+
+type Checked<T> = Result<T, ApiError>;
+
+fn in_range<T: PartialOrd + Display + Copy>(field: &str, value: T, range: RangeInclusive<T>) -> Checked<T> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!("{field} is {value}; it must be between {} and {}", range.start(), range.end()),
+        ))
+    }
+}
+
+fn finite(field: &str, value: f32, range: RangeInclusive<f32>) -> Checked<f32> {
+    if !value.is_finite() {
+        return Err(ApiError::invalid(field, format!("{field} must be a finite number")));
+    }
+    in_range(field, value, range)
+}
+
+fn text(field: &str, value: String) -> Checked<String> {
+    if value.trim().is_empty() {
+        return Err(ApiError::invalid(field, format!("{field} must not be empty")));
+    }
+    let chars = value.chars().count();
+    if chars > AgentSpec::MAX_TEXT_CHARS {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} is {chars} characters long; the maximum is {}", AgentSpec::MAX_TEXT_CHARS),
+        ));
+    }
+    Ok(value)
+}
+
+fn short_text(field: &str, value: String, max: usize) -> Checked<String> {
+    let value = text(field, value)?;
+    if value.chars().count() > max {
+        return Err(ApiError::invalid(field, format!("{field} is longer than {max} characters")));
+    }
+    Ok(value)
+}
+
+fn http_url(field: &str, value: String) -> Checked<String> {
+    let uri: Uri = value.parse().map_err(|_| ApiError::invalid(field, format!("{field} is not a URL")))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    if !scheme_ok || uri.host().is_none_or(str::is_empty) {
+        return Err(ApiError::invalid(field, format!("{field} must be an http:// or https:// URL with a host")));
+    }
+    Ok(value)
+}
+
+fn name<T>(field: &str, value: String, make: impl FnOnce(String) -> Result<T, model::InvalidName>) -> Checked<T> {
+    make(value).map_err(|e| ApiError::invalid(field, e.0))
+}
+
+/// The fields every OpenAI-compatible provider takes.
+struct EndpointFields {
+    url: Option<String>,
+    api_key: Option<String>,
+    headers: Option<BTreeMap<String, String>>,
+    timeout_ms: Option<u32>,
+    max_retries: Option<u32>,
+}
+
+impl EndpointFields {
+    /// With vendor `local`, an endpoint field would be silently ignored: refuse it instead.
+    fn refuse_for_local(&self, group: &str) -> Checked<()> {
+        let set = [
+            ("url", self.url.is_some()),
+            ("api_key", self.api_key.is_some()),
+            ("headers", self.headers.is_some()),
+            ("timeout_ms", self.timeout_ms.is_some()),
+            ("max_retries", self.max_retries.is_some()),
+        ];
+        match set.iter().find(|(_, is_set)| *is_set) {
+            Some((field, _)) => Err(ApiError::invalid(
+                format!("{group}.{field}"),
+                format!("{group}.{field} applies only to vendor \"openai\"; {group}.vendor is \"local\""),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn into_endpoint(self, group: &str, model: String) -> Checked<RemoteEndpoint> {
+        let url = http_url(&format!("{group}.url"), self.url.unwrap_or_else(|| OPENAI_URL.to_owned()))?;
+        let mut headers = Vec::new();
+        for (key, value) in self.headers.unwrap_or_default() {
+            let field = format!("{group}.headers.{key}");
+            HeaderName::try_from(key.as_str())
+                .map_err(|_| ApiError::invalid(&field, format!("{key:?} is not a valid header name")))?;
+            HeaderValue::try_from(value.as_str())
+                .map_err(|_| ApiError::invalid(&field, "the header value has characters a header cannot carry"))?;
+            headers.push((key, value));
+        }
+        Ok(RemoteEndpoint {
+            url,
+            api_key: self.api_key.map(Secret::new),
+            model: short_text(&format!("{group}.model"), model, 256)?,
+            headers,
+            timeout_ms: in_range(
+                &format!("{group}.timeout_ms"),
+                self.timeout_ms.unwrap_or(RemoteEndpoint::DEFAULT_TIMEOUT_MS),
+                RemoteEndpoint::TIMEOUT_RANGE_MS,
+            )?,
+            max_retries: in_range(
+                &format!("{group}.max_retries"),
+                self.max_retries.unwrap_or(RemoteEndpoint::DEFAULT_MAX_RETRIES),
+                0..=RemoteEndpoint::MAX_RETRIES,
+            )?,
+        })
+    }
+}
+
+/// Checks a `POST /v1/agents` body and resolves its defaults.
+pub fn spec_from_wire(config: wire::AgentConfig) -> Checked<AgentSpec> {
+    let mut spec = AgentSpec::with_defaults(
+        name("name", config.name, AgentName::new)?,
+        name("channel", config.channel, ChannelName::new)?,
+    );
+    if let Some(uid) = config.agent_uid {
+        spec.agent_uid = name("agent_uid", uid, Uid::new)?;
+    }
+    if let Some(uids) = config.remote_uids {
+        spec.remote_uids = remote_uids(uids)?;
+    }
+    if let Some(secs) = config.idle_timeout {
+        spec.idle_timeout = IdleTimeout::from_secs(in_range("idle_timeout", secs, 0..=IdleTimeout::MAX_SECS)?);
+    }
+    if let Some(llm) = config.llm {
+        spec.llm = llm_from_wire(llm)?;
+    }
+    if let Some(asr) = config.asr {
+        spec.asr = asr_from_wire(asr)?;
+    }
+    if let Some(tts) = config.tts {
+        spec.tts = tts_from_wire(tts)?;
+    }
+    if let Some(turn) = config.turn_detection {
+        spec.turn_detection = turn_detection_from_wire(turn)?;
+    }
+    if let Some(interruption) = config.interruption {
+        spec.interruption = interruption_from_wire(interruption)?;
+    }
+    if let Some(greeting) = config.greeting {
+        spec.greeting = Some(model::Greeting {
+            text: text("greeting.text", greeting.text)?,
+            interruptible: greeting.interruptible.unwrap_or(true),
+        });
+    }
+    if let Some(message) = config.failure_message {
+        spec.failure_message = Some(text("failure_message", message)?);
+    }
+    if let Some(max) = config.max_history {
+        spec.max_history = in_range("max_history", max, AgentSpec::MAX_HISTORY_RANGE)?;
+    }
+    if let Some(callbacks) = config.callbacks {
+        http_url("callbacks.url", callbacks.url)?;
+        // Accepting a callback URL and never calling it would be a silently ignored setting.
+        return Err(ApiError::invalid(
+            "callbacks",
+            "callbacks are not delivered by this version of colloquy yet; leave callbacks out",
+        ));
+    }
+    Ok(spec)
+}
+
+fn remote_uids(uids: Vec<String>) -> Checked<model::RemoteUids> {
+    if uids.is_empty() {
+        return Err(ApiError::invalid("remote_uids", "remote_uids is empty; leave it out or use [\"*\"] for anyone"));
+    }
+    if uids.len() > AgentSpec::MAX_REMOTE_UIDS {
+        return Err(ApiError::invalid(
+            "remote_uids",
+            format!("remote_uids has {} entries; the maximum is {}", uids.len(), AgentSpec::MAX_REMOTE_UIDS),
+        ));
+    }
+    if uids.iter().any(|uid| uid == "*") {
+        return if uids.len() == 1 {
+            Ok(model::RemoteUids::Any)
+        } else {
+            Err(ApiError::invalid("remote_uids", "\"*\" means anyone and cannot be combined with other uids"))
+        };
+    }
+    let uids = uids
+        .into_iter()
+        .enumerate()
+        .map(|(i, uid)| name(&format!("remote_uids[{i}]"), uid, Uid::new))
+        .collect::<Checked<Vec<_>>>()?;
+    Ok(model::RemoteUids::Only(uids))
+}
+
+fn prompt_messages(field: &str, messages: Vec<wire::PromptMessage>) -> Checked<Vec<model::PromptMessage>> {
+    if messages.len() > model::Llm::MAX_SYSTEM_MESSAGES {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} has {} messages; the maximum is {}", messages.len(), model::Llm::MAX_SYSTEM_MESSAGES),
+        ));
+    }
+    messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, message)| {
+            Ok(model::PromptMessage {
+                role: match message.role {
+                    wire::PromptRole::System => model::PromptRole::System,
+                    wire::PromptRole::User => model::PromptRole::User,
+                    wire::PromptRole::Assistant => model::PromptRole::Assistant,
+                },
+                content: text(&format!("{field}[{i}].content"), message.content)?,
+            })
+        })
+        .collect()
+}
+
+fn llm_params(field: &str, params: wire::LlmParams, base: model::LlmParams) -> Checked<model::LlmParams> {
+    Ok(model::LlmParams {
+        temperature: match params.temperature {
+            Some(t) => finite(&format!("{field}.temperature"), t, model::LlmParams::TEMPERATURE_RANGE)?,
+            None => base.temperature,
+        },
+        top_p: match params.top_p {
+            Some(p) => finite(&format!("{field}.top_p"), p, model::LlmParams::TOP_P_RANGE).map_err(|mut e| {
+                e.message = format!("{field}.top_p must be greater than 0 and at most 1");
+                e
+            })?,
+            None => base.top_p,
+        },
+        max_tokens: match params.max_tokens {
+            Some(n) => in_range(&format!("{field}.max_tokens"), n, model::LlmParams::MAX_TOKENS_RANGE)?,
+            None => base.max_tokens,
+        },
+    })
+}
+
+fn llm_from_wire(llm: wire::LlmConfig) -> Checked<model::Llm> {
+    let fields = EndpointFields {
+        url: llm.url,
+        api_key: llm.api_key,
+        headers: llm.headers,
+        timeout_ms: llm.timeout_ms,
+        max_retries: llm.max_retries,
+    };
+    let provider = match llm.vendor.unwrap_or(wire::Vendor::Local) {
+        wire::Vendor::Local => {
+            fields.refuse_for_local("llm")?;
+            let model = llm.model.unwrap_or_else(|| model::LlmProvider::DEFAULT_LOCAL_MODEL.to_owned());
+            model::LlmProvider::Local { model: short_text("llm.model", model, 4096)? }
+        }
+        wire::Vendor::Openai => model::LlmProvider::OpenAiCompatible(
+            fields.into_endpoint("llm", llm.model.unwrap_or_else(|| OPENAI_LLM_MODEL.to_owned()))?,
+        ),
+    };
+    Ok(model::Llm {
+        provider,
+        system_messages: match llm.system_messages {
+            Some(messages) => prompt_messages("llm.system_messages", messages)?,
+            None => model::Llm::default_system_messages(),
+        },
+        params: llm_params("llm.params", llm.params.unwrap_or_default(), model::LlmParams::DEFAULT)?,
+    })
+}
+
+fn asr_from_wire(asr: wire::AsrConfig) -> Checked<model::Asr> {
+    let fields = EndpointFields {
+        url: asr.url,
+        api_key: asr.api_key,
+        headers: asr.headers,
+        timeout_ms: asr.timeout_ms,
+        max_retries: asr.max_retries,
+    };
+    let language =
+        short_text("asr.language", asr.language.unwrap_or_else(|| model::Asr::DEFAULT_LANGUAGE.to_owned()), 35)?;
+    if !language.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(ApiError::invalid("asr.language", "asr.language must be a BCP-47 tag such as \"en\" or \"en-US\""));
+    }
+    let provider = match asr.vendor.unwrap_or(wire::Vendor::Local) {
+        wire::Vendor::Local => {
+            fields.refuse_for_local("asr")?;
+            let model = match asr.model.as_deref() {
+                None => model::Asr::DEFAULT_LOCAL_MODEL,
+                Some(name) => model::LocalAsrModel::ALL.into_iter().find(|m| m.as_str() == name).ok_or_else(|| {
+                    ApiError::invalid(
+                        "asr.model",
+                        format!("unknown local ASR model {name:?}; expected \"whisper-tiny.en\" or \"whisper-base\""),
+                    )
+                })?,
+            };
+            if !model.understands(&language) {
+                return Err(ApiError::invalid(
+                    "asr.language",
+                    format!(
+                        "{} only understands English; use asr.model \"whisper-base\" for {language:?}",
+                        model.as_str()
+                    ),
+                ));
+            }
+            model::AsrProvider::Local { model }
+        }
+        wire::Vendor::Openai => model::AsrProvider::OpenAiCompatible(
+            fields.into_endpoint("asr", asr.model.unwrap_or_else(|| OPENAI_ASR_MODEL.to_owned()))?,
+        ),
+    };
+    Ok(model::Asr { provider, language })
+}
+
+fn tts_from_wire(tts: wire::TtsConfig) -> Checked<model::Tts> {
+    let fields = EndpointFields {
+        url: tts.url,
+        api_key: tts.api_key,
+        headers: tts.headers,
+        timeout_ms: tts.timeout_ms,
+        max_retries: tts.max_retries,
+    };
+    let speed = finite("tts.speed", tts.speed.unwrap_or(model::Tts::DEFAULT_SPEED), model::Tts::SPEED_RANGE)?;
+    let (provider, voice) = match tts.vendor.unwrap_or(wire::Vendor::Local) {
+        wire::Vendor::Local => {
+            fields.refuse_for_local("tts")?;
+            if tts.model.is_some() {
+                return Err(ApiError::invalid(
+                    "tts.model",
+                    "tts.model applies only to vendor \"openai\"; choose a local voice with tts.voice",
+                ));
+            }
+            let voice = tts.voice.unwrap_or_else(|| model::Tts::DEFAULT_LOCAL_VOICE.to_owned());
+            (model::TtsProvider::Local, local_voice("tts.voice", voice)?)
+        }
+        wire::Vendor::Openai => {
+            let endpoint = fields.into_endpoint("tts", tts.model.unwrap_or_else(|| OPENAI_TTS_MODEL.to_owned()))?;
+            let voice = tts.voice.unwrap_or_else(|| model::Tts::DEFAULT_REMOTE_VOICE.to_owned());
+            (model::TtsProvider::OpenAiCompatible(endpoint), short_text("tts.voice", voice, 128)?)
+        }
+    };
+    Ok(model::Tts { provider, voice, speed })
+}
+
+fn local_voice(field: &str, voice: String) -> Checked<String> {
+    if LOCAL_VOICES.contains(&voice.as_str()) {
+        Ok(voice)
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!("unknown local voice {voice:?}; the embedded voices are {LOCAL_VOICES:?}"),
+        ))
+    }
+}
+
+fn turn_detection_from_wire(turn: wire::TurnDetectionConfig) -> Checked<model::TurnDetection> {
+    use model::TurnDetection as T;
+    let d = T::DEFAULT;
+    let checked = T {
+        vad_threshold: finite(
+            "turn_detection.vad_threshold",
+            turn.vad_threshold.unwrap_or(d.vad_threshold),
+            T::VAD_THRESHOLD_RANGE,
+        )?,
+        min_speech_ms: in_range(
+            "turn_detection.min_speech_ms",
+            turn.min_speech_ms.unwrap_or(d.min_speech_ms),
+            T::MIN_SPEECH_RANGE_MS,
+        )?,
+        prefix_padding_ms: in_range(
+            "turn_detection.prefix_padding_ms",
+            turn.prefix_padding_ms.unwrap_or(d.prefix_padding_ms),
+            T::PREFIX_PADDING_RANGE_MS,
+        )?,
+        silence_duration_ms: in_range(
+            "turn_detection.silence_duration_ms",
+            turn.silence_duration_ms.unwrap_or(d.silence_duration_ms),
+            T::SILENCE_DURATION_RANGE_MS,
+        )?,
+        max_wait_ms: in_range(
+            "turn_detection.max_wait_ms",
+            turn.max_wait_ms.unwrap_or(d.max_wait_ms),
+            T::MAX_WAIT_RANGE_MS,
+        )?,
+    };
+    if checked.max_wait_ms < checked.silence_duration_ms {
+        return Err(ApiError::invalid(
+            "turn_detection.max_wait_ms",
+            format!(
+                "turn_detection.max_wait_ms ({}) must be at least turn_detection.silence_duration_ms ({})",
+                checked.max_wait_ms, checked.silence_duration_ms
+            ),
+        ));
+    }
+    Ok(checked)
+}
+
+fn interruption_from_wire(interruption: wire::InterruptionConfig) -> Checked<model::Interruption> {
+    use model::Interruption as I;
+    let mode = match interruption.mode.unwrap_or(wire::InterruptionMode::StartOfSpeech) {
+        wire::InterruptionMode::StartOfSpeech => model::InterruptionMode::StartOfSpeech,
+        wire::InterruptionMode::Keywords => model::InterruptionMode::Keywords,
+    };
+    let keywords = interruption.keywords.unwrap_or_default();
+    match mode {
+        model::InterruptionMode::Keywords if keywords.is_empty() => {
+            return Err(ApiError::field(
+                crate::error::ErrorCode::MissingField,
+                "interruption.keywords",
+                "interruption.keywords is required (at least one word) when interruption.mode is \"keywords\"",
+            ));
+        }
+        model::InterruptionMode::StartOfSpeech if !keywords.is_empty() => {
+            return Err(ApiError::invalid(
+                "interruption.keywords",
+                "interruption.keywords applies only to interruption.mode \"keywords\"",
+            ));
+        }
+        _ => {}
+    }
+    if keywords.len() > I::MAX_KEYWORDS {
+        return Err(ApiError::invalid(
+            "interruption.keywords",
+            format!("interruption.keywords has {} words; the maximum is {}", keywords.len(), I::MAX_KEYWORDS),
+        ));
+    }
+    let keywords = keywords
+        .into_iter()
+        .enumerate()
+        .map(|(i, word)| short_text(&format!("interruption.keywords[{i}]"), word, I::MAX_KEYWORD_CHARS))
+        .collect::<Checked<Vec<_>>>()?;
+    Ok(I {
+        enabled: interruption.enabled.unwrap_or(true),
+        mode,
+        min_speech_ms: in_range(
+            "interruption.min_speech_ms",
+            interruption.min_speech_ms.unwrap_or(I::DEFAULT_MIN_SPEECH_MS),
+            I::MIN_SPEECH_RANGE_MS,
+        )?,
+        keywords,
+        when_disabled: match interruption.when_disabled.unwrap_or(wire::DisabledStrategy::Append) {
+            wire::DisabledStrategy::Append => model::DisabledStrategy::Append,
+            wire::DisabledStrategy::Ignore => model::DisabledStrategy::Ignore,
+        },
+    })
+}
+
+/// Checks an update against the agent's current configuration.
+pub fn update_from_wire(request: wire::UpdateRequest, current: &AgentSpec) -> Checked<model::SpecUpdate> {
+    let mut update = model::SpecUpdate::default();
+    if let Some(llm) = request.llm {
+        if let Some(messages) = llm.system_messages {
+            update.system_messages = Some(prompt_messages("llm.system_messages", messages)?);
+        }
+        if let Some(params) = llm.params {
+            update.llm_params = Some(llm_params("llm.params", params, current.llm.params)?);
+        }
+    }
+    if let Some(tts) = request.tts {
+        if let Some(voice) = tts.voice {
+            update.voice = Some(match current.tts.provider {
+                model::TtsProvider::Local => local_voice("tts.voice", voice)?,
+                model::TtsProvider::OpenAiCompatible(_) => short_text("tts.voice", voice, 128)?,
+            });
+        }
+        if let Some(speed) = tts.speed {
+            update.speed = Some(finite("tts.speed", speed, model::Tts::SPEED_RANGE)?);
+        }
+    }
+    if update.is_empty() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            crate::error::ErrorCode::MissingField,
+            "nothing to update: send llm.system_messages, llm.params, tts.voice or tts.speed",
+        ));
+    }
+    Ok(update)
+}
+
+/// Checks the text of `speak` and `think`.
+pub fn command_text(value: String) -> Checked<String> {
+    text("text", value)
+}
+
+// ---- the model back into answers ----
+
+pub fn status_to_wire(status: model::AgentStatus) -> wire::Status {
+    use model::AgentStatus as S;
+    match status {
+        S::Idle => wire::Status::Idle,
+        S::Starting => wire::Status::Starting,
+        S::Running => wire::Status::Running,
+        S::Stopping => wire::Status::Stopping,
+        S::Stopped => wire::Status::Stopped,
+        S::Recovering => wire::Status::Recovering,
+        S::Failed => wire::Status::Failed,
+    }
+}
+
+/// An agent record as an answer; `with_config` adds its full configuration.
+pub fn agent_to_wire(record: &model::AgentRecord, with_config: bool) -> wire::Agent {
+    wire::Agent {
+        agent_id: record.id.to_string(),
+        name: record.spec.name.to_string(),
+        channel: record.spec.channel.to_string(),
+        status: status_to_wire(record.state.status()),
+        reason: record.state.reason().map(|r| wire::Reason { code: r.code().to_owned(), message: r.message() }),
+        created_at: record.created_at.0,
+        stopped_at: record.stopped_at.map(|t| t.0),
+        config: with_config.then(|| spec_to_wire(&record.spec)),
+    }
+}
+
+fn endpoint_to_wire(endpoint: &RemoteEndpoint) -> EndpointFields {
+    EndpointFields {
+        url: Some(endpoint.url.clone()),
+        api_key: endpoint.api_key.as_ref().map(|_| Secret::REDACTED.to_owned()),
+        headers: Some(endpoint.headers.iter().cloned().collect()),
+        timeout_ms: Some(endpoint.timeout_ms),
+        max_retries: Some(endpoint.max_retries),
+    }
+}
+
+fn params_to_wire(params: model::LlmParams) -> wire::LlmParams {
+    wire::LlmParams {
+        temperature: Some(params.temperature),
+        top_p: Some(params.top_p),
+        max_tokens: Some(params.max_tokens),
+    }
+}
+
+/// The configuration as the native API shows it: every default filled in, secrets redacted.
+pub fn spec_to_wire(spec: &AgentSpec) -> wire::AgentConfig {
+    let (llm_vendor, llm_model, llm_endpoint) = match &spec.llm.provider {
+        model::LlmProvider::Local { model } => (wire::Vendor::Local, model.clone(), None),
+        model::LlmProvider::OpenAiCompatible(e) => (wire::Vendor::Openai, e.model.clone(), Some(endpoint_to_wire(e))),
+    };
+    let (asr_vendor, asr_model, asr_endpoint) = match &spec.asr.provider {
+        model::AsrProvider::Local { model } => (wire::Vendor::Local, model.as_str().to_owned(), None),
+        model::AsrProvider::OpenAiCompatible(e) => (wire::Vendor::Openai, e.model.clone(), Some(endpoint_to_wire(e))),
+    };
+    let (tts_vendor, tts_model, tts_endpoint) = match &spec.tts.provider {
+        model::TtsProvider::Local => (wire::Vendor::Local, None, None),
+        model::TtsProvider::OpenAiCompatible(e) => {
+            (wire::Vendor::Openai, Some(e.model.clone()), Some(endpoint_to_wire(e)))
+        }
+    };
+    let [llm_endpoint, asr_endpoint, tts_endpoint] = [llm_endpoint, asr_endpoint, tts_endpoint].map(|e| {
+        e.unwrap_or(EndpointFields { url: None, api_key: None, headers: None, timeout_ms: None, max_retries: None })
+    });
+    let t = &spec.turn_detection;
+    let i = &spec.interruption;
+    wire::AgentConfig {
+        name: spec.name.to_string(),
+        channel: spec.channel.to_string(),
+        agent_uid: Some(spec.agent_uid.to_string()),
+        remote_uids: Some(match &spec.remote_uids {
+            model::RemoteUids::Any => vec!["*".to_owned()],
+            model::RemoteUids::Only(uids) => uids.iter().map(ToString::to_string).collect(),
+        }),
+        idle_timeout: Some(spec.idle_timeout.as_secs()),
+        llm: Some(wire::LlmConfig {
+            vendor: Some(llm_vendor),
+            model: Some(llm_model),
+            url: llm_endpoint.url,
+            api_key: llm_endpoint.api_key,
+            headers: llm_endpoint.headers,
+            timeout_ms: llm_endpoint.timeout_ms,
+            max_retries: llm_endpoint.max_retries,
+            system_messages: Some(
+                spec.llm
+                    .system_messages
+                    .iter()
+                    .map(|m| wire::PromptMessage {
+                        role: match m.role {
+                            model::PromptRole::System => wire::PromptRole::System,
+                            model::PromptRole::User => wire::PromptRole::User,
+                            model::PromptRole::Assistant => wire::PromptRole::Assistant,
+                        },
+                        content: m.content.clone(),
+                    })
+                    .collect(),
+            ),
+            params: Some(params_to_wire(spec.llm.params)),
+        }),
+        asr: Some(wire::AsrConfig {
+            vendor: Some(asr_vendor),
+            model: Some(asr_model),
+            language: Some(spec.asr.language.clone()),
+            url: asr_endpoint.url,
+            api_key: asr_endpoint.api_key,
+            headers: asr_endpoint.headers,
+            timeout_ms: asr_endpoint.timeout_ms,
+            max_retries: asr_endpoint.max_retries,
+        }),
+        tts: Some(wire::TtsConfig {
+            vendor: Some(tts_vendor),
+            model: tts_model,
+            voice: Some(spec.tts.voice.clone()),
+            speed: Some(spec.tts.speed),
+            url: tts_endpoint.url,
+            api_key: tts_endpoint.api_key,
+            headers: tts_endpoint.headers,
+            timeout_ms: tts_endpoint.timeout_ms,
+            max_retries: tts_endpoint.max_retries,
+        }),
+        turn_detection: Some(wire::TurnDetectionConfig {
+            vad_threshold: Some(t.vad_threshold),
+            min_speech_ms: Some(t.min_speech_ms),
+            prefix_padding_ms: Some(t.prefix_padding_ms),
+            silence_duration_ms: Some(t.silence_duration_ms),
+            max_wait_ms: Some(t.max_wait_ms),
+        }),
+        interruption: Some(wire::InterruptionConfig {
+            enabled: Some(i.enabled),
+            mode: Some(match i.mode {
+                model::InterruptionMode::StartOfSpeech => wire::InterruptionMode::StartOfSpeech,
+                model::InterruptionMode::Keywords => wire::InterruptionMode::Keywords,
+            }),
+            min_speech_ms: Some(i.min_speech_ms),
+            keywords: (!i.keywords.is_empty()).then(|| i.keywords.clone()),
+            when_disabled: Some(match i.when_disabled {
+                model::DisabledStrategy::Append => wire::DisabledStrategy::Append,
+                model::DisabledStrategy::Ignore => wire::DisabledStrategy::Ignore,
+            }),
+        }),
+        greeting: spec
+            .greeting
+            .as_ref()
+            .map(|g| wire::GreetingConfig { text: g.text.clone(), interruptible: Some(g.interruptible) }),
+        failure_message: spec.failure_message.clone(),
+        max_history: Some(spec.max_history),
+        callbacks: spec.callbacks.as_ref().map(|c| wire::CallbacksConfig {
+            url: c.url.clone(),
+            secret: c.secret.as_ref().map(|_| Secret::REDACTED.to_owned()),
+        }),
+    }
+}
+
+pub fn history_to_wire(id: &model::AgentId, entries: Vec<model::HistoryEntry>) -> wire::History {
+    wire::History {
+        agent_id: id.to_string(),
+        history: entries
+            .into_iter()
+            .map(|e| wire::HistoryItem {
+                turn_id: e.turn_id,
+                role: e.speaker.as_str().to_owned(),
+                content: e.content,
+                interrupted: e.interrupted,
+                at: e.at.0,
+            })
+            .collect(),
+    }
+}
+
+fn snake_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+pub fn turns_to_wire(id: &model::AgentId, turns: Vec<model::TurnRecord>) -> wire::Turns {
+    wire::Turns {
+        agent_id: id.to_string(),
+        turns: turns
+            .into_iter()
+            .map(|t| wire::Turn {
+                turn_id: t.turn_id,
+                start: snake_name(&t.start),
+                end: snake_name(&t.end),
+                started_at: t.started_at.0,
+                ended_at: t.ended_at.0,
+                metrics: wire::TurnMetrics {
+                    eou_delay_ms: t.metrics.eou_delay_ms,
+                    asr_ttlw_ms: t.metrics.asr_ttlw_ms,
+                    llm_ttft_ms: t.metrics.llm_ttft_ms,
+                    llm_ttfs_ms: t.metrics.llm_ttfs_ms,
+                    tts_ttfb_ms: t.metrics.tts_ttfb_ms,
+                    engine_overhead_ms: t.metrics.engine_overhead_ms,
+                    e2e_ms: t.metrics.e2e_ms,
+                },
+            })
+            .collect(),
+    }
+}
