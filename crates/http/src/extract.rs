@@ -77,6 +77,10 @@ async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes
 
 /// Parses `bytes` as a `T`, turning serde's errors into 400s that name the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde would also read a struct from a JSON array, field by position; the API takes objects only.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidJson, "the body must be a JSON object"));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
@@ -114,19 +118,11 @@ fn data_error(path: &str, message: &str) -> ApiError {
         let field = if path.ends_with(&name) { path.to_owned() } else { join(path, &name) };
         return ApiError::field(ErrorCode::UnknownField, field.clone(), format!("{field}: {message}"));
     }
-    let field = if path.is_empty() || path == "." { None } else { Some(path.to_owned()) };
-    let text = match &field {
-        Some(field) => format!("{field}: {message}"),
-        None => format!("the body does not have the expected shape: {message}"),
-    };
-    ApiError {
-        field,
-        ..ApiError::new(
-            StatusCode::BAD_REQUEST,
-            if path == "." || path.is_empty() { ErrorCode::InvalidJson } else { ErrorCode::InvalidField },
-            text,
-        )
+    if path.is_empty() || path == "." {
+        let text = format!("the body does not have the expected shape: {message}");
+        return ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidJson, text);
     }
+    ApiError::invalid(path, format!("{path}: {message}"))
 }
 
 /// serde_json appends " at line 1 column 42"; the field path says more.
