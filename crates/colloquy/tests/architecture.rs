@@ -1,0 +1,44 @@
+//! ARCHITECTURE.md's dependency rules and invariants, checked against the code.
+
+use std::path::{Path, PathBuf};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// The names in a crate's `[dependencies]` (not dev-dependencies).
+fn dependencies(crate_dir: &str) -> Vec<String> {
+    let manifest = std::fs::read_to_string(workspace().join("crates").join(crate_dir).join("Cargo.toml")).unwrap();
+    let manifest: toml::Table = toml::from_str(&manifest).unwrap();
+    manifest.get("dependencies").and_then(|d| d.as_table()).map(|d| d.keys().cloned().collect()).unwrap_or_default()
+}
+
+#[test]
+fn crates_depend_only_on_what_architecture_md_allows() {
+    let rules: &[(&str, &[&str], &[&str])] = &[
+        ("model", &[], &["tokio", "sqlx", "axum"]),
+        ("store", &["colloquy-model"], &["axum", "colloquy-supervisor", "colloquy-http"]),
+        ("supervisor", &["colloquy-model", "colloquy-store"], &["axum", "serde_json", "colloquy-http"]),
+        ("http", &["colloquy-model", "colloquy-store", "colloquy-supervisor"], &[]),
+    ];
+    for (crate_dir, allowed_ours, forbidden) in rules {
+        for dependency in dependencies(crate_dir) {
+            if dependency.starts_with("colloquy") {
+                assert!(allowed_ours.contains(&dependency.as_str()), "{crate_dir} must not depend on {dependency}");
+            }
+            assert!(!forbidden.contains(&dependency.as_str()), "{crate_dir} must not depend on {dependency}");
+        }
+    }
+}
+
+#[test]
+fn the_model_reads_no_clock() {
+    let src = workspace().join("crates/model/src");
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for clock in ["SystemTime::now", "Instant::now", "std::time::Instant", "tokio"] {
+            assert!(!text.contains(clock), "{} mentions {clock}", path.display());
+        }
+    }
+}
