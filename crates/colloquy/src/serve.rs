@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use colloquy_http::HttpConfig;
 use colloquy_http::auth::{Credential, RateLimit};
+use colloquy_http::webhooks::WebhookConfig;
 use colloquy_model::AppId;
 use colloquy_store::Store;
 use colloquy_supervisor::{Supervisor, SupervisorConfig};
@@ -46,6 +47,8 @@ async fn serve(config: config::Config, started: Instant) -> anyhow::Result<()> {
     let store = Store::open(&db_path).await.with_context(|| format!("opening the records at {}", db_path.display()))?;
     let supervisor = Supervisor::new(store.clone(), SupervisorConfig { max_agents: config.max_agents });
     let orphans = supervisor.recover().await.context("recovering the records of the last run")?;
+    let events = supervisor.take_events().expect("the event stream is taken once, here");
+    let webhooks = colloquy_http::webhooks::spawn(store.clone(), events, WebhookConfig::DEFAULT);
     let credentials = credentials::load_or_generate(&config.data_dir)?;
     let credentials_from = match credentials.source {
         credentials::Source::Environment => "the environment",
@@ -109,6 +112,8 @@ async fn serve(config: config::Config, started: Instant) -> anyhow::Result<()> {
     let (served, ()) = tokio::join!(http.into_future(), stop_agents);
     served.context("serving HTTP")?;
     supervisor.shutdown().await;
+    // The event stream has ended; the webhook task delivers what is due within its grace period.
+    let _ = webhooks.await;
     store.close().await;
     tracing::info!("colloquy stopped; every agent's final state is recorded");
     Ok(())

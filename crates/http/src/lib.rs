@@ -10,6 +10,7 @@ pub mod extract;
 pub mod metrics;
 pub mod native;
 pub mod openapi;
+pub mod webhooks;
 
 use std::sync::Arc;
 

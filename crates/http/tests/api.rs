@@ -202,10 +202,11 @@ async fn validation_errors_name_the_field() {
         (r#"{"name":"n","channel":"c","greeting":"hello"}"#, "invalid_field", Some("greeting")),
         (r#"{"name":"n","channel":"c","max_history":5000}"#, "invalid_field", Some("max_history")),
         (
-            r#"{"name":"n","channel":"c","callbacks":{"url":"http://127.0.0.1:9/hook"}}"#,
+            r#"{"name":"n","channel":"c","callbacks":{"url":"http://127.0.0.1:9/hook","secret":""}}"#,
             "invalid_field",
-            Some("callbacks"),
+            Some("callbacks.secret"),
         ),
+        (r#"{"name":"n","channel":"c","callbacks":{"secret":"s"}}"#, "missing_field", Some("callbacks.url")),
         (r#"{"name":"n","channel":"c","callbacks":{"url":"nope"}}"#, "invalid_field", Some("callbacks.url")),
         (r#"{"name":"n","channel":"c""#, "invalid_json", None),
         (r#"{"name":"n","channel":"c"} trailing"#, "invalid_json", None),

@@ -97,3 +97,23 @@ pub struct TurnRecord {
     pub ended_at: UnixMillis,
     pub metrics: TurnMetrics,
 }
+
+/// A lifecycle event of an agent, as the supervisor emits it for webhooks. Dialects decide how it
+/// looks on the wire.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentEvent {
+    pub kind: AgentEventKind,
+    /// The agent as it was when the event happened (its spec carries its callbacks).
+    pub agent: AgentRecord,
+    pub at: UnixMillis,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentEventKind {
+    /// The agent is RUNNING.
+    Started,
+    /// The agent is STOPPED (its state says why).
+    Stopped,
+    /// The agent FAILED (its state says why).
+    Failed,
+}

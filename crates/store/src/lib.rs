@@ -389,3 +389,120 @@ fn from_json_str<T: serde::de::DeserializeOwned>(value: &str) -> Result<T, Store
     serde_json::from_value(serde_json::Value::String(value.to_owned()))
         .map_err(|e| StoreError::Corrupt(format!("{value:?}: {e}")))
 }
+
+/// A webhook delivery, formatted and signed by the dialect that owns it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutgoingWebhook {
+    pub agent_id: AgentId,
+    pub url: String,
+    /// Header names and values, as the dialect wants them sent.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub created_at: UnixMillis,
+}
+
+/// A pending delivery read back from the outbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingWebhook {
+    pub seq: i64,
+    pub webhook: OutgoingWebhook,
+    /// Attempts made so far.
+    pub attempts: u32,
+}
+
+impl Store {
+    /// Queues a delivery, unless `max_pending` deliveries already wait; answers whether it queued.
+    pub async fn enqueue_webhook(&self, webhook: &OutgoingWebhook, max_pending: u32) -> Result<bool, StoreError> {
+        let headers = serde_json::to_string(&webhook.headers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let inserted = sqlx::query(
+            "INSERT INTO webhook_outbox (agent_id, url, headers, body, next_attempt_at, created_at) \
+             SELECT ?, ?, ?, ?, ?, ? WHERE (SELECT COUNT(*) FROM webhook_outbox WHERE state = 'pending') < ?",
+        )
+        .bind(webhook.agent_id.as_str())
+        .bind(&webhook.url)
+        .bind(headers)
+        .bind(&webhook.body)
+        .bind(webhook.created_at.0)
+        .bind(webhook.created_at.0)
+        .bind(i64::from(max_pending))
+        .execute(&self.pool)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    /// Up to `limit` pending deliveries due at `now`, oldest first. Deliveries to one URL go in
+    /// order: only the oldest pending one of each URL is ever due, the others wait behind it.
+    pub async fn due_webhooks(&self, now: UnixMillis, limit: u32) -> Result<Vec<PendingWebhook>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, agent_id, url, headers, body, attempts, created_at FROM webhook_outbox AS o \
+             WHERE state = 'pending' AND next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM webhook_outbox AS p \
+             WHERE p.state = 'pending' AND p.url = o.url AND p.seq < o.seq) ORDER BY next_attempt_at, seq LIMIT ?",
+        )
+        .bind(now.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let headers: String = row.try_get("headers")?;
+                Ok(PendingWebhook {
+                    seq: row.try_get("seq")?,
+                    attempts: row.try_get::<i64, _>("attempts")? as u32,
+                    webhook: OutgoingWebhook {
+                        agent_id: AgentId::from_string(row.try_get("agent_id")?),
+                        url: row.try_get("url")?,
+                        headers: serde_json::from_str(&headers)
+                            .map_err(|e| StoreError::Corrupt(format!("webhook headers: {e}")))?,
+                        body: row.try_get("body")?,
+                        created_at: UnixMillis(row.try_get("created_at")?),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// When the next pending delivery is due (among those first in line for their URL), if any.
+    pub async fn next_webhook_due(&self) -> Result<Option<UnixMillis>, StoreError> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM webhook_outbox AS o WHERE state = 'pending' AND NOT EXISTS \
+             (SELECT 1 FROM webhook_outbox AS p WHERE p.state = 'pending' AND p.url = o.url AND p.seq < o.seq)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(next.map(UnixMillis))
+    }
+
+    /// A delivery succeeded: it leaves the outbox.
+    pub async fn webhook_delivered(&self, seq: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM webhook_outbox WHERE seq = ?").bind(seq).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A delivery failed: try again at `retry_at`, or, when that is `None`, give up and keep the row
+    /// as dead.
+    pub async fn webhook_failed(&self, seq: i64, error: &str, retry_at: Option<UnixMillis>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE webhook_outbox SET attempts = attempts + 1, last_error = ?, \
+             state = CASE WHEN ? IS NULL THEN 'dead' ELSE 'pending' END, \
+             next_attempt_at = COALESCE(?, next_attempt_at) WHERE seq = ?",
+        )
+        .bind(error)
+        .bind(retry_at.map(|t| t.0))
+        .bind(retry_at.map(|t| t.0))
+        .bind(seq)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// How many deliveries wait, and how many were given up.
+    pub async fn webhook_counts(&self) -> Result<(u64, u64), StoreError> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(state = 'pending'), 0) AS pending, COALESCE(SUM(state = 'dead'), 0) AS dead \
+             FROM webhook_outbox",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get::<i64, _>("pending")? as u64, row.try_get::<i64, _>("dead")? as u64))
+    }
+}

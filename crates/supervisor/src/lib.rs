@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use colloquy_model::{
-    AgentId, AgentName, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, HistoryEntry, SpecUpdate, TurnRecord,
-    UnixMillis,
+    AgentEvent, AgentId, AgentName, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, HistoryEntry, SpecUpdate,
+    TurnRecord, UnixMillis,
 };
 use colloquy_store::{AgentFilter, AgentPage, ListCursor, StateChange, Store, StoreError};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
@@ -73,6 +73,9 @@ struct Inner {
     sessions_done: tokio::sync::Mutex<mpsc::Receiver<()>>,
     /// How many agents ended since this process started, by final status and reason code.
     ended: Mutex<HashMap<(AgentStatus, &'static str), u64>>,
+    /// Where lifecycle events go, once someone took them with [`Supervisor::take_events`]. Dropped
+    /// at the end of shutdown, after the last session's last event, so the consumer sees the end.
+    events: Mutex<Option<mpsc::Sender<AgentEvent>>>,
 }
 
 #[derive(Debug)]
@@ -95,6 +98,7 @@ impl Supervisor {
                 sessions_running: Mutex::new(Some(running_tx)),
                 sessions_done: tokio::sync::Mutex::new(running_rx),
                 ended: Mutex::new(HashMap::new()),
+                events: Mutex::new(None),
             }),
         }
     }
@@ -107,6 +111,27 @@ impl Supervisor {
             tracing::warn!(agent_id = %id, "agent was running when the node stopped; marked FAILED");
         }
         Ok(orphans.len())
+    }
+
+    /// The stream of lifecycle events (started, stopped, failed) of every agent. There is one stream:
+    /// the first call takes it, later calls get `None`. Until it is taken, no event is kept. The
+    /// stream ends after [`Supervisor::shutdown`].
+    pub fn take_events(&self) -> Option<mpsc::Receiver<AgentEvent>> {
+        let mut events = self.inner.events.lock().expect("lock");
+        if events.is_some() || *self.inner.shutdown.borrow() {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(1024);
+        *events = Some(tx);
+        Some(rx)
+    }
+
+    /// Hands an event to whoever took the stream; waits when they are behind.
+    async fn emit(&self, event: AgentEvent) {
+        let sender = self.inner.events.lock().expect("lock").clone();
+        if let Some(sender) = sender {
+            let _ = sender.send(event).await;
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -263,6 +288,8 @@ impl Supervisor {
         }
         // `recv` returns `None` once every session has dropped its sender.
         let _ = self.inner.sessions_done.lock().await.recv().await;
+        // Every session has sent its last event: end the stream.
+        self.inner.events.lock().expect("lock").take();
     }
 
     fn live(&self) -> MutexGuard<'_, HashMap<AgentId, LiveAgent>> {

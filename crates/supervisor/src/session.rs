@@ -7,7 +7,9 @@
 use std::any::Any;
 use std::time::Duration;
 
-use colloquy_model::{AgentRecord, AgentState, ExitReason, IdleTimeout, SpecUpdate, UnixMillis};
+use colloquy_model::{
+    AgentEvent, AgentEventKind, AgentRecord, AgentState, AgentStatus, ExitReason, IdleTimeout, SpecUpdate, UnixMillis,
+};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -90,8 +92,10 @@ async fn live(
     mut shutdown: watch::Receiver<bool>,
     started: oneshot::Sender<AgentRecord>,
 ) -> LifeEnded {
-    transition(&supervisor, &mut record, AgentState::Running, now()).await;
+    let at = now();
+    transition(&supervisor, &mut record, AgentState::Running, at).await;
     tracing::info!(agent_id = %record.id, "agent running");
+    supervisor.emit(AgentEvent { kind: AgentEventKind::Started, agent: record.clone(), at }).await;
     // The caller may have gone away (a dropped HTTP request); the agent runs all the same.
     let _ = started.send(record.clone());
 
@@ -143,6 +147,11 @@ async fn finish(supervisor: &Supervisor, ended: LifeEnded) {
     record.stopped_at = Some(at);
     transition(supervisor, &mut record, AgentState::exited(reason), at).await;
     supervisor.retire(&record);
+    let kind = match record.state.status() {
+        AgentStatus::Failed => AgentEventKind::Failed,
+        _ => AgentEventKind::Stopped,
+    };
+    supervisor.emit(AgentEvent { kind, agent: record.clone(), at }).await;
     tracing::info!(agent_id = %record.id, status = %record.state.status(), "agent over");
 
     commands.close();

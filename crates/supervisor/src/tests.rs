@@ -159,3 +159,37 @@ async fn shutdown_stops_every_agent_and_refuses_new_ones() {
     let err = f.supervisor.start(app, spec("c", IdleTimeout::Never)).await.unwrap_err();
     assert!(matches!(err, SupervisorError::ShuttingDown), "{err:?}");
 }
+
+#[tokio::test]
+async fn lifecycle_events_follow_every_agent_and_end_with_shutdown() {
+    use colloquy_model::AgentEventKind::{Failed, Started, Stopped};
+    let f = fixture(10).await;
+    let mut events = f.supervisor.take_events().unwrap();
+    assert!(f.supervisor.take_events().is_none(), "there is one event stream");
+    let app = AppId::native();
+    let a = f.supervisor.start(app.clone(), spec("a", IdleTimeout::Never)).await.unwrap();
+    f.supervisor.leave(&app, &a.id).await.unwrap();
+    let b = f.supervisor.start(app.clone(), spec("b", IdleTimeout::Never)).await.unwrap();
+    f.supervisor.live_commands(&app, &b.id).unwrap().send(Command::Panic).await.unwrap();
+    while !f.supervisor.get(&app, &b.id).await.unwrap().state.status().is_terminal() {
+        tokio::task::yield_now().await;
+    }
+    f.supervisor.start(app.clone(), spec("c", IdleTimeout::Never)).await.unwrap();
+    f.supervisor.shutdown().await;
+    let mut seen = Vec::new();
+    while let Some(event) = events.recv().await {
+        seen.push((event.agent.spec.name.to_string(), event.kind, event.agent.state.reason().map(|r| r.code())));
+    }
+    let name = |s: &str| s.to_owned();
+    assert_eq!(
+        seen,
+        [
+            (name("a"), Started, None),
+            (name("a"), Stopped, Some("left")),
+            (name("b"), Started, None),
+            (name("b"), Failed, Some("panicked")),
+            (name("c"), Started, None),
+            (name("c"), Stopped, Some("node_shutdown")),
+        ]
+    );
+}

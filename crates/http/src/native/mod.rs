@@ -1,6 +1,7 @@
 //! The native API under `/v1`: HTTP Basic auth, one error envelope, the routes below.
 
 pub mod to_model;
+pub mod webhooks;
 pub mod wire;
 
 use axum::extract::{Path, State};

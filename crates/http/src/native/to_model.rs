@@ -174,12 +174,13 @@ pub fn spec_from_wire(config: wire::AgentConfig) -> Checked<AgentSpec> {
         spec.max_history = in_range("max_history", max, AgentSpec::MAX_HISTORY_RANGE)?;
     }
     if let Some(callbacks) = config.callbacks {
-        http_url("callbacks.url", callbacks.url)?;
-        // Accepting a callback URL and never calling it would be a silently ignored setting.
-        return Err(ApiError::invalid(
-            "callbacks",
-            "callbacks are not delivered by this version of colloquy yet; leave callbacks out",
-        ));
+        spec.callbacks = Some(model::Callbacks {
+            url: http_url("callbacks.url", callbacks.url)?,
+            secret: match callbacks.secret {
+                Some(secret) => Some(Secret::new(short_text("callbacks.secret", secret, 256)?)),
+                None => None,
+            },
+        });
     }
     Ok(spec)
 }

@@ -1,0 +1,230 @@
+//! Webhooks to a local receiver: signed, retried with backoff on 5xx, and kept in the records while
+//! the receiver is down, across a restart too.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing;
+use colloquy_http::webhooks::{self, WebhookConfig};
+use colloquy_store::Store;
+use colloquy_supervisor::{Supervisor, SupervisorConfig};
+use hmac::{KeyInit, Mac};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+const FAST: WebhookConfig = WebhookConfig {
+    max_pending: 1000,
+    max_attempts: 50,
+    first_backoff: Duration::from_millis(20),
+    max_backoff: Duration::from_millis(100),
+    request_timeout: Duration::from_secs(2),
+    shutdown_grace: Duration::from_millis(500),
+};
+
+#[derive(Clone, Debug, Default)]
+struct Receiver {
+    /// Each request's headers and body, including refused ones.
+    requests: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+    /// The requests answered 200, in order.
+    accepted: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+    /// How many requests to refuse with 503 before accepting.
+    refuse_first: Arc<Mutex<usize>>,
+}
+
+impl Receiver {
+    async fn listen(&self, listener: TcpListener) {
+        let receiver = self.clone();
+        let app = Router::new().route(
+            "/hook",
+            routing::post(move |headers: HeaderMap, body: String| {
+                let receiver = receiver.clone();
+                async move {
+                    receiver.requests.lock().unwrap().push((headers.clone(), body.clone()));
+                    let mut refuse = receiver.refuse_first.lock().unwrap();
+                    if *refuse > 0 {
+                        *refuse -= 1;
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        receiver.accepted.lock().unwrap().push((headers, body));
+                        StatusCode::OK
+                    }
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    }
+
+    /// The accepted deliveries' bodies, once `count` of them arrived.
+    async fn accepted(&self, count: usize) -> Vec<(HeaderMap, Value)> {
+        for _ in 0..500 {
+            let accepted = self.accepted.lock().unwrap().clone();
+            if accepted.len() >= count {
+                return accepted.into_iter().map(|(h, b)| (h, serde_json::from_str(&b).unwrap())).collect();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{count} deliveries did not arrive; got {:?}", self.requests.lock().unwrap());
+    }
+}
+
+fn independent_hmac(secret: &str, message: &str) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(message.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+async fn supervisor(dir: &tempfile::TempDir) -> (Supervisor, Store) {
+    let store = Store::open(&dir.path().join("colloquy.db")).await.unwrap();
+    let supervisor = Supervisor::new(store.clone(), SupervisorConfig { max_agents: 10 });
+    supervisor.recover().await.unwrap();
+    (supervisor, store)
+}
+
+fn router(supervisor: &Supervisor) -> axum::Router {
+    colloquy_http::router(
+        supervisor.clone(),
+        colloquy_http::HttpConfig {
+            credentials: vec![colloquy_http::auth::Credential {
+                key: common::KEY.into(),
+                secret: colloquy_model::Secret::new(common::SECRET),
+                app: colloquy_model::AppId::native(),
+            }],
+            rate_limit: colloquy_http::auth::RateLimit { per_second: 0, burst: 0 },
+        },
+    )
+}
+
+async fn call(router: &axum::Router, path: &str, body: Value) -> Value {
+    use tower::ServiceExt;
+    let request = axum::http::Request::post(path)
+        .header("authorization", common::basic(common::KEY, common::SECRET))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn lifecycle_events_arrive_signed_and_in_order_after_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (supervisor, store) = supervisor(&dir).await;
+    let delivery = webhooks::spawn(store.clone(), supervisor.take_events().unwrap(), FAST);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let receiver = Receiver { refuse_first: Arc::new(Mutex::new(3)), ..Receiver::default() };
+    receiver.listen(listener).await;
+
+    let api = router(&supervisor);
+    let agent = call(
+        &api,
+        "/v1/agents",
+        json!({"name": "hooked", "channel": "room", "idle_timeout": 0,
+        "callbacks": {"url": url, "secret": "whsec-test"}}),
+    )
+    .await;
+    assert_eq!(agent["config"]["callbacks"]["secret"], "<redacted>");
+    let id = agent["agent_id"].as_str().unwrap();
+    call(&api, &format!("/v1/agents/{id}/leave"), json!({})).await;
+
+    let accepted = receiver.accepted(2).await;
+    let events: Vec<_> = accepted.iter().map(|(_, body)| body["event"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(events, ["agent.started", "agent.stopped"]);
+    let (_, stopped) = &accepted[1];
+    assert_eq!(
+        (stopped["agent"]["status"].as_str(), stopped["agent"]["reason"]["code"].as_str()),
+        (Some("STOPPED"), Some("left"))
+    );
+    // The 503s were retried: three refusals before the first acceptance.
+    assert_eq!(receiver.requests.lock().unwrap().len(), 5);
+    for (headers, body) in receiver.requests.lock().unwrap().iter() {
+        let timestamp = headers["x-colloquy-timestamp"].to_str().unwrap();
+        let expected = format!("sha256={}", independent_hmac("whsec-test", &format!("{timestamp}.{body}")));
+        assert_eq!(headers["x-colloquy-signature"], expected.as_str());
+        assert_eq!(headers["content-type"], "application/json");
+    }
+    supervisor.shutdown().await;
+    delivery.await.unwrap();
+    assert_eq!(store.webhook_counts().await.unwrap(), (0, 0));
+}
+
+#[tokio::test]
+async fn nothing_is_lost_while_the_receiver_is_down_even_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port with nobody listening: bind, note it, let go.
+    let address = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let url = format!("http://{address}/hook");
+    {
+        let (supervisor, store) = supervisor(&dir).await;
+        let delivery = webhooks::spawn(store.clone(), supervisor.take_events().unwrap(), FAST);
+        let api = router(&supervisor);
+        for name in ["a", "b"] {
+            call(
+                &api,
+                "/v1/agents",
+                json!({"name": name, "channel": "room", "idle_timeout": 0, "callbacks": {"url": url}}),
+            )
+            .await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        supervisor.shutdown().await;
+        delivery.await.unwrap();
+        // Two starts and two shutdown stops wait in the records, after several failed attempts.
+        assert_eq!(store.webhook_counts().await.unwrap(), (4, 0));
+        store.close().await;
+    }
+    // The next start finds them and delivers once the receiver is back.
+    let (supervisor, store) = supervisor(&dir).await;
+    let delivery = webhooks::spawn(store.clone(), supervisor.take_events().unwrap(), FAST);
+    let receiver = Receiver::default();
+    receiver.listen(TcpListener::bind(address).await.unwrap()).await;
+    let accepted = receiver.accepted(4).await;
+    let seen: Vec<_> = accepted
+        .iter()
+        .map(|(_, b)| format!("{} {}", b["agent"]["name"].as_str().unwrap(), b["event"].as_str().unwrap()))
+        .collect();
+    // In the order the events happened: one URL's deliveries never overtake each other.
+    assert_eq!(seen[..2], ["a agent.started", "b agent.started"]);
+    let mut stops = seen[2..].to_vec();
+    stops.sort();
+    assert_eq!(stops, ["a agent.stopped", "b agent.stopped"]);
+    // Delivery ids are unique, so a receiver can deduplicate.
+    let mut ids: Vec<_> = accepted.iter().map(|(h, _)| h["x-colloquy-delivery"].to_str().unwrap().to_owned()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 4);
+    supervisor.shutdown().await;
+    delivery.await.unwrap();
+    assert_eq!(store.webhook_counts().await.unwrap(), (0, 0));
+}
+
+#[tokio::test]
+async fn a_delivery_that_keeps_failing_is_given_up_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (supervisor, store) = supervisor(&dir).await;
+    let config = WebhookConfig { max_attempts: 3, ..FAST };
+    let delivery = webhooks::spawn(store.clone(), supervisor.take_events().unwrap(), config);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let receiver = Receiver { refuse_first: Arc::new(Mutex::new(usize::MAX)), ..Receiver::default() };
+    receiver.listen(listener).await;
+    call(
+        &router(&supervisor),
+        "/v1/agents",
+        json!({"name": "x", "channel": "room", "idle_timeout": 0, "callbacks": {"url": url}}),
+    )
+    .await;
+    for _ in 0..300 {
+        if store.webhook_counts().await.unwrap() == (0, 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(store.webhook_counts().await.unwrap(), (0, 1));
+    assert_eq!(receiver.requests.lock().unwrap().len(), 3);
+    drop(delivery);
+}
