@@ -17,6 +17,19 @@ pub struct ConfigFile {
     pub limits: LimitsSection,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub rtc: RtcSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtcSection {
+    /// The IP address put in ICE host candidates. Default: the `rtc_udp` address.
+    pub public_ip: Option<std::net::IpAddr>,
+    /// The most participants (people and agents) in one channel. Default 16.
+    pub max_participants_per_channel: Option<usize>,
+    /// The most channels on this node. Default 1000.
+    pub max_channels: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,8 +76,9 @@ pub enum LogFormat {
 pub struct Config {
     pub http: SocketAddr,
     pub rtc_udp: SocketAddr,
-    /// Whether `rtc_udp` was set explicitly (flag or file).
-    pub rtc_udp_set: bool,
+    pub rtc_public_ip: Option<std::net::IpAddr>,
+    pub max_participants_per_channel: usize,
+    pub max_channels: usize,
     pub data_dir: PathBuf,
     pub max_agents: u32,
     pub requests_per_second: u32,
@@ -85,6 +99,7 @@ impl Config {
 pub struct Overrides {
     pub http: Option<SocketAddr>,
     pub rtc_udp: Option<SocketAddr>,
+    pub rtc_public_ip: Option<std::net::IpAddr>,
     pub data_dir: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
 }
@@ -95,14 +110,18 @@ pub fn read_file(path: &Path) -> anyhow::Result<ConfigFile> {
 }
 
 pub fn resolve(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config> {
-    let rtc_udp_set = overrides.rtc_udp.is_some() || file.server.rtc_udp.is_some();
     let config = Config {
         http: overrides.http.or(file.server.http).unwrap_or_else(|| Config::DEFAULT_HTTP.parse().expect("valid")),
         rtc_udp: overrides
             .rtc_udp
             .or(file.server.rtc_udp)
             .unwrap_or_else(|| Config::DEFAULT_RTC_UDP.parse().expect("valid")),
-        rtc_udp_set,
+        rtc_public_ip: overrides.rtc_public_ip.or(file.rtc.public_ip),
+        max_participants_per_channel: file
+            .rtc
+            .max_participants_per_channel
+            .unwrap_or(colloquy_rtc::server::RtcConfig::DEFAULT_MAX_PARTICIPANTS_PER_CHANNEL),
+        max_channels: file.rtc.max_channels.unwrap_or(colloquy_rtc::server::RtcConfig::DEFAULT_MAX_CHANNELS),
         data_dir: match overrides.data_dir.or(file.server.data_dir) {
             Some(dir) => dir,
             None => default_data_dir()?,
@@ -112,6 +131,12 @@ pub fn resolve(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config>
         burst: file.limits.burst.unwrap_or(Config::DEFAULT_BURST),
         log_format: overrides.log_format.or(file.log.format).unwrap_or_default(),
     };
+    if config.max_participants_per_channel < 2 {
+        bail!("rtc.max_participants_per_channel must be at least 2");
+    }
+    if config.max_channels == 0 {
+        bail!("rtc.max_channels must be at least 1");
+    }
     if config.max_agents == 0 {
         bail!("limits.max_agents must be at least 1");
     }
@@ -146,7 +171,7 @@ mod tests {
         assert_eq!(config.max_agents, 5);
         assert_eq!(config.requests_per_second, Config::DEFAULT_REQUESTS_PER_SECOND);
         assert_eq!(config.log_format, LogFormat::Json);
-        assert!(!config.rtc_udp_set);
+        assert_eq!(config.max_channels, colloquy_rtc::server::RtcConfig::DEFAULT_MAX_CHANNELS);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `colloquy`: the server and its command-line tools.
 
+mod call;
 mod config;
 mod credentials;
 mod serve;
@@ -24,8 +25,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server: the HTTP API, the agent supervisor and the records.
+    /// Run the server: the HTTP API, the channel server, the agent supervisor and the records.
     Serve(ServeArgs),
+    /// Join a channel as a headless WebRTC client: play a WAV, record what you hear, print messages.
+    Call(call::CallArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -36,6 +39,9 @@ struct ServeArgs {
     /// UDP address of the WebRTC channel server [default: 127.0.0.1:7881].
     #[arg(long, value_name = "ADDR")]
     rtc_udp: Option<SocketAddr>,
+    /// The IP address put in ICE host candidates [default: the --rtc-udp address].
+    #[arg(long, value_name = "IP")]
+    rtc_public_ip: Option<std::net::IpAddr>,
     /// Where records and generated credentials live [default: ~/.local/share/colloquy].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -44,11 +50,29 @@ struct ServeArgs {
     config: Option<PathBuf>,
 }
 
+/// Logs on stderr, readable or JSON; the level comes from RUST_LOG (default `info`).
+pub fn init_stderr_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,str0m=warn,dimpl=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let started = std::time::Instant::now();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args, cli.log_format, started),
+        Command::Call(args) => {
+            init_stderr_logging(cli.log_format.unwrap_or_default());
+            call::run(args)
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

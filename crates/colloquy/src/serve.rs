@@ -7,8 +7,11 @@ use std::time::Instant;
 use anyhow::Context;
 use colloquy_http::HttpConfig;
 use colloquy_http::auth::{Credential, RateLimit};
+use colloquy_http::rtc::RtcEdge;
 use colloquy_http::webhooks::WebhookConfig;
 use colloquy_model::AppId;
+use colloquy_rtc::server::{ChannelServer, RtcConfig};
+use colloquy_rtc::token::TokenSigner;
 use colloquy_store::Store;
 use colloquy_supervisor::{Supervisor, SupervisorConfig};
 use tokio::signal::unix::{SignalKind, signal};
@@ -21,23 +24,16 @@ pub fn run(args: ServeArgs, log_format: Option<LogFormat>, started: Instant) -> 
         Some(path) => config::read_file(path)?,
         None => config::ConfigFile::default(),
     };
-    let overrides = Overrides { http: args.http, rtc_udp: args.rtc_udp, data_dir: args.data_dir, log_format };
+    let overrides = Overrides {
+        http: args.http,
+        rtc_udp: args.rtc_udp,
+        rtc_public_ip: args.rtc_public_ip,
+        data_dir: args.data_dir,
+        log_format,
+    };
     let config = config::resolve(file, overrides)?;
-    init_logging(config.log_format);
+    crate::init_stderr_logging(config.log_format);
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config, started))
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }
 
 async fn serve(config: config::Config, started: Instant) -> anyhow::Result<()> {
@@ -54,18 +50,24 @@ async fn serve(config: config::Config, started: Instant) -> anyhow::Result<()> {
         credentials::Source::Environment => "the environment",
         credentials::Source::Generated => "the data dir",
     };
-    if config.rtc_udp_set {
-        tracing::warn!(
-            rtc_udp = %config.rtc_udp,
-            "the WebRTC channel server is not part of this build yet; --rtc-udp is reserved for it"
-        );
-    }
+    let channel_server = ChannelServer::start(RtcConfig {
+        udp: config.rtc_udp,
+        public_ip: config.rtc_public_ip,
+        max_participants_per_channel: config.max_participants_per_channel,
+        max_channels: config.max_channels,
+        connect_timeout: RtcConfig::DEFAULT_CONNECT_TIMEOUT,
+        inactivity_timeout: RtcConfig::DEFAULT_INACTIVITY_TIMEOUT,
+    })
+    .await
+    .with_context(|| format!("binding the channel server to UDP {}", config.rtc_udp))?;
+    let signer = TokenSigner::new(credentials.secret.expose().as_bytes());
 
     let router = colloquy_http::router(
         supervisor.clone(),
         HttpConfig {
             credentials: vec![Credential { key: credentials.key, secret: credentials.secret, app: AppId::native() }],
             rate_limit: RateLimit { per_second: config.requests_per_second, burst: config.burst },
+            rtc: RtcEdge::new(signer, Some(channel_server.clone())),
         },
     );
     let listener = tokio::net::TcpListener::bind(config.http)
@@ -74,6 +76,7 @@ async fn serve(config: config::Config, started: Instant) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(
         %address,
+        rtc_udp = %channel_server.local_addr(),
         data_dir = %config.data_dir.display(),
         recovered_agents = orphans,
         credentials_from,
@@ -112,6 +115,7 @@ async fn serve(config: config::Config, started: Instant) -> anyhow::Result<()> {
     let (served, ()) = tokio::join!(http.into_future(), stop_agents);
     served.context("serving HTTP")?;
     supervisor.shutdown().await;
+    channel_server.shutdown().await;
     // The event stream has ended; the webhook task delivers what is due within its grace period.
     let _ = webhooks.await;
     store.close().await;

@@ -41,6 +41,16 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// 503: the node is shutting down.
     ShuttingDown,
+    /// 400: the SDP offer was refused.
+    InvalidSdp,
+    /// 409: the uid is already in the channel.
+    UidTaken,
+    /// 503: the channel has its maximum of participants.
+    ChannelFull,
+    /// 503: the node carries its maximum of channels.
+    NodeFull,
+    /// 503: this node runs no channel server.
+    NoChannelServer,
     /// 500: a failure on our side; the message says what, the logs say more.
     Internal,
 }

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod metrics;
 pub mod native;
 pub mod openapi;
+pub mod rtc;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -26,12 +27,14 @@ use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 
 /// How the HTTP edge is set up.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct HttpConfig {
     /// Who may call the API, and as which app.
     pub credentials: Vec<Credential>,
     /// Requests per second per credential.
     pub rate_limit: RateLimit,
+    /// RTC tokens and WHIP.
+    pub rtc: rtc::RtcEdge,
 }
 
 /// What every handler can reach; cheap to clone.
@@ -46,6 +49,7 @@ struct StateInner {
     credentials: Vec<Credential>,
     rate_limiter: RateLimiter,
     metrics: Metrics,
+    rtc: rtc::RtcEdge,
 }
 
 /// The whole HTTP API as one router, ready to serve or to call in process with `oneshot`.
@@ -56,9 +60,11 @@ pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
             supervisor,
             credentials: config.credentials,
             rate_limiter: RateLimiter::new(config.rate_limit),
+            rtc: config.rtc,
         }),
     };
     let v1 = native::routes()
+        .route("/v1/tokens", axum::routing::post(rtc::issue_token))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_basic_auth))
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
@@ -67,6 +73,8 @@ pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
+        .route("/rtc/whip", axum::routing::post(rtc::whip_join))
+        .route("/rtc/whip/{resource}", axum::routing::patch(rtc::whip_renew).delete(rtc::whip_leave))
         .fallback(native::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record_request))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))

@@ -25,12 +25,17 @@ use crate::native;
         native::think,
         native::history,
         native::turns,
+        crate::rtc::issue_token,
+        crate::rtc::whip_join,
+        crate::rtc::whip_renew,
+        crate::rtc::whip_leave,
         crate::healthz,
     ),
     modifiers(&BasicAuth),
     tags(
         (name = "agents", description = "Start, list, inspect, update and stop agents"),
         (name = "conversation", description = "Steer a live conversation and read what it left behind"),
+        (name = "rtc", description = "RTC tokens and WHIP signaling into the channel server"),
         (name = "server", description = "Health"),
     )
 )]
@@ -47,6 +52,15 @@ impl Modify for BasicAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Basic)
                     .description(Some("Your API key and secret (COLLOQUY_API_KEY / COLLOQUY_API_SECRET)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An RTC token from POST /v1/tokens"))
                     .build(),
             ),
         );

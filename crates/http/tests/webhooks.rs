@@ -94,6 +94,7 @@ fn router(supervisor: &Supervisor) -> axum::Router {
                 app: colloquy_model::AppId::native(),
             }],
             rate_limit: colloquy_http::auth::RateLimit { per_second: 0, burst: 0 },
+            rtc: colloquy_http::rtc::RtcEdge::new(colloquy_rtc::token::TokenSigner::new(b"secret"), None),
         },
     )
 }

@@ -29,11 +29,12 @@ pub struct Api {
 pub struct Options {
     pub max_agents: u32,
     pub rate_limit: RateLimit,
+    pub channel_server: Option<colloquy_rtc::server::ChannelServer>,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { max_agents: 100, rate_limit: RateLimit { per_second: 0, burst: 0 } }
+        Options { max_agents: 100, rate_limit: RateLimit { per_second: 0, burst: 0 }, channel_server: None }
     }
 }
 
@@ -54,6 +55,10 @@ pub async fn api(options: Options) -> Api {
                 },
             ],
             rate_limit: options.rate_limit,
+            rtc: colloquy_http::rtc::RtcEdge::new(
+                colloquy_rtc::token::TokenSigner::new(SECRET.as_bytes()),
+                options.channel_server.clone(),
+            ),
         },
     );
     Api { router, supervisor, _dir: dir }
