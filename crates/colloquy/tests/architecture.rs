@@ -19,7 +19,8 @@ fn crates_depend_only_on_what_architecture_md_allows() {
         ("model", &[], &["tokio", "sqlx", "axum"]),
         ("store", &["colloquy-model"], &["axum", "colloquy-supervisor", "colloquy-http"]),
         ("supervisor", &["colloquy-model", "colloquy-store"], &["axum", "serde_json", "colloquy-http"]),
-        ("http", &["colloquy-model", "colloquy-store", "colloquy-supervisor"], &[]),
+        ("rtc", &[], &["axum", "reqwest", "sqlx", "serde_json", "tokio-tungstenite"]),
+        ("http", &["colloquy-model", "colloquy-store", "colloquy-supervisor", "colloquy-rtc"], &[]),
     ];
     for (crate_dir, allowed_ours, forbidden) in rules {
         for dependency in dependencies(crate_dir) {
