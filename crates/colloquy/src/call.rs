@@ -3,7 +3,7 @@
 //! It joins a channel through WHIP, sends a WAV file as Opus in real time (silence without one),
 //! records everything it hears, mixed, prints every data-channel message on stdout as one JSON
 //! object per line, and logs to stderr. Its last stderr line is a summary:
-//! `call summary: {"packets_sent": …, "first_audio_sent_unix_ms": …, "first_audio_heard_unix_ms": …}`.
+//! `call summary: {"packets_sent": …, "first_audio_sent_unix_us": …, "first_audio_heard_unix_us": …}`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -44,6 +44,9 @@ pub struct CallArgs {
     /// Leave after this many seconds; without it, leave when the --play input ends (or on Ctrl-C).
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// A JSON message to send on the data channel once it opens (repeatable).
+    #[arg(long, value_name = "JSON")]
+    pub send: Vec<String>,
     /// Extra receive-only audio lines, to hear more than one other participant at once.
     #[arg(long, default_value_t = 0)]
     pub extra_downlinks: usize,
@@ -57,17 +60,20 @@ pub struct CallSummary {
     pub packets_received: u64,
     pub data_messages: u64,
     /// Wall clock of the first frame sent with sound in it.
-    pub first_audio_sent_unix_ms: Option<u64>,
+    pub first_audio_sent_unix_us: Option<u64>,
     /// Wall clock of the first frame heard with sound in it.
-    pub first_audio_heard_unix_ms: Option<u64>,
+    pub first_audio_heard_unix_us: Option<u64>,
     pub recorded_seconds: f64,
 }
+
+/// The longest recording kept: one hour.
+const MAX_RECORDING_SAMPLES: usize = 3600 * SAMPLE_RATE as usize;
 
 /// The level above which a frame counts as sound (RMS of 16-bit samples).
 const SOUND_RMS: f64 = 300.0;
 
-fn unix_ms(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+fn unix_us(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
 fn rms(frame: &[i16]) -> f64 {
@@ -124,7 +130,15 @@ impl Recording {
             }
         };
         let pcm = entry.0.decode(frame).ok()?;
+        // A line whose source changed restarts its RTP clock somewhere else: re-anchor it at the
+        // arrival position when it lands more than a second away from it.
+        if (entry.1 + rtp_samples(time) - arrival as i64).abs() > i64::from(SAMPLE_RATE) {
+            entry.1 = arrival as i64 - rtp_samples(time);
+        }
         let start = (entry.1 + rtp_samples(time)).max(0) as usize;
+        if start + pcm.len() > MAX_RECORDING_SAMPLES {
+            return Some(pcm);
+        }
         if self.samples.len() < start + pcm.len() {
             self.samples.resize(start + pcm.len(), 0);
         }
@@ -166,11 +180,15 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
     for _ in 0..args.extra_downlinks {
         change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
     }
-    change.add_channel("colloquy".to_owned());
+    let data_channel = change.add_channel("colloquy".to_owned());
     let (offer, pending) = change.apply().context("building the offer")?;
 
+    let whip = match &args.channel {
+        Some(channel) => format!("{server}/rtc/whip?channel={channel}"),
+        None => format!("{server}/rtc/whip"),
+    };
     let response = http
-        .post(format!("{server}/rtc/whip"))
+        .post(whip)
         .bearer_auth(&token)
         .header("content-type", "application/sdp")
         .body(offer.to_sdp_string())
@@ -221,10 +239,17 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
                         let arrival =
                             connected_at.map_or(0.0, |c| c.elapsed().as_secs_f64() * f64::from(SAMPLE_RATE)) as usize;
                         if let Some(pcm) = recording.add(data.mid, data.time, &data.data, arrival)
-                            && summary.first_audio_heard_unix_ms.is_none()
+                            && summary.first_audio_heard_unix_us.is_none()
                             && rms(&pcm) > SOUND_RMS
                         {
-                            summary.first_audio_heard_unix_ms = Some(unix_ms(SystemTime::now()));
+                            summary.first_audio_heard_unix_us = Some(unix_us(SystemTime::now()));
+                        }
+                    }
+                    Event::ChannelOpen(id, _) if id == data_channel => {
+                        if let Some(mut channel) = rtc.channel(id) {
+                            for message in &args.send {
+                                channel.write(false, message.as_bytes())?;
+                            }
                         }
                     }
                     Event::ChannelData(data) => {
@@ -286,8 +311,8 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
                     let time = MediaTime::new(frame_index * FRAME_SAMPLES as u64, Frequency::FORTY_EIGHT_KHZ);
                     writer.write(pt, Instant::now(), time, packet)?;
                     summary.packets_sent += 1;
-                    if summary.first_audio_sent_unix_ms.is_none() && rms(&frame) > SOUND_RMS {
-                        summary.first_audio_sent_unix_ms = Some(unix_ms(SystemTime::now()));
+                    if summary.first_audio_sent_unix_us.is_none() && rms(&frame) > SOUND_RMS {
+                        summary.first_audio_sent_unix_us = Some(unix_us(SystemTime::now()));
                     }
                 }
                 frame_index += 1;

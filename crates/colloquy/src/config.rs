@@ -30,6 +30,10 @@ pub struct RtcSection {
     pub max_participants_per_channel: Option<usize>,
     /// The most channels on this node. Default 1000.
     pub max_channels: Option<usize>,
+    /// How long a participant may take from its offer to a working connection. Default 15000.
+    pub connect_timeout_ms: Option<u64>,
+    /// How long a connected peer may send nothing before it counts as gone. Default 10000.
+    pub inactivity_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +83,8 @@ pub struct Config {
     pub rtc_public_ip: Option<std::net::IpAddr>,
     pub max_participants_per_channel: usize,
     pub max_channels: usize,
+    pub connect_timeout: std::time::Duration,
+    pub inactivity_timeout: std::time::Duration,
     pub data_dir: PathBuf,
     pub max_agents: u32,
     pub requests_per_second: u32,
@@ -122,6 +128,14 @@ pub fn resolve(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config>
             .max_participants_per_channel
             .unwrap_or(colloquy_rtc::server::RtcConfig::DEFAULT_MAX_PARTICIPANTS_PER_CHANNEL),
         max_channels: file.rtc.max_channels.unwrap_or(colloquy_rtc::server::RtcConfig::DEFAULT_MAX_CHANNELS),
+        connect_timeout: file
+            .rtc
+            .connect_timeout_ms
+            .map_or(colloquy_rtc::server::RtcConfig::DEFAULT_CONNECT_TIMEOUT, std::time::Duration::from_millis),
+        inactivity_timeout: file
+            .rtc
+            .inactivity_timeout_ms
+            .map_or(colloquy_rtc::server::RtcConfig::DEFAULT_INACTIVITY_TIMEOUT, std::time::Duration::from_millis),
         data_dir: match overrides.data_dir.or(file.server.data_dir) {
             Some(dir) => dir,
             None => default_data_dir()?,

@@ -55,8 +55,8 @@ async fn serve(config: config::Config, started: Instant) -> anyhow::Result<()> {
         public_ip: config.rtc_public_ip,
         max_participants_per_channel: config.max_participants_per_channel,
         max_channels: config.max_channels,
-        connect_timeout: RtcConfig::DEFAULT_CONNECT_TIMEOUT,
-        inactivity_timeout: RtcConfig::DEFAULT_INACTIVITY_TIMEOUT,
+        connect_timeout: config.connect_timeout,
+        inactivity_timeout: config.inactivity_timeout,
     })
     .await
     .with_context(|| format!("binding the channel server to UDP {}", config.rtc_udp))?;

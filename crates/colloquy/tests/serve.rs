@@ -1,101 +1,12 @@
 //! `colloquy serve` as a real process on a loopback port: the API over TCP, records that survive a
 //! crash, graceful shutdown, and credentials generated on first start.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod common;
 
-use serde_json::{Value, json};
+use std::process::Command;
 
-const KEY: &str = "serve-test-key";
-const SECRET: &str = "serve-test-secret";
-
-/// A running server, killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    /// Everything it printed on stdout before the "listening" line.
-    banner: Vec<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(data_dir: &Path, with_env_credentials: bool) -> Server {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_colloquy"));
-    command
-        .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env_remove("COLLOQUY_API_KEY")
-        .env_remove("COLLOQUY_API_SECRET")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    if with_env_credentials {
-        command.env("COLLOQUY_API_KEY", KEY).env("COLLOQUY_API_SECRET", SECRET);
-    }
-    let mut child = command.spawn().expect("the colloquy binary runs");
-    let stdout = child.stdout.take().unwrap();
-    let mut banner = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        if let Some(base) = line.strip_prefix("colloquy listening on ") {
-            return Server { child, base: base.to_owned(), banner };
-        }
-        banner.push(line);
-    }
-    let status = child.wait();
-    panic!("colloquy serve exited ({status:?}) before listening; it printed {banner:?}");
-}
-
-impl Server {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>, auth: (&str, &str)) -> (u16, Value) {
-        let client = reqwest::Client::new();
-        let mut request = client.request(method, format!("{}{path}", self.base)).basic_auth(auth.0, Some(auth.1));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("the server answers");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        self.call(reqwest::Method::GET, path, None, (KEY, SECRET)).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, path, Some(body), (KEY, SECRET)).await
-    }
-
-    async fn start_agent(&self, name: &str) -> String {
-        let (status, agent) =
-            self.post("/v1/agents", json!({"name": name, "channel": "room", "idle_timeout": 0})).await;
-        assert_eq!(status, 200, "{agent}");
-        agent["agent_id"].as_str().unwrap().to_owned()
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill").args(["-s", name, &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit by itself and answers whether it exited cleanly.
-    fn wait_exit(&mut self) -> bool {
-        for _ in 0..200 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("colloquy did not exit within 10 s");
-    }
-}
+use common::{KEY, start};
+use serde_json::json;
 
 #[tokio::test]
 async fn the_api_works_over_loopback_tcp() {

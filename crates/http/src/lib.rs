@@ -65,6 +65,7 @@ pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
     };
     let v1 = native::routes()
         .route("/v1/tokens", axum::routing::post(rtc::issue_token))
+        .route("/v1/channels/{channel}", get(rtc::channel))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_basic_auth))
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()

@@ -26,6 +26,7 @@ use crate::native;
         native::history,
         native::turns,
         crate::rtc::issue_token,
+        crate::rtc::channel,
         crate::rtc::whip_join,
         crate::rtc::whip_renew,
         crate::rtc::whip_leave,

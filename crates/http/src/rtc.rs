@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
-use crate::extract::ValidJson;
+use crate::extract::{ValidJson, ValidQuery};
 
 /// The RTC side of the HTTP edge.
 #[derive(Debug)]
@@ -143,9 +143,19 @@ impl From<JoinError> for ApiError {
     }
 }
 
+/// `POST /rtc/whip` parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WhipQuery {
+    /// The channel the client means to join; refused unless the token is for it.
+    pub channel: Option<String>,
+}
+
 /// Join a channel: an SDP offer in, the SDP answer out (WHIP, RFC 9725).
 #[utoipa::path(
     post, path = "/rtc/whip", tag = "rtc",
+    params(WhipQuery),
     request_body(content = String, content_type = "application/sdp", description = "The SDP offer: audio (send-receive, plus receive-only lines to hear more participants) and a data channel"),
     responses(
         (status = 201, description = "The SDP answer; `Location` is the resource to PATCH (renew) or DELETE (leave)", body = String, content_type = "application/sdp"),
@@ -154,9 +164,20 @@ impl From<JoinError> for ApiError {
     ),
     security(("bearer" = []))
 )]
-pub async fn whip_join(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn whip_join(
+    State(state): State<AppState>,
+    ValidQuery(query): ValidQuery<WhipQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let edge = &state.inner.rtc;
-    let grant = check_token(edge, &headers)?;
+    let grant = match &query.channel {
+        Some(channel) => edge
+            .signer
+            .verify_for(bearer(&headers)?, channel, unix_now())
+            .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, e.to_string()))?,
+        None => check_token(edge, &headers)?,
+    };
     let is_sdp = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -233,4 +254,50 @@ pub async fn whip_leave(State(state): State<AppState>, Path(resource): Path<Stri
     } else {
         Err(ApiError::not_found("WHIP resource (the participant had already left)"))
     }
+}
+
+/// One participant of a channel.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelParticipant {
+    pub uid: String,
+    /// `person` (on WebRTC) or `agent` (in process).
+    pub kind: String,
+    /// For people: the WebRTC connection is up.
+    pub connected: bool,
+    /// Seconds since it joined.
+    pub joined_secs: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelView {
+    pub channel: String,
+    pub participants: Vec<ChannelParticipant>,
+}
+
+/// Who is in a channel on this node now.
+#[utoipa::path(
+    get, path = "/v1/channels/{channel}", tag = "rtc",
+    params(("channel" = String, Path, description = "The channel name")),
+    responses((status = 200, body = ChannelView), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)),
+    security(("basic" = []))
+)]
+pub async fn channel(
+    State(state): State<AppState>,
+    Extension(_caller): Extension<Caller>,
+    Path(channel): Path<String>,
+) -> Result<Json<ChannelView>, ApiError> {
+    let channel = ChannelName::new(channel).map_err(|e| ApiError::invalid("channel", e.0))?;
+    let server = channel_server(&state.inner.rtc)?;
+    let participants = server
+        .participants(channel.as_str())
+        .await
+        .into_iter()
+        .map(|p| ChannelParticipant {
+            uid: p.uid,
+            kind: if p.agent { "agent" } else { "person" }.to_owned(),
+            connected: p.connected,
+            joined_secs: p.joined_secs,
+        })
+        .collect();
+    Ok(Json(ChannelView { channel: channel.to_string(), participants }))
 }

@@ -451,13 +451,18 @@ async fn openapi_documents_every_v1_route_and_its_schemas() {
         "GET /v1/agents/{id}/history",
         "GET /v1/agents/{id}/turns",
         "GET /healthz",
+        "POST /v1/tokens",
+        "GET /v1/channels/{channel}",
+        "POST /rtc/whip",
+        "PATCH /rtc/whip/{resource}",
+        "DELETE /rtc/whip/{resource}",
     ];
     expected.sort();
     assert_eq!(documented, expected);
     // Each documented /v1 route exists: without credentials it is 401, not 404.
-    for route in expected.iter().filter(|r| r.contains("/v1/")) {
+    for route in expected.iter().filter(|r| r.contains("/v1/") || r.starts_with("POST /rtc")) {
         let (method, path) = route.split_once(' ').unwrap();
-        let reply = api.send(method, &path.replace("{id}", "x"), None, None).await;
+        let reply = api.send(method, &path.replace("{id}", "x").replace("{channel}", "x"), None, None).await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{route}");
     }
     let schemas = doc["components"]["schemas"].as_object().unwrap();

@@ -207,7 +207,20 @@ enum Command {
     Leave { id: ParticipantId, done: Option<oneshot::Sender<bool>> },
     AgentAudio { id: ParticipantId, pcm: Vec<i16> },
     AgentData { id: ParticipantId, to: Option<String>, text: String },
+    List { channel: String, done: oneshot::Sender<Vec<ParticipantInfo>> },
     Shutdown { done: oneshot::Sender<()> },
+}
+
+/// A participant as `GET /v1/channels/{channel}` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParticipantInfo {
+    pub uid: String,
+    /// An in-process agent rather than a person on WebRTC.
+    pub agent: bool,
+    /// For people: the WebRTC connection is up.
+    pub connected: bool,
+    /// Seconds since it joined.
+    pub joined_secs: u64,
 }
 
 impl std::fmt::Debug for Command {
@@ -235,7 +248,6 @@ impl ChannelServer {
         let sfu = Sfu {
             config,
             socket,
-            local_addr,
             public,
             commands: commands_tx.clone(),
             participants: HashMap::new(),
@@ -293,6 +305,15 @@ impl ChannelServer {
         left.await.unwrap_or(false)
     }
 
+    /// Who is in `channel` now.
+    pub async fn participants(&self, channel: &str) -> Vec<ParticipantInfo> {
+        let (done, list) = oneshot::channel();
+        if self.commands.send(Command::List { channel: channel.to_owned(), done }).await.is_err() {
+            return Vec::new();
+        }
+        list.await.unwrap_or_default()
+    }
+
     /// Removes everyone and stops the task.
     pub async fn shutdown(&self) {
         let (done, finished) = oneshot::channel();
@@ -311,6 +332,39 @@ fn unix_now() -> u64 {
 struct Slot {
     mid: Mid,
     source: Option<ParticipantId>,
+    /// Added to the source's RTP time so that the slot's own timeline runs on without a jump when
+    /// its source changes; set at the source's first frame.
+    offset: Option<i64>,
+    /// The slot's last RTP time sent, and when.
+    last: Option<(u64, Instant)>,
+}
+
+impl Slot {
+    fn new(mid: Mid) -> Slot {
+        Slot { mid, source: None, offset: None, last: None }
+    }
+
+    /// Gives the slot to `source`: its next frame continues the slot's timeline.
+    fn assign(&mut self, source: Option<ParticipantId>) {
+        self.source = source;
+        self.offset = None;
+    }
+
+    /// The slot's RTP time for a frame of its source at `time`, arriving at `now`.
+    fn rebase(&mut self, time: MediaTime, now: Instant) -> MediaTime {
+        let source = (time.numer() * 48_000 / u64::from(time.denom().max(1))) as i64;
+        let offset = *self.offset.get_or_insert_with(|| match self.last {
+            // Continue from the last frame sent, as far on as the wall clock moved.
+            Some((last, at)) => {
+                let gap = (now.saturating_duration_since(at).as_secs_f64() * 48_000.0) as i64;
+                last as i64 + gap.max(FRAME_SAMPLES as i64) - source
+            }
+            None => 0,
+        });
+        let out = (source + offset).max(0) as u64;
+        self.last = Some((out, now));
+        MediaTime::new(out, Frequency::FORTY_EIGHT_KHZ)
+    }
 }
 
 #[derive(Debug)]
@@ -365,7 +419,6 @@ enum Work {
 struct Sfu {
     config: RtcConfig,
     socket: UdpSocket,
-    local_addr: SocketAddr,
     /// The address in our host candidates.
     public: SocketAddr,
     commands: mpsc::Sender<Command>,
@@ -424,7 +477,9 @@ impl Sfu {
         };
         let now = Instant::now();
         let input =
-            Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: self.local_addr, contents });
+            // The destination is our candidate's address: behind a NAT (or a relay) the datagram
+            // arrives at the bind address, but ICE knows only the advertised one.
+            Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: self.public, contents });
         let Some(Participant { kind: Kind::Person(person), .. }) = self.participants.get_mut(&id) else { return };
         person.last_packet = now;
         if person.addr != Some(source) && stun::is_stun(packet) {
@@ -542,13 +597,14 @@ impl Sfu {
                         Some(slot) => slot,
                         None => match person.slots.iter().position(|s| s.source.is_none()) {
                             Some(free) => {
-                                person.slots[free].source = Some(from);
+                                person.slots[free].assign(Some(from));
                                 free
                             }
                             None => continue,
                         },
                     };
                     let mid = person.slots[slot].mid;
+                    let time = person.slots[slot].rebase(time, wallclock);
                     let Some(writer) = person.rtc.writer(mid) else { continue };
                     let Some(pt) = writer.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt())
                     else {
@@ -614,6 +670,22 @@ impl Sfu {
                     let _ = done.send(present);
                 }
             }
+            Command::List { channel, done } => {
+                let members = self.channels.get(&channel).into_iter().flatten();
+                let list = members
+                    .filter_map(|id| self.participants.get(id))
+                    .map(|p| ParticipantInfo {
+                        uid: p.uid.clone(),
+                        agent: matches!(p.kind, Kind::Agent(_)),
+                        connected: match &p.kind {
+                            Kind::Person(person) => person.connected,
+                            Kind::Agent(_) => true,
+                        },
+                        joined_secs: p.joined_at.elapsed().as_secs(),
+                    })
+                    .collect();
+                let _ = done.send(list);
+            }
             Command::AgentAudio { id, pcm } => self.agent_audio(id, &pcm),
             Command::AgentData { id, to, text } => self.agent_data(id, to, text),
             Command::Shutdown { .. } => unreachable!("handled by the loop"),
@@ -661,7 +733,7 @@ impl Sfu {
                 uplink = Some(media.mid);
             }
             if media.direction.is_sending() {
-                slots.push(Slot { mid: media.mid, source: None });
+                slots.push(Slot::new(media.mid));
             }
         }
         if uplink.is_none() && slots.is_empty() {
