@@ -1,0 +1,140 @@
+//! An in-process agent in a channel with a `colloquy call` client over real loopback UDP: the agent
+//! hears the caller as decoded PCM, its own PCM reaches the caller as Opus, data messages go both
+//! ways, and channel events tell it who joined and left.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use colloquy_http::HttpConfig;
+use colloquy_http::auth::{Credential, RateLimit};
+use colloquy_http::rtc::RtcEdge;
+use colloquy_model::{AppId, Secret};
+use colloquy_rtc::audio::{self, FRAME_SAMPLES, SAMPLE_RATE};
+use colloquy_rtc::server::{ChannelEvent, ChannelServer, LeaveReason, Listen, RtcConfig};
+use colloquy_rtc::token::TokenSigner;
+use colloquy_store::Store;
+use colloquy_supervisor::{Supervisor, SupervisorConfig};
+
+/// Zero crossings per second over the samples that are sound.
+fn frequency(samples: &[i16]) -> f64 {
+    let loud: Vec<i16> = samples
+        .chunks_exact(480)
+        .filter(|c| c.iter().all(|s| s.abs() < 20_000) && c.iter().any(|s| s.abs() > 3000))
+        .flatten()
+        .copied()
+        .collect();
+    let crossings = loud.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+    crossings as f64 / 2.0 / (loud.len().max(1) as f64 / f64::from(SAMPLE_RATE))
+}
+
+fn tone(freq: f32, frames: usize) -> Vec<i16> {
+    (0..frames * FRAME_SAMPLES)
+        .map(|i| (10_000.0 * (2.0 * std::f32::consts::PI * freq * i as f32 / SAMPLE_RATE as f32).sin()) as i16)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_hears_speaks_and_exchanges_messages_with_a_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let channels = ChannelServer::start(RtcConfig::with_defaults("127.0.0.1:0".parse().unwrap())).await.unwrap();
+    let signer = TokenSigner::new(b"secret");
+    let store = Store::open(&dir.path().join("colloquy.db")).await.unwrap();
+    let supervisor = Supervisor::new(store, SupervisorConfig { max_agents: 10 });
+    let router = colloquy_http::router(
+        supervisor,
+        HttpConfig {
+            credentials: vec![Credential { key: "k".into(), secret: Secret::new("s"), app: AppId::native() }],
+            rate_limit: RateLimit { per_second: 0, burst: 0 },
+            rtc: RtcEdge::new(signer.clone(), Some(channels.clone())),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let mut seat = channels.join_agent("room", "agent", Listen::Everyone).await.unwrap();
+    let wav = dir.path().join("caller.wav");
+    audio::write_wav(&wav, &tone(440.0, 150), SAMPLE_RATE).unwrap();
+    let recording = dir.path().join("heard.wav");
+    let expires = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 60;
+    let token = signer.issue("room", "caller", expires);
+    let caller = Command::new(env!("CARGO_BIN_EXE_colloquy"))
+        .args([
+            "call",
+            "--server",
+            &base,
+            "--token",
+            &token,
+            "--seconds",
+            "4.5",
+            "--send",
+            r#"{"type":"caller.hello","n":1}"#,
+        ])
+        .arg("--play")
+        .arg(&wav)
+        .arg("--record")
+        .arg(&recording)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // The agent: listens, and once the caller is there, says hello and speaks a 660 Hz tone.
+    let mut heard = Vec::new();
+    let mut events = Vec::new();
+    let handle = seat.handle.clone();
+    let mut speaking: Option<tokio::task::JoinHandle<()>> = None;
+    let until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < until {
+        let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(200), seat.events.recv()).await else {
+            continue;
+        };
+        match event {
+            ChannelEvent::Audio { from, pcm } => {
+                assert_eq!((from.as_str(), pcm.len()), ("caller", FRAME_SAMPLES));
+                heard.extend(pcm);
+            }
+            ChannelEvent::Joined { ref uid } if uid == "caller" && speaking.is_none() => {
+                events.push(event.clone());
+                let handle = handle.clone();
+                speaking = Some(tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    handle.send_data(None, r#"{"type":"agent.hello"}"#.into()).await;
+                    let mut next = tokio::time::Instant::now();
+                    for frame in tone(660.0, 125).chunks(FRAME_SAMPLES) {
+                        handle.publish(frame.to_vec()).await;
+                        next += Duration::from_millis(20);
+                        tokio::time::sleep_until(next).await;
+                    }
+                }));
+            }
+            ChannelEvent::Left { .. } => {
+                events.push(event);
+                break;
+            }
+            other => events.push(other),
+        }
+    }
+    let caller = caller.wait_with_output().unwrap();
+    assert!(caller.status.success(), "{}", String::from_utf8_lossy(&caller.stderr));
+
+    // Channel events and the caller's message reached the agent.
+    assert_eq!(events.first(), Some(&ChannelEvent::Joined { uid: "caller".into() }));
+    assert!(
+        events.contains(&ChannelEvent::Data { from: "caller".into(), text: r#"{"type":"caller.hello","n":1}"#.into() }),
+        "{events:?}"
+    );
+    assert_eq!(events.last(), Some(&ChannelEvent::Left { uid: "caller".into(), reason: LeaveReason::Left }));
+    // The agent heard the caller's tone as PCM.
+    let heard_hz = frequency(&heard);
+    assert!((heard_hz - 440.0).abs() < 5.0, "the agent heard {heard_hz:.1} Hz");
+    // The caller heard the agent's tone and got its message, as one JSON object per line.
+    let (samples, _) = audio::read_wav(&recording).unwrap();
+    let caller_hz = frequency(&audio::to_i16(&samples));
+    assert!((caller_hz - 660.0).abs() < 5.0, "the caller heard {caller_hz:.1} Hz");
+    let stdout = String::from_utf8_lossy(&caller.stdout);
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), [r#"{"type":"agent.hello"}"#]);
+    seat.handle.leave().await;
+    channels.shutdown().await;
+}
