@@ -1,5 +1,6 @@
 //! `colloquy`: the server and its command-line tools.
 
+mod bench;
 mod call;
 mod config;
 mod credentials;
@@ -29,6 +30,9 @@ enum Command {
     Serve(ServeArgs),
     /// Join a channel as a headless WebRTC client: play a WAV, record what you hear, print messages.
     Call(call::CallArgs),
+    /// Benchmarks that print numbers.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -69,6 +73,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args, cli.log_format, started),
+        Command::Bench(command) => {
+            init_stderr_logging(cli.log_format.unwrap_or_default());
+            bench::run(command)
+        }
         Command::Call(args) => {
             init_stderr_logging(cli.log_format.unwrap_or_default());
             call::run(args)

@@ -138,3 +138,46 @@ async fn an_agent_hears_speaks_and_exchanges_messages_with_a_caller() {
     seat.handle.leave().await;
     channels.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_whose_token_expires_is_removed_with_that_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let channels = ChannelServer::start(RtcConfig::with_defaults("127.0.0.1:0".parse().unwrap())).await.unwrap();
+    let signer = TokenSigner::new(b"secret");
+    let store = Store::open(&dir.path().join("colloquy.db")).await.unwrap();
+    let router = colloquy_http::router(
+        Supervisor::new(store, SupervisorConfig { max_agents: 10 }),
+        HttpConfig {
+            credentials: vec![],
+            rate_limit: RateLimit { per_second: 0, burst: 0 },
+            rtc: RtcEdge::new(signer.clone(), Some(channels.clone())),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let mut seat = channels.join_agent("room", "agent", Listen::Everyone).await.unwrap();
+    let expires = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 2;
+    let token = signer.issue("room", "short-lived", expires);
+    let caller = Command::new(env!("CARGO_BIN_EXE_colloquy"))
+        .args(["call", "--server", &base, "--token", &token, "--seconds", "6"])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let left = tokio::time::timeout(Duration::from_secs(8), async {
+        loop {
+            match seat.events.recv().await {
+                Some(ChannelEvent::Left { uid, reason }) => break (uid, reason),
+                Some(_) => continue,
+                None => panic!("the seat closed"),
+            }
+        }
+    })
+    .await
+    .expect("the expired participant is removed");
+    assert_eq!(left, ("short-lived".to_owned(), LeaveReason::TokenExpired));
+    let _ = tokio::task::spawn_blocking(move || caller.wait_with_output()).await;
+    channels.shutdown().await;
+}

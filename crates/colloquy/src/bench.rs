@@ -1,0 +1,310 @@
+//! `colloquy bench …`: benchmarks that print numbers and assert nothing.
+//!
+//! `colloquy bench rtc` starts `colloquy serve` as a child process and drives it from this process
+//! with many str0m peers, two per channel, each sending one Opus packet every 20 ms over loopback
+//! UDP. For each channel count it reports the server's CPU per forwarded stream (from
+//! `/proc/<pid>/stat`), its resident memory per participant (`/proc/<pid>/status`), and how many
+//! packets arrived late (more than 60 ms behind their RTP schedule) or not at all. The load client
+//! runs on the same cores as the server, so the figures are a lower bound of what the server alone
+//! carries.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use colloquy_rtc::audio::{FRAME_SAMPLES, OpusEncoder, SAMPLE_RATE};
+use colloquy_rtc::token::TokenSigner;
+use str0m::change::SdpAnswer;
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// The channel server: CPU per forwarded stream, memory per participant, late packets.
+    Rtc(RtcBenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RtcBenchArgs {
+    /// Two-person channels per step, comma-separated; the ramp stops at the first step with more
+    /// than 1% of packets late or lost.
+    #[arg(long, value_delimiter = ',', default_value = "25,50,100,200,300,400")]
+    pub channels: Vec<usize>,
+    /// Seconds measured per step (after everyone connected and a 2 s warm-up).
+    #[arg(long, default_value_t = 6.0)]
+    pub seconds: f64,
+}
+
+pub fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Rtc(args) => {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(rtc(args))
+        }
+    }
+}
+
+const KEY: &str = "bench-key";
+const SECRET: &str = "bench-secret";
+/// A packet later than this behind its RTP schedule counts as late.
+const LATE: Duration = Duration::from_millis(60);
+
+struct ServerProcess {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server() -> anyhow::Result<ServerProcess> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("bench.toml");
+    std::fs::write(&config, "[limits]\nrequests_per_second = 0\n[rtc]\nmax_channels = 100000\n")?;
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["serve", "--http", "127.0.0.1:0", "--rtc-udp", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .env("COLLOQUY_API_KEY", KEY)
+        .env("COLLOQUY_API_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    for line in BufReader::new(stdout).lines() {
+        if let Some(base) = line?.strip_prefix("colloquy listening on ") {
+            return Ok(ServerProcess { child, base: base.to_owned(), _dir: dir });
+        }
+    }
+    bail!("the server exited before listening")
+}
+
+/// User plus system CPU time of a process.
+fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')').context("stat format")?.1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    Ok(Duration::from_secs_f64(ticks as f64 / 100.0))
+}
+
+/// Resident memory of a process, in bytes.
+fn rss(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).context("VmRSS")?.trim().trim_end_matches(" kB").trim();
+    Ok(kb.parse::<u64>()? * 1024)
+}
+
+/// Counters of one peer, read by the ramp.
+#[derive(Default)]
+struct PeerStats {
+    connected: AtomicBool,
+    sent: AtomicU64,
+    received: AtomicU64,
+    late: AtomicU64,
+}
+
+async fn rtc(args: RtcBenchArgs) -> anyhow::Result<()> {
+    let server = start_server()?;
+    let pid = server.child.id();
+    let http = reqwest::Client::new();
+    let signer = TokenSigner::new(SECRET.as_bytes());
+    let frame: Arc<[u8]> = {
+        let mut encoder = OpusEncoder::new()?;
+        let tone: Vec<i16> = (0..FRAME_SAMPLES).map(|i| (8000.0 * (i as f32 * 0.0576).sin()) as i16).collect();
+        encoder.encode(&tone)?.into()
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle_rss = rss(pid)?;
+    println!(
+        "colloquy bench rtc: server pid {pid}, {} cores, idle RSS {:.1} MB",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        idle_rss as f64 / 1e6
+    );
+    println!("channels  streams  server CPU   CPU/stream   streams/core  late     lost     RSS/participant");
+    for &channels in &args.channels {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let epoch = Arc::new(AtomicU64::new(0));
+        let mut peers = Vec::new();
+        let expires = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 3600;
+        for c in 0..channels {
+            for side in ["a", "b"] {
+                let stats = Arc::new(PeerStats::default());
+                let token = signer.issue(&format!("bench-{channels}-{c}"), side, expires);
+                let task = tokio::spawn(peer(
+                    http.clone(),
+                    server.base.clone(),
+                    token,
+                    Arc::clone(&frame),
+                    Arc::clone(&stats),
+                    Arc::clone(&epoch),
+                    stop_rx.clone(),
+                ));
+                peers.push((stats, task));
+            }
+            // Stagger the joins a little: DTLS handshakes are the expensive part of joining.
+            if c % 10 == 9 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let joined_by = Instant::now() + Duration::from_secs(30);
+        while peers.iter().any(|(s, _)| !s.connected.load(Ordering::Relaxed)) {
+            if Instant::now() > joined_by {
+                let connected = peers.iter().filter(|(s, _)| s.connected.load(Ordering::Relaxed)).count();
+                println!("{channels:>8}  only {connected} of {} peers connected within 30 s; stopping", peers.len());
+                let _ = stop_tx.send(true);
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Measure: reset the counters, start a new lateness epoch.
+        for (stats, _) in &peers {
+            stats.sent.store(0, Ordering::Relaxed);
+            stats.received.store(0, Ordering::Relaxed);
+            stats.late.store(0, Ordering::Relaxed);
+        }
+        epoch.fetch_add(1, Ordering::Relaxed);
+        let (cpu0, t0) = (cpu_time(pid)?, Instant::now());
+        tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
+        let (cpu1, t1) = (cpu_time(pid)?, Instant::now());
+        let memory = rss(pid)?;
+        let sum = |f: fn(&PeerStats) -> u64| peers.iter().map(|(s, _)| f(s)).sum::<u64>();
+        let (sent, received, late) = (
+            sum(|s| s.sent.load(Ordering::Relaxed)),
+            sum(|s| s.received.load(Ordering::Relaxed)),
+            sum(|s| s.late.load(Ordering::Relaxed)),
+        );
+        let streams = 2 * channels;
+        let wall = (t1 - t0).as_secs_f64();
+        let cpu = (cpu1 - cpu0).as_secs_f64() / wall;
+        let per_stream = cpu / streams as f64;
+        let lost = sent.saturating_sub(received) as f64 / sent.max(1) as f64;
+        let late_share = late as f64 / received.max(1) as f64;
+        println!(
+            "{channels:>8}  {streams:>7}  {:>8.1}%   {:>8.3}%   {:>12.0}  {:>6.2}%  {:>6.2}%  {:>8.1} kB",
+            cpu * 100.0,
+            per_stream * 100.0,
+            1.0 / per_stream.max(1e-9),
+            late_share * 100.0,
+            lost * 100.0,
+            memory.saturating_sub(idle_rss) as f64 / 1024.0 / streams as f64,
+        );
+        let _ = stop_tx.send(true);
+        for (_, task) in peers {
+            let _ = task.await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if late_share > 0.01 || lost > 0.01 {
+            println!("stopping the ramp: more than 1% of packets late or lost at {channels} channels");
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// One benchmark peer: joins through WHIP, sends `frame` every 20 ms, counts what it receives.
+async fn peer(
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    frame: Arc<[u8]>,
+    stats: Arc<PeerStats>,
+    epoch: Arc<AtomicU64>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let socket = UdpSocket::bind("127.0.0.1:0").await?;
+    let local: SocketAddr = socket.local_addr()?;
+    let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(Instant::now());
+    rtc.add_local_candidate(Candidate::host(local, "udp")?);
+    let mut change = rtc.sdp_api();
+    let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+    let (offer, pending) = change.apply().context("offer")?;
+    let response = http
+        .post(format!("{base}/rtc/whip"))
+        .bearer_auth(&token)
+        .header("content-type", "application/sdp")
+        .body(offer.to_sdp_string())
+        .send()
+        .await?;
+    if response.status().as_u16() != 201 {
+        bail!("join refused: {}", response.status());
+    }
+    let location = response.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or_default().to_owned();
+    rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&response.text().await?)?)?;
+
+    let mut buf = vec![0u8; 2048];
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut index: u64 = 0;
+    // Lateness anchor: (epoch, arrival, RTP samples) of the first packet of the epoch.
+    let mut anchor: Option<(u64, Instant, u64)> = None;
+    loop {
+        let timeout = loop {
+            match rtc.poll_output()? {
+                Output::Timeout(t) => break t,
+                Output::Transmit(t) => {
+                    let _ = socket.try_send_to(&t.contents, t.destination);
+                }
+                Output::Event(Event::Connected) => stats.connected.store(true, Ordering::Relaxed),
+                Output::Event(Event::MediaData(data)) => {
+                    stats.received.fetch_add(1, Ordering::Relaxed);
+                    let now = Instant::now();
+                    let samples = data.time.numer() * u64::from(SAMPLE_RATE) / u64::from(data.time.denom().max(1));
+                    let current = epoch.load(Ordering::Relaxed);
+                    match anchor {
+                        Some((e, at, first)) if e == current && samples >= first => {
+                            let scheduled =
+                                at + Duration::from_secs_f64((samples - first) as f64 / f64::from(SAMPLE_RATE));
+                            if now.saturating_duration_since(scheduled) > LATE {
+                                stats.late.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        _ => anchor = Some((current, now, samples)),
+                    }
+                }
+                Output::Event(_) => {}
+            }
+        };
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => {
+                let (len, source) = received?;
+                if let Ok(contents) = buf[..len].try_into() {
+                    rtc.handle_input(Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: local, contents }))?;
+                }
+            }
+            _ = ticker.tick() => {
+                if stats.connected.load(Ordering::Relaxed) {
+                    let pt = rtc.writer(mid).and_then(|w| w.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt()));
+                    if let (Some(pt), Some(writer)) = (pt, rtc.writer(mid)) {
+                        let time = MediaTime::new(index * FRAME_SAMPLES as u64, Frequency::FORTY_EIGHT_KHZ);
+                        writer.write(pt, Instant::now(), time, Arc::clone(&frame))?;
+                        stats.sent.fetch_add(1, Ordering::Relaxed);
+                        index += 1;
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(timeout.into()) => {
+                rtc.handle_input(Input::Timeout(Instant::now()))?;
+            }
+            _ = stop.changed() => {
+                let _ = http.delete(format!("{base}{location}")).send().await;
+                return Ok(());
+            }
+        }
+    }
+}
