@@ -208,6 +208,21 @@ fn hex_id() -> String {
     rand::random::<[u8; 16]>().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The WHIP routes, open to browsers on any origin (RFC 9725 §4.5 asks WHIP endpoints for CORS):
+/// they are authorized by bearer tokens, never by cookies, so no origin can borrow a session.
+pub fn whip_routes() -> axum::Router<AppState> {
+    use axum::http::Method;
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::LOCATION]);
+    axum::Router::new()
+        .route("/rtc/whip", axum::routing::post(whip_join))
+        .route("/rtc/whip/{resource}", axum::routing::patch(whip_renew).delete(whip_leave))
+        .layer(cors)
+}
+
 /// Renew a participant's token: send a newer token for the same channel and uid.
 #[utoipa::path(
     patch, path = "/rtc/whip/{resource}", tag = "rtc",

@@ -475,3 +475,34 @@ async fn openapi_documents_every_v1_route_and_its_schemas() {
     let required = schemas["AgentConfig"]["required"].as_array().unwrap();
     assert_eq!(required, &vec![json!("name"), json!("channel")]);
 }
+
+#[tokio::test]
+async fn whip_answers_cors_preflights_for_browsers_on_other_origins() {
+    let api = api(Options::default()).await;
+    let request = axum::http::Request::builder()
+        .method("OPTIONS")
+        .uri("/rtc/whip")
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization, content-type")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(api.router.clone(), request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers();
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    let methods = headers["access-control-allow-methods"].to_str().unwrap();
+    assert!(methods.contains("POST") && methods.contains("DELETE") && methods.contains("PATCH"), "{methods}");
+    let allowed = headers["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
+    assert!(allowed.contains("authorization") && allowed.contains("content-type"), "{allowed}");
+    // The native API is not opened to other origins.
+    let request = axum::http::Request::builder()
+        .method("OPTIONS")
+        .uri("/v1/agents")
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(api.router.clone(), request).await.unwrap();
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+}
