@@ -20,6 +20,7 @@ fn crates_depend_only_on_what_architecture_md_allows() {
         ("store", &["colloquy-model"], &["axum", "colloquy-supervisor", "colloquy-http"]),
         ("supervisor", &["colloquy-model", "colloquy-store"], &["axum", "serde_json", "colloquy-http"]),
         ("rtc", &[], &["axum", "reqwest", "sqlx", "serde_json", "tokio-tungstenite"]),
+        ("providers", &["colloquy-model"], &["axum", "sqlx", "str0m", "opus"]),
         ("http", &["colloquy-model", "colloquy-store", "colloquy-supervisor", "colloquy-rtc"], &[]),
     ];
     for (crate_dir, allowed_ours, forbidden) in rules {

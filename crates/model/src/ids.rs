@@ -116,6 +116,18 @@ impl fmt::Display for AgentId {
     }
 }
 
+/// The id of one turn of a conversation. Every LLM delta, TTS chunk and playout frame carries the id
+/// of the turn it belongs to, so that a cancelled turn's leftovers are recognised and dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TurnId(pub u64);
+
+impl fmt::Display for TurnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "turn {}", self.0)
+    }
+}
+
 /// A credential or key that must never reach a log line or a record. `Debug` prints `"<redacted>"`,
 /// and it serializes (for records) as the string `"<redacted>"`: the real value lives only in memory,
 /// with the live agent that uses it.

@@ -1,0 +1,140 @@
+//! OpenAI-compatible remote providers: chat completions with SSE streaming, audio transcriptions,
+//! and audio speech as streamed PCM.
+//!
+//! Timeouts and retries follow the endpoint's configuration: `timeout_ms` bounds the wait for the
+//! answer's first byte (and any later pause in a stream), and `max_retries` retries connection
+//! failures, timeouts, 429s and 5xx *before* the first byte only: once an answer has started, it is
+//! never asked again, so nothing is said twice.
+
+mod asr;
+mod llm;
+mod sse;
+mod tts;
+
+use std::time::Duration;
+
+use colloquy_model::RemoteEndpoint;
+
+pub use asr::RemoteAsr;
+pub use llm::RemoteLlm;
+pub use tts::RemoteTts;
+
+use crate::ProviderError;
+
+/// The HTTP side shared by the remote providers.
+#[derive(Clone, Debug)]
+pub struct OpenAiClient {
+    http: reqwest::Client,
+    endpoint: RemoteEndpoint,
+}
+
+impl OpenAiClient {
+    pub fn new(endpoint: RemoteEndpoint) -> Result<OpenAiClient, ProviderError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(u64::from(endpoint.timeout_ms)))
+            .build()
+            .map_err(|e| ProviderError::Unavailable(format!("no HTTP client: {e}")))?;
+        Ok(OpenAiClient { http, endpoint })
+    }
+
+    pub fn endpoint(&self) -> &RemoteEndpoint {
+        &self.endpoint
+    }
+
+    /// How long to wait for a first byte, or for the next one in a stream.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(u64::from(self.endpoint.timeout_ms))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.endpoint.url.trim_end_matches('/'), path.trim_start_matches('/'))
+    }
+
+    /// A POST to `path` with the endpoint's auth and headers; `body` adds the body, fresh for each
+    /// attempt.
+    fn post(
+        &self,
+        path: &str,
+        body: &dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self.http.post(self.url(path));
+        if let Some(key) = &self.endpoint.api_key {
+            request = request.bearer_auth(key.expose());
+        }
+        for (name, value) in &self.endpoint.headers {
+            request = request.header(name, value);
+        }
+        body(request)
+    }
+
+    /// Sends until a 2xx answer's headers arrive, retrying what may be retried before the first byte.
+    async fn send(
+        &self,
+        path: &str,
+        body: &(dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder + Sync),
+    ) -> Result<reqwest::Response, ProviderError> {
+        let mut attempt = 0;
+        loop {
+            let (error, retry_after) = match tokio::time::timeout(self.timeout(), self.post(path, body).send()).await {
+                Err(_) => (ProviderError::Timeout(self.timeout()), None),
+                Ok(Err(e)) => (ProviderError::Unavailable(describe(e)), None),
+                Ok(Ok(response)) if response.status().is_success() => return Ok(response),
+                Ok(Ok(response)) => refusal(response).await,
+            };
+            let retryable = matches!(
+                error,
+                ProviderError::Timeout(_) | ProviderError::Unavailable(_) | ProviderError::RateLimited { .. }
+            );
+            if !retryable || attempt >= self.endpoint.max_retries {
+                return Err(error);
+            }
+            attempt += 1;
+            let backoff = Duration::from_millis(200 * (1 << attempt.min(6)));
+            let wait = retry_after.map_or(backoff, |r: Duration| r.min(Duration::from_secs(10)));
+            tracing::debug!(%error, attempt, ?wait, "retrying the provider");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// A reqwest error, without the URL (which may carry a key in its query).
+fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Turns a non-2xx answer into an error, with the provider's own message when it sent one.
+async fn refusal(response: reqwest::Response) -> (ProviderError, Option<Duration>) {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(Duration::from_secs_f64);
+    let body = tokio::time::timeout(Duration::from_secs(2), response.bytes())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let message = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().or_else(|| v["error"].as_str()).map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(300)]).trim().to_owned());
+    let message = if message.is_empty() { status.to_string() } else { format!("{status}: {message}") };
+    let error = match status.as_u16() {
+        401 | 403 => ProviderError::Auth(message),
+        429 => ProviderError::RateLimited { message, retry_after },
+        408 | 504 => ProviderError::Unavailable(message),
+        500..=599 => ProviderError::Unavailable(message),
+        _ => ProviderError::BadResponse(message),
+    };
+    (error, retry_after)
+}
