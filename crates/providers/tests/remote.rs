@@ -23,6 +23,9 @@ use colloquy_providers::{ProviderError, TurnId};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+/// What the fake saw of a transcription request: model, language, WAV sample count and rate.
+type SeenTranscription = (String, String, usize, u32);
+
 #[derive(Clone, Default)]
 struct Fake {
     /// Requests seen, per scenario.
@@ -30,7 +33,7 @@ struct Fake {
     /// Set when a streaming answer noticed its client went away.
     abandoned: Arc<AtomicUsize>,
     /// The last transcription request: (model, language, WAV sample count, rate).
-    transcription: Arc<Mutex<Option<(String, String, usize, u32)>>>,
+    transcription: Arc<Mutex<Option<SeenTranscription>>>,
     /// The last chat request body.
     last_chat: Arc<Mutex<Option<Value>>>,
 }
