@@ -4,6 +4,7 @@ mod bench;
 mod call;
 mod config;
 mod credentials;
+mod models;
 mod serve;
 
 use std::net::SocketAddr;
@@ -30,6 +31,9 @@ enum Command {
     Serve(ServeArgs),
     /// Join a channel as a headless WebRTC client: play a WAV, record what you hear, print messages.
     Call(call::CallArgs),
+    /// The embedded model files: list them, or verify them against their sha256.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
     /// Benchmarks that print numbers.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -73,6 +77,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args, cli.log_format, started),
+        Command::Models(command) => models::run(command),
         Command::Bench(command) => {
             init_stderr_logging(cli.log_format.unwrap_or_default());
             bench::run(command)

@@ -3,6 +3,7 @@
 //! - [`llm::LlmProvider`]: messages in, a stream of text deltas out, with token usage.
 //! - [`asr::AsrProvider`]: audio in as it arrives, partial and final transcripts out.
 //! - [`tts::TtsProvider`]: text in, a stream of PCM chunks out with their sample rate.
+//! - [`vad::VadModel`]: 16 kHz frames in, speech probability out; one model, per-session state.
 //!
 //! Every request carries the [`TurnId`] it belongs to, and every answer is a stream: dropping the
 //! stream cancels the work at once (an HTTP request is aborted, a local model stops at its next
@@ -15,9 +16,12 @@
 //! of colloquy's own HTTP API, the records or WebRTC.
 
 pub mod asr;
+pub mod embedded;
 pub mod llm;
+pub mod models;
 pub mod remote;
 pub mod tts;
+pub mod vad;
 
 use std::time::Duration;
 
