@@ -33,15 +33,13 @@ fn tone(freq: f32, frames: usize) -> Vec<i16> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agent_hears_speaks_and_exchanges_messages_with_a_caller() {
-    let dir = tempfile::tempdir().unwrap();
+/// A channel server and the HTTP API in process, on loopback ports: (channels, signer, base URL).
+async fn stack(dir: &std::path::Path) -> (ChannelServer, TokenSigner, String) {
     let channels = ChannelServer::start(RtcConfig::with_defaults("127.0.0.1:0".parse().unwrap())).await.unwrap();
     let signer = TokenSigner::new(b"secret");
-    let store = Store::open(&dir.path().join("colloquy.db")).await.unwrap();
-    let supervisor = Supervisor::new(store, SupervisorConfig { max_agents: 10 });
+    let store = Store::open(&dir.join("colloquy.db")).await.unwrap();
     let router = colloquy_http::router(
-        supervisor,
+        Supervisor::new(store, SupervisorConfig { max_agents: 10 }),
         HttpConfig {
             credentials: vec![Credential { key: "k".into(), secret: Secret::new("s"), app: AppId::native() }],
             rate_limit: RateLimit { per_second: 0, burst: 0 },
@@ -51,7 +49,13 @@ async fn an_agent_hears_speaks_and_exchanges_messages_with_a_caller() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (channels, signer, base)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_hears_speaks_and_exchanges_messages_with_a_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let (channels, signer, base) = stack(dir.path()).await;
     let mut seat = channels.join_agent("room", "agent", Listen::Everyone).await.unwrap();
     let wav = dir.path().join("caller.wav");
     audio::write_wav(&wav, &tone(440.0, 150), SAMPLE_RATE).unwrap();
@@ -142,20 +146,7 @@ async fn an_agent_hears_speaks_and_exchanges_messages_with_a_caller() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_whose_token_expires_is_removed_with_that_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let channels = ChannelServer::start(RtcConfig::with_defaults("127.0.0.1:0".parse().unwrap())).await.unwrap();
-    let signer = TokenSigner::new(b"secret");
-    let store = Store::open(&dir.path().join("colloquy.db")).await.unwrap();
-    let router = colloquy_http::router(
-        Supervisor::new(store, SupervisorConfig { max_agents: 10 }),
-        HttpConfig {
-            credentials: vec![],
-            rate_limit: RateLimit { per_second: 0, burst: 0 },
-            rtc: RtcEdge::new(signer.clone(), Some(channels.clone())),
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let (channels, signer, base) = stack(dir.path()).await;
     let mut seat = channels.join_agent("room", "agent", Listen::Everyone).await.unwrap();
     let expires = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 2;
     let token = signer.issue("room", "short-lived", expires);

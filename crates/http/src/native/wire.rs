@@ -64,6 +64,10 @@ pub enum Vendor {
     Openai,
 }
 
+// The endpoint fields (`url`, `api_key`, `headers`, `timeout_ms`, `max_retries`) repeat in the LLM,
+// ASR and TTS groups on purpose: serde cannot combine `flatten` with `deny_unknown_fields`, and an
+// unknown field must stay a 400 that names it.
+
 /// The language model. Default: the embedded SmolLM2-135M-Instruct.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
