@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 pub const ONNXRUNTIME_LIBRARY: &str = "libonnxruntime.so.1.31.1";
 /// Silero VAD v6, from the `silero-vad` wheel.
 pub const SILERO_VAD: &str = "silero_vad.onnx";
+/// The Piper voice `en_US-joe-medium` (its config is the same name + `.json`).
+pub const PIPER_JOE: &str = "en_US-joe-medium.onnx";
 
 /// The command that fetches and checks the model files.
 pub const FETCH_COMMAND: &str = "scripts/fetch-models";

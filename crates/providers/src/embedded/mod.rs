@@ -1,8 +1,12 @@
-//! The embedded models, run in process and loaded once per process: Silero VAD through ONNX
-//! Runtime (loaded at run time from the library the `onnxruntime` wheel ships).
+//! The embedded models, run in process and loaded once per process: Silero VAD and Piper TTS
+//! through ONNX Runtime (loaded at run time from the library the `onnxruntime` wheel ships), Piper
+//! with phonemes from the `espeak-ng` command.
 
+mod espeak;
 mod onnx;
+mod piper;
 mod silero;
 
 pub use onnx::OnnxRuntime;
+pub use piper::PiperTts;
 pub use silero::SileroVad;
