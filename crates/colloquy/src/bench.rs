@@ -356,5 +356,54 @@ fn models() -> anyhow::Result<()> {
         at(0.99),
         at(0.5) / 32_000.0 * 100.0
     );
+
+    // Piper: load, then five sentences of a spoken answer, one request each, as the engine sends them.
+    use colloquy_providers::TurnId;
+    use colloquy_providers::embedded::PiperTts;
+    use colloquy_providers::models::PIPER_JOE;
+    use colloquy_providers::tts::{TtsProvider, TtsRequest};
+    use futures_util::StreamExt;
+    let before = rss(pid)?;
+    let started = Instant::now();
+    let tts = PiperTts::load(&runtime, &dir.join(PIPER_JOE))?;
+    let load = started.elapsed();
+    let sentences = [
+        "Sure, I can help with that.",
+        "The store opens at nine in the morning.",
+        "It closes at six in the evening, except on Sundays.",
+        "Would you like me to book a table for you?",
+        "Great, your table for two is booked for seven tonight.",
+    ];
+    let runtime_tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let (mut first_audio, mut total, mut audio_seconds) = (Vec::new(), Duration::ZERO, 0.0);
+    for (i, text) in sentences.iter().enumerate() {
+        let request = TtsRequest {
+            turn: TurnId(i as u64),
+            text: (*text).to_owned(),
+            voice: "en_US-joe-medium".into(),
+            speed: 1.0,
+        };
+        let started = Instant::now();
+        let chunks: Vec<_> = runtime_tokio.block_on(tts.synthesize(request).collect::<Vec<_>>());
+        let took = started.elapsed();
+        first_audio.push(took);
+        total += took;
+        for chunk in chunks {
+            let chunk = chunk?;
+            audio_seconds += chunk.pcm.len() as f64 / f64::from(chunk.sample_rate);
+        }
+    }
+    first_audio.sort();
+    println!(
+        "Piper en_US-joe-medium (ONNX Runtime, espeak-ng phonemes): load {:.0} ms, resident +{:.1} MB; \
+         first audio of a sentence: median {:.0} ms, max {:.0} ms; real-time factor {:.3} ({:.1} s of speech in {:.2} s)",
+        load.as_secs_f64() * 1e3,
+        rss(pid)?.saturating_sub(before) as f64 / 1e6,
+        first_audio[first_audio.len() / 2].as_secs_f64() * 1e3,
+        first_audio[first_audio.len() - 1].as_secs_f64() * 1e3,
+        total.as_secs_f64() / audio_seconds,
+        audio_seconds,
+        total.as_secs_f64()
+    );
     Ok(())
 }
