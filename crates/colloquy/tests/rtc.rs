@@ -300,8 +300,11 @@ async fn a_peer_that_vanishes_is_cleaned_up_and_the_channel_goes_on() {
 }
 
 /// A UDP relay between the clients and the server that drops 10% of the datagrams and delays each
-/// by 0–50 ms, both ways. The server advertises the relay's address (127.0.0.2) as its candidate;
-/// each client gets its own upstream socket on 127.0.0.3, so the server sees one source per client.
+/// by 0–50 ms, both ways, once a client's connection had 1.5 s to come up: the test is about media
+/// on a bad link (a DTLS handshake that loses a flight waits seconds for its retransmission, which
+/// would make the test slow and flaky, not more telling). The server advertises the relay's address
+/// (127.0.0.2) as its candidate; each client gets its own upstream socket on 127.0.0.3, so the server
+/// sees one source per client.
 async fn lossy_relay(listen: SocketAddr, server: SocketAddr) {
     use std::collections::HashMap;
     use tokio::net::UdpSocket;
@@ -316,6 +319,7 @@ async fn lossy_relay(listen: SocketAddr, server: SocketAddr) {
         (x % 100 < 10, Duration::from_millis((x >> 8) % 51))
     };
     let fate = Arc::new(fate);
+    const SETTLE: Duration = Duration::from_millis(1500);
     let send_later = |socket: Arc<UdpSocket>, packet: Vec<u8>, target: SocketAddr, delay: Duration| {
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -323,31 +327,33 @@ async fn lossy_relay(listen: SocketAddr, server: SocketAddr) {
         });
     };
     tokio::spawn(async move {
-        let mut backs: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+        let mut backs: HashMap<SocketAddr, (Arc<UdpSocket>, std::time::Instant)> = HashMap::new();
         let mut buf = vec![0u8; 2048];
         loop {
             let Ok((len, client)) = front.recv_from(&mut buf).await else { return };
-            let back = match backs.get(&client) {
-                Some(back) => Arc::clone(back),
+            let (back, since) = match backs.get(&client) {
+                Some(back) => back.clone(),
                 None => {
                     let back = Arc::new(UdpSocket::bind("127.0.0.3:0").await.unwrap());
-                    backs.insert(client, Arc::clone(&back));
+                    let since = std::time::Instant::now();
+                    backs.insert(client, (Arc::clone(&back), since));
                     // Server → this client.
                     let (back_rx, front_tx, fate) = (Arc::clone(&back), Arc::clone(&front), Arc::clone(&fate));
                     tokio::spawn(async move {
                         let mut buf = vec![0u8; 2048];
                         loop {
                             let Ok((len, _)) = back_rx.recv_from(&mut buf).await else { return };
-                            let (dropped, delay) = fate();
+                            let (dropped, delay) =
+                                if since.elapsed() < SETTLE { (false, Duration::ZERO) } else { fate() };
                             if !dropped {
                                 send_later(Arc::clone(&front_tx), buf[..len].to_vec(), client, delay);
                             }
                         }
                     });
-                    back
+                    (back, since)
                 }
             };
-            let (dropped, delay) = fate();
+            let (dropped, delay) = if since.elapsed() < SETTLE { (false, Duration::ZERO) } else { fate() };
             if !dropped {
                 send_later(back, buf[..len].to_vec(), server, delay);
             }
