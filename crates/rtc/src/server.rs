@@ -584,8 +584,9 @@ impl Sfu {
         decode_for_agents: bool,
     ) {
         let Some(sender) = self.participants.get(&from) else { return };
-        let (channel, from_uid) = (sender.channel.clone(), sender.uid.clone());
-        let members = self.channels.get(&channel).cloned().unwrap_or_default();
+        // The member list is copied (forwarding needs `&mut self`); the channel name need not be.
+        let Some(members) = self.channels.get(&sender.channel).cloned() else { return };
+        let from_uid = sender.uid.clone();
         for member in members.into_iter().filter(|m| *m != from) {
             let Some(participant) = self.participants.get_mut(&member) else { continue };
             match &mut participant.kind {
@@ -637,8 +638,9 @@ impl Sfu {
 
     fn on_person_data(&mut self, from: ParticipantId, text: String) {
         let Some(sender) = self.participants.get(&from) else { return };
-        let (channel, uid) = (sender.channel.clone(), sender.uid.clone());
-        for member in self.channels.get(&channel).cloned().unwrap_or_default() {
+        let Some(members) = self.channels.get(&sender.channel).cloned() else { return };
+        let uid = sender.uid.clone();
+        for member in members {
             if let Some(Participant { kind: Kind::Agent(agent), .. }) = self.participants.get(&member) {
                 let _ = agent.events.try_send(ChannelEvent::Data { from: uid.clone(), text: text.clone() });
             }
