@@ -22,6 +22,7 @@ pub mod models;
 pub mod remote;
 pub mod tts;
 pub mod vad;
+pub mod wer;
 
 use std::time::Duration;
 
