@@ -61,9 +61,24 @@ pub struct CallSummary {
     pub data_messages: u64,
     /// Wall clock of the first frame sent with sound in it.
     pub first_audio_sent_unix_us: Option<u64>,
+    /// Wall clock of the last frame sent with sound in it.
+    pub last_audio_sent_unix_us: Option<u64>,
     /// Wall clock of the first frame heard with sound in it.
     pub first_audio_heard_unix_us: Option<u64>,
+    /// When sound was heard: `[start, end]` wall-clock spans, split at 300 ms of silence.
+    pub heard_spans_unix_us: Vec<(u64, u64)>,
     pub recorded_seconds: f64,
+}
+
+impl CallSummary {
+    /// Extends the spans of sound with a frame heard at `at`.
+    fn heard(&mut self, at: u64) {
+        self.first_audio_heard_unix_us.get_or_insert(at);
+        match self.heard_spans_unix_us.last_mut() {
+            Some((_, end)) if at.saturating_sub(*end) <= 300_000 => *end = at,
+            _ => self.heard_spans_unix_us.push((at, at)),
+        }
+    }
 }
 
 /// The longest recording kept: one hour.
@@ -81,7 +96,10 @@ fn rms(frame: &[i16]) -> f64 {
 }
 
 pub fn run(args: CallArgs) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(call(args))
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let summary = runtime.block_on(call(args, None, None))?;
+    eprintln!("call summary: {}", serde_json::to_string(&summary)?);
+    Ok(())
 }
 
 async fn mint_token(http: &reqwest::Client, server: &str, channel: &str, uid: &str) -> anyhow::Result<String> {
@@ -154,7 +172,14 @@ fn rtp_samples(time: MediaTime) -> i64 {
     (time.numer() as i64) * i64::from(SAMPLE_RATE) / (time.denom() as i64)
 }
 
-async fn call(args: CallArgs) -> anyhow::Result<()> {
+/// Makes the call. Data-channel messages go to `messages` when given, else to stdout as JSON lines.
+/// The call ends at `--seconds`, 500 ms after the played file ends (without `--seconds`), at
+/// Ctrl-C, or when `stop` fires.
+pub async fn call(
+    args: CallArgs,
+    messages: Option<tokio::sync::mpsc::UnboundedSender<serde_json::Value>>,
+    stop: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> anyhow::Result<CallSummary> {
     let http = reqwest::Client::new();
     let server = args.server.trim_end_matches('/').to_owned();
     let token = match (&args.token, &args.channel, &args.uid) {
@@ -218,6 +243,15 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    let stopped = async move {
+        match stop {
+            Some(stop) => {
+                let _ = stop.await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stopped);
 
     'call: loop {
         // Drain str0m until it asks for time.
@@ -239,10 +273,9 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
                         let arrival =
                             connected_at.map_or(0.0, |c| c.elapsed().as_secs_f64() * f64::from(SAMPLE_RATE)) as usize;
                         if let Some(pcm) = recording.add(data.mid, data.time, &data.data, arrival)
-                            && summary.first_audio_heard_unix_us.is_none()
                             && rms(&pcm) > SOUND_RMS
                         {
-                            summary.first_audio_heard_unix_us = Some(unix_us(SystemTime::now()));
+                            summary.heard(unix_us(SystemTime::now()));
                         }
                     }
                     Event::ChannelOpen(id, _) if id == data_channel => {
@@ -255,12 +288,17 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
                     Event::ChannelData(data) => {
                         summary.data_messages += 1;
                         let text = String::from_utf8_lossy(&data.data);
-                        let line = match serde_json::from_str::<serde_json::Value>(&text) {
-                            Ok(value) => value.to_string(),
-                            Err(_) => serde_json::json!({"type": "raw", "text": text}).to_string(),
-                        };
-                        let _ = writeln!(stdout, "{line}");
-                        let _ = stdout.flush();
+                        let value = serde_json::from_str::<serde_json::Value>(&text)
+                            .unwrap_or_else(|_| serde_json::json!({"type": "raw", "text": text}));
+                        match &messages {
+                            Some(messages) => {
+                                let _ = messages.send(value);
+                            }
+                            None => {
+                                let _ = writeln!(stdout, "{value}");
+                                let _ = stdout.flush();
+                            }
+                        }
                     }
                     Event::IceConnectionStateChange(str0m::IceConnectionState::Disconnected) => {
                         tracing::warn!("the connection dropped");
@@ -311,8 +349,10 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
                     let time = MediaTime::new(frame_index * FRAME_SAMPLES as u64, Frequency::FORTY_EIGHT_KHZ);
                     writer.write(pt, Instant::now(), time, packet)?;
                     summary.packets_sent += 1;
-                    if summary.first_audio_sent_unix_us.is_none() && rms(&frame) > SOUND_RMS {
-                        summary.first_audio_sent_unix_us = Some(unix_us(SystemTime::now()));
+                    if rms(&frame) > SOUND_RMS {
+                        let now = unix_us(SystemTime::now());
+                        summary.first_audio_sent_unix_us.get_or_insert(now);
+                        summary.last_audio_sent_unix_us = Some(now);
                     }
                 }
                 frame_index += 1;
@@ -322,6 +362,7 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
                 rtc.handle_input(Input::Timeout(Instant::now()))?;
             }
             _ = &mut ctrl_c => break,
+            () = &mut stopped => break,
         }
     }
 
@@ -335,6 +376,5 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
         audio::write_wav(path, &recording.samples, SAMPLE_RATE)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    eprintln!("call summary: {}", serde_json::to_string(&summary)?);
-    Ok(())
+    Ok(summary)
 }

@@ -4,8 +4,10 @@ mod bench;
 mod call;
 mod config;
 mod credentials;
+mod demo;
 mod models;
 mod serve;
+mod tools;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,6 +39,15 @@ enum Command {
     /// Benchmarks that print numbers.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// One spoken turn end to end on this machine: a server in process, an agent, a WebRTC call that
+    /// plays your question and records the answer, and the latency of each stage.
+    Demo(demo::DemoArgs),
+    /// Transcribe a WAV file with the embedded Whisper; prints only the transcript.
+    Asr(tools::AsrArgs),
+    /// Speak a text with the embedded Piper voice into a WAV file.
+    Tts(tools::TtsArgs),
+    /// Ask the embedded LLM; streams the answer to stdout.
+    Llm(tools::LlmArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -56,6 +67,10 @@ struct ServeArgs {
     /// A TOML configuration file; flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Agents keep their lifecycle only: they join no channel, and no model is loaded (for testing
+    /// the API, or a node that only keeps records).
+    #[arg(long)]
+    no_media: bool,
 }
 
 /// Logs on stderr, readable or JSON; the level comes from RUST_LOG (default `info`).
@@ -86,6 +101,13 @@ fn main() -> std::process::ExitCode {
             init_stderr_logging(cli.log_format.unwrap_or_default());
             call::run(args)
         }
+        Command::Demo(args) => {
+            init_stderr_logging(cli.log_format.unwrap_or_default());
+            demo::run(args)
+        }
+        Command::Asr(args) => tools::asr(args),
+        Command::Tts(args) => tools::tts(args),
+        Command::Llm(args) => tools::llm(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

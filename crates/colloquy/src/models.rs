@@ -34,7 +34,12 @@ fn entries() -> Vec<Entry<'static>> {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .filter_map(|l| {
             let fields: Vec<&str> = l.split('\t').collect();
-            (fields.len() == 5).then(|| Entry { set: fields[0], file: fields[1], package: fields[2], sha256: fields[4] })
+            (fields.len() == 5).then(|| Entry {
+                set: fields[0],
+                file: fields[1],
+                package: fields[2],
+                sha256: fields[4],
+            })
         })
         .collect()
 }

@@ -4,7 +4,10 @@
 use std::io::Write;
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use anyhow::Context;
+use colloquy_agent::AgentRuntime;
 use colloquy_http::HttpConfig;
 use colloquy_http::auth::{Credential, RateLimit};
 use colloquy_http::rtc::RtcEdge;
@@ -33,18 +36,36 @@ pub fn run(args: ServeArgs, log_format: Option<LogFormat>, started: Instant) -> 
     };
     let config = config::resolve(file, overrides)?;
     crate::init_stderr_logging(config.log_format);
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config, started))
+    if !args.no_media {
+        // A missing model is a start-up error naming the fix, not a surprise at the first agent.
+        colloquy_agent::EmbeddedModels::check_files()?;
+    }
+    let media = !args.no_media;
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config, media, started))
 }
 
-async fn serve(config: config::Config, started: Instant) -> anyhow::Result<()> {
+/// A server running in this process: the records, the supervisor, the channel server and the HTTP
+/// API. `colloquy serve` runs one until a signal; `colloquy demo` runs one for a single call.
+pub struct RunningServer {
+    pub http: std::net::SocketAddr,
+    pub rtc_udp: std::net::SocketAddr,
+    pub credentials: credentials::ApiCredentials,
+    supervisor: Supervisor,
+    channel_server: ChannelServer,
+    store: Store,
+    webhooks: tokio::task::JoinHandle<()>,
+    /// Tells the HTTP server to drain.
+    stop_http: tokio::sync::oneshot::Sender<()>,
+    http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Opens the records, recovers from the last run, starts the channel server, the supervisor (with
+/// the embedded models loading in the background when `media`) and the HTTP API.
+pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<RunningServer> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
     let db_path = config.data_dir.join("colloquy.db");
     let store = Store::open(&db_path).await.with_context(|| format!("opening the records at {}", db_path.display()))?;
-    let supervisor = Supervisor::new(store.clone(), SupervisorConfig { max_agents: config.max_agents });
-    let orphans = supervisor.recover().await.context("recovering the records of the last run")?;
-    let events = supervisor.take_events().expect("the event stream is taken once, here");
-    let webhooks = colloquy_http::webhooks::spawn(store.clone(), events, WebhookConfig::DEFAULT);
     let credentials = credentials::load_or_generate(&config.data_dir)?;
     let credentials_from = match credentials.source {
         credentials::Source::Environment => "the environment",
@@ -61,11 +82,26 @@ async fn serve(config: config::Config, started: Instant) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("binding the channel server to UDP {}", config.rtc_udp))?;
     let signer = TokenSigner::new(credentials.secret.expose().as_bytes());
+    let supervisor_config = SupervisorConfig { max_agents: config.max_agents };
+    let supervisor = if media {
+        let models = AgentRuntime::load_models_in_background();
+        let runtime = AgentRuntime::new(channel_server.clone(), models, store.clone());
+        Supervisor::with_media(store.clone(), supervisor_config, Arc::new(runtime))
+    } else {
+        Supervisor::new(store.clone(), supervisor_config)
+    };
+    let orphans = supervisor.recover().await.context("recovering the records of the last run")?;
+    let events = supervisor.take_events().expect("the event stream is taken once, here");
+    let webhooks = colloquy_http::webhooks::spawn(store.clone(), events, WebhookConfig::DEFAULT);
 
     let router = colloquy_http::router(
         supervisor.clone(),
         HttpConfig {
-            credentials: vec![Credential { key: credentials.key, secret: credentials.secret, app: AppId::native() }],
+            credentials: vec![Credential {
+                key: credentials.key.clone(),
+                secret: credentials.secret.clone(),
+                app: AppId::native(),
+            }],
             rate_limit: RateLimit { per_second: config.requests_per_second, burst: config.burst },
             rtc: RtcEdge::new(signer, Some(channel_server.clone())),
         },
@@ -73,52 +109,61 @@ async fn serve(config: config::Config, started: Instant) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.http)
         .await
         .with_context(|| format!("binding the HTTP API to {}", config.http))?;
-    let address = listener.local_addr()?;
+    let http = listener.local_addr()?;
+    let rtc_udp = channel_server.local_addr();
     tracing::info!(
-        %address,
-        rtc_udp = %channel_server.local_addr(),
+        address = %http,
+        %rtc_udp,
         data_dir = %config.data_dir.display(),
         recovered_agents = orphans,
+        media,
         credentials_from,
-        ready_ms = started.elapsed().as_millis() as u64,
         "colloquy ready"
     );
+    let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
+    let http_task = tokio::spawn(
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .into_future(),
+    );
+    Ok(RunningServer { http, rtc_udp, credentials, supervisor, channel_server, store, webhooks, stop_http, http_task })
+}
+
+impl RunningServer {
+    /// Stops every agent (their final states recorded), drains HTTP, closes the channel server,
+    /// delivers the webhooks that are due, and closes the records.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        // Agents stop alongside the HTTP drain, so that a request waiting on an agent cannot hold
+        // the shutdown up.
+        let _ = self.stop_http.send(());
+        let (served, ()) = tokio::join!(self.http_task, self.supervisor.shutdown());
+        served.context("the HTTP task")?.context("serving HTTP")?;
+        self.channel_server.shutdown().await;
+        // The event stream has ended; the webhook task delivers what is due within its grace period.
+        let _ = self.webhooks.await;
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+async fn serve(config: config::Config, media: bool, started: Instant) -> anyhow::Result<()> {
+    let server = start(&config, media).await?;
+    tracing::info!(ready_ms = started.elapsed().as_millis() as u64, "serving");
     // The one line on stdout that scripts and tests wait for.
     let mut out = std::io::stdout().lock();
-    writeln!(out, "colloquy listening on http://{address}")?;
+    writeln!(out, "colloquy listening on http://{}", server.http)?;
     out.flush()?;
     drop(out);
 
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
-    let shutdown_signal = async move {
-        tokio::select! {
-            _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = sigint.recv() => tracing::info!("SIGINT: shutting down"),
-        }
-    };
-    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let http = axum::serve(listener, router).with_graceful_shutdown(async move {
-        shutdown_signal.await;
-        let _ = signalled_tx.send(());
-    });
-    let stop_agents = {
-        let supervisor = supervisor.clone();
-        async move {
-            // Agents stop as soon as the signal comes, alongside the HTTP drain, so that a request
-            // waiting on an agent cannot hold the shutdown up.
-            if signalled_rx.await.is_ok() {
-                supervisor.shutdown().await;
-            }
-        }
-    };
-    let (served, ()) = tokio::join!(http.into_future(), stop_agents);
-    served.context("serving HTTP")?;
-    supervisor.shutdown().await;
-    channel_server.shutdown().await;
-    // The event stream has ended; the webhook task delivers what is due within its grace period.
-    let _ = webhooks.await;
-    store.close().await;
+    tokio::select! {
+        _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = sigint.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    server.stop().await?;
     tracing::info!("colloquy stopped; every agent's final state is recorded");
     Ok(())
 }

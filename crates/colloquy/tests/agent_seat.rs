@@ -44,6 +44,7 @@ async fn stack(dir: &std::path::Path) -> (ChannelServer, TokenSigner, String) {
             credentials: vec![Credential { key: "k".into(), secret: Secret::new("s"), app: AppId::native() }],
             rate_limit: RateLimit { per_second: 0, burst: 0 },
             rtc: RtcEdge::new(signer.clone(), Some(channels.clone())),
+            playground: false,
         },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -99,7 +100,7 @@ async fn an_agent_hears_speaks_and_exchanges_messages_with_a_caller() {
                 assert_eq!((from.as_str(), pcm.len()), ("caller", FRAME_SAMPLES));
                 heard.extend(pcm);
             }
-            ChannelEvent::Joined { ref uid } if uid == "caller" && speaking.is_none() => {
+            ChannelEvent::Joined { ref uid, .. } if uid == "caller" && speaking.is_none() => {
                 events.push(event.clone());
                 let handle = handle.clone();
                 speaking = Some(tokio::spawn(async move {
@@ -124,12 +125,15 @@ async fn an_agent_hears_speaks_and_exchanges_messages_with_a_caller() {
     assert!(caller.status.success(), "{}", String::from_utf8_lossy(&caller.stderr));
 
     // Channel events and the caller's message reached the agent.
-    assert_eq!(events.first(), Some(&ChannelEvent::Joined { uid: "caller".into() }));
+    assert_eq!(events.first(), Some(&ChannelEvent::Joined { uid: "caller".into(), agent: false }));
     assert!(
         events.contains(&ChannelEvent::Data { from: "caller".into(), text: r#"{"type":"caller.hello","n":1}"#.into() }),
         "{events:?}"
     );
-    assert_eq!(events.last(), Some(&ChannelEvent::Left { uid: "caller".into(), reason: LeaveReason::Left }));
+    assert_eq!(
+        events.last(),
+        Some(&ChannelEvent::Left { uid: "caller".into(), agent: false, reason: LeaveReason::Left })
+    );
     // The agent heard the caller's tone as PCM.
     let heard_hz = frequency(&heard);
     assert!((heard_hz - 440.0).abs() < 5.0, "the agent heard {heard_hz:.1} Hz");
@@ -160,7 +164,7 @@ async fn a_participant_whose_token_expires_is_removed_with_that_reason() {
     let left = tokio::time::timeout(Duration::from_secs(8), async {
         loop {
             match seat.events.recv().await {
-                Some(ChannelEvent::Left { uid, reason }) => break (uid, reason),
+                Some(ChannelEvent::Left { uid, reason, .. }) => break (uid, reason),
                 Some(_) => continue,
                 None => panic!("the seat closed"),
             }

@@ -22,6 +22,19 @@ fn crates_depend_only_on_what_architecture_md_allows() {
         ("rtc", &[], &["axum", "reqwest", "sqlx", "serde_json", "tokio-tungstenite"]),
         ("providers", &["colloquy-model"], &["axum", "sqlx", "str0m", "opus"]),
         ("http", &["colloquy-model", "colloquy-store", "colloquy-supervisor", "colloquy-rtc"], &[]),
+        ("conversation", &["colloquy-model"], &["tokio", "futures-util", "axum", "sqlx", "reqwest", "str0m"]),
+        (
+            "agent",
+            &[
+                "colloquy-model",
+                "colloquy-conversation",
+                "colloquy-providers",
+                "colloquy-rtc",
+                "colloquy-store",
+                "colloquy-supervisor",
+            ],
+            &["axum", "sqlx", "str0m"],
+        ),
     ];
     for (crate_dir, allowed_ours, forbidden) in rules {
         for dependency in dependencies(crate_dir) {
@@ -33,14 +46,40 @@ fn crates_depend_only_on_what_architecture_md_allows() {
     }
 }
 
+/// Every `.rs` file under `dir`.
+fn sources(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
 #[test]
 fn the_model_reads_no_clock() {
-    let src = workspace().join("crates/model/src");
-    for entry in std::fs::read_dir(&src).unwrap() {
-        let path = entry.unwrap().path();
+    for path in sources(&workspace().join("crates/model/src")) {
         let text = std::fs::read_to_string(&path).unwrap();
         for clock in ["SystemTime::now", "Instant::now", "std::time::Instant", "tokio"] {
             assert!(!text.contains(clock), "{} mentions {clock}", path.display());
+        }
+    }
+}
+
+#[test]
+fn the_conversation_core_reads_no_clock_and_touches_no_socket_or_thread() {
+    let files = sources(&workspace().join("crates/conversation/src"));
+    assert!(files.len() >= 5, "{files:?}");
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Unit tests may take a base time from the clock; the machine itself may not.
+        let text = text.split("#[cfg(test)]").next().unwrap();
+        for forbidden in ["SystemTime", "Instant::now", "std::thread", "std::net", "tokio", "async fn", "std::fs"] {
+            assert!(!text.contains(forbidden), "{} mentions {forbidden}", path.display());
         }
     }
 }

@@ -12,8 +12,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use colloquy_model::{
-    AgentSpec, DisabledStrategy, IdleTimeout, InterruptionMode, PromptMessage, PromptRole, SilenceAction, Speaker,
-    TurnEnd, TurnId, TurnMetrics, TurnStart,
+    AgentCommand, AgentSpec, DisabledStrategy, IdleTimeout, InterruptionMode, PromptMessage, PromptRole, SilenceAction,
+    Speaker, TurnEnd, TurnId, TurnMetrics, TurnStart,
 };
 
 use crate::clauses::ClauseSplitter;
@@ -832,7 +832,7 @@ impl Conversation {
 
     fn on_command(&mut self, command: Command) {
         match command {
-            Command::Speak { text, priority, interruptible } => {
+            Command::Agent(AgentCommand::Speak { text, priority, interruptible }) => {
                 let busy = self.reply.is_some();
                 match priority {
                     SpeakPriority::Interrupt => {
@@ -848,14 +848,14 @@ impl Conversation {
                     }
                 }
             }
-            Command::Interrupt => {
+            Command::Agent(AgentCommand::Interrupt) => {
                 self.queued_speech.clear();
                 if self.reply.is_some() {
                     self.close_reply(TurnEnd::Interrupted);
                     self.settle_state();
                 }
             }
-            Command::Think { text } => {
+            Command::Agent(AgentCommand::Think { text }) => {
                 self.queued_speech.clear();
                 let turn = self.new_turn();
                 self.start_llm_reply(turn, TurnStart::ApiThink, text, Times::default());

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+pub use colloquy_model::{AgentCommand, SpeakPriority};
 use colloquy_model::{LlmParams, PromptMessage, Speaker, SpecUpdate, TurnEnd, TurnId, TurnMetrics, TurnStart};
 
 /// Audio in: 16 kHz mono, 20 ms per frame.
@@ -89,28 +90,11 @@ pub enum TtsInput {
     },
 }
 
-/// How a `speak` command treats what the agent is saying.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SpeakPriority {
-    /// Cut the agent off (marked interrupted) and say this now.
-    Interrupt,
-    /// Say this after what the agent is saying (and anything already queued).
-    Append,
-    /// Say this only if the agent is not speaking or thinking; otherwise drop it.
-    Ignore,
-}
-
 /// Commands from the API.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
-    /// Say `text` (no LLM involved).
-    Speak { text: String, priority: SpeakPriority, interruptible: bool },
-    /// Stop what the agent is saying or thinking.
-    Interrupt,
-    /// Treat `text` as something the user said. Listening: it starts a turn. Thinking: the answer
-    /// being prepared is dropped and the text joins the user's words for a new one. Speaking: the
-    /// agent is cut off (marked interrupted) and answers the text.
-    Think { text: String },
+    /// `speak`, `interrupt` or `think` (see [`AgentCommand`] for what each does in each state).
+    Agent(AgentCommand),
     /// Change the prompt, LLM parameters or voice from the next request on.
     Update(SpecUpdate),
 }

@@ -28,8 +28,8 @@
 //! barge-in, keywords, append and ignore, greetings, `speak`/`think`/`interrupt`, the failure
 //! message, the silence prompt, the idle timeout, and per-turn metrics.
 //!
-//! **Invariant:** nothing here touches a socket, a thread or a clock (`crates/colloquy/tests/
-//! architecture.rs` checks that no `Instant::now` or `SystemTime` appears in this crate's sources).
+//! **Invariant:** nothing here touches a socket, a thread, a file or a clock; outside unit tests,
+//! `crates/colloquy/tests/architecture.rs` checks the sources for any clock read or I/O module.
 
 pub mod clauses;
 pub mod conversation;

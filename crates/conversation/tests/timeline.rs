@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use colloquy_conversation::{
-    AsrInput, ClientEvent, Command, Conversation, Input, LeaveReason, LlmInput, Output, PLAYOUT_FRAME, ProviderCommand,
-    SpeakPriority, TtsInput, TurnStatus, VoiceState,
+    AgentCommand, AsrInput, ClientEvent, Command, Conversation, Input, LeaveReason, LlmInput, Output, PLAYOUT_FRAME,
+    ProviderCommand, SpeakPriority, TtsInput, TurnStatus, VoiceState,
 };
 use colloquy_model::{
     AgentName, AgentSpec, ChannelName, DisabledStrategy, Greeting, IdleTimeout, InterruptionMode, SilenceAction,
@@ -491,8 +491,9 @@ fn with_interruption_off_speech_is_appended_to_the_next_turn_or_ignored() {
 
 #[test]
 fn speak_interrupts_appends_or_is_ignored_by_priority() {
-    let speak =
-        |text: &str, priority| Input::Command(Command::Speak { text: text.into(), priority, interruptible: true });
+    let speak = |text: &str, priority| {
+        Input::Command(Command::Agent(AgentCommand::Speak { text: text.into(), priority, interruptible: true }))
+    };
 
     let (mut world, _) = agent_speaking(spec());
     world.input(speak("Breaking news.", SpeakPriority::Interrupt));
@@ -523,7 +524,7 @@ fn speak_interrupts_appends_or_is_ignored_by_priority() {
 
 #[test]
 fn think_starts_a_turn_when_listening_replaces_one_when_thinking_and_cuts_off_speech() {
-    let think = |text: &str| Input::Command(Command::Think { text: text.into() });
+    let think = |text: &str| Input::Command(Command::Agent(AgentCommand::Think { text: text.into() }));
 
     // Listening: a new turn.
     let mut world = World::joined(spec());
@@ -616,7 +617,7 @@ fn nobody_joining_at_all_also_times_out() {
 #[test]
 fn audio_of_a_cancelled_turn_never_reaches_playout() {
     let (mut world, _) = agent_speaking(spec());
-    world.input(Input::Command(Command::Interrupt));
+    world.input(Input::Command(Command::Agent(AgentCommand::Interrupt)));
     let cut = world.now_ms();
     // A TTS that did not get the cancel in time still sends audio for the old turn.
     for clause in 0..3 {

@@ -41,6 +41,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// 503: the node is shutting down.
     ShuttingDown,
+    /// 503: the agent could not join its channel or load its models; the message says why.
+    StartFailed,
     /// 400: the SDP offer was refused.
     InvalidSdp,
     /// 409: the uid is already in the channel.
@@ -121,6 +123,9 @@ impl From<SupervisorError> for ApiError {
             SupervisorError::NoMediaSession => ApiError::new(StatusCode::CONFLICT, ErrorCode::NoMediaSession, message),
             SupervisorError::ShuttingDown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ShuttingDown, message)
+            }
+            SupervisorError::StartFailed(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::StartFailed, message)
             }
             SupervisorError::Store(e) => {
                 tracing::error!(error = %e, "records failed");

@@ -111,6 +111,16 @@ struct StatusLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    stage: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TurnEndLabels {
+    end: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndedLabels {
     status: String,
     reason: String,
@@ -138,6 +148,50 @@ impl Collector for AgentCollector {
         for ((status, reason), count) in ended {
             let labels = EndedLabels { status: status.as_str().to_owned(), reason: reason.to_owned() };
             ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+        }
+        let stats = self.supervisor.turn_stats();
+        let mut family = encoder.encode_descriptor(
+            "turn_latency_seconds",
+            "Latency of each stage of a turn: eou_delay, asr_ttlw, llm_ttft, llm_ttfs, tts_ttfb, engine_overhead, e2e",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (stage, histogram) in stats.stages() {
+            // The encoder wants each bucket's own count, with the overflow as the +Inf bucket.
+            let mut buckets = Vec::with_capacity(histogram.cumulative.len() + 1);
+            let mut below = 0;
+            for (bound_ms, cumulative) in &histogram.cumulative {
+                buckets.push((*bound_ms as f64 / 1000.0, cumulative - below));
+                below = *cumulative;
+            }
+            buckets.push((f64::INFINITY, histogram.count - below));
+            let labels = StageLabels { stage: stage.to_owned() };
+            family.encode_family(&labels)?.encode_histogram::<StageLabels>(
+                histogram.sum_ms as f64 / 1000.0,
+                histogram.count,
+                &buckets,
+                None,
+            )?;
+        }
+        let (frames, late) = stats.frames();
+        let family = encoder.encode_descriptor(
+            "playout_frames",
+            "Agent audio frames (20 ms) sent into channels",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(frames).encode(family)?;
+        let family = encoder.encode_descriptor(
+            "playout_frames_late",
+            "Agent audio frames sent more than 10 ms after their time",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(late).encode(family)?;
+        let mut family =
+            encoder.encode_descriptor("turns", "Turns ended, by how they ended", None, MetricType::Counter)?;
+        for (end, count) in stats.ended() {
+            ConstCounter::new(count).encode(family.encode_family(&TurnEndLabels { end: end.to_owned() })?)?;
         }
         Ok(())
     }

@@ -202,6 +202,16 @@ async fn validation_errors_name_the_field() {
         (r#"{"name":"n","channel":"c","greeting":"hello"}"#, "invalid_field", Some("greeting")),
         (r#"{"name":"n","channel":"c","max_history":5000}"#, "invalid_field", Some("max_history")),
         (
+            r#"{"name":"n","channel":"c","silence_prompt":{"timeout_ms":10,"content":"Still there?"}}"#,
+            "invalid_field",
+            Some("silence_prompt.timeout_ms"),
+        ),
+        (
+            r#"{"name":"n","channel":"c","silence_prompt":{"timeout_ms":5000,"action":"shout","content":"Hi"}}"#,
+            "invalid_field",
+            Some("silence_prompt.action"),
+        ),
+        (
             r#"{"name":"n","channel":"c","callbacks":{"url":"http://127.0.0.1:9/hook","secret":""}}"#,
             "invalid_field",
             Some("callbacks.secret"),
@@ -243,7 +253,8 @@ async fn a_full_configuration_is_accepted_and_shown_with_secrets_redacted() {
         "interruption": {"enabled": true, "mode": "keywords", "keywords": ["stop", "wait"], "min_speech_ms": 300},
         "greeting": {"text": "Hi there!", "interruptible": false},
         "failure_message": "Sorry, say that again?",
-        "max_history": 8
+        "max_history": 8,
+        "silence_prompt": {"timeout_ms": 8000, "action": "think", "content": "Ask if they are still there."}
     });
     let reply = api.post("/v1/agents", &body.to_string()).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
@@ -255,6 +266,10 @@ async fn a_full_configuration_is_accepted_and_shown_with_secrets_redacted() {
     assert_eq!(config["remote_uids"], json!(["alice", "bob"]));
     assert_eq!(config["interruption"]["keywords"], json!(["stop", "wait"]));
     assert_eq!(config["greeting"], json!({"text": "Hi there!", "interruptible": false}));
+    assert_eq!(
+        config["silence_prompt"],
+        json!({"timeout_ms": 8000, "action": "think", "content": "Ask if they are still there."})
+    );
     assert_eq!(config["tts"]["model"], "tts-1");
     assert_eq!(config["asr"]["url"], "https://api.openai.com/v1");
     assert!(!reply.text.contains("sk-123"), "a secret leaked: {}", reply.text);

@@ -238,7 +238,7 @@ pub enum AsrProvider {
 }
 
 /// The embedded Whisper models.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum LocalAsrModel {
     /// Whisper tiny, English only: fast. The default.
     #[serde(rename = "whisper-tiny.en")]

@@ -6,11 +6,13 @@
 //! clocks. The serde derives exist only so that the store can keep a record of a configuration; they
 //! are not a wire format and no dialect exposes them directly.
 
+mod commands;
 mod config;
 mod ids;
 mod lifecycle;
 mod records;
 
+pub use commands::*;
 pub use config::*;
 pub use ids::*;
 pub use lifecycle::*;

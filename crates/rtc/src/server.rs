@@ -124,9 +124,12 @@ pub enum ChannelEvent {
     /// Someone is in the channel: sent for those present when the agent joins, then for each arrival.
     Joined {
         uid: String,
+        /// Another in-process agent rather than a person.
+        agent: bool,
     },
     Left {
         uid: String,
+        agent: bool,
         reason: LeaveReason,
     },
     /// 20 ms of 48 kHz mono PCM from one listened-to participant.
@@ -770,7 +773,8 @@ impl Sfu {
         // The agent hears who is already there.
         for member in self.channels.get(&channel).into_iter().flatten() {
             if let Some(participant) = self.participants.get(member) {
-                let _ = events_tx.try_send(ChannelEvent::Joined { uid: participant.uid.clone() });
+                let agent = matches!(participant.kind, Kind::Agent(_));
+                let _ = events_tx.try_send(ChannelEvent::Joined { uid: participant.uid.clone(), agent });
             }
         }
         let agent = Agent { events: events_tx, listen, decoders: HashMap::new(), encoder, media_time: 0 };
@@ -780,7 +784,8 @@ impl Sfu {
 
     /// Registers a participant and tells the agents of the channel.
     fn add(&mut self, id: ParticipantId, channel: String, uid: String, expires_at: u64, kind: Kind) {
-        self.notify_agents(&channel, Some(id), || ChannelEvent::Joined { uid: uid.clone() });
+        let agent = matches!(kind, Kind::Agent(_));
+        self.notify_agents(&channel, Some(id), || ChannelEvent::Joined { uid: uid.clone(), agent });
         self.channels.entry(channel.clone()).or_default().push(id);
         tracing::info!(participant = %id, %channel, %uid, person = matches!(kind, Kind::Person(_)), "joined");
         self.participants.insert(id, Participant { channel, uid, expires_at, joined_at: Instant::now(), kind });
@@ -827,8 +832,10 @@ impl Sfu {
         }
         tracing::info!(participant = %id, channel = %participant.channel, uid = %participant.uid, reason = reason.as_str(), "left");
         let uid = participant.uid.clone();
+        let agent = matches!(participant.kind, Kind::Agent(_));
         self.notify_agents(&participant.channel, None, || ChannelEvent::Left {
             uid: uid.clone(),
+            agent,
             reason: reason.clone(),
         });
         self.stats.participants.store(self.participants.len() as u64, Ordering::Relaxed);

@@ -5,7 +5,9 @@
 //! It knows the model and the store; it knows nothing of HTTP or of any dialect. Every dialect
 //! drives agents through [`Supervisor`]'s methods.
 
+mod media;
 mod session;
+mod stats;
 #[cfg(test)]
 mod tests;
 
@@ -14,13 +16,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use colloquy_model::{
-    AgentEvent, AgentId, AgentName, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, HistoryEntry, SpecUpdate,
-    TurnRecord, UnixMillis,
+    AgentCommand, AgentEvent, AgentId, AgentName, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, HistoryEntry,
+    SpecUpdate, TurnRecord, UnixMillis,
 };
 use colloquy_store::{AgentFilter, AgentPage, ListCursor, StateChange, Store, StoreError};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
+pub use crate::media::{MediaCommand, MediaRuntime, MediaSession, MediaStart};
 use crate::session::{Command, SessionContext};
+pub use crate::stats::{BUCKETS_MS, Histogram, HistogramSnapshot, LATE_FRAME_MS, STAGES, TurnStats};
 
 /// How the supervisor is sized.
 #[derive(Clone, Copy, Debug)]
@@ -42,6 +46,9 @@ pub enum SupervisorError {
     NotRunning(AgentStatus),
     #[error("agent has no media session")]
     NoMediaSession,
+    /// The agent could not join its channel or start its conversation.
+    #[error("the agent could not start: {0}")]
+    StartFailed(String),
     #[error("the node is shutting down")]
     ShuttingDown,
     #[error(transparent)]
@@ -58,6 +65,10 @@ pub struct Supervisor {
 struct Inner {
     store: Store,
     config: SupervisorConfig,
+    /// Joins channels and runs conversations; without it, agents are lifecycles only.
+    media: Option<Arc<dyn MediaRuntime>>,
+    /// Latency of every turn of every agent, for metrics.
+    turn_stats: Arc<TurnStats>,
     /// One permit per live agent. A start takes a permit before anything else and its session
     /// gives it back when the agent is over, so the count of live agents can never pass
     /// `max_agents`, however many starts race.
@@ -85,13 +96,25 @@ struct LiveAgent {
 }
 
 impl Supervisor {
-    /// A supervisor over `store`. Call [`Supervisor::recover`] once before the first start.
+    /// A supervisor over `store` whose agents are lifecycles only (no channel, no conversation).
+    /// Call [`Supervisor::recover`] once before the first start.
     pub fn new(store: Store, config: SupervisorConfig) -> Supervisor {
+        Self::build(store, config, None)
+    }
+
+    /// A supervisor whose agents join their channels and talk, through `media`.
+    pub fn with_media(store: Store, config: SupervisorConfig, media: Arc<dyn MediaRuntime>) -> Supervisor {
+        Self::build(store, config, Some(media))
+    }
+
+    fn build(store: Store, config: SupervisorConfig, media: Option<Arc<dyn MediaRuntime>>) -> Supervisor {
         let (running_tx, running_rx) = mpsc::channel(1);
         Supervisor {
             inner: Arc::new(Inner {
                 store,
                 config,
+                media,
+                turn_stats: Arc::default(),
                 admission: Arc::new(Semaphore::new(config.max_agents as usize)),
                 live: Mutex::new(HashMap::new()),
                 shutdown: watch::Sender::new(false),
@@ -132,6 +155,11 @@ impl Supervisor {
         if let Some(sender) = sender {
             let _ = sender.send(event).await;
         }
+    }
+
+    /// Latency of every turn of every agent on this node.
+    pub fn turn_stats(&self) -> &Arc<TurnStats> {
+        &self.inner.turn_stats
     }
 
     pub fn store(&self) -> &Store {
@@ -186,9 +214,10 @@ impl Supervisor {
             permit,
             sessions_running,
         });
-        started_rx
-            .await
-            .map_err(|_| SupervisorError::Store(StoreError::Corrupt("agent session ended while starting".into())))
+        match started_rx.await {
+            Ok(started) => started,
+            Err(_) => Err(SupervisorError::Store(StoreError::Corrupt("agent session ended while starting".into()))),
+        }
     }
 
     /// The agent `id` of `app`: its live snapshot when it runs, its record otherwise.
@@ -237,11 +266,18 @@ impl Supervisor {
         }
     }
 
-    /// Speak, interrupt and think need a media session, which agents do not have until the channel
-    /// server and the conversation engine land. Answers why the command cannot run.
-    pub async fn require_media_session(&self, app: &AppId, id: &AgentId) -> Result<(), SupervisorError> {
-        self.require_live(app, id).await?;
-        Err(SupervisorError::NoMediaSession)
+    /// Hands `speak`, `interrupt` or `think` to a running agent's conversation.
+    pub async fn command(&self, app: &AppId, id: &AgentId, command: AgentCommand) -> Result<(), SupervisorError> {
+        let commands = self.require_live(app, id).await?;
+        if self.inner.media.is_none() {
+            return Err(SupervisorError::NoMediaSession);
+        }
+        let (done_tx, done_rx) = oneshot::channel();
+        commands.send(Command::Agent { command, done: done_tx }).await.map_err(|_| SupervisorError::NotFound)?;
+        match done_rx.await {
+            Ok(result) => result,
+            Err(_) => Err(self.not_running(app, id).await),
+        }
     }
 
     /// The agent's conversation history, oldest first.

@@ -1,19 +1,22 @@
 //! One agent's session: its life from STARTING to STOPPED or FAILED, as a task of its own.
 //!
-//! Until the channel server and the conversation engine land, a session is the lifecycle alone: it
-//! runs, takes updates, and ends when asked to leave, when its idle timeout passes, when the node
-//! shuts down, or when it panics. No participant can join yet, so the idle timer runs from the start.
+//! With a [`MediaRuntime`](crate::MediaRuntime), the session first starts the agent's media (it joins
+//! its channel and its conversation begins), then runs, handing commands and updates to the media,
+//! until asked to leave, the node shuts down, or the media ends by itself (its idle timeout, a
+//! failure, a panic). Without one, the session is the lifecycle alone, and its idle timer runs from
+//! the start, as no participant can join.
 
 use std::any::Any;
 use std::time::Duration;
 
 use colloquy_model::{
-    AgentEvent, AgentEventKind, AgentRecord, AgentState, AgentStatus, ExitReason, IdleTimeout, SpecUpdate, UnixMillis,
+    AgentCommand, AgentEvent, AgentEventKind, AgentRecord, AgentState, AgentStatus, ExitReason, IdleTimeout,
+    SpecUpdate, UnixMillis,
 };
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::{Supervisor, SupervisorError, now};
+use crate::{MediaCommand, MediaSession, Supervisor, SupervisorError, now};
 
 /// What the API asks of a live session.
 #[derive(Debug)]
@@ -22,6 +25,8 @@ pub(crate) enum Command {
     Leave { done: oneshot::Sender<AgentRecord> },
     /// Change the configuration; answer with the new snapshot.
     Update { update: SpecUpdate, done: oneshot::Sender<Result<AgentRecord, SupervisorError>> },
+    /// Hand a command to the conversation.
+    Agent { command: AgentCommand, done: oneshot::Sender<Result<(), SupervisorError>> },
     /// Panics inside the session, to prove a panic stays inside its session.
     #[cfg(test)]
     Panic,
@@ -34,8 +39,8 @@ pub(crate) struct SessionContext {
     pub record: AgentRecord,
     pub commands: mpsc::Receiver<Command>,
     pub shutdown: watch::Receiver<bool>,
-    /// Answered once the agent is RUNNING.
-    pub started: oneshot::Sender<AgentRecord>,
+    /// Answered once the agent is RUNNING, or with why it could not start.
+    pub started: oneshot::Sender<Result<AgentRecord, SupervisorError>>,
     /// The agent's admission; given back when the session is over.
     pub permit: OwnedSemaphorePermit,
     /// Dropped when the session is over; shutdown waits for every one of these.
@@ -46,6 +51,8 @@ pub(crate) struct SessionContext {
 enum SessionEvent {
     Command(Option<Command>),
     IdleTimeout,
+    /// The media ended by itself, with its reason (none: its task panicked).
+    MediaEnded(Option<ExitReason>),
     Shutdown,
 }
 
@@ -90,16 +97,29 @@ async fn live(
     mut record: AgentRecord,
     mut commands: mpsc::Receiver<Command>,
     mut shutdown: watch::Receiver<bool>,
-    started: oneshot::Sender<AgentRecord>,
+    started: oneshot::Sender<Result<AgentRecord, SupervisorError>>,
 ) -> LifeEnded {
+    let mut media = match supervisor.inner.media.clone() {
+        Some(runtime) => match runtime.start(record.clone(), supervisor.turn_stats().clone()).await {
+            Ok(media) => Some(media),
+            Err(detail) => {
+                tracing::warn!(agent_id = %record.id, detail, "agent could not start");
+                let _ = started.send(Err(SupervisorError::StartFailed(detail.clone())));
+                return LifeEnded { reason: ExitReason::Error(detail), record, commands, leave_waiters: Vec::new() };
+            }
+        },
+        None => None,
+    };
     let at = now();
     transition(&supervisor, &mut record, AgentState::Running, at).await;
     tracing::info!(agent_id = %record.id, "agent running");
     supervisor.emit(AgentEvent { kind: AgentEventKind::Started, agent: record.clone(), at }).await;
     // The caller may have gone away (a dropped HTTP request); the agent runs all the same.
-    let _ = started.send(record.clone());
+    let _ = started.send(Ok(record.clone()));
 
+    // With media, the conversation keeps the idle timeout (it sees who comes and goes).
     let idle_deadline = match record.spec.idle_timeout {
+        _ if media.is_some() => None,
         IdleTimeout::Never => None,
         IdleTimeout::AfterSecs(secs) => Some(Instant::now() + Duration::from_secs(u64::from(secs))),
     };
@@ -112,14 +132,35 @@ async fn live(
     tokio::pin!(idle);
 
     let (reason, leave_waiters) = loop {
+        let media_ended = async {
+            match media.as_mut() {
+                Some(media) => (&mut media.ended).await.ok(),
+                None => std::future::pending().await,
+            }
+        };
         let event = tokio::select! {
             command = commands.recv() => SessionEvent::Command(command),
             () = &mut idle => SessionEvent::IdleTimeout,
+            reason = media_ended => SessionEvent::MediaEnded(reason),
             _ = shutdown.wait_for(|shutting_down| *shutting_down) => SessionEvent::Shutdown,
         };
         match event {
             SessionEvent::Command(Some(Command::Leave { done })) => break (ExitReason::Left, vec![done]),
+            SessionEvent::Command(Some(Command::Agent { command, done })) => {
+                let result = match &media {
+                    Some(media) => media
+                        .commands
+                        .send(MediaCommand::Agent(command))
+                        .await
+                        .map_err(|_| SupervisorError::NotRunning(AgentStatus::Stopping)),
+                    None => Err(SupervisorError::NoMediaSession),
+                };
+                let _ = done.send(result);
+            }
             SessionEvent::Command(Some(Command::Update { update, done })) => {
+                if let Some(media) = &media {
+                    let _ = media.commands.send(MediaCommand::Update(update.clone())).await;
+                }
                 update.apply_to(&mut record.spec);
                 if let Err(e) = supervisor.store().set_spec(&record.id, &record.spec).await {
                     tracing::error!(agent_id = %record.id, error = %e, "could not record an update");
@@ -132,9 +173,29 @@ async fn live(
             // The supervisor is gone; nobody can reach this agent any more.
             SessionEvent::Command(None) | SessionEvent::Shutdown => break (ExitReason::NodeShutdown, Vec::new()),
             SessionEvent::IdleTimeout => break (ExitReason::IdleTimeout, Vec::new()),
+            SessionEvent::MediaEnded(reason) => {
+                let reason = reason.unwrap_or_else(|| ExitReason::Panicked("the media session panicked".into()));
+                media = None;
+                break (reason, Vec::new());
+            }
         }
     };
+    if let Some(media) = media {
+        stop_media(&record, media).await;
+    }
     LifeEnded { reason, record, commands, leave_waiters }
+}
+
+/// How long a media session gets to leave its channel before the agent is recorded as stopped anyway.
+const MEDIA_STOP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Asks the media to leave its channel and waits (briefly) until it has.
+async fn stop_media(record: &AgentRecord, media: MediaSession) {
+    let MediaSession { commands, ended } = media;
+    let _ = commands.send(MediaCommand::Stop).await;
+    if tokio::time::timeout(MEDIA_STOP_TIMEOUT, ended).await.is_err() {
+        tracing::warn!(agent_id = %record.id, "media session did not stop in time");
+    }
 }
 
 /// Writes STOPPING then STOPPED (or FAILED), retires the agent from the registry, and answers
@@ -159,6 +220,9 @@ async fn finish(supervisor: &Supervisor, ended: LifeEnded) {
         match command {
             Command::Leave { done } => leave_waiters.push(done),
             Command::Update { done, .. } => {
+                let _ = done.send(Err(SupervisorError::NotRunning(record.state.status())));
+            }
+            Command::Agent { done, .. } => {
                 let _ = done.send(Err(SupervisorError::NotRunning(record.state.status())));
             }
             #[cfg(test)]

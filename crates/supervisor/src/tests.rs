@@ -118,7 +118,7 @@ async fn speak_needs_a_media_session_and_unknown_agents_are_not_found() {
     let f = fixture(10).await;
     let app = AppId::native();
     let agent = f.supervisor.start(app.clone(), spec("bot", IdleTimeout::Never)).await.unwrap();
-    let err = f.supervisor.require_media_session(&app, &agent.id).await.unwrap_err();
+    let err = f.supervisor.command(&app, &agent.id, colloquy_model::AgentCommand::Interrupt).await.unwrap_err();
     assert!(matches!(err, SupervisorError::NoMediaSession), "{err:?}");
     let other_app = AppId::new("other").unwrap();
     let err = f.supervisor.get(&other_app, &agent.id).await.unwrap_err();

@@ -26,12 +26,18 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
+mod agents;
+mod models;
+
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
     /// The channel server: CPU per forwarded stream, memory per participant, late packets.
     Rtc(RtcBenchArgs),
     /// The embedded models: load time, resident memory and speed.
     Models,
+    /// Live agents: CPU and memory per agent, late frames, engine overhead and start time, with a
+    /// load client feeding each agent speech over UDP and a local OpenAI-compatible fake behind them.
+    Agents(agents::AgentBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -50,7 +56,12 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Rtc(args) => {
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(rtc(args))
         }
-        BenchCommand::Models => models(),
+        BenchCommand::Models => models::run(),
+        BenchCommand::Agents(args) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+            .block_on(agents::run(args)),
     }
 }
 
@@ -72,15 +83,16 @@ impl Drop for ServerProcess {
     }
 }
 
-fn start_server() -> anyhow::Result<ServerProcess> {
+fn start_server(extra_args: &[&str]) -> anyhow::Result<ServerProcess> {
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("bench.toml");
-    std::fs::write(&config, "[limits]\nrequests_per_second = 0\n[rtc]\nmax_channels = 100000\n")?;
+    std::fs::write(&config, "[limits]\nrequests_per_second = 0\nmax_agents = 100000\n[rtc]\nmax_channels = 100000\n")?;
     let mut child = Command::new(std::env::current_exe()?)
         .args(["serve", "--http", "127.0.0.1:0", "--rtc-udp", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
         .arg("--config")
         .arg(&config)
+        .args(extra_args)
         .env("COLLOQUY_API_KEY", KEY)
         .env("COLLOQUY_API_SECRET", SECRET)
         .env("RUST_LOG", "warn")
@@ -105,7 +117,7 @@ fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
 }
 
 /// Resident memory of a process, in bytes.
-fn rss(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn rss(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb =
         status.lines().find_map(|l| l.strip_prefix("VmRSS:")).context("VmRSS")?.trim().trim_end_matches(" kB").trim();
@@ -122,14 +134,14 @@ struct PeerStats {
 }
 
 async fn rtc(args: RtcBenchArgs) -> anyhow::Result<()> {
-    let server = start_server()?;
+    let server = start_server(&["--no-media"])?;
     let pid = server.child.id();
     let http = reqwest::Client::new();
     let signer = TokenSigner::new(SECRET.as_bytes());
-    let frame: Arc<[u8]> = {
+    let frames: Arc<[Arc<[u8]>]> = {
         let mut encoder = OpusEncoder::new()?;
         let tone: Vec<i16> = (0..FRAME_SAMPLES).map(|i| (8000.0 * (i as f32 * 0.0576).sin()) as i16).collect();
-        encoder.encode(&tone)?.into()
+        Arc::new([encoder.encode(&tone)?.into()])
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle_rss = rss(pid)?;
@@ -152,7 +164,7 @@ async fn rtc(args: RtcBenchArgs) -> anyhow::Result<()> {
                     http.clone(),
                     server.base.clone(),
                     token,
-                    Arc::clone(&frame),
+                    Arc::clone(&frames),
                     Arc::clone(&stats),
                     Arc::clone(&epoch),
                     stop_rx.clone(),
@@ -225,7 +237,7 @@ async fn peer(
     http: reqwest::Client,
     base: String,
     token: String,
-    frame: Arc<[u8]>,
+    frames: Arc<[Arc<[u8]>]>,
     stats: Arc<PeerStats>,
     epoch: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
@@ -295,7 +307,8 @@ async fn peer(
                     let pt = rtc.writer(mid).and_then(|w| w.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt()));
                     if let (Some(pt), Some(writer)) = (pt, rtc.writer(mid)) {
                         let time = MediaTime::new(index * FRAME_SAMPLES as u64, Frequency::FORTY_EIGHT_KHZ);
-                        writer.write(pt, Instant::now(), time, Arc::clone(&frame))?;
+                        let frame = Arc::clone(&frames[index as usize % frames.len()]);
+                        writer.write(pt, Instant::now(), time, frame)?;
                         stats.sent.fetch_add(1, Ordering::Relaxed);
                         index += 1;
                     }
@@ -310,100 +323,4 @@ async fn peer(
             }
         }
     }
-}
-
-/// Load time, resident memory and speed of each embedded model.
-fn models() -> anyhow::Result<()> {
-    use colloquy_providers::embedded::{OnnxRuntime, SileroVad};
-    use colloquy_providers::models::{ONNXRUNTIME_LIBRARY, SILERO_VAD, models_dir};
-    use colloquy_providers::vad::{VAD_FRAME, VadModel};
-
-    let dir = models_dir();
-    let pid = std::process::id();
-    let before = rss(pid)?;
-    let started = Instant::now();
-    let runtime = OnnxRuntime::load(&dir.join(ONNXRUNTIME_LIBRARY))?;
-    let vad = SileroVad::load(&runtime, &dir.join(SILERO_VAD))?;
-    let load = started.elapsed();
-    let mut session = vad.session();
-    // Ten seconds of a speech-like signal: a tone gliding through the voice range, with noise.
-    let mut seed = 1u32;
-    let samples: Vec<f32> = (0..16_000 * 10)
-        .map(|i| {
-            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            let t = i as f32 / 16_000.0;
-            0.3 * (t * (150.0 + 100.0 * (t * 3.0).sin()) * std::f32::consts::TAU).sin()
-                + ((seed >> 16) as f32 / 65536.0 - 0.5) * 0.02
-        })
-        .collect();
-    let mut times = Vec::new();
-    for frame in samples.chunks_exact(VAD_FRAME) {
-        let frame: &[f32; VAD_FRAME] = frame.try_into()?;
-        let started = Instant::now();
-        session.probability(frame)?;
-        times.push(started.elapsed());
-    }
-    times.sort();
-    let after = rss(pid)?;
-    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)].as_secs_f64() * 1e6;
-    println!("colloquy bench models (one thread, {} frames)", times.len());
-    println!(
-        "Silero VAD v6 (ONNX Runtime 1.31.1): load {:.0} ms (runtime and model), resident +{:.1} MB; \
-         per 32 ms frame: median {:.0} µs, p99 {:.0} µs ({:.2}% of one core per stream)",
-        load.as_secs_f64() * 1e3,
-        after.saturating_sub(before) as f64 / 1e6,
-        at(0.5),
-        at(0.99),
-        at(0.5) / 32_000.0 * 100.0
-    );
-
-    // Piper: load, then five sentences of a spoken answer, one request each, as the engine sends them.
-    use colloquy_providers::TurnId;
-    use colloquy_providers::embedded::PiperTts;
-    use colloquy_providers::models::PIPER_JOE;
-    use colloquy_providers::tts::{TtsProvider, TtsRequest};
-    use futures_util::StreamExt;
-    let before = rss(pid)?;
-    let started = Instant::now();
-    let tts = PiperTts::load(&runtime, &dir.join(PIPER_JOE))?;
-    let load = started.elapsed();
-    let sentences = [
-        "Sure, I can help with that.",
-        "The store opens at nine in the morning.",
-        "It closes at six in the evening, except on Sundays.",
-        "Would you like me to book a table for you?",
-        "Great, your table for two is booked for seven tonight.",
-    ];
-    let runtime_tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (mut first_audio, mut total, mut audio_seconds) = (Vec::new(), Duration::ZERO, 0.0);
-    for (i, text) in sentences.iter().enumerate() {
-        let request = TtsRequest {
-            turn: TurnId(i as u64),
-            text: (*text).to_owned(),
-            voice: "en_US-joe-medium".into(),
-            speed: 1.0,
-        };
-        let started = Instant::now();
-        let chunks: Vec<_> = runtime_tokio.block_on(tts.synthesize(request).collect::<Vec<_>>());
-        let took = started.elapsed();
-        first_audio.push(took);
-        total += took;
-        for chunk in chunks {
-            let chunk = chunk?;
-            audio_seconds += chunk.pcm.len() as f64 / f64::from(chunk.sample_rate);
-        }
-    }
-    first_audio.sort();
-    println!(
-        "Piper en_US-joe-medium (ONNX Runtime, espeak-ng phonemes): load {:.0} ms, resident +{:.1} MB; \
-         first audio of a sentence: median {:.0} ms, max {:.0} ms; real-time factor {:.3} ({:.1} s of speech in {:.2} s)",
-        load.as_secs_f64() * 1e3,
-        rss(pid)?.saturating_sub(before) as f64 / 1e6,
-        first_audio[first_audio.len() / 2].as_secs_f64() * 1e3,
-        first_audio[first_audio.len() - 1].as_secs_f64() * 1e3,
-        total.as_secs_f64() / audio_seconds,
-        audio_seconds,
-        total.as_secs_f64()
-    );
-    Ok(())
 }

@@ -35,11 +35,16 @@ pub fn start(data_dir: &Path, with_env_credentials: bool) -> Server {
 
 /// Starts a server with a config file holding `config` (TOML), when given.
 pub fn start_with(data_dir: &Path, with_env_credentials: bool, config: Option<&str>) -> Server {
-    start_full(data_dir, with_env_credentials, config, &[])
+    start_full(data_dir, with_env_credentials, config, &["--no-media"])
 }
 
 /// Starts a server with the test credentials, `config` and extra flags (which may set --rtc-udp).
 pub fn start_with_args(data_dir: &Path, config: &str, extra: &[&str]) -> Server {
+    start_full(data_dir, true, Some(config), &[extra, &["--no-media"]].concat())
+}
+
+/// Starts a server whose agents talk: the embedded models are loaded (they must be fetched).
+pub fn start_with_media(data_dir: &Path, config: &str, extra: &[&str]) -> Server {
     start_full(data_dir, true, Some(config), extra)
 }
 

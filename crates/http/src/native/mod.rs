@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use base64::Engine;
-use colloquy_model::{AgentId, AgentStatus, ChannelName};
+use colloquy_model::{AgentCommand, AgentId, AgentStatus, ChannelName};
 use colloquy_store::{AgentFilter, ListCursor};
 
 use crate::AppState;
@@ -185,8 +185,8 @@ pub async fn speak(
     Path(id): Path<String>,
     ValidJson(request): ValidJson<wire::SpeakRequest>,
 ) -> Result<StatusCode, ApiError> {
-    to_model::command_text(request.text)?;
-    state.inner.supervisor.require_media_session(&caller.app, &AgentId::from_string(id)).await?;
+    let command = to_model::speak_from_wire(request)?;
+    state.inner.supervisor.command(&caller.app, &AgentId::from_string(id), command).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -207,7 +207,7 @@ pub async fn interrupt(
     Path(id): Path<String>,
     OptionalJson(_request): OptionalJson<wire::InterruptRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.inner.supervisor.require_media_session(&caller.app, &AgentId::from_string(id)).await?;
+    state.inner.supervisor.command(&caller.app, &AgentId::from_string(id), AgentCommand::Interrupt).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -228,8 +228,8 @@ pub async fn think(
     Path(id): Path<String>,
     ValidJson(request): ValidJson<wire::ThinkRequest>,
 ) -> Result<StatusCode, ApiError> {
-    to_model::command_text(request.text)?;
-    state.inner.supervisor.require_media_session(&caller.app, &AgentId::from_string(id)).await?;
+    let command = AgentCommand::Think { text: to_model::command_text(request.text)? };
+    state.inner.supervisor.command(&caller.app, &AgentId::from_string(id), command).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -170,6 +170,20 @@ pub fn spec_from_wire(config: wire::AgentConfig) -> Checked<AgentSpec> {
     if let Some(message) = config.failure_message {
         spec.failure_message = Some(text("failure_message", message)?);
     }
+    if let Some(prompt) = config.silence_prompt {
+        spec.silence_prompt = Some(model::SilencePrompt {
+            timeout_ms: in_range(
+                "silence_prompt.timeout_ms",
+                prompt.timeout_ms,
+                model::SilencePrompt::TIMEOUT_RANGE_MS,
+            )?,
+            action: match prompt.action.unwrap_or(wire::SilenceAction::Speak) {
+                wire::SilenceAction::Speak => model::SilenceAction::Speak,
+                wire::SilenceAction::Think => model::SilenceAction::Think,
+            },
+            content: text("silence_prompt.content", prompt.content)?,
+        });
+    }
     if let Some(max) = config.max_history {
         spec.max_history = in_range("max_history", max, AgentSpec::MAX_HISTORY_RANGE)?;
     }
@@ -494,6 +508,19 @@ pub fn command_text(value: String) -> Checked<String> {
     text("text", value)
 }
 
+pub fn speak_from_wire(request: wire::SpeakRequest) -> Checked<model::AgentCommand> {
+    let priority = match request.priority.unwrap_or(wire::SpeakPriority::Interrupt) {
+        wire::SpeakPriority::Interrupt => model::SpeakPriority::Interrupt,
+        wire::SpeakPriority::Append => model::SpeakPriority::Append,
+        wire::SpeakPriority::Ignore => model::SpeakPriority::Ignore,
+    };
+    Ok(model::AgentCommand::Speak {
+        text: command_text(request.text)?,
+        priority,
+        interruptible: request.interruptible.unwrap_or(true),
+    })
+}
+
 // ---- the model back into answers ----
 
 pub fn status_to_wire(status: model::AgentStatus) -> wire::Status {
@@ -642,6 +669,14 @@ pub fn spec_to_wire(spec: &AgentSpec) -> wire::AgentConfig {
             .map(|g| wire::GreetingConfig { text: g.text.clone(), interruptible: Some(g.interruptible) }),
         failure_message: spec.failure_message.clone(),
         max_history: Some(spec.max_history),
+        silence_prompt: spec.silence_prompt.as_ref().map(|p| wire::SilencePromptConfig {
+            timeout_ms: p.timeout_ms,
+            action: Some(match p.action {
+                model::SilenceAction::Speak => wire::SilenceAction::Speak,
+                model::SilenceAction::Think => wire::SilenceAction::Think,
+            }),
+            content: p.content.clone(),
+        }),
         callbacks: spec.callbacks.as_ref().map(|c| wire::CallbacksConfig {
             url: c.url.clone(),
             secret: c.secret.as_ref().map(|_| Secret::REDACTED.to_owned()),

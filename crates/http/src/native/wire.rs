@@ -49,6 +49,9 @@ pub struct AgentConfig {
     /// How many past messages go to the LLM with each turn. Default 32, 0–1024.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_history: Option<u32>,
+    /// What the agent does when the user stays silent after its answer. Default: nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silence_prompt: Option<SilencePromptConfig>,
     /// Where the agent's events are posted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callbacks: Option<CallbacksConfig>,
@@ -262,6 +265,25 @@ pub struct GreetingConfig {
     /// Whether the user can cut the greeting off. Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interruptible: Option<bool>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SilencePromptConfig {
+    /// How long the user must stay silent after the agent's turn, 1000–600000 ms.
+    pub timeout_ms: u32,
+    /// `speak` says `content`; `think` asks the LLM with it. Default `speak`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<SilenceAction>,
+    /// 1–4096 characters.
+    pub content: String,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SilenceAction {
+    Speak,
+    Think,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]

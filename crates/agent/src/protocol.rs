@@ -1,0 +1,89 @@
+//! The in-channel client protocol: one JSON object per data-channel message, named after Agora's
+//! conversational AI toolkit, each with the `turn_id` it belongs to.
+//!
+//! | `object` | fields |
+//! |---|---|
+//! | `user.transcription` | `text`, `final` (partials first, then one final) |
+//! | `assistant.transcription` | `text`, `turn_status` (0 in progress, 1 ended, 2 interrupted) |
+//! | `message.interrupt` | – |
+//! | `message.metrics` | `metrics` (ms: `eou_delay`, `asr_ttlw`, `llm_ttft`, `llm_ttfs`, `tts_ttfb`, `engine_overhead`, `e2e`) |
+//! | `message.error` | `module` (`asr`, `llm`, `tts`), `message` |
+//! | `agent.state` | `state` (`idle`, `listening`, `thinking`, `speaking`) |
+//!
+//! Every message also carries `agent_uid` and `ts` (unix ms).
+
+use colloquy_conversation::ClientEvent;
+use colloquy_model::TurnMetrics;
+use serde_json::{Value, json};
+
+/// The JSON text of `event`.
+pub fn client_message(event: &ClientEvent, agent_uid: &str, ts: i64) -> String {
+    let mut message = match event {
+        ClientEvent::UserTranscription { turn, text, is_final } => {
+            json!({"object": "user.transcription", "turn_id": turn.0, "text": text, "final": is_final})
+        }
+        ClientEvent::AssistantTranscription { turn, text, status } => {
+            json!({"object": "assistant.transcription", "turn_id": turn.0, "text": text, "turn_status": *status as u8})
+        }
+        ClientEvent::Interrupted { turn } => json!({"object": "message.interrupt", "turn_id": turn.0}),
+        ClientEvent::Metrics { turn, metrics } => {
+            json!({"object": "message.metrics", "turn_id": turn.0, "metrics": metrics_json(metrics)})
+        }
+        ClientEvent::Error { turn, stage, message } => {
+            json!({"object": "message.error", "turn_id": turn.0, "module": stage.as_str(), "message": message})
+        }
+        ClientEvent::State { turn, state } => {
+            json!({"object": "agent.state", "turn_id": turn.0, "state": state.as_str()})
+        }
+    };
+    message["agent_uid"] = Value::from(agent_uid);
+    message["ts"] = Value::from(ts);
+    message.to_string()
+}
+
+/// Per-turn metrics as JSON, in milliseconds; a stage that did not run is `null`.
+pub fn metrics_json(m: &TurnMetrics) -> Value {
+    json!({
+        "eou_delay": m.eou_delay_ms,
+        "asr_ttlw": m.asr_ttlw_ms,
+        "llm_ttft": m.llm_ttft_ms,
+        "llm_ttfs": m.llm_ttfs_ms,
+        "tts_ttfb": m.tts_ttfb_ms,
+        "engine_overhead": m.engine_overhead_ms,
+        "e2e": m.e2e_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use colloquy_conversation::{TurnStatus, VoiceState};
+    use colloquy_model::TurnId;
+
+    use super::*;
+
+    #[test]
+    fn messages_have_their_object_turn_and_fields() {
+        let cases = [
+            (
+                ClientEvent::AssistantTranscription {
+                    turn: TurnId(3),
+                    text: "Hi.".into(),
+                    status: TurnStatus::Interrupted,
+                },
+                json!({"object": "assistant.transcription", "turn_id": 3, "text": "Hi.", "turn_status": 2, "agent_uid": "a", "ts": 7}),
+            ),
+            (
+                ClientEvent::UserTranscription { turn: TurnId(2), text: "yes".into(), is_final: true },
+                json!({"object": "user.transcription", "turn_id": 2, "text": "yes", "final": true, "agent_uid": "a", "ts": 7}),
+            ),
+            (
+                ClientEvent::State { turn: TurnId(1), state: VoiceState::Thinking },
+                json!({"object": "agent.state", "turn_id": 1, "state": "thinking", "agent_uid": "a", "ts": 7}),
+            ),
+        ];
+        for (event, expected) in cases {
+            let text = client_message(&event, "a", 7);
+            assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), expected);
+        }
+    }
+}
