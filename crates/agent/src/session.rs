@@ -37,6 +37,9 @@ use crate::stack::Stack;
 const PROVIDER_QUEUE: usize = 1024;
 /// Audio chunks an utterance's recogniser may fall behind by before chunks are dropped (~10 s).
 const ASR_QUEUE: usize = 500;
+/// Clauses waiting for TTS. A turn sends at most a few dozen; beyond this the clause is dropped and
+/// the turn fails over to its failure message.
+const TTS_QUEUE: usize = 256;
 
 /// What a session needs from the runtime.
 #[derive(Debug)]
@@ -106,7 +109,7 @@ pub(crate) struct Session {
     reports_tx: mpsc::Sender<Input>,
     asr: Option<AsrWork>,
     llm: Option<(TurnId, AbortHandle)>,
-    tts_jobs: mpsc::UnboundedSender<(u32, TtsRequest)>,
+    tts_jobs: mpsc::Sender<(u32, TtsRequest)>,
     /// Every turn up to this one is cancelled: the TTS task skips and stops its clauses.
     tts_cancelled: Arc<AtomicU64>,
     records: mpsc::UnboundedSender<Record>,
@@ -124,7 +127,7 @@ pub(crate) async fn run(parts: SessionParts) -> ExitReason {
     let SessionParts { agent, stack, mut events, handle, mut commands, store, stats, busy_since, heartbeat_base } =
         parts;
     let (reports_tx, mut reports) = mpsc::channel(PROVIDER_QUEUE);
-    let (tts_jobs, tts_rx) = mpsc::unbounded_channel();
+    let (tts_jobs, tts_rx) = mpsc::channel(TTS_QUEUE);
     let tts_cancelled = Arc::new(AtomicU64::new(0));
     let tts_task = tokio::spawn(synthesize_clauses(stack.clone(), tts_rx, reports_tx.clone(), tts_cancelled.clone()));
     let (records, records_rx) = mpsc::unbounded_channel();
@@ -366,7 +369,10 @@ impl Session {
                 }
             }
             ProviderCommand::TtsSpeak { turn, clause, text, voice, speed } => {
-                let _ = self.tts_jobs.send((clause, TtsRequest { turn, text, voice, speed }));
+                if self.tts_jobs.try_send((clause, TtsRequest { turn, text, voice, speed })).is_err() {
+                    let error = "too many clauses waiting for speech synthesis".to_owned();
+                    self.input(Input::Tts(TtsInput::Failed { turn, clause, error }));
+                }
             }
             ProviderCommand::TtsCancel { turn } => {
                 self.tts_cancelled.fetch_max(turn.0, Ordering::Relaxed);
@@ -393,7 +399,7 @@ impl Session {
 /// playout rate. Clauses of cancelled turns are skipped, and one in progress stops at its next chunk.
 async fn synthesize_clauses(
     stack: Stack,
-    mut jobs: mpsc::UnboundedReceiver<(u32, TtsRequest)>,
+    mut jobs: mpsc::Receiver<(u32, TtsRequest)>,
     reports: mpsc::Sender<Input>,
     cancelled: Arc<AtomicU64>,
 ) {
