@@ -67,9 +67,11 @@ async fn demo(args: DemoArgs, config: config::Config) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     eprintln!("demo: server on {base} (WebRTC on UDP {}); starting an agent…", server.rtc_udp);
 
-    let mut agent = json!({"name": "demo", "channel": "demo", "idle_timeout": 0});
+    // Greedy decoding, so the same question gets the same answer every time.
+    let mut agent =
+        json!({"name": "demo", "channel": "demo", "idle_timeout": 0, "llm": {"params": {"temperature": 0.0}}});
     if let Some(system) = &args.system {
-        agent["llm"] = json!({"system_messages": [{"role": "system", "content": system}]});
+        agent["llm"]["system_messages"] = json!([{"role": "system", "content": system}]);
     }
     let started = std::time::Instant::now();
     let reply = http.post(format!("{base}/v1/agents")).basic_auth(&key, Some(&secret)).json(&agent).send().await?;
