@@ -74,30 +74,71 @@ pub fn write_wav(path: &Path, samples: &[i16], rate: u32) -> Result<(), hound::E
 
 /// Converts `samples` from rate `from` to rate `to` with a windowed-sinc (Lanczos, 16 lobes)
 /// interpolator, low-passed at the lower of the two Nyquist frequencies.
+///
+/// The output positions fall on at most `to / gcd(from, to)` distinct fractions of an input sample
+/// (320 for 22,050 → 48,000 Hz), so the kernel is computed once per fraction and tap, not once per
+/// output sample: `sin` was most of an agent's CPU when it was recomputed for every sample.
 pub fn resample(samples: &[f32], from: u32, to: u32) -> Vec<f32> {
-    if from == to || samples.is_empty() {
+    if from == to || samples.is_empty() || from == 0 || to == 0 {
         return samples.to_vec();
     }
     const LOBES: f64 = 16.0;
+    /// Beyond this many phases (odd rate pairs), the table would be larger than the work it saves.
+    const MAX_PHASES: u64 = 4096;
     let ratio = f64::from(to) / f64::from(from);
     let cutoff = ratio.min(1.0);
     let half_width = LOBES / cutoff;
     let out_len = (samples.len() as f64 * ratio).round() as usize;
-    let sinc =
-        |x: f64| if x.abs() < 1e-9 { 1.0 } else { (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x) };
-    (0..out_len)
+    let kernel = |x: f64| {
+        let sinc =
+            |x: f64| if x.abs() < 1e-9 { 1.0 } else { (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x) };
+        cutoff * sinc(x * cutoff) * sinc(x * cutoff / LOBES)
+    };
+    let divisor = gcd(u64::from(from), u64::from(to));
+    let (up, down) = (u64::from(to) / divisor, u64::from(from) / divisor);
+    if up > MAX_PHASES {
+        return (0..out_len)
+            .map(|n| {
+                let center = n as f64 / ratio;
+                let first = (center - half_width).ceil().max(0.0) as usize;
+                let last = ((center + half_width).floor() as usize).min(samples.len() - 1);
+                let sum: f64 = (first..=last).map(|i| f64::from(samples[i]) * kernel(i as f64 - center)).sum();
+                sum as f32
+            })
+            .collect();
+    }
+    // Taps d = -reach..=reach around the input sample at or before each output position.
+    let reach = half_width.ceil() as i64 + 1;
+    let taps = (2 * reach + 1) as usize;
+    let table: Vec<f64> = (0..up)
+        .flat_map(|phase| {
+            let fraction = phase as f64 / up as f64;
+            (-reach..=reach).map(move |d| {
+                let x = d as f64 - fraction;
+                if x.abs() <= half_width { kernel(x) } else { 0.0 }
+            })
+        })
+        .collect();
+    let last = samples.len() as i64 - 1;
+    (0..out_len as u64)
         .map(|n| {
-            let center = n as f64 / ratio;
-            let first = (center - half_width).ceil().max(0.0) as usize;
-            let last = ((center + half_width).floor() as usize).min(samples.len() - 1);
+            let position = n * down;
+            let (base, phase) = ((position / up) as i64, (position % up) as usize);
+            let weights = &table[phase * taps..(phase + 1) * taps];
             let mut sum = 0.0;
-            for (i, sample) in samples.iter().enumerate().take(last + 1).skip(first) {
-                let x = (i as f64 - center) * cutoff;
-                sum += f64::from(*sample) * cutoff * sinc(x) * sinc(x / LOBES);
+            for (d, weight) in (-reach..=reach).zip(weights) {
+                let i = base + d;
+                if (0..=last).contains(&i) {
+                    sum += f64::from(samples[i as usize]) * weight;
+                }
             }
             sum as f32
         })
         .collect()
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// Converts [-1, 1] floats to 16-bit samples, clipping.
@@ -161,6 +202,40 @@ mod tests {
             let (freq, share) = dominant_frequency(&to_i16(&out[out.len() / 4..]), to, 300, 600);
             assert_eq!(freq, 440, "{from} → {to}");
             assert!(share > 0.9, "{from} → {to}: {share}");
+        }
+    }
+
+    /// The interpolator computed directly, one kernel evaluation per tap and output sample.
+    fn resample_directly(samples: &[f32], from: u32, to: u32) -> Vec<f32> {
+        let ratio = f64::from(to) / f64::from(from);
+        let cutoff = ratio.min(1.0);
+        let half_width = 16.0 / cutoff;
+        let sinc =
+            |x: f64| if x.abs() < 1e-9 { 1.0 } else { (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x) };
+        (0..(samples.len() as f64 * ratio).round() as usize)
+            .map(|n| {
+                let center = n as f64 / ratio;
+                let first = (center - half_width).ceil().max(0.0) as usize;
+                let last = ((center + half_width).floor() as usize).min(samples.len() - 1);
+                (first..=last)
+                    .map(|i| {
+                        let x = (i as f64 - center) * cutoff;
+                        f64::from(samples[i]) * cutoff * sinc(x) * sinc(x / 16.0)
+                    })
+                    .sum::<f64>() as f32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_kernel_table_gives_the_direct_interpolation() {
+        let noise: Vec<f32> =
+            (0..4000u32).map(|i| ((i.wrapping_mul(2_654_435_761) >> 16) as f32 / 65536.0) - 0.5).collect();
+        for (from, to) in [(22_050, 48_000), (24_000, 48_000), (48_000, 16_000), (16_000, 44_100), (44_100, 16_000)] {
+            let (fast, direct) = (resample(&noise, from, to), resample_directly(&noise, from, to));
+            assert_eq!(fast.len(), direct.len());
+            let worst = fast.iter().zip(&direct).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-5, "{from} → {to}: {worst}");
         }
     }
 }
