@@ -19,6 +19,57 @@ pub struct ConfigFile {
     pub log: LogSection,
     #[serde(default)]
     pub rtc: RtcSection,
+    #[serde(default)]
+    pub playground: PlaygroundSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaygroundSection {
+    /// `true`, `false` or `"auto"` (default): whether `POST /playground/session` starts agents
+    /// without credentials. `auto` turns it on only with the credentials the server generated.
+    pub enabled: Option<PlaygroundSwitch>,
+}
+
+/// `[playground] enabled`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PlaygroundSwitch {
+    /// On when the server runs with the credentials it generated (a single dev machine), off when
+    /// they come from the environment.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl PlaygroundSwitch {
+    /// Whether the playground is on, given where the credentials came from.
+    pub fn enabled(self, generated_credentials: bool) -> bool {
+        match self {
+            PlaygroundSwitch::Auto => generated_credentials,
+            PlaygroundSwitch::On => true,
+            PlaygroundSwitch::Off => false,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PlaygroundSwitch {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Bool(true) => Ok(PlaygroundSwitch::On),
+            Raw::Bool(false) => Ok(PlaygroundSwitch::Off),
+            Raw::Text(text) if text == "auto" => Ok(PlaygroundSwitch::Auto),
+            Raw::Text(text) => {
+                Err(serde::de::Error::custom(format!("expected true, false or \"auto\", found {text:?}")))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,6 +141,7 @@ pub struct Config {
     pub requests_per_second: u32,
     pub burst: u32,
     pub log_format: LogFormat,
+    pub playground: PlaygroundSwitch,
 }
 
 impl Config {
@@ -144,6 +196,7 @@ pub fn resolve(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config>
         requests_per_second: file.limits.requests_per_second.unwrap_or(Config::DEFAULT_REQUESTS_PER_SECOND),
         burst: file.limits.burst.unwrap_or(Config::DEFAULT_BURST),
         log_format: overrides.log_format.or(file.log.format).unwrap_or_default(),
+        playground: file.playground.enabled.unwrap_or_default(),
     };
     if config.max_participants_per_channel < 2 {
         bail!("rtc.max_participants_per_channel must be at least 2");
@@ -195,5 +248,18 @@ mod tests {
         let file: ConfigFile = toml::from_str("[limits]\nmax_agents = 0\n").unwrap();
         let overrides = Overrides { data_dir: Some("/tmp".into()), ..Overrides::default() };
         assert!(resolve(file, overrides).unwrap_err().to_string().contains("max_agents"));
+    }
+
+    #[test]
+    fn the_playground_switch_is_true_false_or_auto() {
+        let parse = |text: &str| toml::from_str::<ConfigFile>(text).map(|f| f.playground.enabled);
+        assert_eq!(parse("").unwrap(), None);
+        assert_eq!(parse("[playground]\nenabled = true\n").unwrap(), Some(PlaygroundSwitch::On));
+        assert_eq!(parse("[playground]\nenabled = false\n").unwrap(), Some(PlaygroundSwitch::Off));
+        assert_eq!(parse("[playground]\nenabled = \"auto\"\n").unwrap(), Some(PlaygroundSwitch::Auto));
+        assert!(parse("[playground]\nenabled = \"yes\"\n").is_err());
+        assert!(parse("[playground]\nenable = true\n").unwrap_err().to_string().contains("enable"));
+        assert!(PlaygroundSwitch::Auto.enabled(true) && !PlaygroundSwitch::Auto.enabled(false));
+        assert!(PlaygroundSwitch::On.enabled(false) && !PlaygroundSwitch::Off.enabled(true));
     }
 }

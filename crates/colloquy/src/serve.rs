@@ -94,6 +94,7 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
     let events = supervisor.take_events().expect("the event stream is taken once, here");
     let webhooks = colloquy_http::webhooks::spawn(store.clone(), events, WebhookConfig::DEFAULT);
 
+    let playground = config.playground.enabled(credentials.source == credentials::Source::Generated);
     let router = colloquy_http::router(
         supervisor.clone(),
         HttpConfig {
@@ -104,6 +105,7 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
             }],
             rate_limit: RateLimit { per_second: config.requests_per_second, burst: config.burst },
             rtc: RtcEdge::new(signer, Some(channel_server.clone())),
+            playground,
         },
     );
     let listener = tokio::net::TcpListener::bind(config.http)
@@ -118,6 +120,7 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
         recovered_agents = orphans,
         media,
         credentials_from,
+        playground,
         "colloquy ready"
     );
     let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -44,6 +44,7 @@ async fn stack(dir: &std::path::Path) -> (ChannelServer, TokenSigner, String) {
             credentials: vec![Credential { key: "k".into(), secret: Secret::new("s"), app: AppId::native() }],
             rate_limit: RateLimit { per_second: 0, burst: 0 },
             rtc: RtcEdge::new(signer.clone(), Some(channels.clone())),
+            playground: false,
         },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

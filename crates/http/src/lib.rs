@@ -1,5 +1,5 @@
 //! The HTTP edge of colloquy: the native `/v1` API with its auth, limits and error envelope, plus
-//! `/healthz`, `/metrics` and `/openapi.json`.
+//! `/healthz`, `/metrics`, `/openapi.json` and the playground page at `/`.
 //!
 //! **API boundary:** this is the only crate that knows HTTP and JSON wire formats. It turns requests
 //! into the model and calls the [`Supervisor`]; nothing below it sees a request or a dialect.
@@ -10,6 +10,7 @@ pub mod extract;
 pub mod metrics;
 pub mod native;
 pub mod openapi;
+pub mod playground;
 pub mod rtc;
 pub mod webhooks;
 
@@ -17,7 +18,6 @@ use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router, middleware};
 use colloquy_supervisor::Supervisor;
@@ -35,6 +35,9 @@ pub struct HttpConfig {
     pub rate_limit: RateLimit,
     /// RTC tokens and WHIP.
     pub rtc: rtc::RtcEdge,
+    /// Whether `POST /playground/session` starts agents without credentials (the page at `/` is
+    /// served either way).
+    pub playground: bool,
 }
 
 /// What every handler can reach; cheap to clone.
@@ -50,6 +53,7 @@ struct StateInner {
     rate_limiter: RateLimiter,
     metrics: Metrics,
     rtc: rtc::RtcEdge,
+    playground: playground::Playground,
 }
 
 /// The whole HTTP API as one router, ready to serve or to call in process with `oneshot`.
@@ -61,6 +65,7 @@ pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
             credentials: config.credentials,
             rate_limiter: RateLimiter::new(config.rate_limit),
             rtc: config.rtc,
+            playground: playground::Playground::new(config.playground),
         }),
     };
     let v1 = native::routes()
@@ -70,7 +75,7 @@ pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .merge(v1)
-        .route("/", get(index))
+        .merge(playground::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
@@ -89,15 +94,6 @@ pub async fn healthz(State(state): State<AppState>) -> Json<native::wire::Health
         version: env!("CARGO_PKG_VERSION").to_owned(),
         live_agents: state.inner.supervisor.live_counts().values().sum(),
     })
-}
-
-async fn index() -> impl IntoResponse {
-    concat!(
-        "colloquy ",
-        env!("CARGO_PKG_VERSION"),
-        " is running.\n\nThe native API is under /v1 (HTTP Basic auth with your API key and secret);\n",
-        "its OpenAPI document is at /openapi.json, health at /healthz, metrics at /metrics.\n"
-    )
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -95,6 +95,7 @@ fn router(supervisor: &Supervisor) -> axum::Router {
             }],
             rate_limit: colloquy_http::auth::RateLimit { per_second: 0, burst: 0 },
             rtc: colloquy_http::rtc::RtcEdge::new(colloquy_rtc::token::TokenSigner::new(b"secret"), None),
+            playground: false,
         },
     )
 }

@@ -30,11 +30,18 @@ pub struct Options {
     pub max_agents: u32,
     pub rate_limit: RateLimit,
     pub channel_server: Option<colloquy_rtc::server::ChannelServer>,
+    /// Whether `POST /playground/session` starts agents.
+    pub playground: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { max_agents: 100, rate_limit: RateLimit { per_second: 0, burst: 0 }, channel_server: None }
+        Options {
+            max_agents: 100,
+            rate_limit: RateLimit { per_second: 0, burst: 0 },
+            channel_server: None,
+            playground: false,
+        }
     }
 }
 
@@ -59,6 +66,7 @@ pub async fn api(options: Options) -> Api {
                 colloquy_rtc::token::TokenSigner::new(SECRET.as_bytes()),
                 options.channel_server.clone(),
             ),
+            playground: options.playground,
         },
     );
     Api { router, supervisor, _dir: dir }
