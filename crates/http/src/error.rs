@@ -82,11 +82,14 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Seconds, for `Retry-After` on 429.
     pub retry_after_secs: Option<u64>,
+    /// A 401 that asks for a Bearer token (WHIP's RTC token) rather than Basic credentials: a
+    /// browser shows a password prompt on a Basic challenge, even to a script's `fetch`.
+    pub bearer_challenge: bool,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), field: None, retry_after_secs: None }
+        ApiError { status, code, message: message.into(), field: None, retry_after_secs: None, bearer_challenge: false }
     }
 
     /// A 400 about `field`.
@@ -150,9 +153,9 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"colloquy\""));
+            let challenge =
+                if self.bearer_challenge { "Bearer realm=\"colloquy\"" } else { "Basic realm=\"colloquy\"" };
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         response
     }

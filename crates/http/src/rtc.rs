@@ -105,19 +105,16 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Unauthorized,
-                "WHIP needs Authorization: Bearer <RTC token>",
-            )
-        })
+        .ok_or_else(|| token_refused("WHIP needs Authorization: Bearer <RTC token>"))
+}
+
+/// A 401 for a missing or refused RTC token, with a Bearer challenge.
+fn token_refused(message: impl Into<String>) -> ApiError {
+    ApiError { bearer_challenge: true, ..ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message) }
 }
 
 fn check_token(edge: &RtcEdge, headers: &HeaderMap) -> Result<Grant, ApiError> {
-    edge.signer
-        .verify(bearer(headers)?, unix_now())
-        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, e.to_string()))
+    edge.signer.verify(bearer(headers)?, unix_now()).map_err(|e| token_refused(e.to_string()))
 }
 
 fn channel_server(edge: &RtcEdge) -> Result<&ChannelServer, ApiError> {
@@ -172,10 +169,9 @@ pub async fn whip_join(
 ) -> Result<Response, ApiError> {
     let edge = &state.inner.rtc;
     let grant = match &query.channel {
-        Some(channel) => edge
-            .signer
-            .verify_for(bearer(&headers)?, channel, unix_now())
-            .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, e.to_string()))?,
+        Some(channel) => {
+            edge.signer.verify_for(bearer(&headers)?, channel, unix_now()).map_err(|e| token_refused(e.to_string()))?
+        }
         None => check_token(edge, &headers)?,
     };
     let is_sdp = headers
@@ -240,11 +236,10 @@ pub async fn whip_renew(
     let found = edge.resources.lock().expect("lock").get(&resource).cloned();
     let found = found.ok_or_else(|| ApiError::not_found("WHIP resource"))?;
     if grant.channel != found.channel || grant.uid != found.uid {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthorized,
-            format!("the token is for {}/{}, not {}/{}", grant.channel, grant.uid, found.channel, found.uid),
-        ));
+        return Err(token_refused(format!(
+            "the token is for {}/{}, not {}/{}",
+            grant.channel, grant.uid, found.channel, found.uid
+        )));
     }
     if channel_server(edge)?.renew(found.participant, grant.expires_at).await {
         Ok(StatusCode::NO_CONTENT)

@@ -521,3 +521,21 @@ async fn whip_answers_cors_preflights_for_browsers_on_other_origins() {
     let response = tower::ServiceExt::oneshot(api.router.clone(), request).await.unwrap();
     assert!(response.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test]
+async fn a_refused_rtc_token_challenges_for_a_bearer_token_so_browsers_do_not_prompt_for_a_password() {
+    let api = api(Options::default()).await;
+    for authorization in [None, Some("Bearer v1.forged")] {
+        let mut request = axum::http::Request::builder()
+            .method("POST")
+            .uri("/rtc/whip?channel=room")
+            .header("content-type", "application/sdp");
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let request = request.body(axum::body::Body::from("v=0\r\n")).unwrap();
+        let response = tower::ServiceExt::oneshot(api.router.clone(), request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{authorization:?}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"colloquy\"", "{authorization:?}");
+    }
+}
