@@ -193,3 +193,82 @@ async fn lifecycle_events_follow_every_agent_and_end_with_shutdown() {
         ]
     );
 }
+
+/// A media runtime whose sessions obey a few words: `think "panic"` panics inside the media task,
+/// `think "finish"` ends it with an error; an agent named "broken" cannot start.
+#[derive(Debug)]
+struct ScriptedMedia;
+
+impl crate::MediaRuntime for ScriptedMedia {
+    fn start(&self, agent: colloquy_model::AgentRecord, _stats: std::sync::Arc<crate::TurnStats>) -> crate::MediaStart {
+        Box::pin(async move {
+            if agent.spec.name.as_str() == "broken" {
+                return Err("no channel for this one".to_owned());
+            }
+            let (commands_tx, mut commands) = tokio::sync::mpsc::channel(4);
+            let (ended_tx, ended) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move {
+                while let Some(command) = commands.recv().await {
+                    match command {
+                        crate::MediaCommand::Agent(colloquy_model::AgentCommand::Think { text }) if text == "panic" => {
+                            panic!("the media session panicked on purpose")
+                        }
+                        crate::MediaCommand::Agent(colloquy_model::AgentCommand::Think { text })
+                            if text == "finish" =>
+                        {
+                            let _ = ended_tx.send(ExitReason::Error("the media gave up".into()));
+                            return;
+                        }
+                        crate::MediaCommand::Stop => {
+                            let _ = ended_tx.send(ExitReason::Left);
+                            return;
+                        }
+                        _ => {}
+                    }
+                }
+            });
+            Ok(crate::MediaSession { commands: commands_tx, ended })
+        })
+    }
+}
+
+#[tokio::test]
+async fn media_that_panics_fails_or_cannot_start_ends_its_agent_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("colloquy.db")).await.unwrap();
+    let supervisor =
+        Supervisor::with_media(store, SupervisorConfig { max_agents: 10 }, std::sync::Arc::new(ScriptedMedia));
+    let app = AppId::native();
+    let think = |text: &str| colloquy_model::AgentCommand::Think { text: text.into() };
+
+    let broken = supervisor.start(app.clone(), spec("broken", IdleTimeout::Never)).await.unwrap_err();
+    assert!(matches!(broken, SupervisorError::StartFailed(ref detail) if detail.contains("no channel")), "{broken:?}");
+
+    let calm = supervisor.start(app.clone(), spec("calm", IdleTimeout::Never)).await.unwrap();
+    let wild = supervisor.start(app.clone(), spec("wild", IdleTimeout::Never)).await.unwrap();
+    let tired = supervisor.start(app.clone(), spec("tired", IdleTimeout::Never)).await.unwrap();
+    supervisor.command(&app, &wild.id, think("panic")).await.unwrap();
+    supervisor.command(&app, &tired.id, think("finish")).await.unwrap();
+    let ended = |id: colloquy_model::AgentId| {
+        let supervisor = supervisor.clone();
+        let app = app.clone();
+        async move {
+            for _ in 0..200 {
+                let record = supervisor.get(&app, &id).await.unwrap();
+                if record.state.status().is_terminal() {
+                    return record.state;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the agent did not end")
+        }
+    };
+    assert!(matches!(ended(wild.id.clone()).await, AgentState::Failed(ExitReason::Panicked(_))));
+    assert!(
+        matches!(ended(tired.id.clone()).await, AgentState::Failed(ExitReason::Error(ref d)) if d.contains("gave up"))
+    );
+    // The calm one carries on, takes commands, and leaves through its media.
+    supervisor.command(&app, &calm.id, think("hello")).await.unwrap();
+    assert_eq!(supervisor.get(&app, &calm.id).await.unwrap().state, AgentState::Running);
+    assert_eq!(supervisor.leave(&app, &calm.id).await.unwrap().state, AgentState::Stopped(ExitReason::Left));
+}
