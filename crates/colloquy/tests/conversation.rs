@@ -11,7 +11,7 @@ static ONE_CALL_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 use std::path::Path;
 use std::process::Command;
 
-use colloquy_providers::wer::word_error_rate;
+use colloquy_providers::wer::{letter_error_rate, word_error_rate};
 use serde_json::{Value, json};
 
 fn colloquy(args: &[&str]) -> std::process::Output {
@@ -67,30 +67,6 @@ fn the_demo_answers_a_spoken_question_and_the_answer_audio_says_what_its_transcr
     let (wer, cer) = (word_error_rate(agent_text, &heard), letter_error_rate(agent_text, &heard));
     eprintln!("agent said {agent_text:?}; the recording says {heard:?}; WER {wer:.2}, letter error rate {cer:.2}");
     assert!(cer <= 0.15, "agent said {agent_text:?}, the recording says {heard:?} (letter error rate {cer:.2})");
-}
-
-/// Edit distance between the lowercase letters and digits of two texts, over the reference's length.
-fn letter_error_rate(reference: &str, hypothesis: &str) -> f64 {
-    let letters = |t: &str| t.to_lowercase().chars().filter(|c| c.is_alphanumeric()).collect::<Vec<_>>();
-    let (r, h) = (letters(reference), letters(hypothesis));
-    let mut row: Vec<usize> = (0..=h.len()).collect();
-    for (i, rc) in r.iter().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, hc) in h.iter().enumerate() {
-            let substitution = diagonal + usize::from(rc != hc);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[h.len()] as f64 / r.len().max(1) as f64
-}
-
-#[test]
-fn the_letter_error_rate_counts_edits_over_letters() {
-    assert_eq!(letter_error_rate("The capital of France is Paris.", "The capital of France is Paris"), 0.0);
-    assert_eq!(letter_error_rate("France is", "Francis"), 1.0 / 8.0);
-    assert_eq!(letter_error_rate("abc", ""), 1.0);
 }
 
 /// Concatenates WAV files and silences (seconds) into one 22,050 Hz file.
