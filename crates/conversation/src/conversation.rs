@@ -797,29 +797,12 @@ impl Conversation {
         reply.splitter.clear();
         match failure {
             Some(text) => {
-                // What was heard stays heard; the failure message replaces the rest. A new turn id
-                // keeps the cancelled TTS work of the old one out.
-                let heard = reply.playout.text_heard();
-                let old = self.reply.take().expect("checked above");
-                if !heard.is_empty() {
-                    self.outputs.push_back(Output::History {
-                        turn,
-                        speaker: Speaker::Assistant,
-                        content: heard.clone(),
-                        interrupted: false,
-                    });
-                    self.remember(PromptMessage { role: PromptRole::Assistant, content: heard });
-                }
-                self.outputs.push_back(Output::Turn {
-                    turn,
-                    start: old.start,
-                    end: TurnEnd::Error,
-                    started: old.started,
-                    ended: self.now,
-                    metrics: old.times.metrics(),
-                });
+                // What was heard stays heard (and is recorded); the failure message replaces the
+                // rest, under a new turn id that keeps the cancelled TTS work of the old one out.
+                let (start, interruptible) = (reply.start, reply.interruptible);
+                self.close_reply(TurnEnd::Error);
                 let next = self.new_turn();
-                self.start_text_reply(next, old.start, text, old.interruptible);
+                self.start_text_reply(next, start, text, interruptible);
                 if let Some(reply) = self.reply.as_mut() {
                     reply.failed = true;
                 }
