@@ -1,8 +1,6 @@
 //! The agent's ears: the listened-to participants' 48 kHz frames mixed into one stream, brought
 //! down to the 16 kHz that VAD and ASR take, and cut into the 32 ms frames Silero expects.
 
-use std::collections::VecDeque;
-
 use colloquy_providers::vad::VAD_FRAME;
 
 /// A 48 → 16 kHz decimator with a windowed-sinc low-pass (cut-off 7.2 kHz, below the new Nyquist
@@ -10,8 +8,11 @@ use colloquy_providers::vad::VAD_FRAME;
 #[derive(Debug)]
 pub struct Downsampler {
     taps: Vec<f32>,
-    history: VecDeque<f32>,
-    /// Input samples to skip before the next output (0..3), carried across frames.
+    /// The last `TAPS - 1` input samples, then the frame being processed: each output is one dot
+    /// product over a contiguous slice.
+    window: Vec<f32>,
+    /// Where the next output's newest input sample is, counted from the start of the frame (0..3),
+    /// carried across frames.
     phase: usize,
 }
 
@@ -42,20 +43,23 @@ impl Downsampler {
             .collect();
         let sum: f32 = taps.iter().sum();
         taps.iter_mut().for_each(|t| *t /= sum);
-        Downsampler { taps, history: VecDeque::from(vec![0.0; Self::TAPS]), phase: 0 }
+        Downsampler { taps, window: vec![0.0; Self::TAPS - 1], phase: 0 }
     }
 
     /// 48 kHz i16 in, 16 kHz f32 in [-1, 1] out.
     pub fn process(&mut self, pcm: &[i16]) -> Vec<f32> {
-        let mut out = Vec::with_capacity(pcm.len() / Self::FACTOR + 1);
-        for &sample in pcm {
-            self.history.pop_front();
-            self.history.push_back(f32::from(sample) / 32768.0);
-            if self.phase == 0 {
-                out.push(self.history.iter().zip(&self.taps).map(|(s, t)| s * t).sum());
-            }
-            self.phase = (self.phase + 1) % Self::FACTOR;
-        }
+        self.window.extend(pcm.iter().map(|s| f32::from(*s) / 32768.0));
+        let history = Self::TAPS - 1;
+        let outputs = (pcm.len() + Self::FACTOR - 1 - self.phase) / Self::FACTOR;
+        let out = (0..outputs)
+            .map(|k| {
+                // The newest sample of this output is frame sample `phase + 3k`.
+                let end = history + self.phase + Self::FACTOR * k + 1;
+                self.window[end - Self::TAPS..end].iter().zip(&self.taps).map(|(s, t)| s * t).sum()
+            })
+            .collect();
+        self.phase = (self.phase + Self::FACTOR * outputs) - pcm.len();
+        self.window.drain(..pcm.len());
         out
     }
 }
@@ -71,17 +75,17 @@ pub struct Mixer {
 
 impl Mixer {
     /// Adds `from`'s frame; returns the frames ready to go on (zero, one or two).
-    pub fn push(&mut self, from: &str, pcm: &[i16], speakers: usize) -> Vec<Vec<i16>> {
+    pub fn push(&mut self, from: &str, pcm: Vec<i16>, speakers: usize) -> Vec<Vec<i16>> {
         let mut ready = Vec::new();
         if speakers <= 1 && self.pending.is_none() {
-            ready.push(pcm.to_vec());
+            ready.push(pcm);
             return ready;
         }
         if self.contributors.iter().any(|c| c == from) || speakers <= 1 {
             ready.extend(self.flush());
         }
         let pending = self.pending.get_or_insert_with(|| vec![0; pcm.len()]);
-        for (mixed, sample) in pending.iter_mut().zip(pcm) {
+        for (mixed, sample) in pending.iter_mut().zip(&pcm) {
             *mixed += i32::from(*sample);
         }
         self.contributors.push(from.to_owned());
@@ -150,15 +154,44 @@ mod tests {
         }
     }
 
+    /// The decimator computed one sample at a time, as its definition reads.
+    fn downsample_directly(taps: &[f32], input: &[f32]) -> Vec<f32> {
+        let padded: Vec<f32> = std::iter::repeat_n(0.0, taps.len() - 1).chain(input.iter().copied()).collect();
+        (0..input.len())
+            .step_by(3)
+            .map(|i| padded[i..i + taps.len()].iter().zip(taps).map(|(s, t)| s * t).sum())
+            .collect()
+    }
+
+    #[test]
+    fn frames_of_any_length_give_the_same_output_as_one_long_signal() {
+        let signal: Vec<i16> = tone(440.0, 48_000.0, 4000, 0)
+            .iter()
+            .zip(tone(9000.0, 48_000.0, 4000, 0))
+            .map(|(a, b)| a / 2 + b / 2)
+            .collect();
+        let direct = downsample_directly(
+            &Downsampler::new().taps,
+            &signal.iter().map(|s| f32::from(*s) / 32768.0).collect::<Vec<_>>(),
+        );
+        for frame in [960, 7, 1000, 1] {
+            let mut down = Downsampler::new();
+            let out: Vec<f32> = signal.chunks(frame).flat_map(|chunk| down.process(chunk)).collect();
+            assert_eq!(out.len(), direct.len(), "frames of {frame}");
+            let worst = out.iter().zip(&direct).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-6, "frames of {frame}: {worst}");
+        }
+    }
+
     #[test]
     fn one_speaker_passes_through_and_two_are_summed_per_frame() {
         let mut mixer = Mixer::default();
-        assert_eq!(mixer.push("a", &[1, 2], 1), vec![vec![1, 2]]);
-        assert!(mixer.push("a", &[1, 2], 2).is_empty());
-        assert_eq!(mixer.push("b", &[10, i16::MAX], 2), vec![vec![11, i16::MAX]]);
+        assert_eq!(mixer.push("a", vec![1, 2], 1), vec![vec![1, 2]]);
+        assert!(mixer.push("a", vec![1, 2], 2).is_empty());
+        assert_eq!(mixer.push("b", vec![10, i16::MAX], 2), vec![vec![11, i16::MAX]]);
         // "a" twice before "b": the first frame goes out alone.
-        assert!(mixer.push("a", &[1, 1], 2).is_empty());
-        assert_eq!(mixer.push("a", &[2, 2], 2), vec![vec![1, 1]]);
+        assert!(mixer.push("a", vec![1, 1], 2).is_empty());
+        assert_eq!(mixer.push("a", vec![2, 2], 2), vec![vec![1, 1]]);
     }
 
     #[test]

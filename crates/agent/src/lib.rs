@@ -109,7 +109,7 @@ impl MediaRuntime for AgentRuntime {
                     ended = &mut session => match ended {
                         Ok(reason) => reason,
                         Err(e) if e.is_panic() => {
-                            let detail = panic_detail(e.into_panic());
+                            let detail = colloquy_supervisor::panic_message(e.into_panic());
                             tracing::error!(agent_id = %agent.id, detail, "agent session panicked");
                             ExitReason::Panicked(detail)
                         }
@@ -160,15 +160,6 @@ async fn watchdog(busy_since: Arc<AtomicU64>, base: Instant) -> Duration {
         let busy = base.elapsed().saturating_sub(Duration::from_millis(since));
         if busy > WATCHDOG_LIMIT {
             return busy;
-        }
-    }
-}
-
-fn panic_detail(payload: Box<dyn std::any::Any + Send>) -> String {
-    match payload.downcast::<String>() {
-        Ok(message) => *message,
-        Err(payload) => {
-            payload.downcast::<&'static str>().map(|m| (*m).to_owned()).unwrap_or_else(|_| "a panic".into())
         }
     }
 }

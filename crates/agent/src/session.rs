@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use colloquy_conversation::{
     AsrInput, ClientEvent, Command, Conversation, Input, LlmInput, Output, PLAYOUT_RATE, ProviderCommand, TtsInput,
@@ -82,8 +82,7 @@ struct Clock {
 
 impl Clock {
     fn new() -> Clock {
-        let unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
-        Clock { base: Instant::now(), base_unix_ms: unix }
+        Clock { base: Instant::now(), base_unix_ms: colloquy_supervisor::now().0 }
     }
 
     fn unix(&self, at: std::time::Instant) -> UnixMillis {
@@ -225,7 +224,7 @@ impl Session {
                 self.input(Input::ParticipantLeft { present: self.present.len() });
             }
             ChannelEvent::Audio { from, pcm } => {
-                for frame in self.mixer.push(&from, &pcm, self.present.len()) {
+                for frame in self.mixer.push(&from, pcm, self.present.len()) {
                     let samples = self.downsampler.process(&frame);
                     let now = std::time::Instant::now();
                     for vad_frame in self.framer.push(&samples) {

@@ -73,26 +73,32 @@ pub fn asr(args: AsrArgs) -> anyhow::Result<()> {
 }
 
 pub fn tts(args: TtsArgs) -> anyhow::Result<()> {
+    let (pcm, rate) = tokio_runtime()?.block_on(speak(&args.text, args.speed))?;
+    colloquy_rtc::audio::write_wav(&args.output, &pcm, rate)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    eprintln!("{}: {:.2} s at {rate} Hz", args.output.display(), pcm.len() as f64 / f64::from(rate));
+    Ok(())
+}
+
+/// `text` spoken by the embedded Piper voice: 16-bit mono PCM and its rate.
+pub async fn speak(text: &str, speed: f32) -> anyhow::Result<(Vec<i16>, u32)> {
     let dir = models_dir();
     let runtime = OnnxRuntime::load(&dir.join(ONNXRUNTIME_LIBRARY))?;
     let tts = PiperTts::load(&runtime, &dir.join(PIPER_JOE))?;
     let request = TtsRequest {
         turn: TurnId(1),
-        text: args.text,
+        text: text.to_owned(),
         voice: colloquy_model::Tts::DEFAULT_LOCAL_VOICE.into(),
-        speed: args.speed,
+        speed,
     };
-    let chunks = tokio_runtime()?.block_on(tts.synthesize(request).collect::<Vec<_>>());
     let (mut pcm, mut rate) = (Vec::new(), tts.sample_rate());
-    for chunk in chunks {
+    let mut chunks = tts.synthesize(request);
+    while let Some(chunk) = chunks.next().await {
         let chunk = chunk?;
         rate = chunk.sample_rate;
         pcm.extend(chunk.pcm);
     }
-    colloquy_rtc::audio::write_wav(&args.output, &pcm, rate)
-        .with_context(|| format!("writing {}", args.output.display()))?;
-    eprintln!("{}: {:.2} s at {rate} Hz", args.output.display(), pcm.len() as f64 / f64::from(rate));
-    Ok(())
+    Ok((pcm, rate))
 }
 
 pub fn llm(args: LlmArgs) -> anyhow::Result<()> {

@@ -23,6 +23,7 @@ use colloquy_store::{AgentFilter, AgentPage, ListCursor, StateChange, Store, Sto
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 pub use crate::media::{MediaCommand, MediaRuntime, MediaSession, MediaStart};
+pub use crate::session::panic_message;
 use crate::session::{Command, SessionContext};
 pub use crate::stats::{BUCKETS_MS, Histogram, HistogramSnapshot, LATE_FRAME_MS, STAGES, TurnStats};
 

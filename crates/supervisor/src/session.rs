@@ -244,7 +244,8 @@ async fn transition(supervisor: &Supervisor, record: &mut AgentRecord, state: Ag
     supervisor.publish(record);
 }
 
-fn panic_message(payload: Box<dyn Any + Send>) -> String {
+/// The message a panic carried, for records and logs.
+pub fn panic_message(payload: Box<dyn Any + Send>) -> String {
     match payload.downcast::<String>() {
         Ok(message) => *message,
         Err(payload) => match payload.downcast::<&'static str>() {

@@ -20,7 +20,7 @@ use colloquy_rtc::token::TokenSigner;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::{KEY, PeerStats, SECRET, cpu_time, peer, rss, start_server};
+use super::{KEY, SECRET, cpu_time, rss, spawn_peer, start_server};
 
 #[derive(Debug, clap::Args)]
 pub struct AgentBenchArgs {
@@ -88,29 +88,8 @@ fn async_stream(text: &'static str) -> impl futures_util::Stream<Item = Result<S
 
 /// A spoken question (Piper), then silence: 6 s of Opus frames that the peers loop.
 async fn question_frames() -> anyhow::Result<Arc<[Arc<[u8]>]>> {
-    use colloquy_providers::TurnId;
-    use colloquy_providers::embedded::{OnnxRuntime, PiperTts};
-    use colloquy_providers::models::{ONNXRUNTIME_LIBRARY, PIPER_JOE, models_dir};
-    use colloquy_providers::tts::{TtsProvider, TtsRequest};
-    use futures_util::StreamExt;
-
-    let dir = models_dir();
-    let runtime = OnnxRuntime::load(&dir.join(ONNXRUNTIME_LIBRARY))?;
-    let tts = PiperTts::load(&runtime, &dir.join(PIPER_JOE))?;
-    let request = TtsRequest {
-        turn: TurnId(1),
-        text: "What is the weather like today?".into(),
-        voice: colloquy_model::Tts::DEFAULT_LOCAL_VOICE.into(),
-        speed: 1.0,
-    };
-    let chunks = tts.synthesize(request).collect::<Vec<_>>().await;
-    let mut speech = Vec::new();
-    let mut rate = tts.sample_rate();
-    for chunk in chunks {
-        let chunk = chunk?;
-        rate = chunk.sample_rate;
-        speech.extend(chunk.pcm.iter().map(|s| f32::from(*s) / 32768.0));
-    }
+    let (speech, rate) = crate::tools::speak("What is the weather like today?", 1.0).await?;
+    let speech: Vec<f32> = speech.iter().map(|s| f32::from(*s) / 32768.0).collect();
     let mut pcm = colloquy_rtc::audio::to_i16(&colloquy_rtc::audio::resample(&speech, rate, SAMPLE_RATE));
     pcm.resize(SAMPLE_RATE as usize * 6, 0);
     let mut encoder = OpusEncoder::new()?;
@@ -167,18 +146,8 @@ pub async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
         let expires = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 3600;
         let mut peers = Vec::new();
         for i in 0..count {
-            let stats = Arc::new(PeerStats::default());
             let token = signer.issue(&format!("c{count}-{i}"), "caller", expires);
-            let task = tokio::spawn(peer(
-                http.clone(),
-                server.base.clone(),
-                token,
-                Arc::clone(&frames),
-                Arc::clone(&stats),
-                Arc::clone(&epoch),
-                stop_rx.clone(),
-            ));
-            peers.push((stats, task));
+            peers.push(spawn_peer(&http, &server.base, token, &frames, &epoch, &stop_rx));
             // Spread the peers over the 6 s loop, so turns do not all happen at once.
             tokio::time::sleep(Duration::from_millis((6000 / count.max(1)).min(100) as u64)).await;
         }
@@ -285,18 +254,10 @@ async fn greeting_probe(
     for round in 0..5 {
         let channel = format!("greet-{round}");
         let (stop_tx, stop_rx) = watch::channel(false);
-        let stats = Arc::new(PeerStats::default());
         let expires = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 600;
         let silence: Arc<[Arc<[u8]>]> = Arc::new([Arc::clone(&frames[frames.len() - 1])]);
-        let task = tokio::spawn(peer(
-            http.clone(),
-            base.to_owned(),
-            signer.issue(&channel, "person", expires),
-            silence,
-            Arc::clone(&stats),
-            Arc::new(AtomicU64::new(0)),
-            stop_rx,
-        ));
+        let token = signer.issue(&channel, "person", expires);
+        let (stats, task) = spawn_peer(http, base, token, &silence, &Arc::new(AtomicU64::new(0)), &stop_rx);
         while !stats.connected.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

@@ -158,18 +158,8 @@ async fn rtc(args: RtcBenchArgs) -> anyhow::Result<()> {
         let expires = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 3600;
         for c in 0..channels {
             for side in ["a", "b"] {
-                let stats = Arc::new(PeerStats::default());
                 let token = signer.issue(&format!("bench-{channels}-{c}"), side, expires);
-                let task = tokio::spawn(peer(
-                    http.clone(),
-                    server.base.clone(),
-                    token,
-                    Arc::clone(&frames),
-                    Arc::clone(&stats),
-                    Arc::clone(&epoch),
-                    stop_rx.clone(),
-                ));
-                peers.push((stats, task));
+                peers.push(spawn_peer(&http, &server.base, token, &frames, &epoch, &stop_rx));
             }
             // Stagger the joins a little: DTLS handshakes are the expensive part of joining.
             if c % 10 == 9 {
@@ -230,6 +220,28 @@ async fn rtc(args: RtcBenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Starts a benchmark peer in a task of its own; returns its counters and the task.
+fn spawn_peer(
+    http: &reqwest::Client,
+    base: &str,
+    token: String,
+    frames: &Arc<[Arc<[u8]>]>,
+    epoch: &Arc<AtomicU64>,
+    stop: &watch::Receiver<bool>,
+) -> (Arc<PeerStats>, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let stats = Arc::new(PeerStats::default());
+    let task = tokio::spawn(peer(
+        http.clone(),
+        base.to_owned(),
+        token,
+        Arc::clone(frames),
+        Arc::clone(&stats),
+        Arc::clone(epoch),
+        stop.clone(),
+    ));
+    (stats, task)
 }
 
 /// One benchmark peer: joins through WHIP, sends `frame` every 20 ms, counts what it receives.
