@@ -539,3 +539,29 @@ async fn a_refused_rtc_token_challenges_for_a_bearer_token_so_browsers_do_not_pr
         assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"colloquy\"", "{authorization:?}");
     }
 }
+
+#[tokio::test]
+async fn metrics_show_turn_latency_by_stage_turn_endings_and_late_frames() {
+    let api = api(Options::default()).await;
+    let stats = api.supervisor.turn_stats();
+    stats.observe(&colloquy_model::TurnMetrics { e2e_ms: Some(640), llm_ttft_ms: Some(80), ..Default::default() });
+    stats.turn_ended(colloquy_model::TurnEnd::Ok);
+    stats.frame_sent(std::time::Duration::from_millis(2));
+    stats.frame_sent(std::time::Duration::from_millis(30));
+    let text = api.send("GET", "/metrics", None, None).await.text;
+    for line in [
+        "# TYPE colloquy_turn_latency_seconds histogram",
+        "colloquy_turn_latency_seconds_bucket{le=\"0.5\",stage=\"e2e\"} 0",
+        "colloquy_turn_latency_seconds_bucket{le=\"0.75\",stage=\"e2e\"} 1",
+        "colloquy_turn_latency_seconds_count{stage=\"e2e\"} 1",
+        "colloquy_turn_latency_seconds_sum{stage=\"e2e\"} 0.64",
+        "colloquy_turn_latency_seconds_bucket{le=\"0.1\",stage=\"llm_ttft\"} 1",
+        "colloquy_turn_latency_seconds_count{stage=\"asr_ttlw\"} 0",
+        "colloquy_turns_total{end=\"ok\"} 1",
+        "colloquy_turns_total{end=\"interrupted\"} 0",
+        "colloquy_playout_frames_total 2",
+        "colloquy_playout_frames_late_total 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+}
