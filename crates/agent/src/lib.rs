@@ -10,6 +10,7 @@
 //! "panicked") and it leaves its channel either way.
 
 mod audio;
+mod events;
 mod protocol;
 mod session;
 mod stack;
@@ -21,7 +22,7 @@ use std::time::Duration;
 use colloquy_model::{AgentRecord, ExitReason, RemoteUids};
 use colloquy_rtc::server::{ChannelServer, Listen};
 use colloquy_store::Store;
-use colloquy_supervisor::{MediaRuntime, MediaSession, MediaStart, TurnStats};
+use colloquy_supervisor::{ConversationEvents, MediaRuntime, MediaSession, MediaStart, TurnStats};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -71,7 +72,7 @@ impl AgentRuntime {
 }
 
 impl MediaRuntime for AgentRuntime {
-    fn start(&self, agent: AgentRecord, stats: Arc<TurnStats>) -> MediaStart {
+    fn start(&self, agent: AgentRecord, stats: Arc<TurnStats>, conversation_events: ConversationEvents) -> MediaStart {
         let runtime = self.clone();
         Box::pin(async move {
             let stack = runtime.models().await?.stack(&agent.spec)?;
@@ -100,6 +101,7 @@ impl MediaRuntime for AgentRuntime {
                 commands,
                 store: runtime.store.clone(),
                 stats,
+                conversation_events,
                 busy_since: busy_since.clone(),
                 heartbeat_base,
             };

@@ -23,13 +23,14 @@ use colloquy_providers::tts::TtsRequest;
 use colloquy_providers::vad::VadSession;
 use colloquy_rtc::server::{AgentHandle, ChannelEvent};
 use colloquy_store::Store;
-use colloquy_supervisor::{MediaCommand, TurnStats};
+use colloquy_supervisor::{ConversationEvents, MediaCommand, TurnStats};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::audio::{Downsampler, Mixer, VadFramer};
+use crate::events::EventReporter;
 use crate::protocol::client_message;
 use crate::stack::Stack;
 
@@ -51,6 +52,8 @@ pub(crate) struct SessionParts {
     pub commands: mpsc::Receiver<MediaCommand>,
     pub store: Store,
     pub stats: Arc<TurnStats>,
+    /// Where webhook-worthy events go.
+    pub conversation_events: ConversationEvents,
     /// Set by the loop while it handles something (ms since `heartbeat_base`), zero while it waits:
     /// the watchdog reads it.
     pub busy_since: Arc<AtomicU64>,
@@ -113,6 +116,7 @@ pub(crate) struct Session {
     tts_cancelled: Arc<AtomicU64>,
     records: mpsc::UnboundedSender<Record>,
     stats: Arc<TurnStats>,
+    reporter: EventReporter,
 }
 
 impl std::fmt::Debug for Session {
@@ -123,8 +127,18 @@ impl std::fmt::Debug for Session {
 
 /// Runs the agent until it should leave; returns why.
 pub(crate) async fn run(parts: SessionParts) -> ExitReason {
-    let SessionParts { agent, stack, mut events, handle, mut commands, store, stats, busy_since, heartbeat_base } =
-        parts;
+    let SessionParts {
+        agent,
+        stack,
+        mut events,
+        handle,
+        mut commands,
+        store,
+        stats,
+        conversation_events,
+        busy_since,
+        heartbeat_base,
+    } = parts;
     let (reports_tx, mut reports) = mpsc::channel(PROVIDER_QUEUE);
     let (tts_jobs, tts_rx) = mpsc::channel(TTS_QUEUE);
     let tts_cancelled = Arc::new(AtomicU64::new(0));
@@ -154,6 +168,7 @@ pub(crate) async fn run(parts: SessionParts) -> ExitReason {
         tts_cancelled,
         records,
         stats,
+        reporter: EventReporter::new(conversation_events),
     };
 
     // The deadline the loop last slept until, when a timeout woke it: frames sent then are late by
@@ -179,7 +194,10 @@ pub(crate) async fn run(parts: SessionParts) -> ExitReason {
         busy_since.store(now.duration_since(heartbeat_base).as_millis().max(1) as u64, Ordering::Relaxed);
         match woke {
             Woke::Command(None | Some(MediaCommand::Stop)) => break ExitReason::Left,
-            Woke::Command(Some(MediaCommand::Agent(command))) => session.input(Input::Command(Command::Agent(command))),
+            Woke::Command(Some(MediaCommand::Agent(command))) => {
+                session.reporter.command(&command);
+                session.input(Input::Command(Command::Agent(command)));
+            }
             Woke::Command(Some(MediaCommand::Update(update))) => session.input(Input::Command(Command::Update(update))),
             Woke::Channel(None) => break ExitReason::Error("the channel server stopped".into()),
             Woke::Channel(Some(event)) => session.on_channel(event),
@@ -221,6 +239,9 @@ impl Session {
                 self.input(Input::ParticipantJoined { present: self.present.len() });
             }
             ChannelEvent::Left { uid, agent: false, .. } if self.present.remove(&uid) => {
+                if self.present.is_empty() {
+                    self.reporter.user_left();
+                }
                 self.input(Input::ParticipantLeft { present: self.present.len() });
             }
             ChannelEvent::Audio { from, pcm } => {
@@ -251,8 +272,14 @@ impl Session {
     async fn carry_out(&mut self, late_by: Duration) -> Result<std::time::Instant, ExitReason> {
         loop {
             match self.conversation.poll_output() {
-                Output::Timeout(deadline) => return Ok(deadline),
-                Output::Provider(command) => self.provider(command),
+                Output::Timeout(deadline) => {
+                    self.reporter.settled();
+                    return Ok(deadline);
+                }
+                Output::Provider(command) => {
+                    self.reporter.provider(&command, self.clock.unix(std::time::Instant::now()));
+                    self.provider(command);
+                }
                 Output::Play { pcm, .. } => {
                     self.stats.frame_sent(late_by);
                     self.handle.publish(pcm).await;
@@ -261,8 +288,9 @@ impl Session {
                     if let ClientEvent::Metrics { metrics, .. } = &event {
                         self.stats.observe(metrics);
                     }
-                    let now = self.clock.unix(std::time::Instant::now()).0;
-                    self.handle.send_data(None, client_message(&event, &self.agent_uid, now)).await;
+                    let now = self.clock.unix(std::time::Instant::now());
+                    self.reporter.client(&event, now);
+                    self.handle.send_data(None, client_message(&event, &self.agent_uid, now.0)).await;
                 }
                 Output::History { turn, speaker, content, interrupted } => {
                     let at = self.clock.unix(std::time::Instant::now());
@@ -279,6 +307,7 @@ impl Session {
                         metrics,
                     };
                     self.stats.turn_ended(end);
+                    self.reporter.turn(&record);
                     let _ = self.records.send(Record::Turn(record));
                 }
                 Output::Leave(colloquy_conversation::LeaveReason::Idle) => return Err(ExitReason::IdleTimeout),

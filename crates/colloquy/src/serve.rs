@@ -103,6 +103,7 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
                 secret: credentials.secret.clone(),
                 app: AppId::native(),
             }],
+            apps: colloquy_http::apps::Apps::default(),
             rate_limit: RateLimit { per_second: config.requests_per_second, burst: config.burst },
             rtc: RtcEdge::new(signer, Some(channel_server.clone())),
             playground,

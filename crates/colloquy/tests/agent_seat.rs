@@ -42,6 +42,7 @@ async fn stack(dir: &std::path::Path) -> (ChannelServer, TokenSigner, String) {
         Supervisor::new(store, SupervisorConfig { max_agents: 10 }),
         HttpConfig {
             credentials: vec![Credential { key: "k".into(), secret: Secret::new("s"), app: AppId::native() }],
+            apps: colloquy_http::apps::Apps::default(),
             rate_limit: RateLimit { per_second: 0, burst: 0 },
             rtc: RtcEdge::new(signer.clone(), Some(channels.clone())),
             playground: false,

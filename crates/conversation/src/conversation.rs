@@ -843,6 +843,7 @@ impl Conversation {
                 let turn = self.new_turn();
                 self.start_llm_reply(turn, TurnStart::ApiThink, text, Times::default());
             }
+            Command::Agent(AgentCommand::ClearHistory) => self.history.clear(),
             Command::Update(update) => update.apply_to(&mut self.spec),
         }
     }

@@ -4,7 +4,9 @@
 //! **API boundary:** this is the only crate that knows HTTP and JSON wire formats. It turns requests
 //! into the model and calls the [`Supervisor`]; nothing below it sees a request or a dialect.
 
+pub mod apps;
 pub mod auth;
+pub mod dialects;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -22,6 +24,7 @@ use axum::routing::get;
 use axum::{Json, Router, middleware};
 use colloquy_supervisor::Supervisor;
 
+use crate::apps::Apps;
 use crate::auth::{Credential, RateLimit, RateLimiter};
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
@@ -29,8 +32,10 @@ use crate::metrics::Metrics;
 /// How the HTTP edge is set up.
 #[derive(Debug)]
 pub struct HttpConfig {
-    /// Who may call the API, and as which app.
+    /// Who may call the native API, and as which app.
     pub credentials: Vec<Credential>,
+    /// The apps of the vendor dialects (their keys and secrets also work on the native API).
+    pub apps: Apps,
     /// Requests per second per credential.
     pub rate_limit: RateLimit,
     /// RTC tokens and WHIP.
@@ -50,6 +55,7 @@ pub struct AppState {
 struct StateInner {
     supervisor: Supervisor,
     credentials: Vec<Credential>,
+    apps: Apps,
     rate_limiter: RateLimiter,
     metrics: Metrics,
     rtc: rtc::RtcEdge,
@@ -58,11 +64,18 @@ struct StateInner {
 
 /// The whole HTTP API as one router, ready to serve or to call in process with `oneshot`.
 pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
+    let mut credentials = config.credentials;
+    credentials.extend(config.apps.all().iter().map(|app| Credential {
+        key: app.key.clone(),
+        secret: app.secret.clone(),
+        app: app.id.clone(),
+    }));
     let state = AppState {
         inner: Arc::new(StateInner {
             metrics: Metrics::new(supervisor.clone()),
             supervisor,
-            credentials: config.credentials,
+            credentials,
+            apps: config.apps,
             rate_limiter: RateLimiter::new(config.rate_limit),
             rtc: config.rtc,
             playground: playground::Playground::new(config.playground),
@@ -76,6 +89,7 @@ pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
     Router::new()
         .merge(v1)
         .merge(playground::routes())
+        .merge(dialects::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
@@ -84,6 +98,25 @@ pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record_request))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .with_state(state)
+}
+
+impl AppState {
+    pub(crate) fn supervisor(&self) -> &Supervisor {
+        &self.inner.supervisor
+    }
+
+    pub(crate) fn apps(&self) -> &Apps {
+        &self.inner.apps
+    }
+
+    /// Takes one request from `key`'s rate limit.
+    pub(crate) fn rate_limit(&self, key: &str) -> Result<(), ApiError> {
+        self.inner.rate_limiter.check(key)
+    }
+
+    pub(crate) fn rtc(&self) -> &rtc::RtcEdge {
+        &self.inner.rtc
+    }
 }
 
 /// Is the server up? Answers without auth.

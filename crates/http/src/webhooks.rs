@@ -11,7 +11,7 @@ use hmac::{KeyInit, Mac};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::native;
+use crate::dialects;
 
 /// How deliveries are made and retried.
 #[derive(Clone, Copy, Debug)]
@@ -93,8 +93,13 @@ async fn run(store: Store, mut events: mpsc::Receiver<AgentEvent>, config: Webho
 }
 
 async fn enqueue(store: &Store, config: &WebhookConfig, event: &AgentEvent) {
-    let Some(webhook) = native::webhooks::format(event) else { return };
-    match store.enqueue_webhook(&webhook, config.max_pending).await {
+    for webhook in dialects::format_webhooks(event, store).await {
+        enqueue_one(store, config, &webhook).await;
+    }
+}
+
+async fn enqueue_one(store: &Store, config: &WebhookConfig, webhook: &OutgoingWebhook) {
+    match store.enqueue_webhook(webhook, config.max_pending).await {
         Ok(true) => {}
         Ok(false) => tracing::error!(
             agent_id = %webhook.agent_id,

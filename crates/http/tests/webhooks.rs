@@ -93,6 +93,7 @@ fn router(supervisor: &Supervisor) -> axum::Router {
                 secret: colloquy_model::Secret::new(common::SECRET),
                 app: colloquy_model::AppId::native(),
             }],
+            apps: colloquy_http::apps::Apps::default(),
             rate_limit: colloquy_http::auth::RateLimit { per_second: 0, burst: 0 },
             rtc: colloquy_http::rtc::RtcEdge::new(colloquy_rtc::token::TokenSigner::new(b"secret"), None),
             playground: false,

@@ -23,4 +23,7 @@ pub enum AgentCommand {
     /// being prepared is dropped and a new one is asked for, with both texts in the history.
     /// Speaking: the agent is cut off (marked interrupted) and answers the text.
     Think { text: String },
+    /// Forget the conversation so far: later turns see only the system messages (ZEGO's
+    /// `ResetAgentInstanceMsgList`). The records keep the history.
+    ClearHistory,
 }

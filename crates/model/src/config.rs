@@ -40,6 +40,9 @@ pub struct AgentSpec {
     pub silence_prompt: Option<SilencePrompt>,
     /// Where lifecycle and conversation events are posted.
     pub callbacks: Option<Callbacks>,
+    /// Which API started the agent, and what that API keeps about it. Only the HTTP edge reads it.
+    #[serde(default)]
+    pub origin: Origin,
 }
 
 impl AgentSpec {
@@ -84,8 +87,46 @@ impl AgentSpec {
             max_history: Self::DEFAULT_MAX_HISTORY,
             silence_prompt: None,
             callbacks: None,
+            origin: Origin::default(),
         }
     }
+}
+
+/// The API an agent was started through. It decides the shape of the agent's webhooks; nothing
+/// below the HTTP edge looks at it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dialect {
+    /// colloquy's own `/v1`.
+    #[default]
+    Native,
+    /// Agora Conversational AI Engine v2.
+    Agora,
+    /// ZEGOCLOUD AI Agent.
+    Zego,
+    /// Alibaba Cloud AICallKit / IMS.
+    Alibaba,
+}
+
+impl Dialect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Native => "native",
+            Dialect::Agora => "agora",
+            Dialect::Zego => "zego",
+            Dialect::Alibaba => "alibaba",
+        }
+    }
+}
+
+/// Where an agent came from: its dialect, and what that dialect keeps about it to answer queries
+/// and shape webhooks (Agora's `labels`, ZEGO's room and user ids, Alibaba's `AIAgentId`, …).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Origin {
+    pub dialect: Dialect,
+    /// A JSON object owned by the dialect; opaque to everything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
 }
 
 /// The participants an agent listens to.

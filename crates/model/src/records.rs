@@ -108,7 +108,7 @@ pub struct AgentEvent {
     pub at: UnixMillis,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum AgentEventKind {
     /// The agent is RUNNING.
     Started,
@@ -116,4 +116,40 @@ pub enum AgentEventKind {
     Stopped,
     /// The agent FAILED (its state says why).
     Failed,
+    /// Something happened in its conversation.
+    Conversation(ConversationEvent),
+}
+
+/// What happens in a live agent's conversation, as webhooks report it. Every event names its turn.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConversationEvent {
+    /// The user started (`speaking: true`) or stopped talking.
+    UserSpeech { turn: u64, speaking: bool },
+    /// The final transcript of what the user said.
+    UserTranscript { turn: u64, text: String },
+    /// The agent's audio started (`speaking: true`) or stopped.
+    AgentSpeech { turn: u64, speaking: bool },
+    /// What the agent said in a turn: all of it, or what was heard when `interrupted`.
+    AgentReply { turn: u64, text: String, interrupted: bool },
+    /// The agent was cut off in `turn`.
+    Interrupted { turn: u64, cause: InterruptCause },
+    /// A stage failed in `turn`; the agent goes on.
+    Error { turn: u64, stage: &'static str, message: String },
+    /// A turn is over, with its latency breakdown.
+    TurnEnded(TurnRecord),
+}
+
+/// Why the agent was cut off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterruptCause {
+    /// The user spoke over it (or said a keyword).
+    UserSpeech,
+    /// A `speak` command with priority INTERRUPT.
+    ApiSpeak,
+    /// A `think` command.
+    ApiThink,
+    /// An `interrupt` command.
+    ApiInterrupt,
+    /// The last listened-to participant left.
+    UserLeft,
 }

@@ -22,7 +22,7 @@ use colloquy_model::{
 use colloquy_store::{AgentFilter, AgentPage, ListCursor, StateChange, Store, StoreError};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
-pub use crate::media::{MediaCommand, MediaRuntime, MediaSession, MediaStart};
+pub use crate::media::{ConversationEvents, MediaCommand, MediaRuntime, MediaSession, MediaStart};
 pub use crate::session::panic_message;
 use crate::session::{Command, SessionContext};
 pub use crate::stats::{BUCKETS_MS, Histogram, HistogramSnapshot, LATE_FRAME_MS, STAGES, TurnStats};
@@ -156,6 +156,12 @@ impl Supervisor {
         if let Some(sender) = sender {
             let _ = sender.send(event).await;
         }
+    }
+
+    /// The sink for `record`'s conversation events: the same stream as the lifecycle events.
+    fn conversation_events(&self, record: &AgentRecord) -> ConversationEvents {
+        let sender = self.inner.events.lock().expect("lock").clone();
+        ConversationEvents::new(record.clone(), sender)
     }
 
     /// Latency of every turn of every agent on this node.

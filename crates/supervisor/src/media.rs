@@ -7,7 +7,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use colloquy_model::{AgentCommand, AgentRecord, ExitReason, SpecUpdate};
+use colloquy_model::{
+    AgentCommand, AgentEvent, AgentEventKind, AgentRecord, ConversationEvent, ExitReason, SpecUpdate, UnixMillis,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::TurnStats;
@@ -17,8 +19,45 @@ pub type MediaStart = Pin<Box<dyn Future<Output = Result<MediaSession, String>> 
 
 /// Starts agents' media. Shared by every session.
 pub trait MediaRuntime: Send + Sync + fmt::Debug + 'static {
-    /// Joins `agent`'s channel and starts its conversation, whose turns are counted in `stats`.
-    fn start(&self, agent: AgentRecord, stats: Arc<TurnStats>) -> MediaStart;
+    /// Joins `agent`'s channel and starts its conversation, whose turns are counted in `stats` and
+    /// whose events go to `events`.
+    fn start(&self, agent: AgentRecord, stats: Arc<TurnStats>, events: ConversationEvents) -> MediaStart;
+}
+
+/// Where a media session reports what happens in its conversation, for webhooks. Sending never
+/// waits: a media loop must not stall behind a slow webhook receiver, so when the queue is full
+/// the event is dropped with an error log (the queue holds 1,024 events and is drained into the
+/// persistent outbox as they come).
+#[derive(Clone, Debug)]
+pub struct ConversationEvents {
+    agent: Arc<AgentRecord>,
+    sender: Option<mpsc::Sender<AgentEvent>>,
+}
+
+impl ConversationEvents {
+    pub(crate) fn new(agent: AgentRecord, sender: Option<mpsc::Sender<AgentEvent>>) -> ConversationEvents {
+        // Only an agent with somewhere to post its events produces them.
+        let sender = sender.filter(|_| agent.spec.callbacks.is_some());
+        ConversationEvents { agent: Arc::new(agent), sender }
+    }
+
+    /// A sink that drops everything: for media sessions outside a supervisor.
+    pub fn none(agent: AgentRecord) -> ConversationEvents {
+        ConversationEvents { agent: Arc::new(agent), sender: None }
+    }
+
+    /// Whether anyone listens; callers skip building events when nobody does.
+    pub fn wanted(&self) -> bool {
+        self.sender.is_some()
+    }
+
+    pub fn send(&self, event: ConversationEvent, at: UnixMillis) {
+        let Some(sender) = &self.sender else { return };
+        let event = AgentEvent { kind: AgentEventKind::Conversation(event), agent: (*self.agent).clone(), at };
+        if sender.try_send(event).is_err() {
+            tracing::error!(agent_id = %self.agent.id, "conversation event queue full or closed; event dropped");
+        }
+    }
 }
 
 /// What a session can tell its media.

@@ -100,7 +100,10 @@ async fn live(
     started: oneshot::Sender<Result<AgentRecord, SupervisorError>>,
 ) -> LifeEnded {
     let mut media = match supervisor.inner.media.clone() {
-        Some(runtime) => match runtime.start(record.clone(), supervisor.turn_stats().clone()).await {
+        Some(runtime) => match runtime
+            .start(record.clone(), supervisor.turn_stats().clone(), supervisor.conversation_events(&record))
+            .await
+        {
             Ok(media) => Some(media),
             Err(detail) => {
                 tracing::warn!(agent_id = %record.id, detail, "agent could not start");

@@ -178,7 +178,11 @@ async fn lifecycle_events_follow_every_agent_and_end_with_shutdown() {
     f.supervisor.shutdown().await;
     let mut seen = Vec::new();
     while let Some(event) = events.recv().await {
-        seen.push((event.agent.spec.name.to_string(), event.kind, event.agent.state.reason().map(|r| r.code())));
+        seen.push((
+            event.agent.spec.name.to_string(),
+            event.kind.clone(),
+            event.agent.state.reason().map(|r| r.code()),
+        ));
     }
     let name = |s: &str| s.to_owned();
     assert_eq!(
@@ -200,7 +204,12 @@ async fn lifecycle_events_follow_every_agent_and_end_with_shutdown() {
 struct ScriptedMedia;
 
 impl crate::MediaRuntime for ScriptedMedia {
-    fn start(&self, agent: colloquy_model::AgentRecord, _stats: std::sync::Arc<crate::TurnStats>) -> crate::MediaStart {
+    fn start(
+        &self,
+        agent: colloquy_model::AgentRecord,
+        _stats: std::sync::Arc<crate::TurnStats>,
+        _events: crate::ConversationEvents,
+    ) -> crate::MediaStart {
         Box::pin(async move {
             if agent.spec.name.as_str() == "broken" {
                 return Err("no channel for this one".to_owned());

@@ -31,18 +31,19 @@ struct Body<'a> {
     agent: wire::Agent,
 }
 
-fn event_name(kind: AgentEventKind) -> &'static str {
+fn event_name(kind: &AgentEventKind) -> Option<&'static str> {
     match kind {
-        AgentEventKind::Started => "agent.started",
-        AgentEventKind::Stopped => "agent.stopped",
-        AgentEventKind::Failed => "agent.failed",
+        AgentEventKind::Started => Some("agent.started"),
+        AgentEventKind::Stopped => Some("agent.stopped"),
+        AgentEventKind::Failed => Some("agent.failed"),
+        AgentEventKind::Conversation(_) => None,
     }
 }
 
 /// The delivery for `event`, when the agent has callbacks.
 pub fn format(event: &AgentEvent) -> Option<OutgoingWebhook> {
     let callbacks = event.agent.spec.callbacks.as_ref()?;
-    let name = event_name(event.kind);
+    let name = event_name(&event.kind)?;
     let event_id = format!("{}.{}.{}", event.agent.id, name, event.at.0);
     let body =
         Body { event_id: &event_id, event: name, at: event.at.0, agent: to_model::agent_to_wire(&event.agent, false) };

@@ -2,15 +2,23 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{HeaderMap, Request, StatusCode, header};
 use base64::Engine;
 use colloquy_http::HttpConfig;
+use colloquy_http::apps::{App, AppWebhook, Apps};
 use colloquy_http::auth::{Credential, RateLimit};
-use colloquy_model::{AppId, Secret};
+use colloquy_http::webhooks::WebhookConfig;
+use colloquy_model::{AgentCommand, AgentRecord, AppId, ConversationEvent, ExitReason, Secret, SpecUpdate};
 use colloquy_store::Store;
-use colloquy_supervisor::{Supervisor, SupervisorConfig};
+use colloquy_supervisor::{
+    ConversationEvents, MediaCommand, MediaRuntime, MediaSession, MediaStart, Supervisor, SupervisorConfig, TurnStats,
+};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -18,10 +26,24 @@ use tower::ServiceExt;
 pub const KEY: &str = "test-key";
 pub const SECRET: &str = "test-secret";
 
+/// A vendor-dialect app (`[[apps]]`). Its id is numeric, as ZEGO's AppIds are.
+pub const APP_ID: &str = "1234567890";
+pub const APP_KEY: &str = "app-key-1";
+pub const APP_SECRET: &str = "app-secret-1";
+/// A second app, to check that apps do not see each other's agents.
+pub const OTHER_APP_ID: &str = "987654321";
+pub const OTHER_APP_KEY: &str = "app-key-2";
+pub const OTHER_APP_SECRET: &str = "app-secret-2";
+/// The secret the apps' webhooks are signed with.
+pub const WEBHOOK_SECRET: &str = "webhook-secret-1";
+
 #[derive(Debug)]
 pub struct Api {
     pub router: Router,
     pub supervisor: Supervisor,
+    pub store: Store,
+    /// With `Options::media`: the commands the agents received, and a way to make them emit events.
+    pub media: Option<RecordingMedia>,
     _dir: tempfile::TempDir,
 }
 
@@ -32,6 +54,10 @@ pub struct Options {
     pub channel_server: Option<colloquy_rtc::server::ChannelServer>,
     /// Whether `POST /playground/session` starts agents.
     pub playground: bool,
+    /// Agents get a [`RecordingMedia`] session, so speak/interrupt/think/update are carried to it.
+    pub media: bool,
+    /// Where the apps' webhooks go; deliveries run when set.
+    pub webhook_url: Option<String>,
 }
 
 impl Default for Options {
@@ -41,6 +67,8 @@ impl Default for Options {
             rate_limit: RateLimit { per_second: 0, burst: 0 },
             channel_server: None,
             playground: false,
+            media: false,
+            webhook_url: None,
         }
     }
 }
@@ -48,8 +76,32 @@ impl Default for Options {
 pub async fn api(options: Options) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("colloquy.db")).await.unwrap();
-    let supervisor = Supervisor::new(store, SupervisorConfig { max_agents: options.max_agents });
+    let config = SupervisorConfig { max_agents: options.max_agents };
+    let media = options.media.then(RecordingMedia::default);
+    let supervisor = match &media {
+        Some(media) => Supervisor::with_media(store.clone(), config, Arc::new(media.clone())),
+        None => Supervisor::new(store.clone(), config),
+    };
     supervisor.recover().await.unwrap();
+    if options.webhook_url.is_some() {
+        let events = supervisor.take_events().unwrap();
+        colloquy_http::webhooks::spawn(store.clone(), events, FAST_WEBHOOKS);
+    }
+    let webhook = options.webhook_url.map(|url| AppWebhook { url, secret: Some(Secret::new(WEBHOOK_SECRET)) });
+    let apps = Apps::new(vec![
+        App {
+            id: AppId::new(APP_ID).unwrap(),
+            key: APP_KEY.into(),
+            secret: Secret::new(APP_SECRET),
+            webhook: webhook.clone(),
+        },
+        App {
+            id: AppId::new(OTHER_APP_ID).unwrap(),
+            key: OTHER_APP_KEY.into(),
+            secret: Secret::new(OTHER_APP_SECRET),
+            webhook,
+        },
+    ]);
     let router = colloquy_http::router(
         supervisor.clone(),
         HttpConfig {
@@ -61,6 +113,7 @@ pub async fn api(options: Options) -> Api {
                     app: AppId::new("other").unwrap(),
                 },
             ],
+            apps,
             rate_limit: options.rate_limit,
             rtc: colloquy_http::rtc::RtcEdge::new(
                 colloquy_rtc::token::TokenSigner::new(SECRET.as_bytes()),
@@ -69,7 +122,121 @@ pub async fn api(options: Options) -> Api {
             playground: options.playground,
         },
     );
-    Api { router, supervisor, _dir: dir }
+    Api { router, supervisor, store, media, _dir: dir }
+}
+
+/// Webhook retries fast enough for tests.
+pub const FAST_WEBHOOKS: WebhookConfig = WebhookConfig {
+    max_pending: 1000,
+    max_attempts: 50,
+    first_backoff: Duration::from_millis(20),
+    max_backoff: Duration::from_millis(100),
+    request_timeout: Duration::from_secs(2),
+    shutdown_grace: Duration::from_millis(500),
+};
+
+/// What a [`RecordingMedia`] session was told.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Received {
+    Command(AgentCommand),
+    Update(SpecUpdate),
+}
+
+/// A media runtime for the HTTP tests: it joins no channel and runs no conversation, but keeps
+/// what each agent was told, and lets a test make an agent report conversation events. It checks
+/// the edge's translation into the model; the real media is tested in `crates/colloquy/tests`.
+#[derive(Clone, Debug, Default)]
+pub struct RecordingMedia {
+    received: Arc<Mutex<HashMap<String, Vec<Received>>>>,
+    events: Arc<Mutex<HashMap<String, ConversationEvents>>>,
+}
+
+impl RecordingMedia {
+    /// What agent `id` was told, in order.
+    pub fn received(&self, id: &str) -> Vec<Received> {
+        self.received.lock().unwrap().get(id).cloned().unwrap_or_default()
+    }
+
+    /// Makes agent `id` report `event`, as its conversation would.
+    pub fn emit(&self, id: &str, event: ConversationEvent) {
+        let sink = self.events.lock().unwrap().get(id).cloned().expect("the agent has a media session");
+        sink.send(event, colloquy_supervisor::now());
+    }
+}
+
+impl MediaRuntime for RecordingMedia {
+    fn start(&self, agent: AgentRecord, _stats: Arc<TurnStats>, events: ConversationEvents) -> MediaStart {
+        let media = self.clone();
+        Box::pin(async move {
+            let id = agent.id.to_string();
+            media.events.lock().unwrap().insert(id.clone(), events);
+            let (commands_tx, mut commands) = tokio::sync::mpsc::channel(16);
+            let (ended_tx, ended) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move {
+                while let Some(command) = commands.recv().await {
+                    let received = match command {
+                        MediaCommand::Agent(command) => Received::Command(command),
+                        MediaCommand::Update(update) => Received::Update(update),
+                        MediaCommand::Stop => break,
+                    };
+                    media.received.lock().unwrap().entry(id.clone()).or_default().push(received);
+                }
+                let _ = ended_tx.send(ExitReason::Left);
+            });
+            Ok(MediaSession { commands: commands_tx, ended })
+        })
+    }
+}
+
+/// A local webhook receiver: keeps every request, answers 503 to the first `refuse_first`.
+#[derive(Clone, Debug, Default)]
+pub struct Receiver {
+    /// Each request's headers and body, including refused ones.
+    pub requests: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+    /// The requests answered 200, in order.
+    pub accepted: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+    /// How many requests to refuse with 503 before accepting.
+    pub refuse_first: Arc<Mutex<usize>>,
+}
+
+impl Receiver {
+    /// Listens on a fresh loopback port; answers the URL to post to.
+    pub async fn start(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let receiver = self.clone();
+        let app = Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let receiver = receiver.clone();
+                async move {
+                    receiver.requests.lock().unwrap().push((headers.clone(), body.clone()));
+                    let mut refuse = receiver.refuse_first.lock().unwrap();
+                    if *refuse > 0 {
+                        *refuse -= 1;
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        receiver.accepted.lock().unwrap().push((headers, body));
+                        StatusCode::OK
+                    }
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    /// The accepted deliveries, once at least `count` arrived (panics after 5 s).
+    pub async fn accepted(&self, count: usize) -> Vec<(HeaderMap, String)> {
+        for _ in 0..500 {
+            let accepted = self.accepted.lock().unwrap().clone();
+            if accepted.len() >= count {
+                return accepted;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{count} deliveries did not arrive; got {:?}", self.requests.lock().unwrap());
+    }
 }
 
 pub fn basic(key: &str, secret: &str) -> String {

@@ -1,0 +1,65 @@
+//! The apps this server serves, from the config file's `[[apps]]`. An app is a tenant: it sees only
+//! its own agents, whichever dialect it calls through. Each dialect names the app's credentials its
+//! own way:
+//!
+//! | dialect | app `id` | app `key` | app `secret` |
+//! |---|---|---|---|
+//! | native `/v1` | – | Basic user | Basic password |
+//! | Agora | `{appid}` in the path | Basic customer id | Basic customer secret |
+//! | ZEGO | `AppId` | – | `ServerSecret` (signs requests) |
+//! | Alibaba OpenAPI | – | `AccessKeyId` | `AccessKeySecret` (signs requests) |
+//! | Alibaba app server | – | Basic user | Basic password |
+//! | Alibaba ARTC token | `appid` | – | the ARTC app key the token is hashed with |
+
+use colloquy_model::{AppId, Secret};
+
+/// One `[[apps]]` entry.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub id: AppId,
+    pub key: String,
+    pub secret: Secret,
+    /// Where the webhooks of the agents this app starts through a vendor dialect go, in that
+    /// dialect's form. Native agents name their own `callbacks`.
+    pub webhook: Option<AppWebhook>,
+}
+
+/// An app's webhook receiver.
+#[derive(Clone, Debug)]
+pub struct AppWebhook {
+    /// An `http://` or `https://` URL.
+    pub url: String,
+    /// Signs deliveries: Agora's NCS secret, ZEGO's callback secret, Alibaba's callback token.
+    pub secret: Option<Secret>,
+}
+
+/// Every configured app.
+#[derive(Clone, Debug, Default)]
+pub struct Apps(Vec<App>);
+
+impl Apps {
+    pub fn new(apps: Vec<App>) -> Apps {
+        Apps(apps)
+    }
+
+    pub fn all(&self) -> &[App] {
+        &self.0
+    }
+
+    /// The app with this id (Agora's `appid`, ZEGO's `AppId`, the ARTC token's `appid`).
+    pub fn by_id(&self, id: &str) -> Option<&App> {
+        self.0.iter().find(|app| app.id.as_str() == id)
+    }
+
+    /// The app with this key (Alibaba's `AccessKeyId`).
+    pub fn by_key(&self, key: &str) -> Option<&App> {
+        self.0.iter().find(|app| app.key == key)
+    }
+
+    /// The callbacks for an agent this app starts through a vendor dialect.
+    pub fn callbacks(app: &App) -> Option<colloquy_model::Callbacks> {
+        app.webhook
+            .as_ref()
+            .map(|hook| colloquy_model::Callbacks { url: hook.url.clone(), secret: hook.secret.clone() })
+    }
+}
