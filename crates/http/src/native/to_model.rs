@@ -11,16 +11,16 @@ use colloquy_model::{AgentName, AgentSpec, ChannelName, IdleTimeout, RemoteEndpo
 use super::wire;
 use crate::error::ApiError;
 
-const OPENAI_URL: &str = "https://api.openai.com/v1";
-const OPENAI_LLM_MODEL: &str = "gpt-4o-mini";
-const OPENAI_ASR_MODEL: &str = "whisper-1";
-const OPENAI_TTS_MODEL: &str = "tts-1";
+pub(crate) const OPENAI_URL: &str = "https://api.openai.com/v1";
+pub(crate) const OPENAI_LLM_MODEL: &str = "gpt-4o-mini";
+pub(crate) const OPENAI_ASR_MODEL: &str = "whisper-1";
+pub(crate) const OPENAI_TTS_MODEL: &str = "tts-1";
 /// The embedded Piper voices.
 pub const LOCAL_VOICES: &[&str] = &[model::Tts::DEFAULT_LOCAL_VOICE];
 
-type Checked<T> = Result<T, ApiError>;
+pub(crate) type Checked<T> = Result<T, ApiError>;
 
-fn in_range<T: PartialOrd + Display + Copy>(field: &str, value: T, range: RangeInclusive<T>) -> Checked<T> {
+pub(crate) fn in_range<T: PartialOrd + Display + Copy>(field: &str, value: T, range: RangeInclusive<T>) -> Checked<T> {
     if range.contains(&value) {
         Ok(value)
     } else {
@@ -31,14 +31,14 @@ fn in_range<T: PartialOrd + Display + Copy>(field: &str, value: T, range: RangeI
     }
 }
 
-fn finite(field: &str, value: f32, range: RangeInclusive<f32>) -> Checked<f32> {
+pub(crate) fn finite(field: &str, value: f32, range: RangeInclusive<f32>) -> Checked<f32> {
     if !value.is_finite() {
         return Err(ApiError::invalid(field, format!("{field} must be a finite number")));
     }
     in_range(field, value, range)
 }
 
-fn text(field: &str, value: String) -> Checked<String> {
+pub(crate) fn text(field: &str, value: String) -> Checked<String> {
     if value.trim().is_empty() {
         return Err(ApiError::invalid(field, format!("{field} must not be empty")));
     }
@@ -52,7 +52,7 @@ fn text(field: &str, value: String) -> Checked<String> {
     Ok(value)
 }
 
-fn short_text(field: &str, value: String, max: usize) -> Checked<String> {
+pub(crate) fn short_text(field: &str, value: String, max: usize) -> Checked<String> {
     let value = text(field, value)?;
     if value.chars().count() > max {
         return Err(ApiError::invalid(field, format!("{field} is longer than {max} characters")));
@@ -60,7 +60,7 @@ fn short_text(field: &str, value: String, max: usize) -> Checked<String> {
     Ok(value)
 }
 
-fn http_url(field: &str, value: String) -> Checked<String> {
+pub(crate) fn http_url(field: &str, value: String) -> Checked<String> {
     let uri: Uri = value.parse().map_err(|_| ApiError::invalid(field, format!("{field} is not a URL")))?;
     let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
     if !scheme_ok || uri.host().is_none_or(str::is_empty) {
@@ -69,22 +69,22 @@ fn http_url(field: &str, value: String) -> Checked<String> {
     Ok(value)
 }
 
-fn name<T>(field: &str, value: String, make: impl FnOnce(String) -> Result<T, model::InvalidName>) -> Checked<T> {
+pub(crate) fn name<T>(field: &str, value: String, make: impl FnOnce(String) -> Result<T, model::InvalidName>) -> Checked<T> {
     make(value).map_err(|e| ApiError::invalid(field, e.0))
 }
 
 /// The fields every OpenAI-compatible provider takes.
-struct EndpointFields {
-    url: Option<String>,
-    api_key: Option<String>,
-    headers: Option<BTreeMap<String, String>>,
-    timeout_ms: Option<u32>,
-    max_retries: Option<u32>,
+pub(crate) struct EndpointFields {
+    pub(crate) url: Option<String>,
+    pub(crate) api_key: Option<String>,
+    pub(crate) headers: Option<BTreeMap<String, String>>,
+    pub(crate) timeout_ms: Option<u32>,
+    pub(crate) max_retries: Option<u32>,
 }
 
 impl EndpointFields {
     /// With vendor `local`, an endpoint field would be silently ignored: refuse it instead.
-    fn refuse_for_local(&self, group: &str) -> Checked<()> {
+    pub(crate) fn refuse_for_local(&self, group: &str) -> Checked<()> {
         let set = [
             ("url", self.url.is_some()),
             ("api_key", self.api_key.is_some()),
@@ -101,7 +101,7 @@ impl EndpointFields {
         }
     }
 
-    fn into_endpoint(self, group: &str, model: String) -> Checked<RemoteEndpoint> {
+    pub(crate) fn into_endpoint(self, group: &str, model: String) -> Checked<RemoteEndpoint> {
         let url = http_url(&format!("{group}.url"), self.url.unwrap_or_else(|| OPENAI_URL.to_owned()))?;
         let mut headers = Vec::new();
         for (key, value) in self.headers.unwrap_or_default() {
@@ -368,7 +368,7 @@ fn tts_from_wire(tts: wire::TtsConfig) -> Checked<model::Tts> {
     Ok(model::Tts { provider, voice, speed })
 }
 
-fn local_voice(field: &str, voice: String) -> Checked<String> {
+pub(crate) fn local_voice(field: &str, voice: String) -> Checked<String> {
     if LOCAL_VOICES.contains(&voice.as_str()) {
         Ok(voice)
     } else {
