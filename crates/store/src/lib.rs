@@ -506,3 +506,115 @@ impl Store {
         Ok((row.try_get::<i64, _>("pending")? as u64, row.try_get::<i64, _>("dead")? as u64))
     }
 }
+
+/// A saved agent configuration of one app and dialect.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Template {
+    pub id: String,
+    /// The dialect's JSON, as it was saved.
+    pub body: String,
+    pub created_at: UnixMillis,
+    pub updated_at: UnixMillis,
+}
+
+impl Store {
+    /// Saves a new template; answers `false` (and changes nothing) when the id is taken.
+    pub async fn insert_template(
+        &self,
+        app: &AppId,
+        dialect: &str,
+        id: &str,
+        body: &str,
+        at: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT OR IGNORE INTO templates (app_id, dialect, template_id, body, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(app.as_str())
+        .bind(dialect)
+        .bind(id)
+        .bind(body)
+        .bind(at.0)
+        .bind(at.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    /// Replaces a template's body; answers `false` when there is no such template.
+    pub async fn update_template(
+        &self,
+        app: &AppId,
+        dialect: &str,
+        id: &str,
+        body: &str,
+        at: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE templates SET body = ?, updated_at = ? WHERE app_id = ? AND dialect = ? AND template_id = ?",
+        )
+        .bind(body)
+        .bind(at.0)
+        .bind(app.as_str())
+        .bind(dialect)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    /// Deletes a template; answers whether there was one.
+    pub async fn delete_template(&self, app: &AppId, dialect: &str, id: &str) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM templates WHERE app_id = ? AND dialect = ? AND template_id = ?")
+            .bind(app.as_str())
+            .bind(dialect)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected() == 1)
+    }
+
+    pub async fn template(&self, app: &AppId, dialect: &str, id: &str) -> Result<Option<Template>, StoreError> {
+        let row = sqlx::query(
+            "SELECT template_id, body, created_at, updated_at FROM templates \
+             WHERE app_id = ? AND dialect = ? AND template_id = ?",
+        )
+        .bind(app.as_str())
+        .bind(dialect)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(template_from_row).transpose()
+    }
+
+    /// Up to `limit` templates ordered by id, after the id `after` when given (a cursor).
+    pub async fn list_templates(
+        &self,
+        app: &AppId,
+        dialect: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Template>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT template_id, body, created_at, updated_at FROM templates \
+             WHERE app_id = ? AND dialect = ? AND template_id > ? ORDER BY template_id LIMIT ?",
+        )
+        .bind(app.as_str())
+        .bind(dialect)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(template_from_row).collect()
+    }
+}
+
+fn template_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Template, StoreError> {
+    Ok(Template {
+        id: row.try_get("template_id")?,
+        body: row.try_get("body")?,
+        created_at: UnixMillis(row.try_get("created_at")?),
+        updated_at: UnixMillis(row.try_get("updated_at")?),
+    })
+}

@@ -160,3 +160,32 @@ async fn records_survive_reopening_and_orphans_fail() {
     let turns = store.turns(&live.id).await.unwrap();
     assert_eq!((turns[0].end, turns[0].metrics.e2e_ms), (TurnEnd::Interrupted, Some(812)));
 }
+
+#[tokio::test]
+async fn templates_are_kept_per_app_and_dialect_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = AppId::new("app1").unwrap();
+    let other = AppId::new("app2").unwrap();
+    {
+        let store = open(&dir).await;
+        assert!(store.insert_template(&app, "zego", "t1", r#"{"Name":"one"}"#, UnixMillis(1)).await.unwrap());
+        assert!(store.insert_template(&app, "zego", "t2", r#"{"Name":"two"}"#, UnixMillis(2)).await.unwrap());
+        // An id is taken once per app and dialect.
+        assert!(!store.insert_template(&app, "zego", "t1", "{}", UnixMillis(3)).await.unwrap());
+        assert!(store.insert_template(&other, "zego", "t1", r#"{"Name":"other"}"#, UnixMillis(3)).await.unwrap());
+        assert!(store.update_template(&app, "zego", "t2", r#"{"Name":"2"}"#, UnixMillis(4)).await.unwrap());
+        assert!(!store.update_template(&app, "zego", "missing", "{}", UnixMillis(4)).await.unwrap());
+        store.close().await;
+    }
+    let store = open(&dir).await;
+    let t2 = store.template(&app, "zego", "t2").await.unwrap().unwrap();
+    assert_eq!((t2.body.as_str(), t2.created_at, t2.updated_at), (r#"{"Name":"2"}"#, UnixMillis(2), UnixMillis(4)));
+    assert_eq!(store.template(&app, "alibaba", "t2").await.unwrap(), None);
+    let ids = |page: Vec<colloquy_store::Template>| page.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.list_templates(&app, "zego", None, 10).await.unwrap()), ["t1", "t2"]);
+    assert_eq!(ids(store.list_templates(&app, "zego", Some("t1"), 10).await.unwrap()), ["t2"]);
+    assert_eq!(ids(store.list_templates(&app, "zego", None, 1).await.unwrap()), ["t1"]);
+    assert!(store.delete_template(&app, "zego", "t1").await.unwrap());
+    assert!(!store.delete_template(&app, "zego", "t1").await.unwrap());
+    assert_eq!(store.template(&other, "zego", "t1").await.unwrap().unwrap().body, r#"{"Name":"other"}"#);
+}

@@ -69,7 +69,11 @@ pub(crate) fn http_url(field: &str, value: String) -> Checked<String> {
     Ok(value)
 }
 
-pub(crate) fn name<T>(field: &str, value: String, make: impl FnOnce(String) -> Result<T, model::InvalidName>) -> Checked<T> {
+pub(crate) fn name<T>(
+    field: &str,
+    value: String,
+    make: impl FnOnce(String) -> Result<T, model::InvalidName>,
+) -> Checked<T> {
     make(value).map_err(|e| ApiError::invalid(field, e.0))
 }
 
