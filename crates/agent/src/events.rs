@@ -110,3 +110,91 @@ impl EventReporter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use colloquy_conversation::Stage;
+    use colloquy_model::{
+        AgentEventKind, AgentId, AgentName, AgentRecord, AgentSpec, AgentState, AppId, Callbacks, ChannelName,
+        SpeakPriority,
+    };
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    fn record(callbacks: bool) -> AgentRecord {
+        let mut spec = AgentSpec::with_defaults(AgentName::new("a").unwrap(), ChannelName::new("c").unwrap());
+        spec.callbacks = callbacks.then(|| Callbacks { url: "http://127.0.0.1:9/hook".into(), secret: None });
+        AgentRecord {
+            id: AgentId::from_string("id".into()),
+            app: AppId::native(),
+            spec,
+            state: AgentState::Running,
+            created_at: UnixMillis(0),
+            stopped_at: None,
+        }
+    }
+
+    fn drain(rx: &mut mpsc::Receiver<colloquy_model::AgentEvent>) -> Vec<ConversationEvent> {
+        let mut events = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            let AgentEventKind::Conversation(event) = event.kind else { panic!("not a conversation event") };
+            events.push(event);
+        }
+        events
+    }
+
+    #[test]
+    fn outputs_become_events_with_the_cause_of_each_cut_off() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut reporter = EventReporter::new(ConversationEvents::new(record(true), Some(tx)));
+        let at = UnixMillis(1);
+        let t = TurnId(1);
+        reporter.provider(&ProviderCommand::AsrStart { turn: t }, at);
+        reporter.client(&ClientEvent::UserTranscription { turn: t, text: "hi".into(), is_final: false }, at);
+        reporter.provider(&ProviderCommand::AsrFinish { turn: t }, at);
+        reporter.client(&ClientEvent::UserTranscription { turn: t, text: "hi there".into(), is_final: true }, at);
+        reporter.client(&ClientEvent::State { turn: TurnId(2), state: VoiceState::Thinking }, at);
+        reporter.client(&ClientEvent::State { turn: TurnId(2), state: VoiceState::Speaking }, at);
+        reporter.command(&AgentCommand::Speak {
+            text: "x".into(),
+            priority: SpeakPriority::Interrupt,
+            interruptible: true,
+        });
+        reporter.client(&ClientEvent::Interrupted { turn: TurnId(2) }, at);
+        reporter.client(
+            &ClientEvent::AssistantTranscription {
+                turn: TurnId(2),
+                text: "Hel".into(),
+                status: TurnStatus::Interrupted,
+            },
+            at,
+        );
+        reporter.settled();
+        reporter.client(&ClientEvent::State { turn: TurnId(3), state: VoiceState::Listening }, at);
+        reporter.client(&ClientEvent::Interrupted { turn: TurnId(3) }, at);
+        reporter.client(&ClientEvent::Error { turn: TurnId(3), stage: Stage::Tts, message: "down".into() }, at);
+        assert_eq!(
+            drain(&mut rx),
+            [
+                ConversationEvent::UserSpeech { turn: 1, speaking: true },
+                ConversationEvent::UserSpeech { turn: 1, speaking: false },
+                ConversationEvent::UserTranscript { turn: 1, text: "hi there".into() },
+                ConversationEvent::AgentSpeech { turn: 2, speaking: true },
+                ConversationEvent::Interrupted { turn: 2, cause: InterruptCause::ApiSpeak },
+                ConversationEvent::AgentReply { turn: 2, text: "Hel".into(), interrupted: true },
+                ConversationEvent::AgentSpeech { turn: 2, speaking: false },
+                ConversationEvent::Interrupted { turn: 3, cause: InterruptCause::UserSpeech },
+                ConversationEvent::Error { turn: 3, stage: "tts", message: "down".into() },
+            ]
+        );
+    }
+
+    #[test]
+    fn an_agent_without_callbacks_reports_nothing() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut reporter = EventReporter::new(ConversationEvents::new(record(false), Some(tx)));
+        reporter.provider(&ProviderCommand::AsrStart { turn: TurnId(1) }, UnixMillis(1));
+        assert!(drain(&mut rx).is_empty());
+    }
+}

@@ -21,6 +21,25 @@ pub struct ConfigFile {
     pub rtc: RtcSection,
     #[serde(default)]
     pub playground: PlaygroundSection,
+    /// The tenants of the vendor dialects (Agora, ZEGO, Alibaba); see `AppSection`.
+    #[serde(default)]
+    pub apps: Vec<AppSection>,
+}
+
+/// One `[[apps]]` entry: a tenant with its own credentials, seeing only its own agents. Agora's
+/// `appid` and ZEGO's `AppId` are its `id`; Agora's customer id and Alibaba's AccessKeyId are its
+/// `key`; the customer secret, ZEGO's ServerSecret and Alibaba's AccessKeySecret are its `secret`.
+/// The key and secret also work as HTTP Basic credentials on the native `/v1` API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSection {
+    pub id: String,
+    pub key: String,
+    pub secret: String,
+    /// Where the webhooks of agents started through a vendor dialect go, in that dialect's form.
+    pub webhook_url: Option<String>,
+    /// Signs the webhooks (Agora's NCS secret, ZEGO's callback secret, Alibaba's callback token).
+    pub webhook_secret: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -142,6 +161,7 @@ pub struct Config {
     pub burst: u32,
     pub log_format: LogFormat,
     pub playground: PlaygroundSwitch,
+    pub apps: Vec<colloquy_http::apps::App>,
 }
 
 impl Config {
@@ -197,6 +217,7 @@ pub fn resolve(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config>
         burst: file.limits.burst.unwrap_or(Config::DEFAULT_BURST),
         log_format: overrides.log_format.or(file.log.format).unwrap_or_default(),
         playground: file.playground.enabled.unwrap_or_default(),
+        apps: resolve_apps(file.apps)?,
     };
     if config.max_participants_per_channel < 2 {
         bail!("rtc.max_participants_per_channel must be at least 2");
@@ -211,6 +232,46 @@ pub fn resolve(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config>
         bail!("limits.burst must be at least 1 when limits.requests_per_second is set");
     }
     Ok(config)
+}
+
+/// Checks the `[[apps]]` entries: valid, unique ids and keys, a secret, an http(s) webhook URL.
+fn resolve_apps(sections: Vec<AppSection>) -> anyhow::Result<Vec<colloquy_http::apps::App>> {
+    use colloquy_http::apps::{App, AppWebhook};
+    use colloquy_model::{AppId, Secret};
+    let mut apps: Vec<App> = Vec::new();
+    for (index, section) in sections.into_iter().enumerate() {
+        let at = format!("apps[{index}]");
+        let id = AppId::new(section.id).map_err(|e| anyhow::anyhow!("{at}.id: {e}"))?;
+        if id == AppId::native() {
+            bail!("{at}.id: \"native\" is the native API's own app");
+        }
+        if section.key.trim().is_empty() {
+            bail!("{at}.key must not be empty");
+        }
+        if section.secret.len() < 8 {
+            bail!("{at}.secret must be at least 8 characters long");
+        }
+        if apps.iter().any(|app| app.id == id) {
+            bail!("{at}.id: another app has the id {id}");
+        }
+        if apps.iter().any(|app| app.key == section.key) {
+            bail!("{at}.key: another app has this key");
+        }
+        let webhook = match section.webhook_url {
+            Some(url) => {
+                let parsed: axum::http::Uri =
+                    url.parse().map_err(|_| anyhow::anyhow!("{at}.webhook_url is not a URL"))?;
+                if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
+                    bail!("{at}.webhook_url must be an http:// or https:// URL with a host");
+                }
+                Some(AppWebhook { url, secret: section.webhook_secret.map(Secret::new) })
+            }
+            None if section.webhook_secret.is_some() => bail!("{at}.webhook_secret is set without webhook_url"),
+            None => None,
+        };
+        apps.push(App { id, key: section.key, secret: Secret::new(section.secret), webhook });
+    }
+    Ok(apps)
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {
@@ -248,6 +309,32 @@ mod tests {
         let file: ConfigFile = toml::from_str("[limits]\nmax_agents = 0\n").unwrap();
         let overrides = Overrides { data_dir: Some("/tmp".into()), ..Overrides::default() };
         assert!(resolve(file, overrides).unwrap_err().to_string().contains("max_agents"));
+    }
+
+    #[test]
+    fn apps_are_read_and_checked() {
+        let overrides = || Overrides { data_dir: Some("/tmp".into()), ..Overrides::default() };
+        let app = |id: &str, key: &str| format!("[[apps]]\nid = \"{id}\"\nkey = \"{key}\"\nsecret = \"12345678\"\n");
+        let text = format!(
+            "{}webhook_url = \"http://127.0.0.1:9/hook\"\nwebhook_secret = \"s\"\n{}",
+            app("1234567890", "k1"),
+            app("other", "k2")
+        );
+        let config = resolve(toml::from_str(&text).unwrap(), overrides()).unwrap();
+        assert_eq!(config.apps.len(), 2);
+        assert_eq!(config.apps[0].webhook.as_ref().unwrap().url, "http://127.0.0.1:9/hook");
+        assert!(config.apps[1].webhook.is_none());
+        for (text, expected) in [
+            (format!("{}{}", app("a", "k"), app("a", "k2")), "apps[1].id"),
+            (format!("{}{}", app("a", "k"), app("b", "k")), "apps[1].key"),
+            (app("native", "k"), "apps[0].id"),
+            (app("bad id", "k"), "apps[0].id"),
+            ("[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"short\"\n".to_owned(), "apps[0].secret"),
+            (format!("{}webhook_url = \"ftp://x\"\n", app("a", "k")), "apps[0].webhook_url"),
+        ] {
+            let err = resolve(toml::from_str(&text).unwrap(), overrides()).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
     }
 
     #[test]

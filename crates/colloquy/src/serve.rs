@@ -103,7 +103,7 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
                 secret: credentials.secret.clone(),
                 app: AppId::native(),
             }],
-            apps: colloquy_http::apps::Apps::default(),
+            apps: colloquy_http::apps::Apps::new(config.apps.clone()),
             rate_limit: RateLimit { per_second: config.requests_per_second, burst: config.burst },
             rtc: RtcEdge::new(signer, Some(channel_server.clone())),
             playground,
@@ -122,6 +122,7 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
         media,
         credentials_from,
         playground,
+        apps = config.apps.len(),
         "colloquy ready"
     );
     let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -719,3 +719,23 @@ fn an_update_changes_the_voice_and_prompt_from_the_next_request_on() {
             .any(|(_, c)| matches!(c, ProviderCommand::TtsSpeak { voice, .. } if voice == "en_US-other"))
     );
 }
+
+#[test]
+fn clear_history_leaves_only_the_system_messages_for_the_next_turn() {
+    let think = |text: &str| Input::Command(Command::Agent(AgentCommand::Think { text: text.into() }));
+    let mut world = World::joined(spec());
+    let system = spec().llm.system_messages.len();
+    world.input(think("My name is Ada."));
+    world.run(secs(5.0));
+    world.input(think("What is my name?"));
+    world.run(secs(5.0));
+    // The second turn saw the first question and its answer.
+    assert_eq!(world.llm_starts()[1].1.len(), system + 3);
+    world.input(Input::Command(Command::Agent(AgentCommand::ClearHistory)));
+    world.input(think("Who am I?"));
+    world.run(secs(5.0));
+    assert_eq!(world.llm_starts()[2].1.len(), system + 1);
+    assert_eq!(world.llm_starts()[2].1.last().unwrap(), "Who am I?");
+    // The records keep everything.
+    assert_eq!(world.history().iter().filter(|(speaker, ..)| *speaker == Speaker::User).count(), 3);
+}

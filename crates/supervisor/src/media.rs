@@ -35,7 +35,8 @@ pub struct ConversationEvents {
 }
 
 impl ConversationEvents {
-    pub(crate) fn new(agent: AgentRecord, sender: Option<mpsc::Sender<AgentEvent>>) -> ConversationEvents {
+    /// A sink into `sender`, when `agent` has callbacks (otherwise nobody wants its events).
+    pub fn new(agent: AgentRecord, sender: Option<mpsc::Sender<AgentEvent>>) -> ConversationEvents {
         // Only an agent with somewhere to post its events produces them.
         let sender = sender.filter(|_| agent.spec.callbacks.is_some());
         ConversationEvents { agent: Arc::new(agent), sender }
