@@ -3,7 +3,9 @@
 //! their cause, errors and finished turns.
 
 use colloquy_conversation::{ClientEvent, ProviderCommand, TurnStatus, VoiceState};
-use colloquy_model::{AgentCommand, ConversationEvent, InterruptCause, TurnId, TurnRecord, UnixMillis};
+use colloquy_model::{
+    AgentCommand, ConversationEvent, ConversationState, InterruptCause, TurnId, TurnRecord, UnixMillis,
+};
 use colloquy_supervisor::ConversationEvents;
 
 /// Watches one conversation's outputs and reports them.
@@ -65,6 +67,14 @@ impl EventReporter {
     }
 
     pub(crate) fn client(&mut self, event: &ClientEvent, at: UnixMillis) {
+        if let ClientEvent::State { state, .. } = event {
+            self.sink.set_state(match state {
+                VoiceState::Idle => ConversationState::Idle,
+                VoiceState::Listening => ConversationState::Listening,
+                VoiceState::Thinking => ConversationState::Thinking,
+                VoiceState::Speaking => ConversationState::Speaking,
+            });
+        }
         if !self.sink.wanted() {
             return;
         }

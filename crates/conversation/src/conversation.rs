@@ -843,7 +843,11 @@ impl Conversation {
                 let turn = self.new_turn();
                 self.start_llm_reply(turn, TurnStart::ApiThink, text, Times::default());
             }
-            Command::Agent(AgentCommand::ClearHistory) => self.history.clear(),
+            Command::Agent(AgentCommand::ClearHistory) => {
+                // The conversation so far, and any earlier exchange given in the prompt.
+                self.history.clear();
+                self.spec.llm.system_messages.retain(|m| m.role == PromptRole::System);
+            }
             Command::Update(update) => update.apply_to(&mut self.spec),
         }
     }

@@ -11,8 +11,8 @@ use colloquy_conversation::{
     ProviderCommand, SpeakPriority, TtsInput, TurnStatus, VoiceState,
 };
 use colloquy_model::{
-    AgentName, AgentSpec, ChannelName, DisabledStrategy, Greeting, IdleTimeout, InterruptionMode, SilenceAction,
-    SilencePrompt, Speaker, TurnEnd, TurnId, TurnStart,
+    AgentName, AgentSpec, ChannelName, DisabledStrategy, Greeting, IdleTimeout, InterruptionMode, PromptMessage,
+    PromptRole, SilenceAction, SilencePrompt, Speaker, TurnEnd, TurnId, TurnStart,
 };
 
 const MIC_FRAME: Duration = Duration::from_millis(32);
@@ -723,14 +723,17 @@ fn an_update_changes_the_voice_and_prompt_from_the_next_request_on() {
 #[test]
 fn clear_history_leaves_only_the_system_messages_for_the_next_turn() {
     let think = |text: &str| Input::Command(Command::Agent(AgentCommand::Think { text: text.into() }));
-    let mut world = World::joined(spec());
-    let system = spec().llm.system_messages.len();
+    let mut spec = spec();
+    let system = spec.llm.system_messages.len();
+    // An earlier exchange given with the prompt goes too.
+    spec.llm.system_messages.push(PromptMessage { role: PromptRole::User, content: "Earlier question".into() });
+    let mut world = World::joined(spec);
     world.input(think("My name is Ada."));
     world.run(secs(5.0));
     world.input(think("What is my name?"));
     world.run(secs(5.0));
-    // The second turn saw the first question and its answer.
-    assert_eq!(world.llm_starts()[1].1.len(), system + 3);
+    // The second turn saw the earlier exchange, the first question and its answer.
+    assert_eq!(world.llm_starts()[1].1.len(), system + 4);
     world.input(Input::Command(Command::Agent(AgentCommand::ClearHistory)));
     world.input(think("Who am I?"));
     world.run(secs(5.0));

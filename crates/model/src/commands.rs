@@ -23,7 +23,8 @@ pub enum AgentCommand {
     /// being prepared is dropped and a new one is asked for, with both texts in the history.
     /// Speaking: the agent is cut off (marked interrupted) and answers the text.
     Think { text: String },
-    /// Forget the conversation so far: later turns see only the system messages (ZEGO's
-    /// `ResetAgentInstanceMsgList`). The records keep the history.
+    /// Forget the conversation so far, and the user and assistant messages the prompt began with:
+    /// later turns see only the system messages (ZEGO's `ResetAgentInstanceMsgList`). The records
+    /// keep the history.
     ClearHistory,
 }

@@ -139,6 +139,35 @@ pub enum ConversationEvent {
     TurnEnded(TurnRecord),
 }
 
+/// Where a live agent's conversation is, moment to moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConversationState {
+    /// Nobody it listens to is in the channel.
+    Idle,
+    Listening,
+    /// Preparing an answer: waiting for the LLM's first clause or the TTS's first audio.
+    Thinking,
+    Speaking,
+}
+
+impl ConversationState {
+    pub const ALL: [ConversationState; 4] = [
+        ConversationState::Idle,
+        ConversationState::Listening,
+        ConversationState::Thinking,
+        ConversationState::Speaking,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationState::Idle => "idle",
+            ConversationState::Listening => "listening",
+            ConversationState::Thinking => "thinking",
+            ConversationState::Speaking => "speaking",
+        }
+    }
+}
+
 /// Why the agent was cut off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InterruptCause {

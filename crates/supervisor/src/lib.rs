@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use colloquy_model::{
-    AgentCommand, AgentEvent, AgentId, AgentName, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, HistoryEntry,
-    SpecUpdate, TurnRecord, UnixMillis,
+    AgentCommand, AgentEvent, AgentId, AgentName, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId,
+    ConversationState, HistoryEntry, SpecUpdate, TurnRecord, UnixMillis,
 };
 use colloquy_store::{AgentFilter, AgentPage, ListCursor, StateChange, Store, StoreError};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
@@ -94,6 +94,8 @@ struct Inner {
 struct LiveAgent {
     record: AgentRecord,
     commands: mpsc::Sender<Command>,
+    /// What its media last reported of its conversation's state.
+    conversation: Arc<std::sync::atomic::AtomicU8>,
 }
 
 impl Supervisor {
@@ -161,7 +163,16 @@ impl Supervisor {
     /// The sink for `record`'s conversation events: the same stream as the lifecycle events.
     fn conversation_events(&self, record: &AgentRecord) -> ConversationEvents {
         let sender = self.inner.events.lock().expect("lock").clone();
-        ConversationEvents::new(record.clone(), sender)
+        let state = self.live().get(&record.id).map(|a| a.conversation.clone()).unwrap_or_default();
+        ConversationEvents::with_state(record.clone(), sender, state)
+    }
+
+    /// Where the live agent `id`'s conversation is (listening, thinking, …): `None` when it is not
+    /// live, has no media, or its media has not reported yet.
+    pub fn conversation_state(&self, app: &AppId, id: &AgentId) -> Option<ConversationState> {
+        let live = self.live();
+        let agent = live.get(id).filter(|a| &a.record.app == app)?;
+        media::read_state(&agent.conversation)
     }
 
     /// Latency of every turn of every agent on this node.
@@ -210,7 +221,10 @@ impl Supervisor {
         };
         let (commands_tx, commands_rx) = mpsc::channel(16);
         let (started_tx, started_rx) = oneshot::channel();
-        self.live().insert(record.id.clone(), LiveAgent { record: record.clone(), commands: commands_tx });
+        self.live().insert(
+            record.id.clone(),
+            LiveAgent { record: record.clone(), commands: commands_tx, conversation: Arc::default() },
+        );
         tracing::info!(agent_id = %record.id, name = %record.spec.name, channel = %record.spec.channel, "agent starting");
         session::spawn(SessionContext {
             supervisor: self.clone(),

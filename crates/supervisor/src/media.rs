@@ -7,8 +7,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use colloquy_model::{
-    AgentCommand, AgentEvent, AgentEventKind, AgentRecord, ConversationEvent, ExitReason, SpecUpdate, UnixMillis,
+    AgentCommand, AgentEvent, AgentEventKind, AgentRecord, ConversationEvent, ConversationState, ExitReason,
+    SpecUpdate, UnixMillis,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -32,19 +35,45 @@ pub trait MediaRuntime: Send + Sync + fmt::Debug + 'static {
 pub struct ConversationEvents {
     agent: Arc<AgentRecord>,
     sender: Option<mpsc::Sender<AgentEvent>>,
+    /// The conversation's state as the registry shows it: 0 before the first report, then
+    /// `ConversationState` as `index + 1`.
+    state: Arc<AtomicU8>,
+}
+
+/// Reads the state a [`ConversationEvents`] last reported.
+pub(crate) fn read_state(cell: &AtomicU8) -> Option<ConversationState> {
+    match cell.load(Ordering::Relaxed) {
+        0 => None,
+        n => ConversationState::ALL.get(usize::from(n) - 1).copied(),
+    }
 }
 
 impl ConversationEvents {
     /// A sink into `sender`, when `agent` has callbacks (otherwise nobody wants its events).
     pub fn new(agent: AgentRecord, sender: Option<mpsc::Sender<AgentEvent>>) -> ConversationEvents {
+        Self::with_state(agent, sender, Arc::default())
+    }
+
+    pub(crate) fn with_state(
+        agent: AgentRecord,
+        sender: Option<mpsc::Sender<AgentEvent>>,
+        state: Arc<AtomicU8>,
+    ) -> ConversationEvents {
         // Only an agent with somewhere to post its events produces them.
         let sender = sender.filter(|_| agent.spec.callbacks.is_some());
-        ConversationEvents { agent: Arc::new(agent), sender }
+        ConversationEvents { agent: Arc::new(agent), sender, state }
     }
 
     /// A sink that drops everything: for media sessions outside a supervisor.
     pub fn none(agent: AgentRecord) -> ConversationEvents {
-        ConversationEvents { agent: Arc::new(agent), sender: None }
+        ConversationEvents { agent: Arc::new(agent), sender: None, state: Arc::default() }
+    }
+
+    /// The conversation is now in `state` (kept for [`Supervisor::conversation_state`](crate::Supervisor::conversation_state),
+    /// whether or not anyone wants events).
+    pub fn set_state(&self, state: ConversationState) {
+        let index = ConversationState::ALL.iter().position(|s| *s == state).unwrap_or(0);
+        self.state.store(index as u8 + 1, Ordering::Relaxed);
     }
 
     /// Whether anyone listens; callers skip building events when nobody does.

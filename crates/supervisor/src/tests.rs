@@ -199,7 +199,8 @@ async fn lifecycle_events_follow_every_agent_and_end_with_shutdown() {
 }
 
 /// A media runtime whose sessions obey a few words: `think "panic"` panics inside the media task,
-/// `think "finish"` ends it with an error; an agent named "broken" cannot start.
+/// `think "finish"` ends it with an error, `think "speak"` reports the conversation speaking; an
+/// agent named "broken" cannot start.
 #[derive(Debug)]
 struct ScriptedMedia;
 
@@ -208,9 +209,10 @@ impl crate::MediaRuntime for ScriptedMedia {
         &self,
         agent: colloquy_model::AgentRecord,
         _stats: std::sync::Arc<crate::TurnStats>,
-        _events: crate::ConversationEvents,
+        events: crate::ConversationEvents,
     ) -> crate::MediaStart {
         Box::pin(async move {
+            events.set_state(colloquy_model::ConversationState::Listening);
             if agent.spec.name.as_str() == "broken" {
                 return Err("no channel for this one".to_owned());
             }
@@ -227,6 +229,9 @@ impl crate::MediaRuntime for ScriptedMedia {
                         {
                             let _ = ended_tx.send(ExitReason::Error("the media gave up".into()));
                             return;
+                        }
+                        crate::MediaCommand::Agent(colloquy_model::AgentCommand::Think { text }) if text == "speak" => {
+                            events.set_state(colloquy_model::ConversationState::Speaking);
                         }
                         crate::MediaCommand::Stop => {
                             let _ = ended_tx.send(ExitReason::Left);
@@ -278,6 +283,18 @@ async fn media_that_panics_fails_or_cannot_start_ends_its_agent_alone() {
     );
     // The calm one carries on, takes commands, and leaves through its media.
     supervisor.command(&app, &calm.id, think("hello")).await.unwrap();
+    use colloquy_model::ConversationState::{Listening, Speaking};
+    assert_eq!(supervisor.conversation_state(&app, &calm.id), Some(Listening));
+    supervisor.command(&app, &calm.id, think("speak")).await.unwrap();
+    for _ in 0..100 {
+        if supervisor.conversation_state(&app, &calm.id) == Some(Speaking) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(supervisor.conversation_state(&app, &calm.id), Some(Speaking));
+    assert_eq!(supervisor.conversation_state(&AppId::new("other").unwrap(), &calm.id), None);
     assert_eq!(supervisor.get(&app, &calm.id).await.unwrap().state, AgentState::Running);
     assert_eq!(supervisor.leave(&app, &calm.id).await.unwrap().state, AgentState::Stopped(ExitReason::Left));
+    assert_eq!(supervisor.conversation_state(&app, &calm.id), None);
 }
