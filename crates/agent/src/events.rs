@@ -57,10 +57,11 @@ impl EventReporter {
                 self.user_speaking = Some(turn);
                 self.send(ConversationEvent::UserSpeech { turn: turn.0, speaking: true }, at);
             }
-            ProviderCommand::AsrFinish { turn } | ProviderCommand::AsrCancel { turn } => {
-                if self.user_speaking.take() == Some(turn) {
-                    self.send(ConversationEvent::UserSpeech { turn: turn.0, speaking: false }, at);
-                }
+            ProviderCommand::AsrFinish { turn } | ProviderCommand::AsrCancel { turn }
+                if self.user_speaking == Some(turn) =>
+            {
+                self.user_speaking = None;
+                self.send(ConversationEvent::UserSpeech { turn: turn.0, speaking: false }, at);
             }
             _ => {}
         }
