@@ -1,8 +1,199 @@
-//! This dialect's webhooks. (Being written.)
+//! ZEGO's callbacks: one JSON object per event, posted to the app's webhook URL.
+//!
+//! ```text
+//! {"AppId": 1234567890, "Event": "ASRResult", "Nonce": "…", "Timestamp": <ms>, "Signature": "…",
+//!  "AgentInstanceId": "…", "AgentUserId": "…", "RoomId": "…", "Sequence": <n>, "Data": {…}}
+//! Signature = hex(sha1(concat(sort([callback_secret, Timestamp, Nonce]))))
+//! ```
+//!
+//! `AgentInstanceCreated`, `AgentInstanceDeleted` and `Exception` are always sent; the others only
+//! when the instance's `CallbackConfig` flag is 1. `Sequence` increases per instance: it is
+//! `Timestamp * 1000`, or one more than the instance's previous one when that is not larger (events
+//! in the same millisecond). It is fixed when the body is built; retries resend the body.
 
-use colloquy_model::AgentEvent;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, PoisonError};
+
+use colloquy_model::{
+    AgentEvent, AgentEventKind, AgentId, AgentState, ConversationEvent, ExitReason, InterruptCause, TurnRecord,
+};
 use colloquy_store::{OutgoingWebhook, Store};
+use serde_json::{Value, json};
 
-pub async fn format(_event: &AgentEvent, _store: &Store) -> Vec<OutgoingWebhook> {
-    Vec::new()
+use super::signature::callback_signature;
+use super::wire::OriginData;
+
+/// The deliveries for `event` (none when the agent has no callbacks or the event is not wanted).
+pub async fn format(event: &AgentEvent, store: &Store) -> Vec<OutgoingWebhook> {
+    let Some(callbacks) = event.agent.spec.callbacks.as_ref() else { return Vec::new() };
+    let Some(origin) = OriginData::of(&event.agent.spec) else { return Vec::new() };
+    let Some((name, data)) = event_body(event, &origin, store).await else { return Vec::new() };
+    let ended = matches!(event.kind, AgentEventKind::Stopped | AgentEventKind::Failed);
+    let sequence = next_sequence(&event.agent.id, event.at.0, ended);
+    let nonce: String = (0..8).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+    let timestamp = event.at.0;
+    let signature = match &callbacks.secret {
+        Some(secret) => callback_signature(secret.expose(), &timestamp.to_string(), &nonce),
+        None => String::new(),
+    };
+    let app_id = event.agent.app.as_str();
+    let app_id = app_id.parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::from(app_id));
+    let body = json!({
+        "AppId": app_id,
+        "Event": name,
+        "Nonce": nonce,
+        "Timestamp": timestamp,
+        "Signature": signature,
+        "AgentInstanceId": event.agent.id.as_str(),
+        "AgentUserId": origin.agent_user_id,
+        "RoomId": origin.room_id,
+        "Sequence": sequence,
+        "Data": data,
+    });
+    vec![OutgoingWebhook {
+        agent_id: event.agent.id.clone(),
+        url: callbacks.url.clone(),
+        headers: vec![("Content-Type".to_owned(), "application/json".to_owned())],
+        body: body.to_string(),
+        created_at: event.at,
+    }]
+}
+
+/// The last `Sequence` of each live instance.
+static SEQUENCES: LazyLock<Mutex<HashMap<AgentId, i64>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The next `Sequence` of `agent` for an event at `at_ms`; `ended` forgets the instance.
+fn next_sequence(agent: &AgentId, at_ms: i64, ended: bool) -> i64 {
+    let mut sequences = SEQUENCES.lock().unwrap_or_else(PoisonError::into_inner);
+    let previous = sequences.get(agent).copied().unwrap_or(0);
+    let sequence = (at_ms * 1000).max(previous + 1);
+    if ended {
+        sequences.remove(agent);
+    } else {
+        sequences.insert(agent.clone(), sequence);
+    }
+    sequence
+}
+
+/// The event's name and its `Data`, when it is sent.
+async fn event_body(event: &AgentEvent, origin: &OriginData, store: &Store) -> Option<(&'static str, Value)> {
+    let flags = origin.callback_config;
+    let on = |flag: u8| flag == 1;
+    Some(match &event.kind {
+        AgentEventKind::Started => ("AgentInstanceCreated", json!({ "CreatedTimestamp": event.at.0 })),
+        AgentEventKind::Stopped | AgentEventKind::Failed => {
+            let turns = store.turns(&event.agent.id).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "turns could not be read for the AgentInstanceDeleted callback");
+                Vec::new()
+            });
+            let data = json!({
+                "Code": deleted_code(&event.agent.state),
+                "DeletedTimestamp": event.agent.stopped_at.unwrap_or(event.at).0,
+                "LatencyData": latency_data(&turns),
+            });
+            ("AgentInstanceDeleted", data)
+        }
+        AgentEventKind::Conversation(conversation) => match conversation {
+            ConversationEvent::UserSpeech { speaking, .. } if on(flags.user_speak_action) => {
+                ("UserSpeakAction", json!({ "UserId": origin.user_id, "Action": action(*speaking) }))
+            }
+            ConversationEvent::UserTranscript { turn, text } if on(flags.asr_result) => {
+                ("ASRResult", json!({ "UserId": origin.user_id, "Round": turn, "Text": text }))
+            }
+            ConversationEvent::Interrupted { turn, cause } if on(flags.interrupted) => {
+                let reason = match cause {
+                    InterruptCause::UserSpeech => 1,
+                    InterruptCause::ApiThink => 2,
+                    InterruptCause::ApiSpeak => 3,
+                    InterruptCause::ApiInterrupt => 4,
+                    // ZEGO has no reason for this: the user left.
+                    InterruptCause::UserLeft => return None,
+                };
+                ("Interrupted", json!({ "Round": turn, "Reason": reason }))
+            }
+            ConversationEvent::AgentReply { turn, text, .. } if on(flags.llm_result) => {
+                ("LLMResult", json!({ "Round": turn, "Text": text }))
+            }
+            ConversationEvent::AgentSpeech { speaking, .. } if on(flags.agent_speak_action) => {
+                ("AgentSpeakAction", json!({ "Action": action(*speaking) }))
+            }
+            ConversationEvent::Error { stage, message, .. } => {
+                ("Exception", json!({ "Code": exception_code(stage), "Message": format!("{stage}: {message}") }))
+            }
+            _ => return None,
+        },
+    })
+}
+
+fn action(speaking: bool) -> &'static str {
+    if speaking { "SPEAK_BEGIN" } else { "SPEAK_END" }
+}
+
+/// ZEGO's exception codes: 1001 is its general error; the stage is named in the message.
+fn exception_code(_stage: &str) -> u32 {
+    1001
+}
+
+/// `AgentInstanceDeleted.Code`: 0 deleted through the API, 1202 the room was idle, 1205 the node
+/// went away (shut down or restarted), 1201 any other failure.
+pub fn deleted_code(state: &AgentState) -> u32 {
+    match state.reason() {
+        Some(ExitReason::Left) | None => 0,
+        Some(ExitReason::IdleTimeout) => 1202,
+        Some(ExitReason::NodeShutdown | ExitReason::NodeRestarted) => 1205,
+        Some(ExitReason::Error(_) | ExitReason::Panicked(_)) => 1201,
+    }
+}
+
+/// Averages over the turns that measured each stage: LLM first token, TTS first audio and the
+/// whole turn (ms). ZEGO's `LLMTPS` is not measured, so it is not sent.
+pub fn latency_data(turns: &[TurnRecord]) -> Value {
+    let average = |values: Vec<u32>| -> u64 {
+        if values.is_empty() { 0 } else { values.iter().map(|v| u64::from(*v)).sum::<u64>() / values.len() as u64 }
+    };
+    json!({
+        "LLMTTFT": average(turns.iter().filter_map(|t| t.metrics.llm_ttft_ms).collect()),
+        "TTSAudioFirstFrameTime": average(turns.iter().filter_map(|t| t.metrics.tts_ttfb_ms).collect()),
+        "TotalCost": average(turns.iter().filter_map(|t| t.metrics.e2e_ms).collect()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use colloquy_model::{TurnEnd, TurnMetrics, TurnStart, UnixMillis};
+
+    use super::*;
+
+    #[test]
+    fn deleted_codes_follow_the_exit_reason() {
+        assert_eq!(deleted_code(&AgentState::exited(ExitReason::Left)), 0);
+        assert_eq!(deleted_code(&AgentState::exited(ExitReason::IdleTimeout)), 1202);
+        assert_eq!(deleted_code(&AgentState::exited(ExitReason::NodeShutdown)), 1205);
+        assert_eq!(deleted_code(&AgentState::exited(ExitReason::Error("rtc".into()))), 1201);
+    }
+
+    #[test]
+    fn latency_averages_only_measured_turns() {
+        let turn = |ttft| TurnRecord {
+            turn_id: 1,
+            start: TurnStart::VoiceInput,
+            end: TurnEnd::Ok,
+            started_at: UnixMillis(0),
+            ended_at: UnixMillis(1),
+            metrics: TurnMetrics { llm_ttft_ms: ttft, ..TurnMetrics::default() },
+        };
+        let data = latency_data(&[turn(Some(100)), turn(None), turn(Some(200))]);
+        assert_eq!(data, json!({"LLMTTFT": 150, "TTSAudioFirstFrameTime": 0, "TotalCost": 0}));
+    }
+
+    #[test]
+    fn sequences_increase_within_a_millisecond() {
+        let agent = AgentId::from_string("seq-test".into());
+        let first = next_sequence(&agent, 5, false);
+        let second = next_sequence(&agent, 5, false);
+        let third = next_sequence(&agent, 4, true);
+        assert_eq!(first, 5000);
+        assert!(second > first && third > second);
+        assert_eq!(next_sequence(&agent, 1, true), 1000, "an ended instance is forgotten");
+    }
 }
