@@ -113,8 +113,17 @@ fn token_refused(message: impl Into<String>) -> ApiError {
     ApiError { bearer_challenge: true, ..ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message) }
 }
 
-fn check_token(edge: &RtcEdge, headers: &HeaderMap) -> Result<Grant, ApiError> {
-    edge.signer.verify(bearer(headers)?, unix_now()).map_err(|e| token_refused(e.to_string()))
+/// Checks a WHIP bearer token: our own RTC token, else an Alibaba ARTC `rtc_auth_token` signed
+/// with an app's key (see `dialects::alibaba::token`).
+fn check_token(state: &AppState, headers: &HeaderMap) -> Result<Grant, ApiError> {
+    let token = bearer(headers)?;
+    let now = unix_now();
+    state.rtc().signer.verify(token, now).or_else(|e| {
+        match crate::dialects::alibaba::token::verify_rtc_auth_token(state.apps(), token, now) {
+            Some(result) => result.map_err(token_refused),
+            None => Err(token_refused(e.to_string())),
+        }
+    })
 }
 
 fn channel_server(edge: &RtcEdge) -> Result<&ChannelServer, ApiError> {
@@ -168,12 +177,12 @@ pub async fn whip_join(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let edge = &state.inner.rtc;
-    let grant = match &query.channel {
-        Some(channel) => {
-            edge.signer.verify_for(bearer(&headers)?, channel, unix_now()).map_err(|e| token_refused(e.to_string()))?
-        }
-        None => check_token(edge, &headers)?,
-    };
+    let grant = check_token(&state, &headers)?;
+    if let Some(channel) = &query.channel
+        && grant.channel != *channel
+    {
+        return Err(token_refused(format!("the token is for channel {:?}, not {channel:?}", grant.channel)));
+    }
     let is_sdp = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -232,7 +241,7 @@ pub async fn whip_renew(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let edge = &state.inner.rtc;
-    let grant = check_token(edge, &headers)?;
+    let grant = check_token(&state, &headers)?;
     let found = edge.resources.lock().expect("lock").get(&resource).cloned();
     let found = found.ok_or_else(|| ApiError::not_found("WHIP resource"))?;
     if grant.channel != found.channel || grant.uid != found.uid {

@@ -565,3 +565,23 @@ async fn metrics_show_turn_latency_by_stage_turn_endings_and_late_frames() {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
     }
 }
+
+#[tokio::test]
+async fn a_whip_join_naming_a_channel_refuses_a_token_for_another_channel() {
+    let api = api(Options::default()).await;
+    let token = api.post("/v1/tokens", r#"{"channel":"room-a","uid":"alice"}"#).await.json["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let request = axum::http::Request::builder()
+        .method("POST")
+        .uri("/rtc/whip?channel=room-b")
+        .header("content-type", "application/sdp")
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::from("v=0\r\n"))
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(api.router.clone(), request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("room-a"), "{body:?}");
+}

@@ -1,8 +1,112 @@
-//! This dialect's webhooks. (Being written.)
+//! Alibaba's agent callbacks: `POST <app webhook url>` with JSON
+//! `{aiAgentId, instanceId, event, data, sessionId, userData, timestamp}` and the app's webhook secret,
+//! as the callback token, in `Authorization`.
+//!
+//! | event | when | data |
+//! |---|---|---|
+//! | `agent_start` | the instance runs | `{channelId, agentUserId, userId}` |
+//! | `session_start` | the user is first heard (first `UserSpeech` start) | `{channelId, userId}` |
+//! | `agent_stop` | the instance stopped or failed | `{code, reason, message, status}` |
+//! | `error` | an ASR/LLM/TTS error in a turn | `{code, stage, message, roundId}` |
+//! | `chat_record` | a final user transcript or agent reply | `{role, text, sentenceId, roundId, isSentenceEnd, interrupted, timestamp}` |
 
-use colloquy_model::AgentEvent;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use colloquy_model::{AgentEvent, AgentEventKind, ConversationEvent};
 use colloquy_store::{OutgoingWebhook, Store};
+use serde_json::{Value, json};
 
-pub async fn format(_event: &AgentEvent, _store: &Store) -> Vec<OutgoingWebhook> {
-    Vec::new()
+use super::OriginData;
+
+/// The instances that already had their `session_start`. Events of one agent are formatted in
+/// order by the one delivery task; entries are dropped when the agent ends.
+static SESSION_STARTED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+fn first_session_start(id: &str) -> bool {
+    let mut guard = SESSION_STARTED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    guard.get_or_insert_with(HashSet::new).insert(id.to_owned())
+}
+
+fn forget(id: &str) {
+    let mut guard = SESSION_STARTED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(set) = guard.as_mut() {
+        set.remove(id);
+    }
+}
+
+fn event_and_data(event: &AgentEvent, origin: &OriginData) -> Option<(&'static str, Value)> {
+    let agent = &event.agent;
+    match &event.kind {
+        AgentEventKind::Started => Some((
+            "agent_start",
+            json!({ "channelId": origin.channel_id, "agentUserId": origin.agent_user_id, "userId": origin.user_id }),
+        )),
+        AgentEventKind::Stopped | AgentEventKind::Failed => {
+            forget(agent.id.as_str());
+            let reason = agent.state.reason();
+            Some((
+                "agent_stop",
+                json!({
+                    "code": reason.map(|r| r.code()).unwrap_or(if matches!(event.kind, AgentEventKind::Failed) { "error" } else { "left" }),
+                    "reason": reason.map(|r| r.code()),
+                    "message": reason.map(|r| r.message()),
+                    "status": agent.state.status().as_str(),
+                }),
+            ))
+        }
+        AgentEventKind::Conversation(conversation) => match conversation {
+            ConversationEvent::UserSpeech { speaking: true, .. } => first_session_start(agent.id.as_str())
+                .then(|| ("session_start", json!({ "channelId": origin.channel_id, "userId": origin.user_id }))),
+            ConversationEvent::UserTranscript { turn, text } => Some((
+                "chat_record",
+                json!({
+                    "role": "user", "text": text, "sentenceId": turn, "roundId": turn.to_string(),
+                    "isSentenceEnd": true, "interrupted": false, "timestamp": event.at.0,
+                }),
+            )),
+            ConversationEvent::AgentReply { turn, text, interrupted } => Some((
+                "chat_record",
+                json!({
+                    "role": "agent", "text": text, "sentenceId": turn, "roundId": turn.to_string(),
+                    "isSentenceEnd": true, "interrupted": interrupted, "timestamp": event.at.0,
+                }),
+            )),
+            ConversationEvent::Error { turn, stage, message } => Some((
+                "error",
+                json!({
+                    "code": format!("{}Error", stage.to_ascii_uppercase()), "stage": stage,
+                    "message": message, "roundId": turn.to_string(),
+                }),
+            )),
+            _ => None,
+        },
+    }
+}
+
+/// The callback for `event`, when the agent has callbacks and the event is one Alibaba sends.
+pub async fn format(event: &AgentEvent, _store: &Store) -> Vec<OutgoingWebhook> {
+    let Some(callbacks) = event.agent.spec.callbacks.as_ref() else { return Vec::new() };
+    let origin = OriginData::of(&event.agent);
+    let Some((name, data)) = event_and_data(event, &origin) else { return Vec::new() };
+    let body = json!({
+        "aiAgentId": origin.ai_agent_id,
+        "instanceId": event.agent.id.as_str(),
+        "event": name,
+        "data": data,
+        "sessionId": origin.session_id,
+        "userData": origin.user_data,
+        "timestamp": event.at.0,
+    });
+    let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
+    if let Some(secret) = &callbacks.secret {
+        headers.push(("Authorization".to_owned(), secret.expose().to_owned()));
+    }
+    vec![OutgoingWebhook {
+        agent_id: event.agent.id.clone(),
+        url: callbacks.url.clone(),
+        headers,
+        body: body.to_string(),
+        created_at: event.at,
+    }]
 }

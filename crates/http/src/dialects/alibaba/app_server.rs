@@ -1,0 +1,302 @@
+//! The AICallKit app-server API (the AUI kits' `/api/v1|v2/aiagent/*`): POST JSON with snake_case
+//! fields, HTTP Basic with an app's key and secret, answers `{code: 200, …, request_id}` or
+//! `{code, message, error_code, request_id}` with the same HTTP status as `code` (403 on an
+//! authentication error, as the AUI server).
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use super::{Failure, Launch, OriginData, VOICE_CHAT, config, token};
+use crate::AppState;
+use crate::apps::App;
+
+/// Default lifetime of a client's `rtc_auth_token`, seconds (the AUI server's 24 h).
+pub const DEFAULT_EXPIRE_SECS: i64 = 24 * 3600;
+/// The longest lifetime accepted, seconds (7 days).
+pub const MAX_EXPIRE_SECS: i64 = 7 * 24 * 3600;
+
+/// `POST /api/v1/aiagent/{action}` and `POST /api/v2/aiagent/{action}`.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/aiagent/{action}", post(handle)).route("/api/v2/aiagent/{action}", post(handle))
+}
+
+/// A JSON string field that some clients send as an object.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Text {
+    Text(String),
+    Json(Value),
+}
+
+impl Text {
+    fn into_string(self) -> String {
+        match self {
+            Text::Text(text) => text,
+            Text::Json(value) => value.to_string(),
+        }
+    }
+}
+
+/// Every field of every action; each action reads what it needs.
+#[derive(Debug, Default, Deserialize)]
+struct Body {
+    user_id: Option<String>,
+    ai_agent_id: Option<String>,
+    workflow_type: Option<String>,
+    template_config: Option<Text>,
+    agent_config: Option<Text>,
+    expire: Option<i64>,
+    user_data: Option<Text>,
+    region: Option<String>,
+    session_id: Option<String>,
+    chat_sync_config: Option<Value>,
+    ai_agent_instance_id: Option<String>,
+    channel_id: Option<String>,
+}
+
+fn error_response(failure: Failure) -> Response {
+    let error_code = if failure.status == StatusCode::NOT_FOUND && failure.code.contains("Instance") {
+        "AgentNotFound".to_owned()
+    } else {
+        failure.code
+    };
+    let body = json!({
+        "code": failure.status.as_u16(),
+        "message": failure.message,
+        "error_code": error_code,
+        "request_id": super::request_id(),
+    });
+    (failure.status, axum::Json(body)).into_response()
+}
+
+fn ok(mut body: Value) -> Response {
+    if let Value::Object(map) = &mut body {
+        map.insert("code".to_owned(), json!(200));
+        map.insert("request_id".to_owned(), json!(super::request_id()));
+    }
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// The app whose key and secret are in `Authorization: Basic`, compared in constant time.
+fn authenticate<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a App, Failure> {
+    let forbidden = |message: &str| Failure::new(StatusCode::FORBIDDEN, "Forbidden", message);
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| forbidden("missing Authorization header; use HTTP Basic with the app's key and secret"))?;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+        .ok_or_else(|| forbidden("the Authorization header must be HTTP Basic"))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| forbidden("the Basic credentials are not base64 of \"key:secret\""))?;
+    let (key, secret) =
+        decoded.split_once(':').ok_or_else(|| forbidden("the Basic credentials must be \"key:secret\""))?;
+    let mut found = None;
+    for app in state.apps().all() {
+        let matches =
+            app.key.as_bytes().ct_eq(key.as_bytes()) & app.secret.expose().as_bytes().ct_eq(secret.as_bytes());
+        if bool::from(matches) {
+            found = Some(app);
+        }
+    }
+    found.ok_or_else(|| forbidden("wrong app key or secret"))
+}
+
+async fn handle(
+    State(state): State<AppState>,
+    Path(action): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match run(&state, &action, &headers, &body).await {
+        Ok(body) => ok(body),
+        Err(failure) => error_response(failure),
+    }
+}
+
+async fn run(state: &AppState, action: &str, headers: &HeaderMap, body: &[u8]) -> Result<Value, Failure> {
+    let app = authenticate(state, headers)?;
+    state.rate_limit(&app.key)?;
+    let body: Body = if body.iter().all(u8::is_ascii_whitespace) {
+        Body::default()
+    } else {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| Failure::invalid(format!("the body is not the JSON expected: {}: {}", e.path(), e.inner())))?
+    };
+    if let Some(region) = &body.region {
+        tracing::debug!(region, "region is not used: this server is the region");
+    }
+    let mut chars = action.chars();
+    let normalized = match chars.next() {
+        Some(first) => format!("{}{}", first.to_ascii_lowercase(), chars.as_str()),
+        None => String::new(),
+    };
+    match normalized.as_str() {
+        "generateAIAgentCall" => start(state, app, body, None).await,
+        "startAIAgentInstance" => {
+            let channel = body.channel_id.clone().filter(|c| !c.is_empty());
+            start(state, app, body, Some(channel.unwrap_or_else(super::random_id))).await
+        }
+        "stopAIAgentInstance" => {
+            let id = required(body.ai_agent_instance_id.as_deref(), "ai_agent_instance_id")?;
+            let record = super::instance(state, app, id).await?;
+            state.supervisor().leave(&app.id, &record.id).await?;
+            Ok(json!({ "result": true }))
+        }
+        "updateAIAgentInstance" => update(state, app, body).await,
+        "describeAIAgentInstance" => {
+            let id = required(body.ai_agent_instance_id.as_deref(), "ai_agent_instance_id")?;
+            let record = super::instance(state, app, id).await?;
+            let data = OriginData::of(&record);
+            let runtime = json!({ "AgentUserId": data.agent_user_id, "ChannelId": data.channel_id });
+            Ok(json!({
+                "ai_agent_instance_id": record.id.as_str(),
+                "ai_agent_id": data.ai_agent_id,
+                "status": super::status_name(&record),
+                "call_log_url": "",
+                "runtime_config": runtime.to_string(),
+                "agent_config": data.agent_config.unwrap_or_default(),
+                "template_config": data.template_config.unwrap_or_default(),
+                "user_data": data.user_data.unwrap_or_default(),
+                "session_id": data.session_id.unwrap_or_default(),
+                "channel_id": data.channel_id,
+                "ai_agent_user_id": data.agent_user_id,
+                "workflow_type": data.workflow_type,
+            }))
+        }
+        "getRtcAuthToken" => {
+            let user = super::uid_param("user_id", required(body.user_id.as_deref(), "user_id")?)?;
+            let channel = body.channel_id.filter(|c| !c.is_empty()).unwrap_or_else(super::random_id);
+            let channel = super::channel_param("channel_id", &channel)?;
+            let expires_at = super::unix_now() + expire(body.expire)?;
+            Ok(json!({
+                "rtc_auth_token": token::rtc_auth_token(app, channel.as_str(), user.as_str(), expires_at),
+                "timestamp": expires_at,
+                "app_id": app.id.as_str(),
+                "user_id": user.as_str(),
+                "channel_id": channel.as_str(),
+            }))
+        }
+        _ => Err(Failure::new(
+            StatusCode::NOT_FOUND,
+            "ActionNotFound",
+            format!(
+                "no action {action:?}; this server has generateAIAgentCall, startAIAgentInstance, stopAIAgentInstance, \
+                 updateAIAgentInstance, describeAIAgentInstance and getRtcAuthToken"
+            ),
+        )),
+    }
+}
+
+fn required<'a>(value: Option<&'a str>, name: &str) -> Result<&'a str, Failure> {
+    value.filter(|v| !v.trim().is_empty()).ok_or_else(|| Failure::missing(name))
+}
+
+fn expire(expire: Option<i64>) -> Result<u64, Failure> {
+    let secs = expire.unwrap_or(DEFAULT_EXPIRE_SECS);
+    if !(1..=MAX_EXPIRE_SECS).contains(&secs) {
+        return Err(Failure::invalid(format!("expire is {secs}; it must be 1 to {MAX_EXPIRE_SECS} seconds")));
+    }
+    Ok(secs.unsigned_abs())
+}
+
+/// Checks `workflow_type`: only `VoiceChat` runs here.
+pub fn workflow(field: &str, value: Option<&str>) -> Result<String, Failure> {
+    match value.filter(|v| !v.is_empty()).unwrap_or(VOICE_CHAT) {
+        VOICE_CHAT => Ok(VOICE_CHAT.to_owned()),
+        other @ ("AvatarChat3D" | "VisionChat" | "AvatarChat2D" | "VideoChat") => Err(Failure::invalid(format!(
+            "{field} {other} is not supported: this server runs voice agents only (VoiceChat)"
+        ))),
+        other => Err(Failure::invalid(format!("{field} is {other:?}; it must be VoiceChat"))),
+    }
+}
+
+/// generateAIAgentCall (`channel` None: a new channel) and startAIAgentInstance.
+async fn start(state: &AppState, app: &App, body: Body, channel: Option<String>) -> Result<Value, Failure> {
+    let workflow_type = workflow("workflow_type", body.workflow_type.as_deref())?;
+    let user = super::uid_param("user_id", required(body.user_id.as_deref(), "user_id")?)?;
+    let expires_at = super::unix_now() + expire(body.expire)?;
+    let channel = super::channel_param("channel_id", &channel.unwrap_or_else(super::random_id))?;
+    let agent_uid = super::uid_param("ai_agent_user_id", &super::random_id())?;
+    let agent_config = body.agent_config.map(Text::into_string);
+    let template_config = body.template_config.map(Text::into_string);
+    let config =
+        super::read_configs("agent_config", agent_config.as_deref(), "template_config", template_config.as_deref())?;
+    if body.chat_sync_config.is_some() {
+        tracing::warn!(field = "chat_sync_config", "IM chat sync is not supported; ignored");
+    }
+    let ai_agent_id = body.ai_agent_id.unwrap_or_default();
+    let origin = OriginData {
+        ai_agent_id: ai_agent_id.clone(),
+        channel_id: channel.to_string(),
+        agent_user_id: agent_uid.to_string(),
+        user_id: Some(user.to_string()),
+        session_id: body.session_id,
+        user_data: body.user_data.map(Text::into_string),
+        workflow_type: workflow_type.clone(),
+        agent_config,
+        template_config,
+    };
+    let launch = Launch {
+        channel: channel.clone(),
+        agent_uid: agent_uid.clone(),
+        user: Some(user.clone()),
+        config,
+        config_field: "agent_config",
+        origin,
+    };
+    let record = super::launch(state, app, launch).await?;
+    Ok(json!({
+        "rtc_auth_token": token::rtc_auth_token(app, channel.as_str(), user.as_str(), expires_at),
+        "ai_agent_id": ai_agent_id,
+        "ai_agent_instance_id": record.id.as_str(),
+        "ai_agent_user_id": agent_uid.as_str(),
+        "channel_id": channel.as_str(),
+        "workflow_type": workflow_type,
+    }))
+}
+
+async fn update(state: &AppState, app: &App, body: Body) -> Result<Value, Failure> {
+    let id = required(body.ai_agent_instance_id.as_deref(), "ai_agent_instance_id")?;
+    let record = super::instance(state, app, id).await?;
+    if body.user_data.is_some() {
+        tracing::warn!(field = "user_data", "user_data cannot be changed after start here; ignored");
+    }
+    let agent_config = body.agent_config.map(Text::into_string);
+    let template_config = body.template_config.map(Text::into_string);
+    let config =
+        super::read_configs("agent_config", agent_config.as_deref(), "template_config", template_config.as_deref())?;
+    let update = config::update("agent_config", config)?;
+    apply_update(state, app, &record, update).await?;
+    Ok(json!({ "result": true }))
+}
+
+/// Applies an update to a running instance; an empty update only checks that it runs.
+pub async fn apply_update(
+    state: &AppState,
+    app: &App,
+    record: &colloquy_model::AgentRecord,
+    update: colloquy_model::SpecUpdate,
+) -> Result<(), Failure> {
+    if update.is_empty() {
+        if record.state.status().is_terminal() {
+            return Err(colloquy_supervisor::SupervisorError::NotRunning(record.state.status()).into());
+        }
+        return Ok(());
+    }
+    state.supervisor().update(&app.id, &record.id, update).await?;
+    Ok(())
+}
