@@ -3,12 +3,12 @@
 
 mod common;
 
+use common::Receiver;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing;
+use axum::http::HeaderMap;
 use colloquy_http::webhooks::{self, WebhookConfig};
 use colloquy_store::Store;
 use colloquy_supervisor::{Supervisor, SupervisorConfig};
@@ -25,50 +25,9 @@ const FAST: WebhookConfig = WebhookConfig {
     shutdown_grace: Duration::from_millis(500),
 };
 
-#[derive(Clone, Debug, Default)]
-struct Receiver {
-    /// Each request's headers and body, including refused ones.
-    requests: Arc<Mutex<Vec<(HeaderMap, String)>>>,
-    /// The requests answered 200, in order.
-    accepted: Arc<Mutex<Vec<(HeaderMap, String)>>>,
-    /// How many requests to refuse with 503 before accepting.
-    refuse_first: Arc<Mutex<usize>>,
-}
-
-impl Receiver {
-    async fn listen(&self, listener: TcpListener) {
-        let receiver = self.clone();
-        let app = Router::new().route(
-            "/hook",
-            routing::post(move |headers: HeaderMap, body: String| {
-                let receiver = receiver.clone();
-                async move {
-                    receiver.requests.lock().unwrap().push((headers.clone(), body.clone()));
-                    let mut refuse = receiver.refuse_first.lock().unwrap();
-                    if *refuse > 0 {
-                        *refuse -= 1;
-                        StatusCode::SERVICE_UNAVAILABLE
-                    } else {
-                        receiver.accepted.lock().unwrap().push((headers, body));
-                        StatusCode::OK
-                    }
-                }
-            }),
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    }
-
-    /// The accepted deliveries' bodies, once `count` of them arrived.
-    async fn accepted(&self, count: usize) -> Vec<(HeaderMap, Value)> {
-        for _ in 0..500 {
-            let accepted = self.accepted.lock().unwrap().clone();
-            if accepted.len() >= count {
-                return accepted.into_iter().map(|(h, b)| (h, serde_json::from_str(&b).unwrap())).collect();
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("{count} deliveries did not arrive; got {:?}", self.requests.lock().unwrap());
-    }
+/// The accepted deliveries with their bodies parsed, once `count` of them arrived.
+async fn accepted_json(receiver: &Receiver, count: usize) -> Vec<(HeaderMap, Value)> {
+    receiver.accepted(count).await.into_iter().map(|(h, b)| (h, serde_json::from_str(&b).unwrap())).collect()
 }
 
 fn independent_hmac(secret: &str, message: &str) -> String {
@@ -135,7 +94,7 @@ async fn lifecycle_events_arrive_signed_and_in_order_after_retries() {
     let id = agent["agent_id"].as_str().unwrap();
     call(&api, &format!("/v1/agents/{id}/leave"), json!({})).await;
 
-    let accepted = receiver.accepted(2).await;
+    let accepted = accepted_json(&receiver, 2).await;
     let events: Vec<_> = accepted.iter().map(|(_, body)| body["event"].as_str().unwrap().to_owned()).collect();
     assert_eq!(events, ["agent.started", "agent.stopped"]);
     let (_, stopped) = &accepted[1];
@@ -186,7 +145,7 @@ async fn nothing_is_lost_while_the_receiver_is_down_even_across_a_restart() {
     let delivery = webhooks::spawn(store.clone(), supervisor.take_events().unwrap(), FAST);
     let receiver = Receiver::default();
     receiver.listen(TcpListener::bind(address).await.unwrap()).await;
-    let accepted = receiver.accepted(4).await;
+    let accepted = accepted_json(&receiver, 4).await;
     let seen: Vec<_> = accepted
         .iter()
         .map(|(_, b)| format!("{} {}", b["agent"]["name"].as_str().unwrap(), b["event"].as_str().unwrap()))

@@ -204,6 +204,12 @@ impl Receiver {
     pub async fn start(&self) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        self.listen(listener).await;
+        url
+    }
+
+    /// Serves `POST /hook` on `listener`.
+    pub async fn listen(&self, listener: tokio::net::TcpListener) {
         let receiver = self.clone();
         let app = Router::new().route(
             "/hook",
@@ -223,7 +229,6 @@ impl Receiver {
             }),
         );
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        url
     }
 
     /// The accepted deliveries, once at least `count` arrived (panics after 5 s).
