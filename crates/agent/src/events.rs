@@ -48,20 +48,22 @@ impl EventReporter {
         self.sink.send(event, at);
     }
 
-    pub(crate) fn provider(&mut self, command: &ProviderCommand, at: UnixMillis) {
+    /// Called for every provider command, audio chunks included: the time is read only for the
+    /// few that make an event.
+    pub(crate) fn provider(&mut self, command: &ProviderCommand, at: impl FnOnce() -> UnixMillis) {
         if !self.sink.wanted() {
             return;
         }
         match *command {
             ProviderCommand::AsrStart { turn } => {
                 self.user_speaking = Some(turn);
-                self.send(ConversationEvent::UserSpeech { turn: turn.0, speaking: true }, at);
+                self.send(ConversationEvent::UserSpeech { turn: turn.0, speaking: true }, at());
             }
             ProviderCommand::AsrFinish { turn } | ProviderCommand::AsrCancel { turn }
                 if self.user_speaking == Some(turn) =>
             {
                 self.user_speaking = None;
-                self.send(ConversationEvent::UserSpeech { turn: turn.0, speaking: false }, at);
+                self.send(ConversationEvent::UserSpeech { turn: turn.0, speaking: false }, at());
             }
             _ => {}
         }
@@ -161,9 +163,9 @@ mod tests {
         let mut reporter = EventReporter::new(ConversationEvents::new(record(true), Some(tx)));
         let at = UnixMillis(1);
         let t = TurnId(1);
-        reporter.provider(&ProviderCommand::AsrStart { turn: t }, at);
+        reporter.provider(&ProviderCommand::AsrStart { turn: t }, || at);
         reporter.client(&ClientEvent::UserTranscription { turn: t, text: "hi".into(), is_final: false }, at);
-        reporter.provider(&ProviderCommand::AsrFinish { turn: t }, at);
+        reporter.provider(&ProviderCommand::AsrFinish { turn: t }, || at);
         reporter.client(&ClientEvent::UserTranscription { turn: t, text: "hi there".into(), is_final: true }, at);
         reporter.client(&ClientEvent::State { turn: TurnId(2), state: VoiceState::Thinking }, at);
         reporter.client(&ClientEvent::State { turn: TurnId(2), state: VoiceState::Speaking }, at);
@@ -205,7 +207,7 @@ mod tests {
     fn an_agent_without_callbacks_reports_nothing() {
         let (tx, mut rx) = mpsc::channel(8);
         let mut reporter = EventReporter::new(ConversationEvents::new(record(false), Some(tx)));
-        reporter.provider(&ProviderCommand::AsrStart { turn: TurnId(1) }, UnixMillis(1));
+        reporter.provider(&ProviderCommand::AsrStart { turn: TurnId(1) }, || UnixMillis(1));
         assert!(drain(&mut rx).is_empty());
     }
 }

@@ -277,7 +277,8 @@ impl Session {
                     return Ok(deadline);
                 }
                 Output::Provider(command) => {
-                    self.reporter.provider(&command, self.clock.unix(std::time::Instant::now()));
+                    let clock = self.clock;
+                    self.reporter.provider(&command, || clock.unix(std::time::Instant::now()));
                     self.provider(command);
                 }
                 Output::Play { pcm, .. } => {

@@ -24,6 +24,15 @@ pub struct App {
     pub webhook: Option<AppWebhook>,
 }
 
+impl App {
+    /// The callbacks of an agent this app starts through a vendor dialect.
+    pub fn callbacks(&self) -> Option<colloquy_model::Callbacks> {
+        self.webhook
+            .as_ref()
+            .map(|hook| colloquy_model::Callbacks { url: hook.url.clone(), secret: hook.secret.clone() })
+    }
+}
+
 /// An app's webhook receiver.
 #[derive(Clone, Debug)]
 pub struct AppWebhook {
@@ -54,12 +63,5 @@ impl Apps {
     /// The app with this key (Alibaba's `AccessKeyId`).
     pub fn by_key(&self, key: &str) -> Option<&App> {
         self.0.iter().find(|app| app.key == key)
-    }
-
-    /// The callbacks for an agent this app starts through a vendor dialect.
-    pub fn callbacks(app: &App) -> Option<colloquy_model::Callbacks> {
-        app.webhook
-            .as_ref()
-            .map(|hook| colloquy_model::Callbacks { url: hook.url.clone(), secret: hook.secret.clone() })
     }
 }

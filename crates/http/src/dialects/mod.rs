@@ -19,9 +19,9 @@ pub mod zego;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, Method, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use colloquy_model::{AgentEvent, Dialect};
 use colloquy_store::{OutgoingWebhook, Store};
@@ -50,17 +50,27 @@ pub struct RawRequest {
     pub body: Bytes,
 }
 
+impl<S: Send + Sync> FromRequest<S> for RawRequest {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<RawRequest, Response> {
+        let (parts, body) = request.into_parts();
+        let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(RawRequest {
+            method: parts.method,
+            query: parts.uri.query().map(str::to_owned),
+            uri: parts.uri,
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
 /// `POST /`: Alibaba's OpenAPI when the request says so (its `Version` parameter or its signature
 /// headers), ZEGO's otherwise.
-async fn root_action(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let request = RawRequest { method, uri, query, headers, body };
+async fn root_action(State(state): State<AppState>, request: RawRequest) -> Response {
     if alibaba::openapi::is_openapi_request(&request) {
         alibaba::openapi::action(state, request).await
     } else {
@@ -68,15 +78,8 @@ async fn root_action(
     }
 }
 
-async fn zego_action(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    zego::action(state, RawRequest { method, uri, query, headers, body }).await
+async fn zego_action(State(state): State<AppState>, request: RawRequest) -> Response {
+    zego::action(state, request).await
 }
 
 /// The deliveries for `event`, in the form of the dialect that started the agent. `store` gives the

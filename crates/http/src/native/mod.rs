@@ -37,11 +37,12 @@ const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
 const CURSOR_PREFIX: &str = "c1.";
 
-fn encode_cursor(cursor: ListCursor) -> String {
+/// A list position as an opaque cursor; the dialects' lists use the same.
+pub(crate) fn encode_cursor(cursor: ListCursor) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{}", cursor.0))
 }
 
-fn decode_cursor(cursor: &str) -> Result<ListCursor, ApiError> {
+pub(crate) fn decode_cursor(cursor: &str) -> Result<ListCursor, ApiError> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()

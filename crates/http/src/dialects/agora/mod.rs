@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use crate::AppState;
-use crate::apps::{App, Apps};
+use crate::apps::App;
 use crate::error::{ApiError, ErrorCode};
 
 /// The path every route of this dialect starts with.
@@ -213,7 +213,7 @@ async fn join(
         to_model::warn_unknown_properties(&value);
     }
     let request: wire::JoinRequest = parse(&body)?;
-    let spec = to_model::spec_from_join(request, Apps::callbacks(&app))?;
+    let spec = to_model::spec_from_join(request, app.callbacks())?;
     let name = spec.name.clone();
     let record = state.supervisor().start(app.id.clone(), spec).await.map_err(|e| match e {
         SupervisorError::NameTaken(_) => AgoraError::new(
@@ -291,24 +291,11 @@ async fn query(
 
 const DEFAULT_LIMIT: u32 = 20;
 const MAX_LIMIT: u32 = 100;
-const CURSOR_PREFIX: &str = "agora1.";
 /// `from_time` defaults to two hours ago.
 const DEFAULT_WINDOW_SECS: i64 = 2 * 3600;
 
-fn encode_cursor(cursor: ListCursor) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{}", cursor.0))
-}
-
 fn decode_cursor(cursor: &str) -> AgoraResult<ListCursor> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix(CURSOR_PREFIX)?.parse().ok())
-        .map(ListCursor)
-        .ok_or_else(|| {
-            AgoraError::new(StatusCode::BAD_REQUEST, "InvalidFieldValue", "cursor is not one this server gave out")
-        })
+    crate::native::decode_cursor(cursor).map_err(AgoraError::from)
 }
 
 fn parse_states(states: &str) -> AgoraResult<Vec<AgentStatus>> {
@@ -396,7 +383,7 @@ async fn list(
         .collect();
     Ok(axum::Json(wire::ListResponse {
         data: wire::ListData { count: list.len(), list },
-        meta: wire::ListMeta { cursor: next.map(encode_cursor).unwrap_or_default(), total: found.len() },
+        meta: wire::ListMeta { cursor: next.map(crate::native::encode_cursor).unwrap_or_default(), total: found.len() },
         status: "ok",
     }))
 }
@@ -567,7 +554,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_states_parse() {
-        assert_eq!(decode_cursor(&encode_cursor(ListCursor(7))).unwrap(), ListCursor(7));
+        assert_eq!(decode_cursor(&crate::native::encode_cursor(ListCursor(7))).unwrap(), ListCursor(7));
         assert_eq!(decode_cursor("nope").unwrap_err().reason, "InvalidFieldValue");
         assert_eq!(parse_states("0, 2,6").unwrap(), [AgentStatus::Idle, AgentStatus::Running, AgentStatus::Failed]);
         assert_eq!(parse_states("RUNNING").unwrap(), [AgentStatus::Running]);

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::apps::{App, Apps};
+use crate::apps::App;
 use crate::error::ApiError;
 
 /// The app-server routes (the OpenAPI is reached through `POST /`, see [`openapi`]).
@@ -230,7 +230,7 @@ pub async fn launch(state: &AppState, app: &App, launch: Launch) -> Result<Agent
     };
     spec.idle_timeout = IdleTimeout::from_secs(config::DEFAULT_MAX_IDLE_SECS);
     config::apply(launch.config_field, launch.config, &mut spec)?;
-    spec.callbacks = Apps::callbacks(app);
+    spec.callbacks = app.callbacks();
     spec.origin = Origin {
         dialect: Dialect::Alibaba,
         data: Some(serde_json::to_string(&launch.origin).expect("origin data serializes")),

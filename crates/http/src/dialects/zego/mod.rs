@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 
 use super::RawRequest;
 use crate::AppState;
-use crate::apps::{App, Apps};
+use crate::apps::App;
 use crate::error::{ApiError, ErrorCode};
 use crate::native::to_model;
 
@@ -658,7 +658,7 @@ async fn create_instance(state: &AppState, app: &App, body: wire::CreateInstance
         }
     }
     spec.idle_timeout = IdleTimeout::AfterSecs(idle);
-    spec.callbacks = Apps::callbacks(app);
+    spec.callbacks = app.callbacks();
     let origin = wire::OriginData {
         agent_id: template_id,
         user_id,
