@@ -85,7 +85,7 @@ impl MediaRuntime for AgentRuntime {
             };
             let seat = runtime
                 .channels
-                .join_agent(agent.spec.channel.as_str(), agent.spec.agent_uid.as_str(), listen)
+                .join_agent(agent.app.as_str(), agent.spec.channel.as_str(), agent.spec.agent_uid.as_str(), listen)
                 .await
                 .map_err(|e| format!("joining channel {}: {e}", agent.spec.channel))?;
             let (commands_tx, commands) = mpsc::channel(16);

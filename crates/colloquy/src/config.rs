@@ -40,6 +40,10 @@ pub struct AppSection {
     pub webhook_url: Option<String>,
     /// Signs the webhooks (Agora's NCS secret, ZEGO's callback secret, Alibaba's callback token).
     pub webhook_secret: Option<String>,
+    /// `"signed"` (default): any Alibaba ARTC token made with the app's secret opens its channels.
+    /// `"issued_only"`: only the tokens this server issued (closes the vendor scheme's
+    /// channel/user boundary hole; see `docs/security.md`).
+    pub artc_tokens: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -236,7 +240,7 @@ pub fn resolve(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config>
 
 /// Checks the `[[apps]]` entries: valid, unique ids and keys, a secret, an http(s) webhook URL.
 fn resolve_apps(sections: Vec<AppSection>) -> anyhow::Result<Vec<colloquy_http::apps::App>> {
-    use colloquy_http::apps::{App, AppWebhook};
+    use colloquy_http::apps::{App, AppWebhook, ArtcTokens};
     use colloquy_model::{AppId, Secret};
     let mut apps: Vec<App> = Vec::new();
     for (index, section) in sections.into_iter().enumerate() {
@@ -269,7 +273,12 @@ fn resolve_apps(sections: Vec<AppSection>) -> anyhow::Result<Vec<colloquy_http::
             None if section.webhook_secret.is_some() => bail!("{at}.webhook_secret is set without webhook_url"),
             None => None,
         };
-        apps.push(App { id, key: section.key, secret: Secret::new(section.secret), webhook });
+        let artc_tokens = match section.artc_tokens.as_deref() {
+            None | Some("signed") => ArtcTokens::Signed,
+            Some("issued_only") => ArtcTokens::IssuedOnly,
+            Some(other) => bail!("{at}.artc_tokens is {other:?}; it must be \"signed\" or \"issued_only\""),
+        };
+        apps.push(App { id, key: section.key, secret: Secret::new(section.secret), webhook, artc_tokens });
     }
     Ok(apps)
 }
@@ -316,12 +325,17 @@ mod tests {
         let overrides = || Overrides { data_dir: Some("/tmp".into()), ..Overrides::default() };
         let app = |id: &str, key: &str| format!("[[apps]]\nid = \"{id}\"\nkey = \"{key}\"\nsecret = \"12345678\"\n");
         let text = format!(
-            "{}webhook_url = \"http://127.0.0.1:9/hook\"\nwebhook_secret = \"s\"\n{}",
+            "{}webhook_url = \"http://127.0.0.1:9/hook\"\nwebhook_secret = \"s\"\n{}artc_tokens = \"issued_only\"\n",
             app("1234567890", "k1"),
             app("other", "k2")
         );
         let config = resolve(toml::from_str(&text).unwrap(), overrides()).unwrap();
         assert_eq!(config.apps.len(), 2);
+        use colloquy_http::apps::ArtcTokens;
+        assert_eq!(
+            (config.apps[0].artc_tokens, config.apps[1].artc_tokens),
+            (ArtcTokens::Signed, ArtcTokens::IssuedOnly)
+        );
         assert_eq!(config.apps[0].webhook.as_ref().unwrap().url, "http://127.0.0.1:9/hook");
         assert!(config.apps[1].webhook.is_none());
         for (text, expected) in [
@@ -331,6 +345,7 @@ mod tests {
             (app("bad id", "k"), "apps[0].id"),
             ("[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"short\"\n".to_owned(), "apps[0].secret"),
             (format!("{}webhook_url = \"ftp://x\"\n", app("a", "k")), "apps[0].webhook_url"),
+            (format!("{}artc_tokens = \"all\"\n", app("a", "k")), "apps[0].artc_tokens"),
         ] {
             let err = resolve(toml::from_str(&text).unwrap(), overrides()).unwrap_err().to_string();
             assert!(err.contains(expected), "{text}: {err}");

@@ -1,6 +1,7 @@
 //! An in-process agent in a channel with a `colloquy call` client over real loopback UDP: the agent
 //! hears the caller as decoded PCM, its own PCM reaches the caller as Opus, data messages go both
-//! ways, and channel events tell it who joined and left.
+//! ways, and channel events tell it who joined and left. Channels belong to apps: another app's
+//! caller in a channel of the same name hears nothing of the agent.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,7 +42,11 @@ async fn stack(dir: &std::path::Path) -> (ChannelServer, TokenSigner, String) {
     let router = colloquy_http::router(
         Supervisor::new(store, SupervisorConfig { max_agents: 10 }),
         HttpConfig {
-            credentials: vec![Credential { key: "k".into(), secret: Secret::new("s"), app: AppId::native() }],
+            credentials: vec![
+                Credential { key: "k".into(), secret: Secret::new("s"), app: AppId::native() },
+                Credential { key: "key-a".into(), secret: Secret::new("secret-a"), app: AppId::new("app-a").unwrap() },
+                Credential { key: "key-b".into(), secret: Secret::new("secret-b"), app: AppId::new("app-b").unwrap() },
+            ],
             apps: colloquy_http::apps::Apps::default(),
             rate_limit: RateLimit { per_second: 0, burst: 0 },
             rtc: RtcEdge::new(signer.clone(), Some(channels.clone())),
@@ -58,12 +63,12 @@ async fn stack(dir: &std::path::Path) -> (ChannelServer, TokenSigner, String) {
 async fn an_agent_hears_speaks_and_exchanges_messages_with_a_caller() {
     let dir = tempfile::tempdir().unwrap();
     let (channels, signer, base) = stack(dir.path()).await;
-    let mut seat = channels.join_agent("room", "agent", Listen::Everyone).await.unwrap();
+    let mut seat = channels.join_agent("native", "room", "agent", Listen::Everyone).await.unwrap();
     let wav = dir.path().join("caller.wav");
     audio::write_wav(&wav, &tone(440.0, 150), SAMPLE_RATE).unwrap();
     let recording = dir.path().join("heard.wav");
     let expires = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 60;
-    let token = signer.issue("room", "caller", expires);
+    let token = signer.issue("native", "room", "caller", expires);
     let caller = Command::new(env!("CARGO_BIN_EXE_colloquy"))
         .args([
             "call",
@@ -152,9 +157,9 @@ async fn an_agent_hears_speaks_and_exchanges_messages_with_a_caller() {
 async fn a_participant_whose_token_expires_is_removed_with_that_reason() {
     let dir = tempfile::tempdir().unwrap();
     let (channels, signer, base) = stack(dir.path()).await;
-    let mut seat = channels.join_agent("room", "agent", Listen::Everyone).await.unwrap();
+    let mut seat = channels.join_agent("native", "room", "agent", Listen::Everyone).await.unwrap();
     let expires = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 2;
-    let token = signer.issue("room", "short-lived", expires);
+    let token = signer.issue("native", "room", "short-lived", expires);
     let caller = Command::new(env!("CARGO_BIN_EXE_colloquy"))
         .args(["call", "--server", &base, "--token", &token, "--seconds", "6"])
         .env("RUST_LOG", "error")
@@ -175,5 +180,102 @@ async fn a_participant_whose_token_expires_is_removed_with_that_reason() {
     .expect("the expired participant is removed");
     assert_eq!(left, ("short-lived".to_owned(), LeaveReason::TokenExpired));
     let _ = tokio::task::spawn_blocking(move || caller.wait_with_output()).await;
+    channels.shutdown().await;
+}
+
+/// Spawns `colloquy call` with `token`, recording what it hears to `recording`.
+fn caller(base: &str, token: &str, seconds: &str, recording: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_colloquy"))
+        .args(["call", "--server", base, "--token", token, "--seconds", seconds])
+        .arg("--record")
+        .arg(recording)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// `POST /v1/tokens` as `key:secret`.
+async fn mint(base: &str, key: &str, secret: &str, channel: &str, uid: &str) -> String {
+    let reply = reqwest::Client::new()
+        .post(format!("{base}/v1/tokens"))
+        .basic_auth(key, Some(secret))
+        .json(&serde_json::json!({"channel": channel, "uid": uid}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    reply.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+}
+
+async fn channel_uids(base: &str, key: &str, secret: &str, channel: &str) -> Vec<String> {
+    let reply = reqwest::Client::new()
+        .get(format!("{base}/v1/channels/{channel}"))
+        .basic_auth(key, Some(secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let body: serde_json::Value = reply.json().await.unwrap();
+    body["participants"].as_array().unwrap().iter().map(|p| p["uid"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_apps_caller_in_a_channel_of_the_same_name_hears_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (channels, _signer, base) = stack(dir.path()).await;
+    // App A's agent in A's "room-1" speaks a 660 Hz tone to whoever is there.
+    let mut seat = channels.join_agent("app-a", "room-1", "agent", Listen::Everyone).await.unwrap();
+    let token_a = mint(&base, "key-a", "secret-a", "room-1", "alice").await;
+    // App B asks for the same channel name, and even for A's caller's uid.
+    let token_b = mint(&base, "key-b", "secret-b", "room-1", "alice").await;
+    let (heard_a, heard_b) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
+    let caller_a = caller(&base, &token_a, "4", &heard_a);
+    let caller_b = caller(&base, &token_b, "4", &heard_b);
+
+    let handle = seat.handle.clone();
+    let mut joined = Vec::new();
+    let mut speaking = None;
+    let until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < until {
+        let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(200), seat.events.recv()).await else {
+            continue;
+        };
+        if let ChannelEvent::Joined { uid, .. } = event {
+            joined.push(uid);
+            if speaking.is_none() {
+                let handle = handle.clone();
+                speaking = Some(tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let mut next = tokio::time::Instant::now();
+                    for frame in tone(660.0, 125).chunks(FRAME_SAMPLES) {
+                        handle.publish(frame.to_vec()).await;
+                        next += Duration::from_millis(20);
+                        tokio::time::sleep_until(next).await;
+                    }
+                }));
+                // While both calls are up: each app sees only its own channel.
+                tokio::time::sleep(Duration::from_millis(800)).await;
+                assert_eq!(channel_uids(&base, "key-a", "secret-a", "room-1").await, ["agent", "alice"]);
+                assert!(channel_uids(&base, "key-b", "secret-b", "room-1").await.iter().all(|uid| uid == "alice"));
+                assert!(channel_uids(&base, "k", "s", "room-1").await.is_empty(), "the native app's room-1 is empty");
+            }
+        }
+    }
+    let (a, b) = (caller_a.wait_with_output().unwrap(), caller_b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+
+    // The agent saw only A's caller arrive; A's caller heard the tone; B's caller, who joined a
+    // channel of the same name as the same uid, heard nothing at all.
+    assert_eq!(joined, ["alice"]);
+    let (samples, _) = audio::read_wav(&heard_a).unwrap();
+    let hz = frequency(&audio::to_i16(&samples));
+    assert!((hz - 660.0).abs() < 5.0, "A's caller heard {hz:.1} Hz");
+    let (samples, _) = audio::read_wav(&heard_b).unwrap();
+    let loudest = audio::to_i16(&samples).iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+    assert!(loudest < 100, "B's caller heard sound (peak {loudest})");
+    seat.handle.leave().await;
     channels.shutdown().await;
 }

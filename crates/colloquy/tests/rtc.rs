@@ -202,7 +202,7 @@ async fn tokens_are_refused_when_missing_expired_tampered_or_for_another_channel
 
     let good = token(&server, "room", "alice", 60).await;
     let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
-    parts[2] = "bWFsbG9yeQ".to_owned(); // "mallory"
+    parts[3] = "bWFsbG9yeQ".to_owned(); // uid "mallory"
     let (status, _, body) =
         whip(&server, reqwest::Method::POST, "/rtc/whip", Some(&parts.join(".")), Some(offer())).await;
     assert_eq!(status, 401);

@@ -22,6 +22,8 @@ pub struct App {
     /// Where the webhooks of the agents this app starts through a vendor dialect go, in that
     /// dialect's form. Native agents name their own `callbacks`.
     pub webhook: Option<AppWebhook>,
+    /// Which Alibaba ARTC `rtc_auth_token`s open this app's channels.
+    pub artc_tokens: ArtcTokens,
 }
 
 impl App {
@@ -31,6 +33,23 @@ impl App {
             .as_ref()
             .map(|hook| colloquy_model::Callbacks { url: hook.url.clone(), secret: hook.secret.clone() })
     }
+}
+
+/// `[[apps]] artc_tokens`: which ARTC tokens the channel server takes for an app.
+///
+/// Alibaba's scheme hashes `appid + appkey + channelid + userid + timestamp` with no separators,
+/// so the holder of one token can move characters between the channel and the user (`room`/`user1`
+/// also signs `roo`/`muser1`); the timestamp cannot grow past now plus the longest expiry
+/// (7 days) either way. `IssuedOnly` closes the boundary hole for apps that mint no tokens of their
+/// own: it takes only tokens this server issued, whose `nonce` carries a MAC over the separated
+/// fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ArtcTokens {
+    /// Any token made with the app's key, as Alibaba's own app servers mint them (the default).
+    #[default]
+    Signed,
+    /// Only tokens this server issued.
+    IssuedOnly,
 }
 
 /// An app's webhook receiver.

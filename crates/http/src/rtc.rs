@@ -37,6 +37,7 @@ pub struct RtcEdge {
 #[derive(Clone, Debug)]
 struct Resource {
     participant: ParticipantId,
+    app: String,
     channel: String,
     uid: String,
 }
@@ -73,7 +74,8 @@ pub struct TokenAnswer {
     pub uid: String,
 }
 
-/// Mint an RTC token for a participant. Ask again before it expires to renew (see PATCH /rtc/whip/{resource}).
+/// Mint an RTC token for a participant in one of the caller's app's channels (channels belong to
+/// apps: another app's channel of the same name is another channel). Ask again before it expires to renew (see PATCH /rtc/whip/{resource}).
 #[utoipa::path(
     post, path = "/v1/tokens", tag = "rtc",
     request_body = TokenRequest,
@@ -82,7 +84,7 @@ pub struct TokenAnswer {
 )]
 pub async fn issue_token(
     State(state): State<AppState>,
-    Extension(_caller): Extension<Caller>,
+    Extension(caller): Extension<Caller>,
     ValidJson(request): ValidJson<TokenRequest>,
 ) -> Result<Json<TokenAnswer>, ApiError> {
     let channel = ChannelName::new(request.channel).map_err(|e| ApiError::invalid("channel", e.0))?;
@@ -95,7 +97,7 @@ pub async fn issue_token(
         ));
     }
     let expires_at = unix_now() + lifetime;
-    let token = state.inner.rtc.signer.issue(channel.as_str(), uid.as_str(), expires_at);
+    let token = state.inner.rtc.signer.issue(caller.app.as_str(), channel.as_str(), uid.as_str(), expires_at);
     Ok(Json(TokenAnswer { token, expires_at, channel: channel.to_string(), uid: uid.to_string() }))
 }
 
@@ -114,16 +116,21 @@ fn token_refused(message: impl Into<String>) -> ApiError {
 }
 
 /// Checks a WHIP bearer token: our own RTC token, else an Alibaba ARTC `rtc_auth_token` signed
-/// with an app's key (see `dialects::alibaba::token`).
+/// with an app's key (see `dialects::alibaba::token`). Whatever signed it, its channel and uid
+/// pass the same rules as `POST /v1/tokens` ([`ChannelName`], [`Uid`]).
 fn check_token(state: &AppState, headers: &HeaderMap) -> Result<Grant, ApiError> {
     let token = bearer(headers)?;
     let now = unix_now();
-    state.rtc().signer.verify(token, now).or_else(|e| {
-        match crate::dialects::alibaba::token::verify_rtc_auth_token(state.apps(), token, now) {
-            Some(result) => result.map_err(token_refused),
-            None => Err(token_refused(e.to_string())),
-        }
-    })
+    let grant =
+        state.rtc().signer.verify(token, now).or_else(
+            |e| match crate::dialects::alibaba::token::verify_rtc_auth_token(state.apps(), token, now) {
+                Some(result) => result.map_err(token_refused),
+                None => Err(token_refused(e.to_string())),
+            },
+        )?;
+    ChannelName::new(grant.channel.clone()).map_err(|e| token_refused(format!("the token's channel: {}", e.0)))?;
+    Uid::new(grant.uid.clone()).map_err(|e| token_refused(format!("the token's uid: {}", e.0)))?;
+    Ok(grant)
 }
 
 fn channel_server(edge: &RtcEdge) -> Result<&ChannelServer, ApiError> {
@@ -197,10 +204,10 @@ pub async fn whip_join(
     let offer = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidSdp, "the offer is not UTF-8"))?;
     let server = channel_server(edge)?;
-    let (channel, uid) = (grant.channel.clone(), grant.uid.clone());
+    let (app, channel, uid) = (grant.app.clone(), grant.channel.clone(), grant.uid.clone());
     let (participant, answer) = server.join(grant, offer).await?;
     let resource = hex_id();
-    edge.resources.lock().expect("lock").insert(resource.clone(), Resource { participant, channel, uid });
+    edge.resources.lock().expect("lock").insert(resource.clone(), Resource { participant, app, channel, uid });
     Ok((
         StatusCode::CREATED,
         [(header::CONTENT_TYPE, "application/sdp".to_owned()), (header::LOCATION, format!("/rtc/whip/{resource}"))],
@@ -244,7 +251,7 @@ pub async fn whip_renew(
     let grant = check_token(&state, &headers)?;
     let found = edge.resources.lock().expect("lock").get(&resource).cloned();
     let found = found.ok_or_else(|| ApiError::not_found("WHIP resource"))?;
-    if grant.channel != found.channel || grant.uid != found.uid {
+    if grant.app != found.app || grant.channel != found.channel || grant.uid != found.uid {
         return Err(token_refused(format!(
             "the token is for {}/{}, not {}/{}",
             grant.channel, grant.uid, found.channel, found.uid
@@ -293,7 +300,7 @@ pub struct ChannelView {
     pub participants: Vec<ChannelParticipant>,
 }
 
-/// Who is in a channel on this node now.
+/// Who is in one of the caller's app's channels on this node now.
 #[utoipa::path(
     get, path = "/v1/channels/{channel}", tag = "rtc",
     params(("channel" = String, Path, description = "The channel name")),
@@ -302,13 +309,13 @@ pub struct ChannelView {
 )]
 pub async fn channel(
     State(state): State<AppState>,
-    Extension(_caller): Extension<Caller>,
+    Extension(caller): Extension<Caller>,
     Path(channel): Path<String>,
 ) -> Result<Json<ChannelView>, ApiError> {
     let channel = ChannelName::new(channel).map_err(|e| ApiError::invalid("channel", e.0))?;
     let server = channel_server(&state.inner.rtc)?;
     let participants = server
-        .participants(channel.as_str())
+        .participants(caller.app.as_str(), channel.as_str())
         .await
         .into_iter()
         .map(|p| ChannelParticipant {

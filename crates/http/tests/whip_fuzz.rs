@@ -47,7 +47,7 @@ fn token() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let uid = format!("u{}", NEXT.fetch_add(1, Ordering::Relaxed));
     let expires = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 600;
-    TokenSigner::new(SECRET.as_bytes()).issue(&format!("c{uid}"), &uid, expires)
+    TokenSigner::new(SECRET.as_bytes()).issue("native", &format!("c{uid}"), &uid, expires)
 }
 
 fn offer_strategy() -> impl Strategy<Value = String> {
@@ -115,5 +115,36 @@ proptest! {
         } else {
             prop_assert!(String::from_utf8_lossy(&body).starts_with("v=0"));
         }
+    }
+}
+
+/// A correctly signed token whose channel or uid `POST /v1/tokens` would refuse is refused by WHIP
+/// too, naming which: one validator for both.
+#[test]
+fn whip_refuses_signed_tokens_that_post_tokens_would_not_issue() {
+    let shared = shared();
+    let expires = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 600;
+    let signer = TokenSigner::new(SECRET.as_bytes());
+    let long = "c".repeat(65);
+    for (channel, uid, names) in [
+        (long.as_str(), "u1", "channel"),
+        ("a room", "u2", "channel"),
+        ("room", "\u{e9}\0", "uid"),
+        ("room", "a b", "uid"),
+    ] {
+        let token = signer.issue("native", channel, uid, expires);
+        let request = Request::post("/rtc/whip")
+            .header("content-type", "application/sdp")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::from(valid_offer()))
+            .unwrap();
+        let (status, body) = shared.runtime.block_on(async {
+            let response = shared.api.router.clone().oneshot(request).await.unwrap();
+            (response.status(), response.into_body().collect().await.unwrap().to_bytes())
+        });
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let message = json["error"]["message"].as_str().unwrap();
+        assert_eq!(status.as_u16(), 401, "{channel:?}/{uid:?}: {message}");
+        assert!(message.contains(&format!("the token's {names}")), "{channel:?}/{uid:?}: {message}");
     }
 }

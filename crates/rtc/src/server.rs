@@ -66,6 +66,26 @@ impl RtcConfig {
     }
 }
 
+/// A channel: a name within one app. App A's `room-1` and app B's `room-1` are two channels
+/// whose participants never meet.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelKey {
+    pub app: String,
+    pub name: String,
+}
+
+impl ChannelKey {
+    pub fn new(app: &str, name: &str) -> ChannelKey {
+        ChannelKey { app: app.to_owned(), name: name.to_owned() }
+    }
+}
+
+impl std::fmt::Display for ChannelKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.app, self.name)
+    }
+}
+
 /// A participant's id on this node, unique for the process's life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ParticipantId(pub u64);
@@ -205,12 +225,12 @@ pub struct RtcStats {
 
 enum Command {
     Join { grant: Grant, offer: String, done: oneshot::Sender<Result<(ParticipantId, String), JoinError>> },
-    JoinAgent { channel: String, uid: String, listen: Listen, done: oneshot::Sender<Result<AgentSeat, JoinError>> },
+    JoinAgent { channel: ChannelKey, uid: String, listen: Listen, done: oneshot::Sender<Result<AgentSeat, JoinError>> },
     Renew { id: ParticipantId, expires_at: u64, done: oneshot::Sender<bool> },
     Leave { id: ParticipantId, done: Option<oneshot::Sender<bool>> },
     AgentAudio { id: ParticipantId, pcm: Vec<i16> },
     AgentData { id: ParticipantId, to: Option<String>, text: String },
-    List { channel: String, done: oneshot::Sender<Vec<ParticipantInfo>> },
+    List { channel: ChannelKey, done: oneshot::Sender<Vec<ParticipantInfo>> },
     Shutdown { done: oneshot::Sender<()> },
 }
 
@@ -282,10 +302,16 @@ impl ChannelServer {
         answer.await.map_err(|_| JoinError::ShuttingDown)?
     }
 
-    /// An in-process participant joins.
-    pub async fn join_agent(&self, channel: &str, uid: &str, listen: Listen) -> Result<AgentSeat, JoinError> {
+    /// An in-process participant joins `channel` of `app`.
+    pub async fn join_agent(
+        &self,
+        app: &str,
+        channel: &str,
+        uid: &str,
+        listen: Listen,
+    ) -> Result<AgentSeat, JoinError> {
         let (done, seat) = oneshot::channel();
-        let command = Command::JoinAgent { channel: channel.to_owned(), uid: uid.to_owned(), listen, done };
+        let command = Command::JoinAgent { channel: ChannelKey::new(app, channel), uid: uid.to_owned(), listen, done };
         self.commands.send(command).await.map_err(|_| JoinError::ShuttingDown)?;
         seat.await.map_err(|_| JoinError::ShuttingDown)?
     }
@@ -308,10 +334,10 @@ impl ChannelServer {
         left.await.unwrap_or(false)
     }
 
-    /// Who is in `channel` now.
-    pub async fn participants(&self, channel: &str) -> Vec<ParticipantInfo> {
+    /// Who is in `app`'s `channel` now.
+    pub async fn participants(&self, app: &str, channel: &str) -> Vec<ParticipantInfo> {
         let (done, list) = oneshot::channel();
-        if self.commands.send(Command::List { channel: channel.to_owned(), done }).await.is_err() {
+        if self.commands.send(Command::List { channel: ChannelKey::new(app, channel), done }).await.is_err() {
             return Vec::new();
         }
         list.await.unwrap_or_default()
@@ -405,7 +431,7 @@ enum Kind {
 
 #[derive(Debug)]
 struct Participant {
-    channel: String,
+    channel: ChannelKey,
     uid: String,
     expires_at: u64,
     joined_at: Instant,
@@ -428,7 +454,7 @@ struct Sfu {
     participants: HashMap<ParticipantId, Participant>,
     by_addr: HashMap<SocketAddr, ParticipantId>,
     by_ufrag: HashMap<String, ParticipantId>,
-    channels: HashMap<String, Vec<ParticipantId>>,
+    channels: HashMap<ChannelKey, Vec<ParticipantId>>,
     /// Every person's next str0m deadline, soonest first.
     deadlines: BTreeSet<(Instant, ParticipantId)>,
     next_id: u64,
@@ -698,17 +724,17 @@ impl Sfu {
     }
 
     /// Checks that `uid` may join `channel`.
-    fn admit(&self, channel: &str, uid: &str) -> Result<(), JoinError> {
+    fn admit(&self, channel: &ChannelKey, uid: &str) -> Result<(), JoinError> {
         match self.channels.get(channel) {
             Some(members) => {
                 if members.len() >= self.config.max_participants_per_channel {
                     return Err(JoinError::ChannelFull {
-                        channel: channel.to_owned(),
+                        channel: channel.name.clone(),
                         max: self.config.max_participants_per_channel,
                     });
                 }
                 if members.iter().any(|m| self.participants.get(m).is_some_and(|p| p.uid == uid)) {
-                    return Err(JoinError::UidTaken { channel: channel.to_owned(), uid: uid.to_owned() });
+                    return Err(JoinError::UidTaken { channel: channel.name.clone(), uid: uid.to_owned() });
                 }
                 Ok(())
             }
@@ -720,7 +746,8 @@ impl Sfu {
     }
 
     fn join_person(&mut self, grant: Grant, offer: &str) -> Result<(ParticipantId, String), JoinError> {
-        self.admit(&grant.channel, &grant.uid)?;
+        let channel = ChannelKey { app: grant.app, name: grant.channel };
+        self.admit(&channel, &grant.uid)?;
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| JoinError::BadOffer(e.to_string()))?;
         let now = Instant::now();
         let mut rtc = Rtc::builder().set_ice_lite(true).clear_codecs().enable_opus(true, false).build(now);
@@ -759,12 +786,12 @@ impl Sfu {
             deadline: now,
         };
         self.by_ufrag.insert(ufrag, id);
-        self.add(id, grant.channel, grant.uid, grant.expires_at, Kind::Person(Box::new(person)));
+        self.add(id, channel, grant.uid, grant.expires_at, Kind::Person(Box::new(person)));
         self.drain(id);
         Ok((id, answer.to_sdp_string()))
     }
 
-    fn join_agent(&mut self, channel: String, uid: String, listen: Listen) -> Result<AgentSeat, JoinError> {
+    fn join_agent(&mut self, channel: ChannelKey, uid: String, listen: Listen) -> Result<AgentSeat, JoinError> {
         self.admit(&channel, &uid)?;
         let encoder = OpusEncoder::new().map_err(|e| JoinError::BadOffer(format!("opus encoder: {e}")))?;
         let (events_tx, events_rx) = mpsc::channel(256);
@@ -783,7 +810,7 @@ impl Sfu {
     }
 
     /// Registers a participant and tells the agents of the channel.
-    fn add(&mut self, id: ParticipantId, channel: String, uid: String, expires_at: u64, kind: Kind) {
+    fn add(&mut self, id: ParticipantId, channel: ChannelKey, uid: String, expires_at: u64, kind: Kind) {
         let agent = matches!(kind, Kind::Agent(_));
         self.notify_agents(&channel, Some(id), || ChannelEvent::Joined { uid: uid.clone(), agent });
         self.channels.entry(channel.clone()).or_default().push(id);
@@ -792,7 +819,7 @@ impl Sfu {
         self.stats.participants.store(self.participants.len() as u64, Ordering::Relaxed);
     }
 
-    fn notify_agents(&self, channel: &str, except: Option<ParticipantId>, event: impl Fn() -> ChannelEvent) {
+    fn notify_agents(&self, channel: &ChannelKey, except: Option<ParticipantId>, event: impl Fn() -> ChannelEvent) {
         for member in self.channels.get(channel).into_iter().flatten() {
             if Some(*member) == except {
                 continue;

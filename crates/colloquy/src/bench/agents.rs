@@ -20,7 +20,7 @@ use colloquy_rtc::token::TokenSigner;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::{KEY, SECRET, cpu_time, rss, spawn_peer, start_server};
+use super::{APP, KEY, SECRET, cpu_time, rss, spawn_peer, start_server};
 
 #[derive(Debug, clap::Args)]
 pub struct AgentBenchArgs {
@@ -146,7 +146,7 @@ pub async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
         let expires = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 3600;
         let mut peers = Vec::new();
         for i in 0..count {
-            let token = signer.issue(&format!("c{count}-{i}"), "caller", expires);
+            let token = signer.issue(APP, &format!("c{count}-{i}"), "caller", expires);
             peers.push(spawn_peer(&http, &server.base, token, &frames, &epoch, &stop_rx));
             // Spread the peers over the 6 s loop, so turns do not all happen at once.
             tokio::time::sleep(Duration::from_millis((6000 / count.max(1)).min(100) as u64)).await;
@@ -256,7 +256,7 @@ async fn greeting_probe(
         let (stop_tx, stop_rx) = watch::channel(false);
         let expires = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 600;
         let silence: Arc<[Arc<[u8]>]> = Arc::new([Arc::clone(&frames[frames.len() - 1])]);
-        let token = signer.issue(&channel, "person", expires);
+        let token = signer.issue(APP, &channel, "person", expires);
         let (stats, task) = spawn_peer(http, base, token, &silence, &Arc::new(AtomicU64::new(0)), &stop_rx);
         while !stats.connected.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(5)).await;

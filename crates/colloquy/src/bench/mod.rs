@@ -67,6 +67,8 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
 
 const KEY: &str = "bench-key";
 const SECRET: &str = "bench-secret";
+/// The app of the server's own credentials, whose channels the bench's peers join.
+const APP: &str = "native";
 /// A packet later than this behind its RTP schedule counts as late.
 const LATE: Duration = Duration::from_millis(60);
 
@@ -158,7 +160,7 @@ async fn rtc(args: RtcBenchArgs) -> anyhow::Result<()> {
         let expires = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 3600;
         for c in 0..channels {
             for side in ["a", "b"] {
-                let token = signer.issue(&format!("bench-{channels}-{c}"), side, expires);
+                let token = signer.issue(APP, &format!("bench-{channels}-{c}"), side, expires);
                 peers.push(spawn_peer(&http, &server.base, token, &frames, &epoch, &stop_rx));
             }
             // Stagger the joins a little: DTLS handshakes are the expensive part of joining.

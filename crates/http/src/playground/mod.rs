@@ -297,7 +297,7 @@ pub async fn start_session(
     }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let expires_at = now + TOKEN_LIFETIME_SECS;
-    let token = state.inner.rtc.signer.issue(&channel, UID, expires_at);
+    let token = state.inner.rtc.signer.issue(AppId::native().as_str(), &channel, UID, expires_at);
     tracing::info!(agent_id = %record.id, %channel, "playground session started");
     Ok(Json(SessionAnswer {
         session: session_id,

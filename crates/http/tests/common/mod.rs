@@ -94,12 +94,14 @@ pub async fn api(options: Options) -> Api {
             key: APP_KEY.into(),
             secret: Secret::new(APP_SECRET),
             webhook: webhook.clone(),
+            artc_tokens: Default::default(),
         },
         App {
             id: AppId::new(OTHER_APP_ID).unwrap(),
             key: OTHER_APP_KEY.into(),
             secret: Secret::new(OTHER_APP_SECRET),
             webhook,
+            artc_tokens: Default::default(),
         },
     ]);
     let router = colloquy_http::router(

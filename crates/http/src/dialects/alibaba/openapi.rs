@@ -84,11 +84,13 @@ fn is_v3(request: &RawRequest) -> bool {
 /// Whether `POST /` is Alibaba's: a `Version` parameter in the query or a form body, or Alibaba's
 /// signature headers.
 pub fn is_openapi_request(request: &RawRequest) -> bool {
-    let in_query = request.query.as_deref().is_some_and(|q| query_pairs(q).iter().any(|(k, _)| k == "Version"));
-    let in_form =
-        is_form(request) && query_pairs(&String::from_utf8_lossy(&request.body)).iter().any(|(k, _)| k == "Version");
+    // Parameters only Alibaba's RPC style sends (ZEGO's are `AppId`, `SignatureNonce`, …).
+    let alibaba_only = |k: &str| matches!(k, "Version" | "AccessKeyId" | "SignatureMethod" | "RegionId" | "Format");
+    let in_query = request.query.as_deref().is_some_and(|q| query_pairs(q).iter().any(|(k, _)| alibaba_only(k)));
+    // ZEGO sends its parameters in the query and a JSON body: a form body is Alibaba's, even with
+    // a damaged `Version` key, so that it gets Alibaba's error rather than ZEGO's.
     in_query
-        || in_form
+        || is_form(request)
         || request.headers.contains_key("x-acs-signature-nonce")
         || request.headers.contains_key("x-acs-action")
         || is_v3(request)
