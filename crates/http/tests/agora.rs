@@ -17,12 +17,30 @@ use common::{
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 
-/// An AccessToken2 made once with a python3 script following AgoraIO/Tools `AccessToken2.py`
-/// (hashlib/hmac/zlib, outside this repository): app id "1234567890", certificate "app-secret-1",
-/// issue_ts 1700000000, expire 4294967295 - 1700000000 (valid until the year 2106), salt 87654321,
-/// one RTC service (channel "room-1", uid "42").
-const VALID_TOKEN: &str = "007eJxTYPhybsJc0/O/zi6q6FH8bz7bIj73ncfBgz/avddH7rZs+fSQi8HQyNjE1MzcwtKA4WNw6n++NbM21luyMjJAoAAfAwMbQ1F+fq6uIRODiREA9icdeA==";
-/// The same, but with expire 3600: it expired in November 2023.
+// AccessToken2s made once with a python3 script following AgoraIO/Tools `AccessToken2.py`
+// (hashlib/hmac/zlib, outside this repository; `Service.pack`, `ServiceRtc.pack`, `ServiceRtm.pack`):
+// app id "1234567890", certificate "app-secret-1", issue_ts 1700000000, and unless said otherwise
+// expire 4294967295 - 1700000000 (valid until the year 2106). "Publisher" is what Agora's
+// `RtcTokenBuilder2` gives `Role_Publisher`: join channel, publish audio, video and data, each for
+// as long as the token (privilege expire 0).
+
+/// A publisher token for channel "room-1", uid "1001".
+const VALID_TOKEN: &str = "007eJxTYKi9qPvx3htxr+atk1YULu3dvNMynNks7vHTt+vfnep4O42Xi8HQyNjE1MzcwtKA4WNw6n++NbM21luyMjIwMrAAMQgwgUlmMMkCJtkYivLzc3UNWRgMDQwMAc6qHQw=";
+/// A publisher token for channel "room-1" and uid 0 (any uid), then an RTM service for "1001".
+const ANY_UID_TOKEN: &str = "007eJxTYFA7xlcxOXabXRhT4r3WpskPfNU+bMjwvrz3zBovAc1+LwEuBkMjYxNTM3MLSwOGj8Gp//nWzDretZKBiYGRgQWIQYAJTDKDSRYwycZQlJ+fq2vIAFbHCJUxNDAwBADWLxnL";
+/// What an end user's app holds: channel "lobby", uid "42", join privilege only.
+const LOBBY_JOIN_ONLY: &str = "007eJxTYJhnlHuwdrGyUNGmoz+nRYfZOXOVm6cemqTttOVdXs20XfO5GAyNjE1MzcwtLA0YPgan/udbM6tPNJiRkQECQYCVISc/KamSicHECADJmBkK";
+/// A publisher token for channel "lobby", uid "42".
+const LOBBY_PUBLISHER: &str = "007eJxTYGDf8vqC7ukjpxTMmBV7uG4I9VtunzHlR8JFg3838jYsbJPhYjA0MjYxNTO3sDRg+Bic+p9vzazQBX8YGRkYGViAGASYwCQzmGQBk6wMOflJSZVMDCZGANDBGuw=";
+/// A token with no service at all (the script without `build()`'s check that there is one).
+const NO_SERVICE: &str =
+    "007eJwBPADD/yAAbB9wHTpGRu4S1j9bPULOUuARH/wK8aJCkdB3Gt6XhEAKADEyMzQ1Njc4OTAA8VNl/w6smhwrpgIAAJvDFSY=";
+/// Only an RTM service, for user "42".
+const RTM_ONLY: &str =
+    "007eJxTYDjl2hvC13XU3jN7372uVom2A5z8ZzJm8RtplP4+lf5PT4iLwdDI2MTUzNzC0oDhY3Dqf741sx5v9WdmZGBiYARCEGBiMDECAAmMFwI=";
+/// Channel "room-1", uid "1001", join and publish audio for 3600 s after issue: long over.
+const PRIVILEGE_EXPIRED: &str = "007eJxTYNj/zH2ZsvAtpa2yfw7lyIfb97SyrW6fvMEq8H2S9WE5O04uBkMjYxNTM3MLSwOGj8Gp//nWzFrl8JOZkYGRgQmIBfgYgDSIZGMoys/P1TVkYTA0MDAEAIxaGYQ=";
+/// Channel "room-1", uid "42", join privilege, token expire 3600: it expired in November 2023.
 const EXPIRED_TOKEN: &str = "007eJxTYJhlqfWP9fv8t5prMm/e298ed+dgWXTmj6SZ/F8/LmubfGAOF4OhkbGJqZm5haUBw8fgVAE+Bga/xD0MjFAI4rMxFOXn5+oaMjGYGAEAlEMbCw==";
 
 fn path(appid: &str, rest: &str) -> String {
@@ -278,7 +296,9 @@ async fn every_endpoint_refuses_wrong_credentials() {
 async fn an_access_token2_made_by_agoras_algorithm_authenticates() {
     let api = common::api(Options::default()).await;
     let token = format!("agora token={VALID_TOKEN}");
-    let reply = api.send("POST", &path(APP_ID, "/join"), Some(&token), Some(&small_join("by-token").to_string())).await;
+    let mut body = small_join("by-token");
+    body["properties"]["agent_rtc_uid"] = json!("1001");
+    let reply = api.send("POST", &path(APP_ID, "/join"), Some(&token), Some(&body.to_string())).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     let id = reply.json["agent_id"].as_str().unwrap();
     let reply = api.send("GET", &path(APP_ID, &format!("/agents/{id}")), Some(&token), None).await;
@@ -289,6 +309,79 @@ async fn an_access_token2_made_by_agoras_algorithm_authenticates() {
     let reply =
         api.send("GET", &path(APP_ID, &format!("/agents/{id}")), Some(&format!("agora token={forged}")), None).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text);
+}
+
+/// A join in `channel` as `uid`.
+fn join_as(name: &str, channel: &str, uid: &str) -> String {
+    json!({"name": name, "properties": {"channel": channel, "agent_rtc_uid": uid, "remote_rtc_uids": ["*"], "idle_timeout": 0}})
+        .to_string()
+}
+
+#[tokio::test]
+async fn an_rtc_token_reaches_only_the_agents_of_its_channel_and_uid() {
+    let api = common::api(Options::default()).await;
+    let boardroom = join(&api, &serde_json::from_str(&join_as("board", "boardroom", "2001")).unwrap()).await;
+    let lobby_43 = join(&api, &serde_json::from_str(&join_as("lobby-43", "lobby", "43")).unwrap()).await;
+    let as_token = |token: &str| format!("agora token={token}");
+
+    // Tokens that grant no REST access at all: every endpoint answers 401, naming why.
+    for (token, mentions) in [
+        (LOBBY_JOIN_ONLY, "publishing audio"),
+        (NO_SERVICE, "no RTC service"),
+        (RTM_ONLY, "no RTC service"),
+        (PRIVILEGE_EXPIRED, "joining the channel"),
+    ] {
+        for (method, suffix, body) in endpoints(&boardroom) {
+            let reply = api.send(method, &path(APP_ID, &suffix), Some(&as_token(token)), body.as_deref()).await;
+            assert_agora_error(&reply, StatusCode::UNAUTHORIZED, "InvalidPermission", mentions);
+        }
+    }
+
+    // A publisher token for lobby/42 starts an agent there, as uid 42 only.
+    let lobby = as_token(LOBBY_PUBLISHER);
+    let reply = api.send("POST", &path(APP_ID, "/join"), Some(&lobby), Some(&join_as("mine", "lobby", "42"))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let mine = reply.json["agent_id"].as_str().unwrap().to_owned();
+    for (channel, uid) in [("boardroom", "42"), ("lobby", "44"), ("lobby", "0")] {
+        let reply = api.send("POST", &path(APP_ID, "/join"), Some(&lobby), Some(&join_as("x", channel, uid))).await;
+        assert_agora_error(&reply, StatusCode::FORBIDDEN, "InvalidPermission", "\"lobby\" uid \"42\"");
+    }
+    // It lists its own agent only, and no other channel.
+    let reply = api.send("GET", &path(APP_ID, "/agents"), Some(&lobby), None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let listed: Vec<&str> =
+        reply.json["data"]["list"].as_array().unwrap().iter().map(|a| a["agent_id"].as_str().unwrap()).collect();
+    assert_eq!(listed, [mine.as_str()]);
+    let reply = api.send("GET", &path(APP_ID, "/agents?channel=boardroom"), Some(&lobby), None).await;
+    assert_agora_error(&reply, StatusCode::FORBIDDEN, "InvalidPermission", "boardroom");
+    // Every endpoint about the boardroom agent, and about lobby's other uid, is refused.
+    for other in [&boardroom, &lobby_43] {
+        for (method, suffix, body) in
+            endpoints(other).into_iter().filter(|(_, suffix, _)| suffix != "/join" && suffix != "/agents")
+        {
+            let reply = api.send(method, &path(APP_ID, &suffix), Some(&lobby), body.as_deref()).await;
+            assert_agora_error(&reply, StatusCode::FORBIDDEN, "InvalidPermission", "lobby");
+        }
+    }
+    let reply = api.send("GET", &path(APP_ID, &format!("/agents/{mine}")), Some(&lobby), None).await;
+    assert_eq!(reply.json["status"], "RUNNING", "{}", reply.text);
+    let reply = api.send("POST", &path(APP_ID, &format!("/agents/{mine}/leave")), Some(&lobby), None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+
+    // A uid-0 token reaches every uid of its channel, and only its channel.
+    let room = join(&api, &serde_json::from_str(&join_as("room", "room-1", "7")).unwrap()).await;
+    let any = as_token(ANY_UID_TOKEN);
+    let reply = api.send("GET", &path(APP_ID, &format!("/agents/{room}")), Some(&any), None).await;
+    assert_eq!(reply.json["status"], "RUNNING", "{}", reply.text);
+    let reply = api.send("GET", &path(APP_ID, &format!("/agents/{boardroom}")), Some(&any), None).await;
+    assert_agora_error(&reply, StatusCode::FORBIDDEN, "InvalidPermission", "room-1");
+
+    // The agents the tokens could not reach are untouched.
+    let app = colloquy_model::AppId::new(APP_ID).unwrap();
+    for id in [&boardroom, &lobby_43] {
+        let record = api.supervisor.get(&app, &AgentId::from_string(id.clone())).await.unwrap();
+        assert_eq!(record.state.status(), colloquy_model::AgentStatus::Running);
+    }
 }
 
 #[tokio::test]

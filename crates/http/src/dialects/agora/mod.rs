@@ -1,8 +1,9 @@
 //! Agora Conversational AI Engine, REST v2, under `/api/conversational-ai-agent/v2/projects/{appid}`.
 //!
 //! Auth: `{appid}` must be a configured app; then `Authorization: Basic base64(key:secret)` with
-//! that app's key and secret, or `Authorization: agora token=<AccessToken2>` signed with the app's
-//! secret as its app certificate. Errors answer `{"detail", "reason"}` with Agora's status codes
+//! that app's key and secret (every agent of the app), or `Authorization: agora token=<AccessToken2>`
+//! signed with the app's secret as its app certificate, which reaches only the agents of the
+//! token's RTC channel and uid ([`Scope`]). Errors answer `{"detail", "reason"}` with Agora's status codes
 //! and reasons. See `docs/dialects/agora.md`.
 
 pub mod to_model;
@@ -73,6 +74,9 @@ impl AgoraError {
         AgoraError::new(StatusCode::UNAUTHORIZED, "InvalidPermission", detail)
     }
 
+    fn forbidden(detail: impl Into<String>) -> AgoraError {
+        AgoraError::new(StatusCode::FORBIDDEN, "InvalidPermission", detail)
+    }
     fn not_found() -> AgoraError {
         AgoraError::new(StatusCode::NOT_FOUND, "TaskNotFound", "agent not found or has exited")
     }
@@ -130,15 +134,56 @@ type AgoraResult<T> = Result<T, AgoraError>;
 
 // ---- auth ----
 
+/// Who called, and what their credentials reach.
+struct Caller {
+    app: App,
+    scope: Scope,
+}
+
+/// What a caller's credentials reach.
+enum Scope {
+    /// Basic credentials: every agent of the app.
+    App,
+    /// An RTC token: the agents in its channel with its uid (any uid for a uid-0 token).
+    Channel(token::RestGrant),
+}
+
+impl Scope {
+    /// Refuses, with 403, an agent in `channel` as `uid` that the credentials do not reach.
+    fn check(&self, channel: &str, uid: &str) -> AgoraResult<()> {
+        let Scope::Channel(grant) = self else { return Ok(()) };
+        if grant.channel == channel && grant.uid.as_ref().is_none_or(|granted| granted == uid) {
+            return Ok(());
+        }
+        let granted = match &grant.uid {
+            Some(granted) => format!("channel {:?} uid {granted:?}", grant.channel),
+            None => format!("channel {:?}", grant.channel),
+        };
+        Err(AgoraError::forbidden(format!(
+            "the token grants {granted} only; this agent is in another channel or has another uid \
+             (properties.channel and properties.agent_rtc_uid must match the token)"
+        )))
+    }
+}
+
+impl Caller {
+    /// The agent `id` of the caller's app, if the credentials reach it.
+    async fn agent(&self, state: &AppState, id: &AgentId) -> AgoraResult<AgentRecord> {
+        let record = state.supervisor().get(&self.app.id, id).await?;
+        self.scope.check(record.spec.channel.as_str(), record.spec.agent_uid.as_str())?;
+        Ok(record)
+    }
+}
+
 /// Checks `{appid}` and the `Authorization` header, then the app's rate limit.
-fn authorize(state: &AppState, appid: &str, headers: &HeaderMap) -> AgoraResult<App> {
+fn authorize(state: &AppState, appid: &str, headers: &HeaderMap) -> AgoraResult<Caller> {
     let app = state.apps().by_id(appid).ok_or_else(|| AgoraError::unauthorized("invalid appid"))?.clone();
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| AgoraError::unauthorized("missing Authorization header"))?
         .trim();
-    if let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) {
+    let scope = if let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
             .ok()
@@ -152,16 +197,20 @@ fn authorize(state: &AppState, appid: &str, headers: &HeaderMap) -> AgoraResult<
         if !bool::from(key_ok & secret_ok) {
             return Err(AgoraError::unauthorized("wrong customer id or secret for this appid"));
         }
+        Scope::App
     } else if let Some(token) = value.strip_prefix("agora token=") {
-        token::verify(token.trim(), app.id.as_str(), app.secret.expose(), now_secs() as u64)
+        // Agora's newer docs quote the token: `agora token="<token>"`.
+        let token = token.trim().trim_matches('"');
+        let grant = token::verify_for_rest(token, app.id.as_str(), app.secret.expose(), now_secs() as u64)
             .map_err(|e| AgoraError::unauthorized(e.to_string()))?;
+        Scope::Channel(grant)
     } else {
         return Err(AgoraError::unauthorized(
             "the Authorization header must be \"Basic base64(key:secret)\" or \"agora token=<token>\"",
         ));
-    }
+    };
     state.rate_limit(&app.key)?;
-    Ok(app)
+    Ok(Caller { app, scope })
 }
 
 fn now_secs() -> i64 {
@@ -208,12 +257,13 @@ async fn join(
     headers: HeaderMap,
     body: Bytes,
 ) -> AgoraResult<axum::Json<wire::AgentInfo>> {
-    let app = authorize(&state, &appid, &headers)?;
+    let Caller { app, scope } = authorize(&state, &appid, &headers)?;
     if let Ok(value) = serde_json::from_slice::<Value>(&body) {
         to_model::warn_unknown_properties(&value);
     }
     let request: wire::JoinRequest = parse(&body)?;
     let spec = to_model::spec_from_join(request, app.callbacks())?;
+    scope.check(spec.channel.as_str(), spec.agent_uid.as_str())?;
     let name = spec.name.clone();
     let record = state.supervisor().start(app.id.clone(), spec).await.map_err(|e| match e {
         SupervisorError::NameTaken(_) => AgoraError::new(
@@ -231,14 +281,14 @@ async fn leave(
     Path((appid, agent_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> AgoraResult<StatusCode> {
-    let app = authorize(&state, &appid, &headers)?;
+    let caller = authorize(&state, &appid, &headers)?;
     let id = AgentId::from_string(agent_id);
-    let current = state.supervisor().get(&app.id, &id).await?;
+    let current = caller.agent(&state, &id).await?;
     // Agora answers 404 for an agent that already exited.
     if current.state.status().is_terminal() {
         return Err(AgoraError::not_found());
     }
-    state.supervisor().leave(&app.id, &id).await?;
+    state.supervisor().leave(&caller.app.id, &id).await?;
     Ok(StatusCode::OK)
 }
 
@@ -248,19 +298,19 @@ async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> AgoraResult<axum::Json<wire::AgentInfo>> {
-    let app = authorize(&state, &appid, &headers)?;
+    let caller = authorize(&state, &appid, &headers)?;
     let request: wire::UpdateRequest = parse(&body)?;
     let update = to_model::update_from_request(request)?;
     let id = AgentId::from_string(agent_id);
+    let record = caller.agent(&state, &id).await?;
     let record = if update.is_empty() {
         // Only a new token: the in-process agent needs none; check that it still runs.
-        let record = state.supervisor().get(&app.id, &id).await?;
         if record.state.status().is_terminal() {
             return Err(AgoraError::not_found());
         }
         record
     } else {
-        state.supervisor().update(&app.id, &id, update).await?
+        state.supervisor().update(&caller.app.id, &id, update).await?
     };
     Ok(axum::Json(agent_info(&record)))
 }
@@ -270,8 +320,8 @@ async fn query(
     Path((appid, agent_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> AgoraResult<axum::Json<wire::QueryResponse>> {
-    let app = authorize(&state, &appid, &headers)?;
-    let record = state.supervisor().get(&app.id, &AgentId::from_string(agent_id)).await?;
+    let caller = authorize(&state, &appid, &headers)?;
+    let record = caller.agent(&state, &AgentId::from_string(agent_id)).await?;
     let message = match record.state.reason() {
         Some(reason) if record.state.status() == AgentStatus::Failed => {
             format!("agent exits with reason: {}", reason.message())
@@ -325,10 +375,21 @@ async fn list(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> AgoraResult<axum::Json<wire::ListResponse>> {
-    let app = authorize(&state, &appid, &headers)?;
+    let Caller { app, scope } = authorize(&state, &appid, &headers)?;
     let q: wire::ListQuery = parse_query(raw.as_deref())?;
     let mut filter = AgentFilter::default();
-    if let Some(channel) = q.channel.filter(|c| !c.is_empty()) {
+    let channel = match (q.channel.filter(|c| !c.is_empty()), &scope) {
+        // A token lists its own channel only.
+        (Some(channel), Scope::Channel(grant)) if channel != grant.channel => {
+            return Err(AgoraError::forbidden(format!(
+                "the token grants channel {:?} only, not {channel:?}",
+                grant.channel
+            )));
+        }
+        (None, Scope::Channel(grant)) => Some(grant.channel.clone()),
+        (channel, _) => channel,
+    };
+    if let Some(channel) = channel {
         filter.channel =
             Some(ChannelName::new(channel).map_err(|e| {
                 AgoraError::new(StatusCode::BAD_REQUEST, "InvalidFieldValue", format!("channel: {}", e.0))
@@ -364,7 +425,8 @@ async fn list(
                 older_than_window = true;
                 break;
             }
-            if created <= to {
+            let reached = scope.check(record.spec.channel.as_str(), record.spec.agent_uid.as_str()).is_ok();
+            if created <= to && reached {
                 found.push(record);
             }
         }
@@ -390,13 +452,13 @@ async fn list(
 
 async fn command(
     state: &AppState,
-    app: &App,
+    caller: &Caller,
     agent_id: String,
     command: AgentCommand,
 ) -> AgoraResult<wire::CommandResponse> {
     let id = AgentId::from_string(agent_id);
-    let record = state.supervisor().get(&app.id, &id).await?;
-    state.supervisor().command(&app.id, &id, command).await?;
+    let record = caller.agent(state, &id).await?;
+    state.supervisor().command(&caller.app.id, &id, command).await?;
     Ok(wire::CommandResponse {
         agent_id: id.to_string(),
         channel: record.spec.channel.to_string(),
@@ -410,9 +472,9 @@ async fn speak(
     headers: HeaderMap,
     body: Bytes,
 ) -> AgoraResult<axum::Json<wire::CommandResponse>> {
-    let app = authorize(&state, &appid, &headers)?;
+    let caller = authorize(&state, &appid, &headers)?;
     let command_ = to_model::speak_from_request(parse(&body)?)?;
-    Ok(axum::Json(command(&state, &app, agent_id, command_).await?))
+    Ok(axum::Json(command(&state, &caller, agent_id, command_).await?))
 }
 
 async fn interrupt(
@@ -421,7 +483,7 @@ async fn interrupt(
     headers: HeaderMap,
     body: Bytes,
 ) -> AgoraResult<axum::Json<wire::CommandResponse>> {
-    let app = authorize(&state, &appid, &headers)?;
+    let caller = authorize(&state, &appid, &headers)?;
     if !body.iter().all(u8::is_ascii_whitespace) {
         let _: serde_json::Map<String, Value> = serde_json::from_slice(&body).map_err(|e| {
             AgoraError::new(
@@ -431,7 +493,7 @@ async fn interrupt(
             )
         })?;
     }
-    Ok(axum::Json(command(&state, &app, agent_id, AgentCommand::Interrupt).await?))
+    Ok(axum::Json(command(&state, &caller, agent_id, AgentCommand::Interrupt).await?))
 }
 
 async fn think(
@@ -440,9 +502,9 @@ async fn think(
     headers: HeaderMap,
     body: Bytes,
 ) -> AgoraResult<axum::Json<wire::CommandResponse>> {
-    let app = authorize(&state, &appid, &headers)?;
+    let caller = authorize(&state, &appid, &headers)?;
     let command_ = to_model::think_from_request(parse(&body)?)?;
-    Ok(axum::Json(command(&state, &app, agent_id, command_).await?))
+    Ok(axum::Json(command(&state, &caller, agent_id, command_).await?))
 }
 
 async fn history(
@@ -450,10 +512,10 @@ async fn history(
     Path((appid, agent_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> AgoraResult<axum::Json<wire::HistoryResponse>> {
-    let app = authorize(&state, &appid, &headers)?;
+    let caller = authorize(&state, &appid, &headers)?;
     let id = AgentId::from_string(agent_id);
-    let record = state.supervisor().get(&app.id, &id).await?;
-    let entries = state.supervisor().history(&app.id, &id).await?;
+    let record = caller.agent(&state, &id).await?;
+    let entries = state.supervisor().history(&caller.app.id, &id).await?;
     Ok(axum::Json(wire::HistoryResponse {
         agent_id: id.to_string(),
         start_ts: secs(record.created_at.0),
@@ -474,7 +536,7 @@ async fn turns(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> AgoraResult<axum::Json<wire::TurnsResponse>> {
-    let app = authorize(&state, &appid, &headers)?;
+    let caller = authorize(&state, &appid, &headers)?;
     let q: wire::TurnsQuery = parse_query(raw.as_deref())?;
     let page_index = q.page_index.unwrap_or(1);
     let page_size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
@@ -489,8 +551,8 @@ async fn turns(
         ));
     }
     let id = AgentId::from_string(agent_id);
-    let record = state.supervisor().get(&app.id, &id).await?;
-    let all = state.supervisor().turns(&app.id, &id).await?;
+    let record = caller.agent(&state, &id).await?;
+    let all = state.supervisor().turns(&caller.app.id, &id).await?;
     let total = all.len();
     let total_pages = total.div_ceil(page_size as usize) as u32;
     let start = (page_index as usize - 1).saturating_mul(page_size as usize);
