@@ -75,6 +75,30 @@ async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes
     })
 }
 
+/// Answers 413 at once to a request whose `Content-Length` is over the limit, before anything
+/// reads the body: so `Expect: 100-continue` gets the 413 instead of `100 Continue`, and the
+/// client never sends the body.
+pub async fn refuse_declared_oversize(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(length) if length > MAX_BODY_BYTES as u64 => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            format!("the body is {length} bytes long; the limit is {MAX_BODY_BYTES} bytes"),
+        )
+        .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
 /// Parses `bytes` as a `T`, turning serde's errors into 400s that name the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // serde would also read a struct from a JSON array, field by position; the API takes objects only.

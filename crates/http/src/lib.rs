@@ -97,6 +97,7 @@ pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
         .fallback(native::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record_request))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(middleware::from_fn(extract::refuse_declared_oversize))
         .with_state(state)
 }
 

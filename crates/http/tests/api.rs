@@ -360,6 +360,36 @@ async fn bodies_must_be_json_and_small() {
     assert_error(&reply, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None);
 }
 
+/// `Expect: 100-continue` with a 50 MB `Content-Length`, over a real socket: the answer is an
+/// immediate 413, not `100 Continue`, and the body is never asked for.
+#[tokio::test]
+async fn a_declared_oversized_body_is_refused_before_it_is_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let api = api(Options::default()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = api.router.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    for path in ["/v1/agents", "/", "/api/conversational-ai-agent/v2/projects/1234567890/join", "/rtc/whip"] {
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: {}\r\ncontent-type: application/json\r\n\
+             content-length: 50000000\r\nexpect: 100-continue\r\n\r\n",
+            basic(KEY, SECRET)
+        );
+        socket.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), socket.read(&mut answer))
+            .await
+            .expect("an answer without the body")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        assert!(!answer.contains("100 Continue"), "{path}: {answer}");
+        assert!(answer.contains("payload_too_large") && answer.contains("50000000"), "{path}: {answer}");
+    }
+}
+
 #[tokio::test]
 async fn lists_page_through_every_agent_with_filters() {
     let api = api(Options::default()).await;
