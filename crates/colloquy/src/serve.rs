@@ -57,6 +57,38 @@ pub struct RunningServer {
     /// Tells the HTTP server to drain.
     stop_http: tokio::sync::oneshot::Sender<()>,
     http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The exclusive lock on the data dir, held until the server is dropped.
+    _data_dir_lock: std::fs::File,
+}
+
+/// Takes the exclusive lock on `data_dir/colloquy.lock`, or says who holds it: two servers on one
+/// data dir would each take the other's running agents for crash victims.
+fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join("colloquy.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0)?;
+            write!(file, "{}", std::process::id())?;
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            anyhow::bail!(
+                "another colloquy server (pid {}) is using the data dir {}; stop it, or give this one its own \
+                 --data-dir",
+                holder.trim(),
+                data_dir.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
 }
 
 /// Opens the records, recovers from the last run, starts the channel server, the supervisor (with
@@ -64,6 +96,7 @@ pub struct RunningServer {
 pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<RunningServer> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
+    let data_dir_lock = lock_data_dir(&config.data_dir)?;
     let db_path = config.data_dir.join("colloquy.db");
     let store = Store::open(&db_path).await.with_context(|| format!("opening the records at {}", db_path.display()))?;
     let credentials = credentials::load_or_generate(&config.data_dir)?;
@@ -133,7 +166,18 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
             })
             .into_future(),
     );
-    Ok(RunningServer { http, rtc_udp, credentials, supervisor, channel_server, store, webhooks, stop_http, http_task })
+    Ok(RunningServer {
+        http,
+        rtc_udp,
+        credentials,
+        supervisor,
+        channel_server,
+        store,
+        webhooks,
+        stop_http,
+        http_task,
+        _data_dir_lock: data_dir_lock,
+    })
 }
 
 impl RunningServer {

@@ -112,3 +112,26 @@ fn a_bad_config_file_is_a_clear_start_up_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("max_agent") && stderr.contains("colloquy.toml"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_second_server_on_a_live_data_dir_refuses_to_start_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), true);
+    let id = server.start_agent("s0").await;
+    let output = Command::new(env!("CARGO_BIN_EXE_colloquy"))
+        .args(["serve", "--no-media", "--http", "127.0.0.1:0", "--rtc-udp", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("COLLOQUY_API_KEY", KEY)
+        .env("COLLOQUY_API_SECRET", common::SECRET)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let pid = server.child.id().to_string();
+    assert!(stderr.contains("another colloquy server") && stderr.contains(&pid), "{stderr}");
+    // The first server's agent still runs, and its name is still taken.
+    let (_, agent) = server.get(&format!("/v1/agents/{id}")).await;
+    assert_eq!(agent["status"].as_str(), Some("RUNNING"));
+    let (status, _) = server.post("/v1/agents", json!({"name": "s0", "channel": "room"})).await;
+    assert_eq!(status, 409);
+}
