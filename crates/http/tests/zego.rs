@@ -14,7 +14,10 @@ use common::{APP_ID, APP_KEY, APP_SECRET, Api, OTHER_APP_ID, OTHER_APP_SECRET, O
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
 
-const NONCE: &str = "a1b2c3d4e5f60718";
+/// A fresh `SignatureNonce`, 16 hex digits as ZEGO's samples make it: the server takes each once.
+fn nonce() -> String {
+    hex::encode(rand::random::<[u8; 8]>())
+}
 
 fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
@@ -26,9 +29,13 @@ fn md5_hex(text: &str) -> String {
 }
 
 fn signed_uri(path: &str, action: &str, app_id: &str, secret: &str, timestamp: i64) -> String {
-    let signature = md5_hex(&format!("{app_id}{NONCE}{secret}{timestamp}"));
+    signed_uri_with(path, action, app_id, secret, timestamp, &nonce())
+}
+
+fn signed_uri_with(path: &str, action: &str, app_id: &str, secret: &str, timestamp: i64, nonce: &str) -> String {
+    let signature = md5_hex(&format!("{app_id}{nonce}{secret}{timestamp}"));
     format!(
-        "{path}?Action={action}&AppId={app_id}&SignatureNonce={NONCE}&Timestamp={timestamp}&SignatureVersion=2.0&Signature={signature}"
+        "{path}?Action={action}&AppId={app_id}&SignatureNonce={nonce}&Timestamp={timestamp}&SignatureVersion=2.0&Signature={signature}"
     )
 }
 
@@ -209,7 +216,8 @@ async fn auth_failures_get_zego_codes() {
     // md5("1234567890" + "a1b2c3d4e5f60718" + "app-secret-1" + "1700000000").
     assert_eq!(md5_hex("1234567890a1b2c3d4e5f60718app-secret-11700000000"), "da6e7ede5e6b7badaa6c1e464d30463a");
 
-    let good = signed_uri("/", "QueryAgents", APP_ID, APP_SECRET, ts);
+    let used = nonce();
+    let good = signed_uri_with("/", "QueryAgents", APP_ID, APP_SECRET, ts, &used);
     assert_ok(&send(good.clone()).await);
 
     let bad_signature = good.replace("&Signature=", "&Signature=0");
@@ -222,7 +230,7 @@ async fn auth_failures_get_zego_codes() {
     assert_code(&send(future).await, 100_000_004, "expired");
     let unknown_app = signed_uri("/", "QueryAgents", "55555", "whatever", ts);
     assert_code(&send(unknown_app).await, 100_000_010, "AppId");
-    let no_nonce = good.replace(&format!("&SignatureNonce={NONCE}"), "");
+    let no_nonce = good.replace(&format!("&SignatureNonce={used}"), "");
     assert_code(&send(no_nonce).await, 100_000_008, "SignatureNonce");
     let no_timestamp = good.replace(&format!("&Timestamp={ts}"), "");
     assert_code(&send(no_timestamp).await, 100_000_002, "Timestamp");
@@ -691,4 +699,29 @@ async fn the_rate_limit_answers_in_the_envelope() {
     .await;
     assert_ok(&call(&api, "ListAgents", json!({})).await);
     assert_code(&call(&api, "ListAgents", json!({})).await, 410_000_006, "requests per second");
+}
+
+/// ZEGO's signature covers neither the Action nor the body: a captured URL, replayed as another
+/// action on a victim's instance, must not work. Each SignatureNonce is taken once (kept in the
+/// records, so across restarts: colloquy-store's nonce test reopens the database).
+#[tokio::test]
+async fn a_signed_url_is_taken_once_even_as_another_action() {
+    let api = media_api().await;
+    let instance = instance(&api, "replayed", "room_r").await;
+
+    // What an onlooker captures: a status query of the victim's instance.
+    let captured = signed_uri("/", "QueryAgentInstanceStatus", APP_ID, APP_SECRET, now_secs());
+    let body = json!({ "AgentInstanceId": instance }).to_string();
+    let reply = api.send("POST", &captured, None, Some(&body)).await;
+    assert_ok(&reply.json);
+    let as_delete = captured.replace("Action=QueryAgentInstanceStatus", "Action=DeleteAgentInstance");
+    for replay in [captured.clone(), as_delete] {
+        let reply = api.send("POST", &replay, None, Some(&body)).await;
+        check_envelope(&reply.json);
+        assert_code(&reply.json, 100_000_005, "already used");
+    }
+    // The victim's instance still runs.
+    let status = call(&api, "QueryAgentInstanceStatus", json!({ "AgentInstanceId": instance })).await;
+    assert_ok(&status);
+    assert_eq!(status["Data"]["Status"], "LISTENING");
 }

@@ -4,6 +4,8 @@
 //! The store is the source of truth for anything that must survive a restart. It knows SQL and the
 //! model; it knows nothing of HTTP, dialects or the media path.
 
+mod nonces;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;

@@ -148,16 +148,33 @@ fn mismatch(detail: &str) -> Failure {
     )
 }
 
-fn nonce_used(state_key: &str, nonce: &str, now: u64) -> Result<(), Failure> {
-    if signature::remember_nonce(state_key, nonce, now) {
-        Ok(())
-    } else {
-        Err(Failure::new(StatusCode::BAD_REQUEST, "SignatureNonceUsed", "Specified signature nonce was used already."))
+/// Takes `nonce` for `app` once: kept in the records for twice the allowed clock skew (the longest
+/// a signature with it can be accepted), across restarts and nodes.
+async fn take_nonce(state: &AppState, app: &App, nonce: &str) -> Result<(), Failure> {
+    let now = colloquy_supervisor::now();
+    let keep_until = colloquy_model::UnixMillis(now.0 + 2 * signature::MAX_SKEW_SECS as i64 * 1000);
+    let fresh = state.supervisor().store().use_nonce(&format!("alibaba:{}", app.key), nonce, now, keep_until).await;
+    match fresh {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "SignatureNonceUsed",
+            "Specified signature nonce was used already.",
+        )),
+        Err(e) => Err(Failure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            format!("The request's nonce could not be recorded: {e}"),
+        )),
     }
 }
 
-/// Checks a V3 signature; answers the app.
-fn verify_v3<'a>(state: &'a AppState, request: &RawRequest, query: &[(String, String)]) -> Result<&'a App, Failure> {
+/// Checks a V3 signature; answers the app and the request's nonce.
+fn verify_v3<'a>(
+    state: &'a AppState,
+    request: &RawRequest,
+    query: &[(String, String)],
+) -> Result<(&'a App, String), Failure> {
     let incomplete = |m: &str| Failure::new(StatusCode::BAD_REQUEST, "IncompleteSignature", m.to_owned());
     let auth = header(request, "authorization").unwrap_or_default();
     let auth = signature::parse_v3_authorization(auth).ok_or_else(|| {
@@ -195,12 +212,11 @@ fn verify_v3<'a>(state: &'a AppState, request: &RawRequest, query: &[(String, St
     if !bool::from(expected.as_bytes().ct_eq(auth.signature.to_ascii_lowercase().as_bytes())) {
         return Err(mismatch("Check the AccessKeySecret and the canonical request."));
     }
-    nonce_used(&app.key, header(request, "x-acs-signature-nonce").unwrap_or_default(), now)?;
-    Ok(app)
+    Ok((app, header(request, "x-acs-signature-nonce").unwrap_or_default().to_owned()))
 }
 
-/// Checks an RPC v1 signature; answers the app.
-fn verify_rpc<'a>(state: &'a AppState, request: &RawRequest, params: &Params) -> Result<&'a App, Failure> {
+/// Checks an RPC v1 signature; answers the app and the request's nonce.
+fn verify_rpc<'a>(state: &'a AppState, request: &RawRequest, params: &Params) -> Result<(&'a App, String), Failure> {
     let key = params.required("AccessKeyId")?;
     let given = params.required("Signature")?;
     let app = state.apps().by_key(key).ok_or_else(|| unknown_key(key))?;
@@ -227,8 +243,7 @@ fn verify_rpc<'a>(state: &'a AppState, request: &RawRequest, params: &Params) ->
     if !bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
         return Err(mismatch(&format!("Server string to sign is: {string_to_sign}")));
     }
-    nonce_used(&app.key, nonce, now)?;
-    Ok(app)
+    Ok((app, nonce.to_owned()))
 }
 
 async fn run(state: &AppState, request: &RawRequest) -> Result<Value, Failure> {
@@ -254,8 +269,9 @@ async fn run(state: &AppState, request: &RawRequest) -> Result<Value, Failure> {
             format!("Specified parameter Version {version:?} is not valid; this server speaks {VERSION}."),
         ));
     }
-    let app = if v3 { verify_v3(state, request, &query)? } else { verify_rpc(state, request, &params)? };
+    let (app, nonce) = if v3 { verify_v3(state, request, &query)? } else { verify_rpc(state, request, &params)? };
     state.rate_limit(&app.key)?;
+    take_nonce(state, app, &nonce).await?;
     match action.as_str() {
         "GenerateAIAgentCall" => generate(state, app, &params).await,
         "StartAIAgentInstance" => start(state, app, &params).await,

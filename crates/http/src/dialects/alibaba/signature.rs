@@ -8,9 +8,6 @@
 //!
 //! Both percent-encode as RFC 3986 (unreserved characters kept, everything else `%XX` upper case).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
@@ -167,27 +164,6 @@ pub fn format_iso8601(secs: u64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
-/// The nonces seen in the last [`MAX_SKEW_SECS`], per AccessKeyId: a request signed with a nonce
-/// already used is a replay. Process-wide, as nonces are unique per key whatever router serves it.
-static NONCES: Mutex<Option<HashMap<(String, String), u64>>> = Mutex::new(None);
-
-/// Records `nonce` for `key`; `false` when it was already used within the window.
-pub fn remember_nonce(key: &str, nonce: &str, now: u64) -> bool {
-    let mut guard = NONCES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let seen = guard.get_or_insert_with(HashMap::new);
-    if seen.len() > 10_000 {
-        seen.retain(|_, at| now.saturating_sub(*at) <= 2 * MAX_SKEW_SECS);
-    }
-    let entry = (key.to_owned(), nonce.to_owned());
-    match seen.get(&entry) {
-        Some(at) if now.saturating_sub(*at) <= 2 * MAX_SKEW_SECS => false,
-        _ => {
-            seen.insert(entry, now);
-            true
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,12 +243,5 @@ mod tests {
         for bad in ["2023-10-26 10:22:32", "2023-13-01T00:00:00Z", "yesterday", "2023-10-26T10:22Z"] {
             assert_eq!(parse_iso8601(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn nonces_are_single_use() {
-        assert!(remember_nonce("k", "n-unit-1", 1000));
-        assert!(!remember_nonce("k", "n-unit-1", 1001));
-        assert!(remember_nonce("other", "n-unit-1", 1001));
     }
 }

@@ -172,8 +172,18 @@ pub async fn action(state: AppState, request: RawRequest) -> Response {
 }
 
 async fn handle(state: &AppState, request: &RawRequest) -> Zego<Value> {
-    let (app, action) = authenticate(state, request)?;
+    let (app, action, nonce) = authenticate(state, request)?;
     state.rate_limit(&app.key)?;
+    // The signature covers neither the Action nor the body: a signed URL must not be usable twice.
+    let now = colloquy_supervisor::now();
+    let keep_until = colloquy_model::UnixMillis(now.0 + 2 * TIMESTAMP_TOLERANCE_SECS * 1000);
+    let scope = format!("zego:{}", app.id);
+    if !state.supervisor().store().use_nonce(&scope, &nonce, now, keep_until).await? {
+        return Err(ZegoError::new(
+            codes::SIGNATURE_ERROR,
+            "signature error: this SignatureNonce was already used; sign every request with a fresh nonce",
+        ));
+    }
     let body = &request.body;
     let app_id = &app.id;
     match action.as_str() {
@@ -195,8 +205,8 @@ async fn handle(state: &AppState, request: &RawRequest) -> Zego<Value> {
     }
 }
 
-/// Checks the common parameters and the signature; answers the app and the action.
-fn authenticate<'a>(state: &'a AppState, request: &RawRequest) -> Zego<(&'a App, String)> {
+/// Checks the common parameters and the signature; answers the app, the action and the nonce.
+fn authenticate<'a>(state: &'a AppState, request: &RawRequest) -> Zego<(&'a App, String, String)> {
     let mut params: HashMap<String, String> = HashMap::new();
     for (key, value) in form_urlencoded::parse(request.query.as_deref().unwrap_or("").as_bytes()) {
         params.entry(key.into_owned()).or_insert_with(|| value.into_owned());
@@ -232,7 +242,7 @@ fn authenticate<'a>(state: &'a AppState, request: &RawRequest) -> Zego<(&'a App,
     if !signature::request_signature_matches(signature, app_id, nonce, app.secret.expose(), timestamp) {
         return Err(ZegoError::new(codes::SIGNATURE_ERROR, "signature error"));
     }
-    Ok((app, action.to_owned()))
+    Ok((app, action.to_owned(), nonce.to_owned()))
 }
 
 /// Parses a body; an empty body counts as `{}`.
