@@ -119,6 +119,15 @@ pub struct ServerSection {
     pub rtc_udp: Option<SocketAddr>,
     /// Where records and generated credentials live. Default `~/.local/share/colloquy`.
     pub data_dir: Option<PathBuf>,
+    /// How long a client may take to send a request's headers, counted from when the connection
+    /// waits for one (so also how long an idle keep-alive connection stays open). Default 10000.
+    pub header_timeout_ms: Option<u64>,
+    /// How long a client may take to send a request's body. Default 10000.
+    pub body_timeout_ms: Option<u64>,
+    /// Open HTTP connections at most; more wait in the kernel's backlog. Default 1024.
+    pub max_connections: Option<usize>,
+    /// How long a shutdown waits for HTTP requests in flight before closing them. Default 10000.
+    pub drain_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -166,6 +175,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub playground: PlaygroundSwitch,
     pub apps: Vec<colloquy_http::apps::App>,
+    pub http_limits: colloquy_http::listener::HttpLimits,
 }
 
 impl Config {
@@ -222,6 +232,18 @@ pub fn resolve(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config>
         log_format: overrides.log_format.or(file.log.format).unwrap_or_default(),
         playground: file.playground.enabled.unwrap_or_default(),
         apps: resolve_apps(file.apps)?,
+        http_limits: {
+            use colloquy_http::listener::HttpLimits;
+            let ms = |value: Option<u64>, default: std::time::Duration| {
+                value.map_or(default, std::time::Duration::from_millis)
+            };
+            HttpLimits {
+                header_timeout: ms(file.server.header_timeout_ms, HttpLimits::DEFAULT.header_timeout),
+                body_timeout: ms(file.server.body_timeout_ms, HttpLimits::DEFAULT.body_timeout),
+                max_connections: file.server.max_connections.unwrap_or(HttpLimits::DEFAULT.max_connections),
+                drain_timeout: ms(file.server.drain_timeout_ms, HttpLimits::DEFAULT.drain_timeout),
+            }
+        },
     };
     if config.max_participants_per_channel < 2 {
         bail!("rtc.max_participants_per_channel must be at least 2");
@@ -231,6 +253,19 @@ pub fn resolve(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config>
     }
     if config.max_agents == 0 {
         bail!("limits.max_agents must be at least 1");
+    }
+    let limits = &config.http_limits;
+    for (name, value) in [
+        ("server.header_timeout_ms", limits.header_timeout),
+        ("server.body_timeout_ms", limits.body_timeout),
+        ("server.drain_timeout_ms", limits.drain_timeout),
+    ] {
+        if value.is_zero() {
+            bail!("{name} must be at least 1");
+        }
+    }
+    if limits.max_connections == 0 {
+        bail!("server.max_connections must be at least 1");
     }
     if config.requests_per_second > 0 && config.burst == 0 {
         bail!("limits.burst must be at least 1 when limits.requests_per_second is set");

@@ -56,7 +56,7 @@ pub struct RunningServer {
     webhooks: tokio::task::JoinHandle<()>,
     /// Tells the HTTP server to drain.
     stop_http: tokio::sync::oneshot::Sender<()>,
-    http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    http_task: tokio::task::JoinHandle<std::io::Result<colloquy_http::listener::Drained>>,
     /// The exclusive lock on the data dir, held until the server is dropped.
     _data_dir_lock: std::fs::File,
 }
@@ -159,13 +159,9 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
         "colloquy ready"
     );
     let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
-    let http_task = tokio::spawn(
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .into_future(),
-    );
+    let http_task = tokio::spawn(colloquy_http::listener::serve(listener, router, config.http_limits, async move {
+        let _ = stopped.await;
+    }));
     Ok(RunningServer {
         http,
         rtc_udp,
@@ -188,7 +184,14 @@ impl RunningServer {
         // the shutdown up.
         let _ = self.stop_http.send(());
         let (served, ()) = tokio::join!(self.http_task, self.supervisor.shutdown());
-        served.context("the HTTP task")?.context("serving HTTP")?;
+        let drained = served.context("the HTTP task")?.context("serving HTTP")?;
+        if drained.closed_at_deadline > 0 {
+            tracing::warn!(
+                closed = drained.closed_at_deadline,
+                finished = drained.finished,
+                "HTTP connections still open at the drain deadline were closed"
+            );
+        }
         self.channel_server.shutdown().await;
         // The event stream has ended; the webhook task delivers what is due within its grace period.
         let _ = self.webhooks.await;

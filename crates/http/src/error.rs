@@ -37,6 +37,8 @@ pub enum ErrorCode {
     NoMediaSession,
     /// 413: the body is larger than the API accepts.
     PayloadTooLarge,
+    /// 408: the body did not arrive in time.
+    RequestTimeout,
     /// 415: the body is not `application/json`.
     UnsupportedMediaType,
     /// 503: the node is shutting down.

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod dialects;
 pub mod error;
 pub mod extract;
+pub mod listener;
 pub mod metrics;
 pub mod native;
 pub mod openapi;

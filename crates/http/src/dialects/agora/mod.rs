@@ -99,9 +99,10 @@ impl From<ApiError> for AgoraError {
         let (status, reason) = match e.code {
             ErrorCode::MissingField => (StatusCode::BAD_REQUEST, "MissingRequiredField"),
             ErrorCode::InvalidField | ErrorCode::UnknownField => (StatusCode::BAD_REQUEST, "InvalidFieldValue"),
-            ErrorCode::InvalidJson | ErrorCode::UnsupportedMediaType | ErrorCode::PayloadTooLarge => {
-                (e.status, "InvalidRequestBody")
-            }
+            ErrorCode::InvalidJson
+            | ErrorCode::UnsupportedMediaType
+            | ErrorCode::PayloadTooLarge
+            | ErrorCode::RequestTimeout => (e.status, "InvalidRequestBody"),
             ErrorCode::Unauthorized => (StatusCode::UNAUTHORIZED, "InvalidPermission"),
             ErrorCode::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
             ErrorCode::QuotaExceeded => (StatusCode::UNPROCESSABLE_ENTITY, "ResourceQuotaLimitExceeded"),
