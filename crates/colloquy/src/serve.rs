@@ -138,6 +138,7 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
             }],
             apps: colloquy_http::apps::Apps::new(config.apps.clone()),
             rate_limit: RateLimit { per_second: config.requests_per_second, burst: config.burst },
+            brake: colloquy_http::brake::BrakeConfig::DEFAULT,
             rtc: RtcEdge::new(signer, Some(channel_server.clone())),
             playground,
         },

@@ -49,6 +49,7 @@ async fn stack(dir: &std::path::Path) -> (ChannelServer, TokenSigner, String) {
             ],
             apps: colloquy_http::apps::Apps::default(),
             rate_limit: RateLimit { per_second: 0, burst: 0 },
+            brake: colloquy_http::brake::BrakeConfig::DEFAULT,
             rtc: RtcEdge::new(signer.clone(), Some(channels.clone())),
             playground: false,
         },

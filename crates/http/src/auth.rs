@@ -36,13 +36,28 @@ pub struct Caller {
 /// the caller's rate limit.
 pub async fn require_basic_auth(
     State(state): State<AppState>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state.inner.credentials, request.headers().get(header::AUTHORIZATION))?;
+    let (parts, body) = request.into_parts();
+    let peer = crate::brake::Peer::of(&parts);
+    let header = parts.headers.get(header::AUTHORIZATION);
+    let caller = state.braked(peer, &presented_key(header), || authenticate(&state.inner.credentials, header))?;
+    let mut request = Request::from_parts(parts, body);
     state.inner.rate_limiter.check(&caller.key)?;
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
+}
+
+/// The key a Basic header names, whatever its secret; empty when it names none.
+pub(crate) fn presented_key(header: Option<&header::HeaderValue>) -> String {
+    header
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")))
+        .and_then(|encoded| base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|decoded| decoded.split_once(':').map(|(key, _)| key.to_owned()))
+        .unwrap_or_default()
 }
 
 fn authenticate(credentials: &[Credential], header: Option<&header::HeaderValue>) -> Result<Caller, ApiError> {

@@ -6,6 +6,7 @@
 
 pub mod apps;
 pub mod auth;
+pub mod brake;
 pub mod dialects;
 pub mod error;
 pub mod extract;
@@ -39,6 +40,8 @@ pub struct HttpConfig {
     pub apps: Apps,
     /// Requests per second per credential.
     pub rate_limit: RateLimit,
+    /// The brute-force brake on failed authentications.
+    pub brake: brake::BrakeConfig,
     /// RTC tokens and WHIP.
     pub rtc: rtc::RtcEdge,
     /// Whether `POST /playground/session` starts agents without credentials (the page at `/` is
@@ -58,6 +61,7 @@ struct StateInner {
     credentials: Vec<Credential>,
     apps: Apps,
     rate_limiter: RateLimiter,
+    brake: brake::AuthBrake,
     metrics: Metrics,
     rtc: rtc::RtcEdge,
     playground: playground::Playground,
@@ -78,6 +82,7 @@ pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
             credentials,
             apps: config.apps,
             rate_limiter: RateLimiter::new(config.rate_limit),
+            brake: brake::AuthBrake::new(config.brake),
             rtc: config.rtc,
             playground: playground::Playground::new(config.playground),
         }),
@@ -114,6 +119,24 @@ impl AppState {
     /// Takes one request from `key`'s rate limit.
     pub(crate) fn rate_limit(&self, key: &str) -> Result<(), ApiError> {
         self.inner.rate_limiter.check(key)
+    }
+
+    /// Runs `authenticate` under the brute-force brake, for `peer` naming `credential`: refused
+    /// with 429 while the pair or the address is closed, counted when it fails, cleared when it
+    /// succeeds.
+    pub(crate) fn braked<T, E: From<ApiError>>(
+        &self,
+        peer: brake::Peer,
+        credential: &str,
+        authenticate: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.inner.brake.check(peer, credential)?;
+        let result = authenticate();
+        match &result {
+            Ok(_) => self.inner.brake.succeeded(peer, credential),
+            Err(_) => self.inner.brake.failed(peer, credential),
+        }
+        result
     }
 
     pub(crate) fn rtc(&self) -> &rtc::RtcEdge {

@@ -54,6 +54,7 @@ fn router(supervisor: &Supervisor) -> axum::Router {
             }],
             apps: colloquy_http::apps::Apps::default(),
             rate_limit: colloquy_http::auth::RateLimit { per_second: 0, burst: 0 },
+            brake: colloquy_http::brake::BrakeConfig::DEFAULT,
             rtc: colloquy_http::rtc::RtcEdge::new(colloquy_rtc::token::TokenSigner::new(b"secret"), None),
             playground: false,
         },

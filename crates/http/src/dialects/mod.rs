@@ -48,6 +48,8 @@ pub struct RawRequest {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The client's address, for the brute-force brake.
+    pub peer: crate::brake::Peer,
 }
 
 impl<S: Send + Sync> FromRequest<S> for RawRequest {
@@ -59,6 +61,7 @@ impl<S: Send + Sync> FromRequest<S> for RawRequest {
             .await
             .map_err(IntoResponse::into_response)?;
         Ok(RawRequest {
+            peer: crate::brake::Peer::of(&parts),
             method: parts.method,
             query: parts.uri.query().map(str::to_owned),
             uri: parts.uri,

@@ -51,6 +51,8 @@ pub struct Api {
 pub struct Options {
     pub max_agents: u32,
     pub rate_limit: RateLimit,
+    /// Off by default: the auth tests fail on purpose, many times (see `tests/brake.rs`).
+    pub brake: colloquy_http::brake::BrakeConfig,
     pub channel_server: Option<colloquy_rtc::server::ChannelServer>,
     /// Whether `POST /playground/session` starts agents.
     pub playground: bool,
@@ -65,6 +67,7 @@ impl Default for Options {
         Options {
             max_agents: 100,
             rate_limit: RateLimit { per_second: 0, burst: 0 },
+            brake: colloquy_http::brake::BrakeConfig::OFF,
             channel_server: None,
             playground: false,
             media: false,
@@ -117,6 +120,7 @@ pub async fn api(options: Options) -> Api {
             ],
             apps,
             rate_limit: options.rate_limit,
+            brake: options.brake,
             rtc: colloquy_http::rtc::RtcEdge::new(
                 colloquy_rtc::token::TokenSigner::new(SECRET.as_bytes()),
                 options.channel_server.clone(),

@@ -27,6 +27,7 @@ use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::apps::App;
+use crate::brake::Peer;
 use crate::error::{ApiError, ErrorCode};
 
 /// The path every route of this dialect starts with.
@@ -176,8 +177,16 @@ impl Caller {
     }
 }
 
-/// Checks `{appid}` and the `Authorization` header, then the app's rate limit.
-fn authorize(state: &AppState, appid: &str, headers: &HeaderMap) -> AgoraResult<Caller> {
+/// Authenticates under the brute-force brake (per client address and `{appid}`), then takes one
+/// request from the app's rate limit.
+fn authorize(state: &AppState, peer: Peer, appid: &str, headers: &HeaderMap) -> AgoraResult<Caller> {
+    let caller = state.braked(peer, &format!("agora:{appid}"), || authenticate(state, appid, headers))?;
+    state.rate_limit(&caller.app.key)?;
+    Ok(caller)
+}
+
+/// Checks `{appid}` and the `Authorization` header.
+fn authenticate(state: &AppState, appid: &str, headers: &HeaderMap) -> AgoraResult<Caller> {
     let app = state.apps().by_id(appid).ok_or_else(|| AgoraError::unauthorized("invalid appid"))?.clone();
     let value = headers
         .get(header::AUTHORIZATION)
@@ -210,7 +219,6 @@ fn authorize(state: &AppState, appid: &str, headers: &HeaderMap) -> AgoraResult<
             "the Authorization header must be \"Basic base64(key:secret)\" or \"agora token=<token>\"",
         ));
     };
-    state.rate_limit(&app.key)?;
     Ok(Caller { app, scope })
 }
 
@@ -255,10 +263,11 @@ fn agent_info(record: &AgentRecord) -> wire::AgentInfo {
 async fn join(
     State(state): State<AppState>,
     Path(appid): Path<String>,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> AgoraResult<axum::Json<wire::AgentInfo>> {
-    let Caller { app, scope } = authorize(&state, &appid, &headers)?;
+    let Caller { app, scope } = authorize(&state, peer, &appid, &headers)?;
     if let Ok(value) = serde_json::from_slice::<Value>(&body) {
         to_model::warn_unknown_properties(&value);
     }
@@ -280,9 +289,10 @@ async fn join(
 async fn leave(
     State(state): State<AppState>,
     Path((appid, agent_id)): Path<(String, String)>,
+    peer: Peer,
     headers: HeaderMap,
 ) -> AgoraResult<StatusCode> {
-    let caller = authorize(&state, &appid, &headers)?;
+    let caller = authorize(&state, peer, &appid, &headers)?;
     let id = AgentId::from_string(agent_id);
     let current = caller.agent(&state, &id).await?;
     // Agora answers 404 for an agent that already exited.
@@ -296,10 +306,11 @@ async fn leave(
 async fn update(
     State(state): State<AppState>,
     Path((appid, agent_id)): Path<(String, String)>,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> AgoraResult<axum::Json<wire::AgentInfo>> {
-    let caller = authorize(&state, &appid, &headers)?;
+    let caller = authorize(&state, peer, &appid, &headers)?;
     let request: wire::UpdateRequest = parse(&body)?;
     let update = to_model::update_from_request(request)?;
     let id = AgentId::from_string(agent_id);
@@ -319,9 +330,10 @@ async fn update(
 async fn query(
     State(state): State<AppState>,
     Path((appid, agent_id)): Path<(String, String)>,
+    peer: Peer,
     headers: HeaderMap,
 ) -> AgoraResult<axum::Json<wire::QueryResponse>> {
-    let caller = authorize(&state, &appid, &headers)?;
+    let caller = authorize(&state, peer, &appid, &headers)?;
     let record = caller.agent(&state, &AgentId::from_string(agent_id)).await?;
     let message = match record.state.reason() {
         Some(reason) if record.state.status() == AgentStatus::Failed => {
@@ -373,10 +385,11 @@ fn parse_states(states: &str) -> AgoraResult<Vec<AgentStatus>> {
 async fn list(
     State(state): State<AppState>,
     Path(appid): Path<String>,
+    peer: Peer,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> AgoraResult<axum::Json<wire::ListResponse>> {
-    let Caller { app, scope } = authorize(&state, &appid, &headers)?;
+    let Caller { app, scope } = authorize(&state, peer, &appid, &headers)?;
     let q: wire::ListQuery = parse_query(raw.as_deref())?;
     let mut filter = AgentFilter::default();
     let channel = match (q.channel.filter(|c| !c.is_empty()), &scope) {
@@ -470,10 +483,11 @@ async fn command(
 async fn speak(
     State(state): State<AppState>,
     Path((appid, agent_id)): Path<(String, String)>,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> AgoraResult<axum::Json<wire::CommandResponse>> {
-    let caller = authorize(&state, &appid, &headers)?;
+    let caller = authorize(&state, peer, &appid, &headers)?;
     let command_ = to_model::speak_from_request(parse(&body)?)?;
     Ok(axum::Json(command(&state, &caller, agent_id, command_).await?))
 }
@@ -481,10 +495,11 @@ async fn speak(
 async fn interrupt(
     State(state): State<AppState>,
     Path((appid, agent_id)): Path<(String, String)>,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> AgoraResult<axum::Json<wire::CommandResponse>> {
-    let caller = authorize(&state, &appid, &headers)?;
+    let caller = authorize(&state, peer, &appid, &headers)?;
     if !body.iter().all(u8::is_ascii_whitespace) {
         let _: serde_json::Map<String, Value> = serde_json::from_slice(&body).map_err(|e| {
             AgoraError::new(
@@ -500,10 +515,11 @@ async fn interrupt(
 async fn think(
     State(state): State<AppState>,
     Path((appid, agent_id)): Path<(String, String)>,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> AgoraResult<axum::Json<wire::CommandResponse>> {
-    let caller = authorize(&state, &appid, &headers)?;
+    let caller = authorize(&state, peer, &appid, &headers)?;
     let command_ = to_model::think_from_request(parse(&body)?)?;
     Ok(axum::Json(command(&state, &caller, agent_id, command_).await?))
 }
@@ -511,9 +527,10 @@ async fn think(
 async fn history(
     State(state): State<AppState>,
     Path((appid, agent_id)): Path<(String, String)>,
+    peer: Peer,
     headers: HeaderMap,
 ) -> AgoraResult<axum::Json<wire::HistoryResponse>> {
-    let caller = authorize(&state, &appid, &headers)?;
+    let caller = authorize(&state, peer, &appid, &headers)?;
     let id = AgentId::from_string(agent_id);
     let record = caller.agent(&state, &id).await?;
     let entries = state.supervisor().history(&caller.app.id, &id).await?;
@@ -534,10 +551,11 @@ const MAX_PAGE_SIZE: u32 = 200;
 async fn turns(
     State(state): State<AppState>,
     Path((appid, agent_id)): Path<(String, String)>,
+    peer: Peer,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> AgoraResult<axum::Json<wire::TurnsResponse>> {
-    let caller = authorize(&state, &appid, &headers)?;
+    let caller = authorize(&state, peer, &appid, &headers)?;
     let q: wire::TurnsQuery = parse_query(raw.as_deref())?;
     let page_index = q.page_index.unwrap_or(1);
     let page_size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE);

@@ -74,7 +74,7 @@ fn error_response(failure: Failure) -> Response {
         "error_code": error_code,
         "request_id": super::request_id(),
     });
-    (failure.status, axum::Json(body)).into_response()
+    super::with_retry_after((failure.status, axum::Json(body)).into_response(), failure.retry_after_secs)
 }
 
 fn ok(mut body: Value) -> Response {
@@ -117,17 +117,25 @@ fn authenticate<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a App,
 async fn handle(
     State(state): State<AppState>,
     Path(action): Path<String>,
+    peer: crate::brake::Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match run(&state, &action, &headers, &body).await {
+    match run(&state, peer, &action, &headers, &body).await {
         Ok(body) => ok(body),
         Err(failure) => error_response(failure),
     }
 }
 
-async fn run(state: &AppState, action: &str, headers: &HeaderMap, body: &[u8]) -> Result<Value, Failure> {
-    let app = authenticate(state, headers)?;
+async fn run(
+    state: &AppState,
+    peer: crate::brake::Peer,
+    action: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, Failure> {
+    let named_key = crate::auth::presented_key(headers.get(header::AUTHORIZATION));
+    let app = state.braked(peer, &format!("alibaba-app:{named_key}"), || authenticate(state, headers))?;
     state.rate_limit(&app.key)?;
     let body: Body = if body.iter().all(u8::is_ascii_whitespace) {
         Body::default()

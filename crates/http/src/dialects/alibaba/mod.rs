@@ -44,11 +44,13 @@ pub struct Failure {
     /// Alibaba's error code (`InvalidParameter`, `MissingParameter`, …).
     pub code: String,
     pub message: String,
+    /// Seconds, for `Retry-After` on `Throttling.User`.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl Failure {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Failure {
-        Failure { status, code: code.to_owned(), message: message.into() }
+        Failure { status, code: code.to_owned(), message: message.into(), retry_after_secs: None }
     }
 
     /// 400 `InvalidParameter`.
@@ -106,7 +108,10 @@ impl From<SupervisorError> for Failure {
 impl From<ApiError> for Failure {
     fn from(e: ApiError) -> Failure {
         if e.status == StatusCode::TOO_MANY_REQUESTS {
-            return Failure::new(StatusCode::TOO_MANY_REQUESTS, "Throttling.User", e.message);
+            return Failure {
+                retry_after_secs: e.retry_after_secs,
+                ..Failure::new(StatusCode::TOO_MANY_REQUESTS, "Throttling.User", e.message)
+            };
         }
         let message = match &e.field {
             Some(field) if !e.message.contains(field.as_str()) => format!("{field}: {}", e.message),
@@ -114,6 +119,17 @@ impl From<ApiError> for Failure {
         };
         Failure::new(e.status, "InvalidParameter", message)
     }
+}
+
+/// Puts a failure's `Retry-After` on its answer, in either envelope.
+pub fn with_retry_after(
+    mut response: axum::response::Response,
+    failure_retry: Option<u64>,
+) -> axum::response::Response {
+    if let Some(secs) = failure_retry {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+    }
+    response
 }
 
 /// What the dialect keeps about an instance, in `spec.origin.data`.

@@ -103,7 +103,7 @@ fn error_response(failure: Failure) -> Response {
         "Code": failure.code,
         "Message": failure.message,
     });
-    (failure.status, axum::Json(body)).into_response()
+    super::with_retry_after((failure.status, axum::Json(body)).into_response(), failure.retry_after_secs)
 }
 
 /// Serves one OpenAPI request.
@@ -269,7 +269,16 @@ async fn run(state: &AppState, request: &RawRequest) -> Result<Value, Failure> {
             format!("Specified parameter Version {version:?} is not valid; this server speaks {VERSION}."),
         ));
     }
-    let (app, nonce) = if v3 { verify_v3(state, request, &query)? } else { verify_rpc(state, request, &params)? };
+    let named_key = match v3 {
+        true => header(request, "authorization")
+            .and_then(signature::parse_v3_authorization)
+            .map(|auth| auth.access_key_id)
+            .unwrap_or_default(),
+        false => params.get("AccessKeyId").unwrap_or_default().to_owned(),
+    };
+    let (app, nonce) = state.braked(request.peer, &format!("alibaba:{named_key}"), || {
+        if v3 { verify_v3(state, request, &query) } else { verify_rpc(state, request, &params) }
+    })?;
     state.rate_limit(&app.key)?;
     take_nonce(state, app, &nonce).await?;
     match action.as_str() {
@@ -554,6 +563,7 @@ mod tests {
             query: query.map(str::to_owned),
             headers: map,
             body: body.to_owned().into(),
+            peer: Default::default(),
         }
     }
 

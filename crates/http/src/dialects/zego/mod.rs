@@ -84,11 +84,13 @@ pub mod codes {
 pub struct ZegoError {
     pub code: u64,
     pub message: String,
+    /// Seconds, for `Retry-After` on throttling answers.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ZegoError {
     fn new(code: u64, message: impl Into<String>) -> ZegoError {
-        ZegoError { code, message: message.into() }
+        ZegoError { code, message: message.into(), retry_after_secs: None }
     }
 
     fn param(message: impl Into<String>) -> ZegoError {
@@ -108,7 +110,7 @@ impl From<ApiError> for ZegoError {
             Some(field) if !e.message.contains(field.as_str()) => format!("{field}: {}", e.message),
             _ => e.message,
         };
-        ZegoError { code, message }
+        ZegoError { code, message, retry_after_secs: e.retry_after_secs }
     }
 }
 
@@ -158,12 +160,17 @@ struct Envelope {
 
 fn envelope(result: Zego<Value>) -> Response {
     let request_id = uuid::Uuid::now_v7().simple().to_string();
-    let body = match result {
-        Ok(data) => Envelope { code: codes::SUCCESS, message: "success".to_owned(), request_id, data },
-        Err(e) => Envelope { code: e.code, message: e.message, request_id, data: json!({}) },
+    let (body, retry_after) = match result {
+        Ok(data) => (Envelope { code: codes::SUCCESS, message: "success".to_owned(), request_id, data }, None),
+        Err(e) => (Envelope { code: e.code, message: e.message, request_id, data: json!({}) }, e.retry_after_secs),
     };
-    // ZEGO answers every request with HTTP 200; `Code` says how it went.
-    Json(body).into_response()
+    // ZEGO answers every request with HTTP 200; `Code` says how it went, and a throttled request
+    // also says when to come back.
+    let mut response = Json(body).into_response();
+    if let Some(secs) = retry_after {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+    }
+    response
 }
 
 /// The entry point for `POST /?Action=…`, `POST /zego?Action=…` and `POST /zego/?Action=…`.
@@ -172,7 +179,11 @@ pub async fn action(state: AppState, request: RawRequest) -> Response {
 }
 
 async fn handle(state: &AppState, request: &RawRequest) -> Zego<Value> {
-    let (app, action, nonce) = authenticate(state, request)?;
+    let app_id = form_urlencoded::parse(request.query.as_deref().unwrap_or("").as_bytes())
+        .find_map(|(key, value)| (key == "AppId").then(|| value.into_owned()))
+        .unwrap_or_default();
+    let (app, action, nonce) =
+        state.braked(request.peer, &format!("zego:{app_id}"), || authenticate(state, request))?;
     state.rate_limit(&app.key)?;
     // The signature covers neither the Action nor the body: a signed URL must not be usable twice.
     let now = colloquy_supervisor::now();
