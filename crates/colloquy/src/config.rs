@@ -106,6 +106,9 @@ pub struct RtcSection {
     pub max_channels: Option<usize>,
     /// How long a participant may take from its offer to a working connection. Default 15000.
     pub connect_timeout_ms: Option<u64>,
+    /// People at most between their offer and a working connection; a join beyond it is answered
+    /// 503 with `Retry-After` at once. Default 1024.
+    pub max_connecting: Option<usize>,
     /// How long a connected peer may send nothing before it counts as gone. Default 10000.
     pub inactivity_timeout_ms: Option<u64>,
 }
@@ -167,6 +170,7 @@ pub struct Config {
     pub max_participants_per_channel: usize,
     pub max_channels: usize,
     pub connect_timeout: std::time::Duration,
+    pub max_connecting: usize,
     pub inactivity_timeout: std::time::Duration,
     pub data_dir: PathBuf,
     pub max_agents: u32,
@@ -218,6 +222,7 @@ pub fn resolve(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config>
             .rtc
             .connect_timeout_ms
             .map_or(colloquy_rtc::server::RtcConfig::DEFAULT_CONNECT_TIMEOUT, std::time::Duration::from_millis),
+        max_connecting: file.rtc.max_connecting.unwrap_or(colloquy_rtc::server::RtcConfig::DEFAULT_MAX_CONNECTING),
         inactivity_timeout: file
             .rtc
             .inactivity_timeout_ms
@@ -250,6 +255,9 @@ pub fn resolve(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config>
     }
     if config.max_channels == 0 {
         bail!("rtc.max_channels must be at least 1");
+    }
+    if config.max_connecting == 0 {
+        bail!("rtc.max_connecting must be at least 1");
     }
     if config.max_agents == 0 {
         bail!("limits.max_agents must be at least 1");

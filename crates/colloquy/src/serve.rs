@@ -110,6 +110,8 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
         max_participants_per_channel: config.max_participants_per_channel,
         max_channels: config.max_channels,
         connect_timeout: config.connect_timeout,
+        max_connecting: config.max_connecting,
+        max_join_wait: RtcConfig::DEFAULT_MAX_JOIN_WAIT,
         inactivity_timeout: config.inactivity_timeout,
     })
     .await

@@ -401,3 +401,27 @@ async fn audio_survives_a_lossy_jittery_link() {
     server.signal("TERM");
     assert!(server.wait_exit());
 }
+
+/// A join the node cannot take now is refused at once with 503 and `Retry-After`, not accepted
+/// and left to time out; once the person before it has left, the next join is taken.
+#[tokio::test]
+async fn a_join_beyond_what_the_node_can_connect_now_is_refused_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(dir.path(), true, Some("[rtc]\nmax_connecting = 1\n"));
+    // The first person's offer is accepted; it never completes ICE (nobody answers the checks).
+    let first = token(&server, "room", "first", 60).await;
+    let (status, headers, body) = whip(&server, reqwest::Method::POST, "/rtc/whip", Some(&first), Some(offer())).await;
+    assert_eq!(status, 201, "{body}");
+    let second = token(&server, "room", "second", 60).await;
+    let (status, refused, body) = whip(&server, reqwest::Method::POST, "/rtc/whip", Some(&second), Some(offer())).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(refused["retry-after"], "1");
+    let json: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["error"]["code"], "node_busy", "{body}");
+    // The first leaves; the second is taken.
+    let location = headers["location"].to_str().unwrap().to_owned();
+    let (status, _, _) = whip(&server, reqwest::Method::DELETE, &location, None, None).await;
+    assert_eq!(status, 200);
+    let (status, _, body) = whip(&server, reqwest::Method::POST, "/rtc/whip", Some(&second), Some(offer())).await;
+    assert_eq!(status, 201, "{body}");
+}

@@ -53,6 +53,8 @@ pub enum ErrorCode {
     ChannelFull,
     /// 503: the node carries its maximum of channels.
     NodeFull,
+    /// 503 with `Retry-After`: the node is connecting as many people as it can at once.
+    NodeBusy,
     /// 503: this node runs no channel server.
     NoChannelServer,
     /// 500: a failure on our side; the message says what, the logs say more.

@@ -151,6 +151,10 @@ impl From<JoinError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::NodeFull, message)
             }
             JoinError::UidTaken { .. } => ApiError::new(StatusCode::CONFLICT, ErrorCode::UidTaken, message),
+            JoinError::Busy { .. } => ApiError {
+                retry_after_secs: Some(1),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::NodeBusy, message)
+            },
             JoinError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ShuttingDown, message),
         }
     }

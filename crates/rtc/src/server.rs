@@ -44,6 +44,13 @@ pub struct RtcConfig {
     pub max_channels: usize,
     /// How long a participant may take from its offer to a working connection.
     pub connect_timeout: Duration,
+    /// People at most between their offer and a working connection. Their DTLS handshakes are the
+    /// costly part of a join; a join beyond this is refused at once ([`JoinError::Busy`]) rather
+    /// than accepted and left to time out.
+    pub max_connecting: usize,
+    /// The longest a join may wait for the channel server's task before it is refused as
+    /// [`JoinError::Busy`]: a task that far behind is overloaded.
+    pub max_join_wait: Duration,
     /// How long a connected peer may stay silent (no packet at all) before it counts as gone.
     pub inactivity_timeout: Duration,
 }
@@ -52,6 +59,10 @@ impl RtcConfig {
     pub const DEFAULT_MAX_PARTICIPANTS_PER_CHANNEL: usize = 16;
     pub const DEFAULT_MAX_CHANNELS: usize = 1000;
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+    /// A safety cap, not a throttle: `colloquy bench joins` connects 400 people arriving at once
+    /// on 2 cores in about 3 s without it binding; an overloaded task is caught by the join wait.
+    pub const DEFAULT_MAX_CONNECTING: usize = 1024;
+    pub const DEFAULT_MAX_JOIN_WAIT: Duration = Duration::from_millis(1000);
     pub const DEFAULT_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(10);
 
     pub fn with_defaults(udp: SocketAddr) -> RtcConfig {
@@ -61,6 +72,8 @@ impl RtcConfig {
             max_participants_per_channel: Self::DEFAULT_MAX_PARTICIPANTS_PER_CHANNEL,
             max_channels: Self::DEFAULT_MAX_CHANNELS,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            max_connecting: Self::DEFAULT_MAX_CONNECTING,
+            max_join_wait: Self::DEFAULT_MAX_JOIN_WAIT,
             inactivity_timeout: Self::DEFAULT_INACTIVITY_TIMEOUT,
         }
     }
@@ -107,6 +120,8 @@ pub enum JoinError {
     TooManyChannels { max: usize },
     #[error("uid {uid:?} is already in channel {channel:?}")]
     UidTaken { channel: String, uid: String },
+    #[error("this node cannot take a join now ({why}); retry in a second")]
+    Busy { why: String },
     #[error("the channel server is shutting down")]
     ShuttingDown,
 }
@@ -224,14 +239,44 @@ pub struct RtcStats {
 }
 
 enum Command {
-    Join { grant: Grant, offer: String, done: oneshot::Sender<Result<(ParticipantId, String), JoinError>> },
-    JoinAgent { channel: ChannelKey, uid: String, listen: Listen, done: oneshot::Sender<Result<AgentSeat, JoinError>> },
-    Renew { id: ParticipantId, expires_at: u64, done: oneshot::Sender<bool> },
-    Leave { id: ParticipantId, done: Option<oneshot::Sender<bool>> },
-    AgentAudio { id: ParticipantId, pcm: Vec<i16> },
-    AgentData { id: ParticipantId, to: Option<String>, text: String },
-    List { channel: ChannelKey, done: oneshot::Sender<Vec<ParticipantInfo>> },
-    Shutdown { done: oneshot::Sender<()> },
+    Join {
+        grant: Grant,
+        offer: String,
+        /// When the join was asked for: one that waited too long for the task is refused.
+        asked_at: Instant,
+        done: oneshot::Sender<Result<(ParticipantId, String), JoinError>>,
+    },
+    JoinAgent {
+        channel: ChannelKey,
+        uid: String,
+        listen: Listen,
+        done: oneshot::Sender<Result<AgentSeat, JoinError>>,
+    },
+    Renew {
+        id: ParticipantId,
+        expires_at: u64,
+        done: oneshot::Sender<bool>,
+    },
+    Leave {
+        id: ParticipantId,
+        done: Option<oneshot::Sender<bool>>,
+    },
+    AgentAudio {
+        id: ParticipantId,
+        pcm: Vec<i16>,
+    },
+    AgentData {
+        id: ParticipantId,
+        to: Option<String>,
+        text: String,
+    },
+    List {
+        channel: ChannelKey,
+        done: oneshot::Sender<Vec<ParticipantInfo>>,
+    },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// A participant as `GET /v1/channels/{channel}` shows it.
@@ -298,7 +343,8 @@ impl ChannelServer {
     /// A person joins with a WHIP offer; answers their id and the SDP answer.
     pub async fn join(&self, grant: Grant, offer: String) -> Result<(ParticipantId, String), JoinError> {
         let (done, answer) = oneshot::channel();
-        self.commands.send(Command::Join { grant, offer, done }).await.map_err(|_| JoinError::ShuttingDown)?;
+        let command = Command::Join { grant, offer, asked_at: Instant::now(), done };
+        self.commands.send(command).await.map_err(|_| JoinError::ShuttingDown)?;
         answer.await.map_err(|_| JoinError::ShuttingDown)?
     }
 
@@ -678,7 +724,15 @@ impl Sfu {
 
     fn on_command(&mut self, command: Command) {
         match command {
-            Command::Join { grant, offer, done } => {
+            Command::Join { grant, offer, asked_at, done } => {
+                // The task is behind: a join accepted now would likely time out before connecting.
+                let waited = asked_at.elapsed();
+                if waited > self.config.max_join_wait {
+                    let _ = done.send(Err(JoinError::Busy {
+                        why: format!("the channel server is {} ms behind", waited.as_millis()),
+                    }));
+                    return;
+                }
                 let _ = done.send(self.join_person(grant, &offer));
             }
             Command::JoinAgent { channel, uid, listen, done } => {
@@ -748,6 +802,13 @@ impl Sfu {
     fn join_person(&mut self, grant: Grant, offer: &str) -> Result<(ParticipantId, String), JoinError> {
         let channel = ChannelKey { app: grant.app, name: grant.channel };
         self.admit(&channel, &grant.uid)?;
+        let connecting =
+            self.participants.values().filter(|p| matches!(&p.kind, Kind::Person(person) if !person.connected)).count();
+        if connecting >= self.config.max_connecting {
+            return Err(JoinError::Busy {
+                why: format!("it is connecting its maximum of {} people", self.config.max_connecting),
+            });
+        }
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| JoinError::BadOffer(e.to_string()))?;
         let now = Instant::now();
         let mut rtc = Rtc::builder().set_ice_lite(true).clear_codecs().enable_opus(true, false).build(now);

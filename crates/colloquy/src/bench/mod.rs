@@ -27,6 +27,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
 mod agents;
+mod joins;
 mod models;
 
 #[derive(Debug, clap::Subcommand)]
@@ -38,6 +39,9 @@ pub enum BenchCommand {
     /// Live agents: CPU and memory per agent, late frames, engine overhead and start time, with a
     /// load client feeding each agent speech over UDP and a local OpenAI-compatible fake behind them.
     Agents(agents::AgentBenchArgs),
+    /// Joins: how many people the channel server admits and connects per second when they all
+    /// come at once, and how fast it refuses (503 + Retry-After) those it cannot take now.
+    Joins(joins::JoinBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -62,6 +66,11 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(agents::run(args)),
+        BenchCommand::Joins(args) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+            .block_on(joins::run(args)),
     }
 }
 
@@ -86,9 +95,17 @@ impl Drop for ServerProcess {
 }
 
 fn start_server(extra_args: &[&str]) -> anyhow::Result<ServerProcess> {
+    start_server_with(extra_args, "")
+}
+
+/// Like [`start_server`], with `rtc_settings` (TOML lines) added to the `[rtc]` section.
+fn start_server_with(extra_args: &[&str], rtc_settings: &str) -> anyhow::Result<ServerProcess> {
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("bench.toml");
-    std::fs::write(&config, "[limits]\nrequests_per_second = 0\nmax_agents = 100000\n[rtc]\nmax_channels = 100000\n")?;
+    std::fs::write(
+        &config,
+        format!("[limits]\nrequests_per_second = 0\nmax_agents = 100000\n[rtc]\nmax_channels = 100000\n{rtc_settings}"),
+    )?;
     let mut child = Command::new(std::env::current_exe()?)
         .args(["serve", "--http", "127.0.0.1:0", "--rtc-udp", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
@@ -130,9 +147,21 @@ pub(crate) fn rss(pid: u32) -> anyhow::Result<u64> {
 #[derive(Default)]
 struct PeerStats {
     connected: AtomicBool,
+    /// Milliseconds from the peer's start to its connection; 0 until then.
+    connected_after_ms: AtomicU64,
+    /// Joins answered 503 with `Retry-After` (each retried as told).
+    refused: AtomicU64,
+    /// How long the first refusal took to come, in microseconds; 0 without one.
+    first_refusal_us: AtomicU64,
     sent: AtomicU64,
     received: AtomicU64,
     late: AtomicU64,
+}
+
+impl PeerStats {
+    fn connected_ms(&self) -> u64 {
+        self.connected_after_ms.load(Ordering::Relaxed)
+    }
 }
 
 async fn rtc(args: RtcBenchArgs) -> anyhow::Result<()> {
@@ -263,13 +292,27 @@ async fn peer(
     let mut change = rtc.sdp_api();
     let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
     let (offer, pending) = change.apply().context("offer")?;
-    let response = http
-        .post(format!("{base}/rtc/whip"))
-        .bearer_auth(&token)
-        .header("content-type", "application/sdp")
-        .body(offer.to_sdp_string())
-        .send()
-        .await?;
+    let started = Instant::now();
+    let response = loop {
+        let asked = Instant::now();
+        let response = http
+            .post(format!("{base}/rtc/whip"))
+            .bearer_auth(&token)
+            .header("content-type", "application/sdp")
+            .body(offer.to_sdp_string())
+            .send()
+            .await?;
+        let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<f64>().ok());
+        match retry_after {
+            Some(secs) if response.status().as_u16() == 503 => {
+                if stats.refused.fetch_add(1, Ordering::Relaxed) == 0 {
+                    stats.first_refusal_us.store(asked.elapsed().as_micros().max(1) as u64, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+            }
+            _ => break response,
+        }
+    };
     if response.status().as_u16() != 201 {
         bail!("join refused: {}", response.status());
     }
@@ -289,7 +332,10 @@ async fn peer(
                 Output::Transmit(t) => {
                     let _ = socket.try_send_to(&t.contents, t.destination);
                 }
-                Output::Event(Event::Connected) => stats.connected.store(true, Ordering::Relaxed),
+                Output::Event(Event::Connected) => {
+                    stats.connected.store(true, Ordering::Relaxed);
+                    stats.connected_after_ms.store(started.elapsed().as_millis().max(1) as u64, Ordering::Relaxed);
+                }
                 Output::Event(Event::MediaData(data)) => {
                     stats.received.fetch_add(1, Ordering::Relaxed);
                     let now = Instant::now();
