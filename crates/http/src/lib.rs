@@ -62,6 +62,7 @@ struct StateInner {
     apps: Apps,
     rate_limiter: RateLimiter,
     brake: brake::AuthBrake,
+    zego_instances: dialects::zego::instances::InstanceGate,
     metrics: Metrics,
     rtc: rtc::RtcEdge,
     playground: playground::Playground,
@@ -83,6 +84,7 @@ pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
             apps: config.apps,
             rate_limiter: RateLimiter::new(config.rate_limit),
             brake: brake::AuthBrake::new(config.brake),
+            zego_instances: Default::default(),
             rtc: config.rtc,
             playground: playground::Playground::new(config.playground),
         }),
@@ -137,6 +139,11 @@ impl AppState {
             Err(_) => self.inner.brake.failed(peer, credential),
         }
         result
+    }
+
+    /// ZEGO's per-app instance limit, held under racing creates.
+    pub(crate) fn zego_instances(&self) -> &dialects::zego::instances::InstanceGate {
+        &self.inner.zego_instances
     }
 
     pub(crate) fn rtc(&self) -> &rtc::RtcEdge {

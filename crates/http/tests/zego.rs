@@ -366,6 +366,32 @@ async fn create_instance_validation_names_the_field() {
     assert!(api.supervisor.live_counts().values().sum::<usize>() == 0, "nothing started");
 }
 
+/// Forty creates at once, in forty rooms: exactly ten get through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_creates_keep_the_ten_instance_limit() {
+    let api = media_api().await;
+    assert_ok(&call(&api, "RegisterAgent", register_body("agent_a")).await);
+    let mut creates = tokio::task::JoinSet::new();
+    for room in 0..40 {
+        let router = api.router.clone();
+        let uri = signed_uri("/", "CreateAgentInstance", APP_ID, APP_SECRET, now_secs());
+        let body = create_body("agent_a", &format!("race_{room}"), "agent_1").to_string();
+        creates.spawn(async move {
+            let request = axum::http::Request::post(uri)
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body))
+                .unwrap();
+            let response = tower::ServiceExt::oneshot(router, request).await.unwrap();
+            let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+            serde_json::from_slice::<Value>(&bytes).unwrap()["Code"].as_u64().unwrap()
+        });
+    }
+    let codes = creates.join_all().await;
+    assert_eq!(codes.iter().filter(|c| **c == 0).count(), 10, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 410_001_011).count(), 30, "{codes:?}");
+    assert_eq!(api.supervisor.live_counts().values().sum::<usize>(), 10);
+}
+
 #[tokio::test]
 async fn one_instance_per_agent_user_in_a_room_and_ten_per_app() {
     let api = media_api().await;

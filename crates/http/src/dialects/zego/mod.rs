@@ -2,6 +2,7 @@
 //! &SignatureVersion=2.0&Signature=…` with a JSON body, answered with `{Code, Message, RequestId,
 //! Data}` and HTTP 200. See `docs/dialects/zego.md` for the actions, fields and choices.
 
+pub mod instances;
 pub mod signature;
 pub mod webhooks;
 pub mod wire;
@@ -15,7 +16,6 @@ use colloquy_model::{
     AgentCommand, AgentId, AgentName, AgentSpec, AgentStatus, AppId, ChannelName, ConversationState, Dialect,
     IdleTimeout, LlmParams, LlmProvider, Origin, PromptMessage, PromptRole, RemoteUids, SpeakPriority, SpecUpdate, Uid,
 };
-use colloquy_store::AgentFilter;
 use colloquy_supervisor::SupervisorError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -697,24 +697,9 @@ async fn create_instance(state: &AppState, app: &App, body: wire::CreateInstance
     if state.supervisor().name_is_live(&app.id, &spec.name) {
         return Err(SupervisorError::NameTaken(spec.name.to_string()).into());
     }
-    if live_instances(state, &app.id).await? >= MAX_INSTANCES {
-        return Err(ZegoError::new(
-            codes::INSTANCE_LIMIT,
-            format!("the app already has its maximum of {MAX_INSTANCES} agent instances"),
-        ));
-    }
+    let _place = state.zego_instances().reserve(state, &app.id, &spec.name).await?;
     let record = state.supervisor().start(app.id.clone(), spec).await?;
     Ok(json!({ "AgentInstanceId": record.id.as_str() }))
-}
-
-/// How many of `app`'s instances started through this dialect are live.
-async fn live_instances(state: &AppState, app: &AppId) -> Zego<usize> {
-    let filter = AgentFilter {
-        statuses: AgentStatus::ALL.into_iter().filter(|s| !s.is_terminal()).collect(),
-        ..AgentFilter::default()
-    };
-    let page = state.supervisor().list(app, &filter, None, 1000).await?;
-    Ok(page.agents.iter().filter(|a| a.spec.origin.dialect == Dialect::Zego).count())
 }
 
 /// The live record of an instance; a deleted one is "not found", as at ZEGO.
