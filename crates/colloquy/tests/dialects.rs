@@ -89,8 +89,9 @@ fn an_agent_started_through_agoras_api_answers_a_spoken_question_and_reports_it_
         .args(["call", "--server", &server.base, "--channel", "agora-room", "--uid", "2002", "--play"])
         .arg(&question)
         .args(["--seconds", "15"])
-        .env("COLLOQUY_API_KEY", common::KEY)
-        .env("COLLOQUY_API_SECRET", common::SECRET)
+        // The app's own credentials: its agent is in the app's channel, not the native one's.
+        .env("COLLOQUY_API_KEY", CUSTOMER_ID)
+        .env("COLLOQUY_API_SECRET", CUSTOMER_SECRET)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&call.stderr);
