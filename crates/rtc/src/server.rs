@@ -450,6 +450,8 @@ struct Person {
     slots: Vec<Slot>,
     data: Option<ChannelId>,
     ufrag: String,
+    /// Our ICE password for them: what their STUN requests are signed with.
+    ice_password: String,
     /// Their current 5-tuple source, once known.
     addr: Option<SocketAddr>,
     connected: bool,
@@ -556,13 +558,19 @@ impl Sfu {
             // arrives at the bind address, but ICE knows only the advertised one.
             Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: self.public, contents });
         let Some(Participant { kind: Kind::Person(person), .. }) = self.participants.get_mut(&id) else { return };
-        person.last_packet = now;
-        if person.addr != Some(source) && stun::is_stun(packet) {
+        if person.addr != Some(source) {
+            // A request from a new address finds the session by its ufrag, which anyone on the
+            // path can read: only one signed with the session's ICE password may move it there.
+            if !stun::integrity_ok(packet, person.ice_password.as_bytes()) {
+                self.stats.datagrams_unrouted.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
             if let Some(old) = person.addr.replace(source) {
                 self.by_addr.remove(&old);
             }
             self.by_addr.insert(source, id);
         }
+        person.last_packet = now;
         if let Err(e) = person.rtc.handle_input(input) {
             tracing::debug!(participant = %id, error = %e, "input refused");
         }
@@ -815,7 +823,8 @@ impl Sfu {
         let candidate = Candidate::host(self.public, "udp").map_err(|e| JoinError::BadOffer(e.to_string()))?;
         rtc.add_local_candidate(candidate);
         let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| JoinError::BadOffer(e.to_string()))?;
-        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        let credentials = rtc.direct_api().local_ice_credentials();
+        let (ufrag, ice_password) = (credentials.ufrag, credentials.pass);
 
         // Audio m-lines in offer order: the first that receives from the person is their uplink;
         // every line that sends to the person is a downlink slot.
@@ -841,6 +850,7 @@ impl Sfu {
             slots,
             data: None,
             ufrag: ufrag.clone(),
+            ice_password,
             addr: None,
             connected: false,
             last_packet: now,

@@ -1,7 +1,12 @@
-//! Just enough STUN (RFC 8489) to route a binding request to its session: the USERNAME attribute.
+//! Just enough STUN (RFC 8489) to route a binding request to its session: the USERNAME attribute,
+//! and the MESSAGE-INTEGRITY check that must pass before a request may move a session's address.
+
+use hmac::{KeyInit, Mac};
+use subtle::ConstantTimeEq;
 
 const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
 const USERNAME: u16 = 0x0006;
+const MESSAGE_INTEGRITY: u16 = 0x0008;
 
 /// Whether `packet` looks like STUN (RFC 7983 demultiplexing: first byte 0..=3, and the cookie).
 pub fn is_stun(packet: &[u8]) -> bool {
@@ -30,9 +35,61 @@ pub fn local_ufrag(packet: &[u8]) -> Option<&str> {
     None
 }
 
+/// Whether `packet` is a STUN message whose MESSAGE-INTEGRITY is right for the short-term
+/// credential `password` (RFC 8489 §14.5: HMAC-SHA1 over the message up to the attribute, with the
+/// header's length counting up to the attribute's end).
+pub fn integrity_ok(packet: &[u8], password: &[u8]) -> bool {
+    if !is_stun(packet) {
+        return false;
+    }
+    let length = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
+    let Some(body) = packet.get(20..20 + length) else { return false };
+    let mut at = 0;
+    while at + 4 <= body.len() {
+        let kind = u16::from_be_bytes([body[at], body[at + 1]]);
+        let len = usize::from(u16::from_be_bytes([body[at + 2], body[at + 3]]));
+        let Some(value) = body.get(at + 4..at + 4 + len) else { return false };
+        if kind == MESSAGE_INTEGRITY {
+            if len != 20 {
+                return false;
+            }
+            let mut header = [0u8; 20];
+            header.copy_from_slice(&packet[..20]);
+            header[2..4].copy_from_slice(&((at + 4 + 20) as u16).to_be_bytes());
+            let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(password).expect("HMAC takes any key length");
+            mac.update(&header);
+            mac.update(&body[..at]);
+            return bool::from(mac.finalize().into_bytes().as_slice().ct_eq(value));
+        }
+        at += 4 + len.div_ceil(4) * 4;
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 5769 §2.1, the sample request: username "evtj:h6vY", password "VOkJxbRl1RmTxUk/WvJxBt".
+    const RFC5769_REQUEST: [u8; 108] = [
+        0x00, 0x01, 0x00, 0x58, 0x21, 0x12, 0xa4, 0x42, 0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87,
+        0xdf, 0xae, 0x80, 0x22, 0x00, 0x10, 0x53, 0x54, 0x55, 0x4e, 0x20, 0x74, 0x65, 0x73, 0x74, 0x20, 0x63, 0x6c,
+        0x69, 0x65, 0x6e, 0x74, 0x00, 0x24, 0x00, 0x04, 0x6e, 0x00, 0x01, 0xff, 0x80, 0x29, 0x00, 0x08, 0x93, 0x2f,
+        0xf9, 0xb1, 0x51, 0x26, 0x3b, 0x36, 0x00, 0x06, 0x00, 0x09, 0x65, 0x76, 0x74, 0x6a, 0x3a, 0x68, 0x36, 0x76,
+        0x59, 0x20, 0x20, 0x20, 0x00, 0x08, 0x00, 0x14, 0x9a, 0xea, 0xa7, 0x0c, 0xbf, 0xd8, 0xcb, 0x56, 0x78, 0x1e,
+        0xf2, 0xb5, 0xb2, 0xd3, 0xf2, 0x49, 0xc1, 0xb5, 0x71, 0xa2, 0x80, 0x28, 0x00, 0x04, 0xe5, 0x7a, 0x3b, 0xcf,
+    ];
+
+    #[test]
+    fn message_integrity_follows_the_rfc_5769_sample() {
+        assert!(integrity_ok(&RFC5769_REQUEST, b"VOkJxbRl1RmTxUk/WvJxBt"));
+        assert_eq!(local_ufrag(&RFC5769_REQUEST), Some("evtj"));
+        assert!(!integrity_ok(&RFC5769_REQUEST, b"VOkJxbRl1RmTxUk/WvJxBu"));
+        let mut forged = RFC5769_REQUEST;
+        forged[47] ^= 1; // the priority
+        assert!(!integrity_ok(&forged, b"VOkJxbRl1RmTxUk/WvJxBt"));
+        assert!(!integrity_ok(&binding_request(b"evtj:h6vY"), b"VOkJxbRl1RmTxUk/WvJxBt"), "no integrity at all");
+    }
 
     fn binding_request(username: &[u8]) -> Vec<u8> {
         let padded = username.len().div_ceil(4) * 4;
@@ -81,6 +138,7 @@ mod tests {
             }
             let _ = local_ufrag(&packet);
             let _ = local_ufrag(&stunish);
+            let _ = integrity_ok(&stunish, b"password");
         }
     }
 }
