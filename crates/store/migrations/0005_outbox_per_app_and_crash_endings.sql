@@ -7,3 +7,5 @@ UPDATE webhook_outbox SET app_id = COALESCE((SELECT app_id FROM agents WHERE age
 -- the agent FAILED. So every agent's ending is delivered exactly once, however it ends.
 CREATE INDEX webhook_outbox_by_agent ON webhook_outbox (agent_id, state);
 CREATE INDEX webhook_outbox_by_app ON webhook_outbox (state, app_id, next_attempt_at, seq);
+-- One URL's deliveries go in the order of their events' times (then of their rows).
+CREATE INDEX webhook_outbox_by_url_in_order ON webhook_outbox (url, state, created_at, seq);

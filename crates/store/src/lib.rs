@@ -373,9 +373,10 @@ impl Store {
                 .await?;
                 insert_state_change(&mut tx, id, at, &state).await?;
                 sqlx::query(
-                    "UPDATE webhook_outbox SET state = 'pending', next_attempt_at = ? \
+                    "UPDATE webhook_outbox SET state = 'pending', next_attempt_at = ?, created_at = ? \
                      WHERE agent_id = ? AND state = 'reserved'",
                 )
+                .bind(at.0)
                 .bind(at.0)
                 .bind(id.as_str())
                 .execute(&mut *tx)
@@ -649,6 +650,8 @@ impl Store {
 
     /// Up to `limit` of `app`'s pending deliveries due at `now`, oldest first. Deliveries to one URL
     /// go in order: only the oldest pending one of each URL is ever due, the others wait behind it.
+    /// "Oldest" is by the time of the event (then by when it was written): a conversation event
+    /// queued after its agent's ending, which the session wrote first, still goes before it.
     pub async fn due_webhooks_of_app(
         &self,
         app: &str,
@@ -658,8 +661,8 @@ impl Store {
         let rows = sqlx::query(
             "SELECT seq, app_id, agent_id, url, headers, body, attempts, created_at FROM webhook_outbox AS o \
              WHERE state = 'pending' AND app_id = ? AND next_attempt_at <= ? AND NOT EXISTS \
-             (SELECT 1 FROM webhook_outbox AS p WHERE p.state = 'pending' AND p.url = o.url AND p.seq < o.seq) \
-             ORDER BY next_attempt_at, seq LIMIT ?",
+             (SELECT 1 FROM webhook_outbox AS p WHERE p.state = 'pending' AND p.url = o.url AND \
+             (p.created_at, p.seq) < (o.created_at, o.seq)) ORDER BY next_attempt_at, seq LIMIT ?",
         )
         .bind(app)
         .bind(now.0)
@@ -675,7 +678,8 @@ impl Store {
         let rows = sqlx::query(
             "SELECT seq, app_id, agent_id, url, headers, body, attempts, created_at FROM webhook_outbox AS o \
              WHERE state = 'pending' AND next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM webhook_outbox AS p \
-             WHERE p.state = 'pending' AND p.url = o.url AND p.seq < o.seq) ORDER BY next_attempt_at, seq LIMIT ?",
+             WHERE p.state = 'pending' AND p.url = o.url AND (p.created_at, p.seq) < (o.created_at, o.seq)) \
+             ORDER BY next_attempt_at, seq LIMIT ?",
         )
         .bind(now.0)
         .bind(i64::from(limit))
@@ -688,7 +692,8 @@ impl Store {
     pub async fn next_webhook_due(&self) -> Result<Option<UnixMillis>, StoreError> {
         let next: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(next_attempt_at) FROM webhook_outbox AS o WHERE state = 'pending' AND NOT EXISTS \
-             (SELECT 1 FROM webhook_outbox AS p WHERE p.state = 'pending' AND p.url = o.url AND p.seq < o.seq)",
+             (SELECT 1 FROM webhook_outbox AS p WHERE p.state = 'pending' AND p.url = o.url AND \
+             (p.created_at, p.seq) < (o.created_at, o.seq))",
         )
         .fetch_one(&self.pool)
         .await?;
