@@ -126,8 +126,7 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
         Supervisor::new(store.clone(), supervisor_config)
     };
     let orphans = supervisor.recover().await.context("recovering the records of the last run")?;
-    let events = supervisor.take_events().expect("the event stream is taken once, here");
-    let webhooks = colloquy_http::webhooks::spawn(store.clone(), events, WebhookConfig::DEFAULT);
+    let webhooks = colloquy_http::webhooks::spawn(&supervisor, WebhookConfig::DEFAULT);
 
     let playground = config.playground.enabled(credentials.source == credentials::Source::Generated);
     let router = colloquy_http::router(
@@ -181,12 +180,13 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
 
 impl RunningServer {
     /// Stops every agent (their final states recorded), drains HTTP, closes the channel server,
-    /// delivers the webhooks that are due, and closes the records.
-    pub async fn stop(self) -> anyhow::Result<()> {
+    /// delivers the webhooks that are due, and closes the records. Answers what could not be
+    /// recorded.
+    pub async fn stop(self) -> anyhow::Result<Unrecorded> {
         // Agents stop alongside the HTTP drain, so that a request waiting on an agent cannot hold
         // the shutdown up.
         let _ = self.stop_http.send(());
-        let (served, ()) = tokio::join!(self.http_task, self.supervisor.shutdown());
+        let (served, report) = tokio::join!(self.http_task, self.supervisor.shutdown());
         let drained = served.context("the HTTP task")?.context("serving HTTP")?;
         if drained.closed_at_deadline > 0 {
             tracing::warn!(
@@ -198,8 +198,39 @@ impl RunningServer {
         self.channel_server.shutdown().await;
         // The event stream has ended; the webhook task delivers what is due within its grace period.
         let _ = self.webhooks.await;
+        let writes = self.store.unrecorded();
         self.store.close().await;
-        Ok(())
+        Ok(Unrecorded { final_states: report.unrecorded, writes })
+    }
+}
+
+/// What a run could not record.
+#[derive(Debug, Default)]
+pub struct Unrecorded {
+    /// Agents whose final state is not in the records (they show as live until the next start
+    /// marks them FAILED, "node restarted"), with the error.
+    pub final_states: Vec<(colloquy_model::AgentId, String)>,
+    /// Failed writes of the whole run, by kind (`state change`, `history`, `webhook`, …).
+    pub writes: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl Unrecorded {
+    pub fn is_empty(&self) -> bool {
+        self.final_states.is_empty() && self.writes.is_empty()
+    }
+
+    /// `"2 agents' final states (a1, a2); failed writes: 3 history, 1 state change"`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.final_states.is_empty() {
+            let ids: Vec<_> = self.final_states.iter().map(|(id, _)| id.to_string()).collect();
+            parts.push(format!("{} agents' final states ({})", ids.len(), ids.join(", ")));
+        }
+        if !self.writes.is_empty() {
+            let writes: Vec<_> = self.writes.iter().map(|(what, n)| format!("{n} {what}")).collect();
+            parts.push(format!("failed writes: {}", writes.join(", ")));
+        }
+        parts.join("; ")
     }
 }
 
@@ -218,7 +249,17 @@ async fn serve(config: config::Config, media: bool, started: Instant) -> anyhow:
         _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = sigint.recv() => tracing::info!("SIGINT: shutting down"),
     }
-    server.stop().await?;
-    tracing::info!("colloquy stopped; every agent's final state is recorded");
+    let unrecorded = server.stop().await?;
+    if unrecorded.is_empty() {
+        tracing::info!("colloquy stopped; every agent's final state is recorded");
+    } else {
+        let final_states: Vec<_> = unrecorded.final_states.iter().map(|(id, e)| format!("{id}: {e}")).collect();
+        tracing::error!(
+            unrecorded = %unrecorded.describe(),
+            errors = ?final_states,
+            "colloquy stopped, but could not record everything: the agents named are marked FAILED \
+             (node restarted) at the next start"
+        );
+    }
     Ok(())
 }

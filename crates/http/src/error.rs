@@ -57,6 +57,9 @@ pub enum ErrorCode {
     NodeBusy,
     /// 503: this node runs no channel server.
     NoChannelServer,
+    /// 503: the records cannot be written (a full disk, an I/O error); nothing was done, or, for
+    /// an agent that ended anyway, its end is not recorded yet. The message says why; retry later.
+    RecordsUnavailable,
     /// 500: a failure on our side; the message says what, the logs say more.
     Internal,
 }
@@ -134,11 +137,24 @@ impl From<SupervisorError> for ApiError {
             SupervisorError::StartFailed(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::StartFailed, message)
             }
+            SupervisorError::NotRecorded(_) => records_unavailable(message),
+            SupervisorError::Store(colloquy_store::StoreError::Database(e)) => {
+                tracing::error!(error = %e, "records failed");
+                records_unavailable(format!("the records could not be written ({e}); nothing was done"))
+            }
             SupervisorError::Store(e) => {
                 tracing::error!(error = %e, "records failed");
                 ApiError::internal("the records could not be read or written")
             }
         }
+    }
+}
+
+/// A 503 `records_unavailable`, to be retried in a few seconds.
+fn records_unavailable(message: String) -> ApiError {
+    ApiError {
+        retry_after_secs: Some(5),
+        ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::RecordsUnavailable, message)
     }
 }
 

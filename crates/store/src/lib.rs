@@ -6,16 +6,20 @@
 
 mod nonces;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use colloquy_model::{
     AgentId, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, ChannelName, ExitReason, HistoryEntry,
     TurnMetrics, TurnRecord, UnixMillis,
 };
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Connection, Row, Sqlite, SqliteConnection, SqlitePool};
+use tokio::sync::Notify;
 
 /// A failure of the records. Callers treat it as an internal error: it says nothing about the request.
 #[derive(Debug, thiserror::Error)]
@@ -59,16 +63,33 @@ pub struct StateChange {
     pub state: AgentState,
 }
 
+/// How the records are opened.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoreOptions {
+    /// The most pages (4 KiB each) the database file may hold; a write past it fails as on a full
+    /// disk (SQLITE_FULL). `None`: as large as the disk allows.
+    pub max_page_count: Option<u32>,
+}
+
 /// A handle to the records; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// Writes that failed since the store was opened, by what they would have recorded.
+    unrecorded: Arc<Mutex<BTreeMap<&'static str, u64>>>,
+    /// Woken whenever deliveries are written to the outbox.
+    outbox_written: Arc<Notify>,
 }
 
 impl Store {
     /// Opens (creating when missing) the database file at `path` and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::new()
+        Store::open_with(path, StoreOptions::default()).await
+    }
+
+    /// [`Store::open`] with options.
+    pub async fn open_with(path: &Path, store_options: StoreOptions) -> Result<Store, StoreError> {
+        let mut options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -77,9 +98,59 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
+        if let Some(pages) = store_options.max_page_count {
+            options = options.pragma("max_page_count", pages.to_string());
+        }
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store { pool, unrecorded: Arc::default(), outbox_written: Arc::default() })
+    }
+
+    /// What could not be recorded since the store was opened: how many writes of each kind failed
+    /// (`"agent"`, `"state change"`, `"history"`, `"webhook"`, …). Empty when every write worked.
+    pub fn unrecorded(&self) -> BTreeMap<&'static str, u64> {
+        self.unrecorded.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Notified whenever deliveries are written to the outbox (a permit is kept while nobody waits).
+    pub fn outbox_written(&self) -> Arc<Notify> {
+        self.outbox_written.clone()
+    }
+
+    /// A connection for one write.
+    async fn writer(&self, what: &'static str) -> Result<PoolConnection<Sqlite>, StoreError> {
+        match self.pool.acquire().await {
+            Ok(conn) => Ok(conn),
+            Err(e) => {
+                self.count_unrecorded(what);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Ends a write on `conn`. A failed write (a full disk, an I/O error) closes its connection
+    /// instead of giving it back: SQLite may have left that connection inside a transaction that
+    /// holds the write lock, and every later write on any connection would then fail with
+    /// "database is locked" long after the disk has room again. A fresh connection replaces it.
+    async fn finish_write<T>(
+        &self,
+        what: &'static str,
+        conn: PoolConnection<Sqlite>,
+        result: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match &result {
+            Ok(_) | Err(StoreError::NameTaken(_)) => drop(conn),
+            Err(e) => {
+                tracing::error!(what, error = %e, "a write to the records failed");
+                self.count_unrecorded(what);
+                let _ = conn.close().await;
+            }
+        }
+        result
+    }
+
+    fn count_unrecorded(&self, what: &'static str) {
+        *self.unrecorded.lock().unwrap_or_else(PoisonError::into_inner).entry(what).or_default() += 1;
     }
 
     /// Closes the pool, waiting for every write to finish.
@@ -90,63 +161,125 @@ impl Store {
     /// Records a new agent. Fails with [`StoreError::NameTaken`] when a live agent of the same app
     /// has its name.
     pub async fn insert_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {
+        self.insert_agent_with(agent, &[]).await
+    }
+
+    /// [`Store::insert_agent`], with the agent's crash ending reserved in the outbox in the same
+    /// transaction (see [`Outbox::crash_ending`]).
+    pub async fn insert_agent_with(
+        &self,
+        agent: &AgentRecord,
+        crash_ending: &[OutgoingWebhook],
+    ) -> Result<(), StoreError> {
         let spec = serde_json::to_string(&agent.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let (code, detail) = reason_parts(agent.state.reason());
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO agents (id, app_id, name, channel, status, reason_code, reason_detail, spec, created_at, \
-             stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(agent.id.as_str())
-        .bind(agent.app.as_str())
-        .bind(agent.spec.name.as_str())
-        .bind(agent.spec.channel.as_str())
-        .bind(agent.state.status().as_str())
-        .bind(code)
-        .bind(detail)
-        .bind(spec)
-        .bind(agent.created_at.0)
-        .bind(agent.stopped_at.map(|t| t.0))
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(StoreError::NameTaken(agent.spec.name.to_string()));
+        let mut conn = self.writer("agent").await?;
+        let result = async {
+            let mut tx = conn.begin().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO agents (id, app_id, name, channel, status, reason_code, reason_detail, spec, created_at, \
+                 stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(agent.id.as_str())
+            .bind(agent.app.as_str())
+            .bind(agent.spec.name.as_str())
+            .bind(agent.spec.channel.as_str())
+            .bind(agent.state.status().as_str())
+            .bind(code)
+            .bind(detail)
+            .bind(spec)
+            .bind(agent.created_at.0)
+            .bind(agent.stopped_at.map(|t| t.0))
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    return Err(StoreError::NameTaken(agent.spec.name.to_string()));
+                }
+                other => other?,
+            };
+            insert_state_change(&mut tx, &agent.id, agent.created_at, &agent.state).await?;
+            for webhook in crash_ending {
+                insert_webhook(&mut tx, webhook, "reserved").await?;
             }
-            other => other?,
-        };
-        insert_state_change(&mut tx, &agent.id, agent.created_at, &agent.state).await?;
-        tx.commit().await?;
-        Ok(())
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        self.finish_write("agent", conn, result).await
     }
 
     /// Moves an agent to `state` at `at`, and writes the change down. A terminal state also sets
     /// `stopped_at`.
     pub async fn set_state(&self, id: &AgentId, state: &AgentState, at: UnixMillis) -> Result<(), StoreError> {
+        self.set_state_with(id, state, at, Outbox::default()).await
+    }
+
+    /// [`Store::set_state`] and the change's webhooks, in one transaction: either the state and its
+    /// deliveries are recorded, or neither is. A terminal state also drops the agent's reserved
+    /// crash ending, as its real ending is recorded instead.
+    pub async fn set_state_with(
+        &self,
+        id: &AgentId,
+        state: &AgentState,
+        at: UnixMillis,
+        outbox: Outbox<'_>,
+    ) -> Result<(), StoreError> {
         let (code, detail) = reason_parts(state.reason());
-        let stopped_at = state.status().is_terminal().then_some(at.0);
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE agents SET status = ?, reason_code = ?, reason_detail = ?, \
-             stopped_at = COALESCE(?, stopped_at) WHERE id = ?",
-        )
-        .bind(state.status().as_str())
-        .bind(code)
-        .bind(detail)
-        .bind(stopped_at)
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await?;
-        insert_state_change(&mut tx, id, at, state).await?;
-        tx.commit().await?;
-        Ok(())
+        let terminal = state.status().is_terminal();
+        let stopped_at = terminal.then_some(at.0);
+        let mut conn = self.writer("state change").await?;
+        let result = async {
+            let mut tx = conn.begin().await?;
+            sqlx::query(
+                "UPDATE agents SET status = ?, reason_code = ?, reason_detail = ?, \
+                 stopped_at = COALESCE(?, stopped_at) WHERE id = ?",
+            )
+            .bind(state.status().as_str())
+            .bind(code)
+            .bind(detail)
+            .bind(stopped_at)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+            insert_state_change(&mut tx, id, at, state).await?;
+            if terminal || outbox.crash_ending.is_some() {
+                sqlx::query("DELETE FROM webhook_outbox WHERE agent_id = ? AND state = 'reserved'")
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if !terminal {
+                for webhook in outbox.crash_ending.unwrap_or_default() {
+                    insert_webhook(&mut tx, webhook, "reserved").await?;
+                }
+            }
+            for webhook in outbox.deliver {
+                insert_webhook(&mut tx, webhook, "pending").await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        let result = self.finish_write("state change", conn, result).await;
+        if result.is_ok() && !outbox.deliver.is_empty() {
+            self.outbox_written.notify_one();
+        }
+        result
     }
 
     /// Replaces an agent's recorded configuration (after a mid-call update).
     pub async fn set_spec(&self, id: &AgentId, spec: &AgentSpec) -> Result<(), StoreError> {
         let spec = serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query("UPDATE agents SET spec = ? WHERE id = ?").bind(spec).bind(id.as_str()).execute(&self.pool).await?;
-        Ok(())
+        let mut conn = self.writer("configuration").await?;
+        let result = sqlx::query("UPDATE agents SET spec = ? WHERE id = ?")
+            .bind(spec)
+            .bind(id.as_str())
+            .execute(&mut *conn)
+            .await
+            .map(drop)
+            .map_err(StoreError::from);
+        self.finish_write("configuration", conn, result).await
     }
 
     /// The agent `id` of `app`, or `None` when there is none (or it belongs to another app).
@@ -215,36 +348,64 @@ impl Store {
             .collect()
     }
 
-    /// Marks every agent that was live when the process died FAILED with reason "node restarted".
-    /// Called once at start-up, before any agent starts. Returns the agents it marked.
+    /// Marks every agent that was live when the process died FAILED with reason "node restarted",
+    /// and releases their reserved crash endings to the outbox, in one transaction. Called once at
+    /// start-up, before any agent starts. Returns the agents it marked.
     pub async fn fail_orphans(&self, at: UnixMillis) -> Result<Vec<AgentId>, StoreError> {
         let state = AgentState::exited(ExitReason::NodeRestarted);
-        let mut tx = self.pool.begin().await?;
-        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM agents WHERE status NOT IN ('STOPPED', 'FAILED')")
-            .fetch_all(&mut *tx)
-            .await?;
-        let ids: Vec<AgentId> = ids.into_iter().map(AgentId::from_string).collect();
-        let (code, detail) = reason_parts(state.reason());
-        for id in &ids {
+        let mut conn = self.writer("state change").await?;
+        let result = async {
+            let mut tx = conn.begin().await?;
+            let ids: Vec<String> =
+                sqlx::query_scalar("SELECT id FROM agents WHERE status NOT IN ('STOPPED', 'FAILED')")
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let ids: Vec<AgentId> = ids.into_iter().map(AgentId::from_string).collect();
+            let (code, detail) = reason_parts(state.reason());
+            for id in &ids {
+                sqlx::query(
+                    "UPDATE agents SET status = ?, reason_code = ?, reason_detail = ?, stopped_at = ? WHERE id = ?",
+                )
+                .bind(state.status().as_str())
+                .bind(code)
+                .bind(detail)
+                .bind(at.0)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                insert_state_change(&mut tx, id, at, &state).await?;
+                sqlx::query(
+                    "UPDATE webhook_outbox SET state = 'pending', next_attempt_at = ?, created_at = ? \
+                     WHERE agent_id = ? AND state = 'reserved'",
+                )
+                .bind(at.0)
+                .bind(at.0)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            // Reserved rows of agents that are over cannot be delivered: their real ending was.
             sqlx::query(
-                "UPDATE agents SET status = ?, reason_code = ?, reason_detail = ?, stopped_at = ? WHERE id = ?",
+                "DELETE FROM webhook_outbox WHERE state = 'reserved' AND agent_id NOT IN \
+                 (SELECT id FROM agents WHERE status NOT IN ('STOPPED', 'FAILED'))",
             )
-            .bind(state.status().as_str())
-            .bind(code)
-            .bind(detail)
-            .bind(at.0)
-            .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
-            insert_state_change(&mut tx, id, at, &state).await?;
+            tx.commit().await?;
+            Ok(ids)
         }
-        tx.commit().await?;
-        Ok(ids)
+        .await;
+        let result = self.finish_write("state change", conn, result).await;
+        if matches!(&result, Ok(ids) if !ids.is_empty()) {
+            self.outbox_written.notify_one();
+        }
+        result
     }
 
     /// Appends one message to an agent's history.
     pub async fn append_history(&self, id: &AgentId, entry: &HistoryEntry) -> Result<(), StoreError> {
-        sqlx::query(
+        let mut conn = self.writer("history").await?;
+        let result = sqlx::query(
             "INSERT INTO history (agent_id, turn_id, speaker, content, interrupted, at) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(id.as_str())
@@ -253,9 +414,11 @@ impl Store {
         .bind(&entry.content)
         .bind(entry.interrupted)
         .bind(entry.at.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .execute(&mut *conn)
+        .await
+        .map(drop)
+        .map_err(StoreError::from);
+        self.finish_write("history", conn, result).await
     }
 
     /// An agent's history, oldest first.
@@ -283,7 +446,8 @@ impl Store {
     /// Records a finished turn (or replaces the record of a turn with the same id).
     pub async fn record_turn(&self, id: &AgentId, turn: &TurnRecord) -> Result<(), StoreError> {
         let metrics = serde_json::to_string(&turn.metrics).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
+        let mut conn = self.writer("turn").await?;
+        let result = sqlx::query(
             "INSERT OR REPLACE INTO turns (agent_id, turn_id, start_kind, end_kind, started_at, ended_at, metrics) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
@@ -294,9 +458,11 @@ impl Store {
         .bind(turn.started_at.0)
         .bind(turn.ended_at.0)
         .bind(metrics)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .execute(&mut *conn)
+        .await
+        .map(drop)
+        .map_err(StoreError::from);
+        self.finish_write("turn", conn, result).await
     }
 
     /// An agent's turns, in order.
@@ -325,6 +491,26 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Writes one delivery in `state` ('pending', due at once, or 'reserved').
+async fn insert_webhook(tx: &mut SqliteConnection, webhook: &OutgoingWebhook, state: &str) -> Result<(), StoreError> {
+    let headers = serde_json::to_string(&webhook.headers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO webhook_outbox (agent_id, app_id, url, headers, body, state, next_attempt_at, created_at) \
+         VALUES (?, COALESCE((SELECT app_id FROM agents WHERE id = ?), ''), ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(webhook.agent_id.as_str())
+    .bind(webhook.agent_id.as_str())
+    .bind(&webhook.url)
+    .bind(headers)
+    .bind(&webhook.body)
+    .bind(state)
+    .bind(webhook.created_at.0)
+    .bind(webhook.created_at.0)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 async fn insert_state_change(
@@ -403,10 +589,23 @@ pub struct OutgoingWebhook {
     pub created_at: UnixMillis,
 }
 
+/// The webhooks that go with a state change, written in its transaction.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Outbox<'a> {
+    /// Deliveries due at once (the change's own event: started, stopped, failed).
+    pub deliver: &'a [OutgoingWebhook],
+    /// The agent's ending as it would read if the node died now, replacing the one reserved
+    /// before. It is never due while the agent lives: its real ending deletes it, and the next start
+    /// after a crash releases it ([`Store::fail_orphans`]). Ignored for a terminal state.
+    pub crash_ending: Option<&'a [OutgoingWebhook]>,
+}
+
 /// A pending delivery read back from the outbox.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PendingWebhook {
     pub seq: i64,
+    /// The app of the agent it is about (empty when the agent is unknown).
+    pub app: String,
     pub webhook: OutgoingWebhook,
     /// Attempts made so far.
     pub attempts: u32,
@@ -416,10 +615,13 @@ impl Store {
     /// Queues a delivery, unless `max_pending` deliveries already wait; answers whether it queued.
     pub async fn enqueue_webhook(&self, webhook: &OutgoingWebhook, max_pending: u32) -> Result<bool, StoreError> {
         let headers = serde_json::to_string(&webhook.headers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let inserted = sqlx::query(
-            "INSERT INTO webhook_outbox (agent_id, url, headers, body, next_attempt_at, created_at) \
-             SELECT ?, ?, ?, ?, ?, ? WHERE (SELECT COUNT(*) FROM webhook_outbox WHERE state = 'pending') < ?",
+        let mut conn = self.writer("webhook").await?;
+        let result = sqlx::query(
+            "INSERT INTO webhook_outbox (agent_id, app_id, url, headers, body, next_attempt_at, created_at) \
+             SELECT ?, COALESCE((SELECT app_id FROM agents WHERE id = ?), ''), ?, ?, ?, ?, ? \
+             WHERE (SELECT COUNT(*) FROM webhook_outbox WHERE state = 'pending') < ?",
         )
+        .bind(webhook.agent_id.as_str())
         .bind(webhook.agent_id.as_str())
         .bind(&webhook.url)
         .bind(headers)
@@ -427,47 +629,73 @@ impl Store {
         .bind(webhook.created_at.0)
         .bind(webhook.created_at.0)
         .bind(i64::from(max_pending))
-        .execute(&self.pool)
-        .await?;
-        Ok(inserted.rows_affected() == 1)
+        .execute(&mut *conn)
+        .await
+        .map(|done| done.rows_affected() == 1)
+        .map_err(StoreError::from);
+        let result = self.finish_write("webhook", conn, result).await;
+        if matches!(result, Ok(true)) {
+            self.outbox_written.notify_one();
+        }
+        result
     }
 
-    /// Up to `limit` pending deliveries due at `now`, oldest first. Deliveries to one URL go in
-    /// order: only the oldest pending one of each URL is ever due, the others wait behind it.
+    /// The apps with deliveries due at `now`.
+    pub async fn apps_with_due_webhooks(&self, now: UnixMillis) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT app_id FROM webhook_outbox WHERE state = 'pending' AND next_attempt_at <= ?",
+        )
+        .bind(now.0)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Up to `limit` of `app`'s pending deliveries due at `now`, oldest first. Deliveries to one URL
+    /// go in order: only the oldest pending one of each URL is ever due, the others wait behind it.
+    /// "Oldest" is by the time of the event (then by when it was written): a conversation event
+    /// queued after its agent's ending, which the session wrote first, still goes before it.
+    pub async fn due_webhooks_of_app(
+        &self,
+        app: &str,
+        now: UnixMillis,
+        limit: u32,
+    ) -> Result<Vec<PendingWebhook>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, app_id, agent_id, url, headers, body, attempts, created_at FROM webhook_outbox AS o \
+             WHERE state = 'pending' AND app_id = ? AND next_attempt_at <= ? AND NOT EXISTS \
+             (SELECT 1 FROM webhook_outbox AS p WHERE p.state = 'pending' AND p.url = o.url AND \
+             (p.created_at, p.seq) < (o.created_at, o.seq)) ORDER BY next_attempt_at, seq LIMIT ?",
+        )
+        .bind(app)
+        .bind(now.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(pending_from_row).collect()
+    }
+
+    /// Up to `limit` pending deliveries due at `now` of every app, oldest first, first in line for
+    /// their URL.
     pub async fn due_webhooks(&self, now: UnixMillis, limit: u32) -> Result<Vec<PendingWebhook>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, agent_id, url, headers, body, attempts, created_at FROM webhook_outbox AS o \
+            "SELECT seq, app_id, agent_id, url, headers, body, attempts, created_at FROM webhook_outbox AS o \
              WHERE state = 'pending' AND next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM webhook_outbox AS p \
-             WHERE p.state = 'pending' AND p.url = o.url AND p.seq < o.seq) ORDER BY next_attempt_at, seq LIMIT ?",
+             WHERE p.state = 'pending' AND p.url = o.url AND (p.created_at, p.seq) < (o.created_at, o.seq)) \
+             ORDER BY next_attempt_at, seq LIMIT ?",
         )
         .bind(now.0)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let headers: String = row.try_get("headers")?;
-                Ok(PendingWebhook {
-                    seq: row.try_get("seq")?,
-                    attempts: row.try_get::<i64, _>("attempts")? as u32,
-                    webhook: OutgoingWebhook {
-                        agent_id: AgentId::from_string(row.try_get("agent_id")?),
-                        url: row.try_get("url")?,
-                        headers: serde_json::from_str(&headers)
-                            .map_err(|e| StoreError::Corrupt(format!("webhook headers: {e}")))?,
-                        body: row.try_get("body")?,
-                        created_at: UnixMillis(row.try_get("created_at")?),
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(pending_from_row).collect()
     }
 
     /// When the next pending delivery is due (among those first in line for their URL), if any.
     pub async fn next_webhook_due(&self) -> Result<Option<UnixMillis>, StoreError> {
         let next: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(next_attempt_at) FROM webhook_outbox AS o WHERE state = 'pending' AND NOT EXISTS \
-             (SELECT 1 FROM webhook_outbox AS p WHERE p.state = 'pending' AND p.url = o.url AND p.seq < o.seq)",
+             (SELECT 1 FROM webhook_outbox AS p WHERE p.state = 'pending' AND p.url = o.url AND \
+             (p.created_at, p.seq) < (o.created_at, o.seq))",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -476,14 +704,21 @@ impl Store {
 
     /// A delivery succeeded: it leaves the outbox.
     pub async fn webhook_delivered(&self, seq: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM webhook_outbox WHERE seq = ?").bind(seq).execute(&self.pool).await?;
-        Ok(())
+        let mut conn = self.writer("webhook attempt").await?;
+        let result = sqlx::query("DELETE FROM webhook_outbox WHERE seq = ?")
+            .bind(seq)
+            .execute(&mut *conn)
+            .await
+            .map(drop)
+            .map_err(StoreError::from);
+        self.finish_write("webhook attempt", conn, result).await
     }
 
     /// A delivery failed: try again at `retry_at`, or, when that is `None`, give up and keep the row
     /// as dead.
     pub async fn webhook_failed(&self, seq: i64, error: &str, retry_at: Option<UnixMillis>) -> Result<(), StoreError> {
-        sqlx::query(
+        let mut conn = self.writer("webhook attempt").await?;
+        let result = sqlx::query(
             "UPDATE webhook_outbox SET attempts = attempts + 1, last_error = ?, \
              state = CASE WHEN ? IS NULL THEN 'dead' ELSE 'pending' END, \
              next_attempt_at = COALESCE(?, next_attempt_at) WHERE seq = ?",
@@ -492,12 +727,14 @@ impl Store {
         .bind(retry_at.map(|t| t.0))
         .bind(retry_at.map(|t| t.0))
         .bind(seq)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .execute(&mut *conn)
+        .await
+        .map(drop)
+        .map_err(StoreError::from);
+        self.finish_write("webhook attempt", conn, result).await
     }
 
-    /// How many deliveries wait, and how many were given up.
+    /// How many deliveries wait, and how many were given up. Reserved crash endings are neither.
     pub async fn webhook_counts(&self) -> Result<(u64, u64), StoreError> {
         let row = sqlx::query(
             "SELECT COALESCE(SUM(state = 'pending'), 0) AS pending, COALESCE(SUM(state = 'dead'), 0) AS dead \
@@ -507,6 +744,31 @@ impl Store {
         .await?;
         Ok((row.try_get::<i64, _>("pending")? as u64, row.try_get::<i64, _>("dead")? as u64))
     }
+
+    /// How many crash endings are reserved for live agents.
+    pub async fn reserved_webhooks(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_outbox WHERE state = 'reserved'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+}
+
+fn pending_from_row(row: &SqliteRow) -> Result<PendingWebhook, StoreError> {
+    let headers: String = row.try_get("headers")?;
+    Ok(PendingWebhook {
+        seq: row.try_get("seq")?,
+        app: row.try_get("app_id")?,
+        attempts: row.try_get::<i64, _>("attempts")? as u32,
+        webhook: OutgoingWebhook {
+            agent_id: AgentId::from_string(row.try_get("agent_id")?),
+            url: row.try_get("url")?,
+            headers: serde_json::from_str(&headers)
+                .map_err(|e| StoreError::Corrupt(format!("webhook headers: {e}")))?,
+            body: row.try_get("body")?,
+            created_at: UnixMillis(row.try_get("created_at")?),
+        },
+    })
 }
 
 /// A saved agent configuration of one app and dialect.
@@ -529,7 +791,8 @@ impl Store {
         body: &str,
         at: UnixMillis,
     ) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(
+        let mut conn = self.writer("template").await?;
+        let result = sqlx::query(
             "INSERT OR IGNORE INTO templates (app_id, dialect, template_id, body, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -539,9 +802,11 @@ impl Store {
         .bind(body)
         .bind(at.0)
         .bind(at.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(inserted.rows_affected() == 1)
+        .execute(&mut *conn)
+        .await
+        .map(|done| done.rows_affected() == 1)
+        .map_err(StoreError::from);
+        self.finish_write("template", conn, result).await
     }
 
     /// Replaces a template's body; answers `false` when there is no such template.
@@ -553,7 +818,8 @@ impl Store {
         body: &str,
         at: UnixMillis,
     ) -> Result<bool, StoreError> {
-        let updated = sqlx::query(
+        let mut conn = self.writer("template").await?;
+        let result = sqlx::query(
             "UPDATE templates SET body = ?, updated_at = ? WHERE app_id = ? AND dialect = ? AND template_id = ?",
         )
         .bind(body)
@@ -561,20 +827,25 @@ impl Store {
         .bind(app.as_str())
         .bind(dialect)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(updated.rows_affected() == 1)
+        .execute(&mut *conn)
+        .await
+        .map(|done| done.rows_affected() == 1)
+        .map_err(StoreError::from);
+        self.finish_write("template", conn, result).await
     }
 
     /// Deletes a template; answers whether there was one.
     pub async fn delete_template(&self, app: &AppId, dialect: &str, id: &str) -> Result<bool, StoreError> {
-        let deleted = sqlx::query("DELETE FROM templates WHERE app_id = ? AND dialect = ? AND template_id = ?")
+        let mut conn = self.writer("template").await?;
+        let result = sqlx::query("DELETE FROM templates WHERE app_id = ? AND dialect = ? AND template_id = ?")
             .bind(app.as_str())
             .bind(dialect)
             .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(deleted.rows_affected() == 1)
+            .execute(&mut *conn)
+            .await
+            .map(|done| done.rows_affected() == 1)
+            .map_err(StoreError::from);
+        self.finish_write("template", conn, result).await
     }
 
     pub async fn template(&self, app: &AppId, dialect: &str, id: &str) -> Result<Option<Template>, StoreError> {

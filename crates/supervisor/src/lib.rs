@@ -12,20 +12,83 @@ mod stats;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use colloquy_model::{
-    AgentCommand, AgentEvent, AgentId, AgentName, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId,
-    ConversationState, HistoryEntry, SpecUpdate, TurnRecord, UnixMillis,
+    AgentCommand, AgentEvent, AgentEventKind, AgentId, AgentName, AgentRecord, AgentSpec, AgentState, AgentStatus,
+    AppId, ConversationState, ExitReason, HistoryEntry, SpecUpdate, TurnRecord, UnixMillis,
 };
-use colloquy_store::{AgentFilter, AgentPage, ListCursor, StateChange, Store, StoreError};
+use colloquy_store::{AgentFilter, AgentPage, ListCursor, OutgoingWebhook, StateChange, Store, StoreError};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 pub use crate::media::{ConversationEvents, MediaCommand, MediaRuntime, MediaSession, MediaStart};
 pub use crate::session::panic_message;
 use crate::session::{Command, SessionContext};
 pub use crate::stats::{BUCKETS_MS, Histogram, HistogramSnapshot, LATE_FRAME_MS, STAGES, TurnStats};
+
+/// Formats an agent's lifecycle event as its webhook deliveries, in the form of the dialect that
+/// owns the agent (none when it has no callbacks). The binary installs one with
+/// [`Supervisor::set_webhooks`]; sessions write what it returns in the transaction that records the
+/// state change the event reports, so the event is in the outbox before any answer says it
+/// happened, and a crash cannot record the one without the other.
+pub trait WebhookFormatter: Send + Sync + std::fmt::Debug {
+    fn format<'a>(&'a self, event: &'a AgentEvent) -> Pin<Box<dyn Future<Output = Vec<OutgoingWebhook>> + Send + 'a>>;
+}
+
+/// What shutdown could not record.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ShutdownReport {
+    /// Agents whose final state could not be written (the records still show them live; the next
+    /// start marks them FAILED, "node restarted", and sends their crash ending), with the error.
+    pub unrecorded: Vec<(AgentId, String)>,
+}
+
+/// The stream of agent events (see [`Supervisor::take_events`]). An event counts as handled once
+/// the consumer asks for the next one (or drops the stream).
+#[derive(Debug)]
+pub struct EventStream {
+    events: mpsc::Receiver<AgentEvent>,
+    handled: Option<Arc<watch::Sender<u64>>>,
+    /// An event was returned and not yet counted as handled.
+    unmarked: bool,
+}
+
+impl EventStream {
+    /// A stream outside a supervisor (benchmarks): nothing waits on it.
+    pub fn from_receiver(events: mpsc::Receiver<AgentEvent>) -> EventStream {
+        EventStream { events, handled: None, unmarked: false }
+    }
+
+    /// The next event; `None` once the stream has ended.
+    pub async fn recv(&mut self) -> Option<AgentEvent> {
+        self.mark();
+        let event = self.events.recv().await;
+        self.unmarked = event.is_some();
+        event
+    }
+
+    fn mark(&mut self) {
+        if std::mem::take(&mut self.unmarked)
+            && let Some(handled) = &self.handled
+        {
+            handled.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.mark();
+        // Whatever is left will never be handled: nobody should wait for it.
+        if let Some(handled) = &self.handled {
+            handled.send_modify(|n| *n = u64::MAX);
+        }
+    }
+}
 
 /// How the supervisor is sized.
 #[derive(Clone, Copy, Debug)]
@@ -52,7 +115,12 @@ pub enum SupervisorError {
     StartFailed(String),
     #[error("the node is shutting down")]
     ShuttingDown,
-    #[error(transparent)]
+    /// The agent ended, but its end could not be recorded (yet): the records still show it live.
+    #[error("{0}")]
+    NotRecorded(String),
+    /// The records could not be read or written; what was asked was not done (or, for an agent
+    /// that ended anyway, its end is not recorded yet).
+    #[error("the records are unavailable: {0}")]
     Store(#[from] StoreError),
 }
 
@@ -88,6 +156,15 @@ struct Inner {
     /// Where lifecycle events go, once someone took them with [`Supervisor::take_events`]. Dropped
     /// at the end of shutdown, after the last session's last event, so the consumer sees the end.
     events: Mutex<Option<mpsc::Sender<AgentEvent>>>,
+    /// How many events went into the stream, and how many its consumer has handled: an agent's
+    /// ending waits (briefly) until the events it sent before are handled, so that its ending
+    /// webhook, which the session writes itself, comes after them.
+    events_sent: Arc<AtomicU64>,
+    events_handled: Arc<watch::Sender<u64>>,
+    /// Formats lifecycle events as webhooks; without it, agents have no lifecycle webhooks.
+    webhooks: OnceLock<Arc<dyn WebhookFormatter>>,
+    /// Agents whose final state could not be written before shutdown gave up on them.
+    unrecorded: Mutex<Vec<(AgentId, String)>>,
 }
 
 #[derive(Debug)]
@@ -125,6 +202,10 @@ impl Supervisor {
                 sessions_done: tokio::sync::Mutex::new(running_rx),
                 ended: Mutex::new(HashMap::new()),
                 events: Mutex::new(None),
+                events_sent: Arc::default(),
+                events_handled: Arc::new(watch::Sender::new(0)),
+                webhooks: OnceLock::new(),
+                unrecorded: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -142,29 +223,76 @@ impl Supervisor {
     /// The stream of lifecycle events (started, stopped, failed) of every agent. There is one stream:
     /// the first call takes it, later calls get `None`. Until it is taken, no event is kept. The
     /// stream ends after [`Supervisor::shutdown`].
-    pub fn take_events(&self) -> Option<mpsc::Receiver<AgentEvent>> {
+    pub fn take_events(&self) -> Option<EventStream> {
         let mut events = self.inner.events.lock().expect("lock");
         if events.is_some() || *self.inner.shutdown.borrow() {
             return None;
         }
         let (tx, rx) = mpsc::channel(1024);
         *events = Some(tx);
-        Some(rx)
+        Some(EventStream { events: rx, handled: Some(self.inner.events_handled.clone()), unmarked: false })
     }
 
-    /// Hands an event to whoever took the stream; waits when they are behind.
-    async fn emit(&self, event: AgentEvent) {
+    /// Waits until the consumer of the stream has handled every event sent so far, for `limit` at
+    /// most.
+    async fn events_caught_up(&self, limit: std::time::Duration) {
+        let target = self.inner.events_sent.load(Ordering::Acquire);
+        let mut handled = self.inner.events_handled.subscribe();
+        let _ = tokio::time::timeout(limit, handled.wait_for(|n| *n >= target)).await;
+    }
+
+    /// Installs the webhook formatter, once, before the first start; answers `false` when one was
+    /// installed already.
+    pub fn set_webhooks(&self, webhooks: Arc<dyn WebhookFormatter>) -> bool {
+        self.inner.webhooks.set(webhooks).is_ok()
+    }
+
+    /// The deliveries for `event`.
+    async fn format_webhooks(&self, event: &AgentEvent) -> Vec<OutgoingWebhook> {
+        match self.inner.webhooks.get() {
+            Some(webhooks) => webhooks.format(event).await,
+            None => Vec::new(),
+        }
+    }
+
+    /// `agent`'s ending as it would read if the node died now: FAILED, "node restarted".
+    async fn crash_ending(&self, agent: &AgentRecord, at: UnixMillis) -> Vec<OutgoingWebhook> {
+        if self.inner.webhooks.get().is_none() || agent.spec.callbacks.is_none() {
+            return Vec::new();
+        }
+        let mut crashed = agent.clone();
+        crashed.state = AgentState::exited(ExitReason::NodeRestarted);
+        crashed.stopped_at = Some(at);
+        self.format_webhooks(&AgentEvent { kind: AgentEventKind::Failed, agent: crashed, at }).await
+    }
+
+    /// Hands an event to whoever took the stream. Never waits: the webhooks of lifecycle events are
+    /// in the outbox already, so a consumer that is behind loses nothing but this copy.
+    fn emit(&self, event: AgentEvent) {
         let sender = self.inner.events.lock().expect("lock").clone();
         if let Some(sender) = sender {
-            let _ = sender.send(event).await;
+            match sender.try_send(event) {
+                Ok(()) => {
+                    self.inner.events_sent.fetch_add(1, Ordering::AcqRel);
+                }
+                Err(mpsc::error::TrySendError::Full(event)) => {
+                    tracing::error!(agent_id = %event.agent.id, "event stream full; an event was dropped from it");
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
         }
+    }
+
+    /// Notes that `id`'s final state could not be written.
+    fn unrecorded(&self, id: &AgentId, error: String) {
+        self.inner.unrecorded.lock().expect("lock").push((id.clone(), error));
     }
 
     /// The sink for `record`'s conversation events: the same stream as the lifecycle events.
     fn conversation_events(&self, record: &AgentRecord) -> ConversationEvents {
         let sender = self.inner.events.lock().expect("lock").clone();
         let state = self.live().get(&record.id).map(|a| a.conversation.clone()).unwrap_or_default();
-        ConversationEvents::with_state(record.clone(), sender, state)
+        ConversationEvents::with_state(record.clone(), sender, Some(self.inner.events_sent.clone()), state)
     }
 
     /// Where the live agent `id`'s conversation is (listening, thinking, …): `None` when it is not
@@ -207,8 +335,10 @@ impl Supervisor {
             created_at: now(),
             stopped_at: None,
         };
-        // The store enforces name uniqueness too, so of two racing starts only one gets here.
-        self.inner.store.insert_agent(&record).await.map_err(|e| match e {
+        // The store enforces name uniqueness too, so of two racing starts only one gets here. The
+        // agent's crash ending is reserved with it: however it ends, its ending webhook goes out.
+        let crash_ending = self.crash_ending(&record, record.created_at).await;
+        self.inner.store.insert_agent_with(&record, &crash_ending).await.map_err(|e| match e {
             StoreError::NameTaken(name) => SupervisorError::NameTaken(name),
             e => SupervisorError::Store(e),
         })?;
@@ -268,9 +398,9 @@ impl Supervisor {
         };
         let (done_tx, done_rx) = oneshot::channel();
         if commands.send(Command::Leave { done: done_tx }).await.is_ok()
-            && let Ok(record) = done_rx.await
+            && let Ok(result) = done_rx.await
         {
-            return Ok(record);
+            return result;
         }
         // The session ended on its own meanwhile (idle timeout, shutdown, panic): its record says how.
         self.inner.store.agent(app, id).await?.ok_or(SupervisorError::NotFound)
@@ -334,8 +464,9 @@ impl Supervisor {
     }
 
     /// Stops every live agent (STOPPED, reason "node shut down") and waits until each has written
-    /// its final state. Starts are refused from the moment this is called.
-    pub async fn shutdown(&self) {
+    /// its final state, or given up writing it (the report names those). Starts are refused from
+    /// the moment this is called.
+    pub async fn shutdown(&self) -> ShutdownReport {
         self.inner.shutdown.send_replace(true);
         let running = self.inner.sessions_running.lock().expect("lock").take();
         drop(running);
@@ -347,6 +478,7 @@ impl Supervisor {
         let _ = self.inner.sessions_done.lock().await.recv().await;
         // Every session has sent its last event: end the stream.
         self.inner.events.lock().expect("lock").take();
+        ShutdownReport { unrecorded: self.inner.unrecorded.lock().expect("lock").clone() }
     }
 
     fn live(&self) -> MutexGuard<'_, HashMap<AgentId, LiveAgent>> {

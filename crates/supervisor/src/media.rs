@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use colloquy_model::{
     AgentCommand, AgentEvent, AgentEventKind, AgentRecord, ConversationEvent, ConversationState, ExitReason,
@@ -35,6 +35,8 @@ pub trait MediaRuntime: Send + Sync + fmt::Debug + 'static {
 pub struct ConversationEvents {
     agent: Arc<AgentRecord>,
     sender: Option<mpsc::Sender<AgentEvent>>,
+    /// Counts what was sent, so that an agent's ending can wait until its events are handled.
+    sent: Option<Arc<AtomicU64>>,
     /// The conversation's state as the registry shows it: 0 before the first report, then
     /// `ConversationState` as `index + 1`.
     state: Arc<AtomicU8>,
@@ -51,22 +53,23 @@ pub(crate) fn read_state(cell: &AtomicU8) -> Option<ConversationState> {
 impl ConversationEvents {
     /// A sink into `sender`, when `agent` has callbacks (otherwise nobody wants its events).
     pub fn new(agent: AgentRecord, sender: Option<mpsc::Sender<AgentEvent>>) -> ConversationEvents {
-        Self::with_state(agent, sender, Arc::default())
+        Self::with_state(agent, sender, None, Arc::default())
     }
 
     pub(crate) fn with_state(
         agent: AgentRecord,
         sender: Option<mpsc::Sender<AgentEvent>>,
+        sent: Option<Arc<AtomicU64>>,
         state: Arc<AtomicU8>,
     ) -> ConversationEvents {
         // Only an agent with somewhere to post its events produces them.
         let sender = sender.filter(|_| agent.spec.callbacks.is_some());
-        ConversationEvents { agent: Arc::new(agent), sender, state }
+        ConversationEvents { agent: Arc::new(agent), sender, sent, state }
     }
 
     /// A sink that drops everything: for media sessions outside a supervisor.
     pub fn none(agent: AgentRecord) -> ConversationEvents {
-        ConversationEvents { agent: Arc::new(agent), sender: None, state: Arc::default() }
+        ConversationEvents { agent: Arc::new(agent), sender: None, sent: None, state: Arc::default() }
     }
 
     /// The conversation is now in `state` (kept for [`Supervisor::conversation_state`](crate::Supervisor::conversation_state),
@@ -84,8 +87,15 @@ impl ConversationEvents {
     pub fn send(&self, event: ConversationEvent, at: UnixMillis) {
         let Some(sender) = &self.sender else { return };
         let event = AgentEvent { kind: AgentEventKind::Conversation(event), agent: (*self.agent).clone(), at };
-        if sender.try_send(event).is_err() {
-            tracing::error!(agent_id = %self.agent.id, "conversation event queue full or closed; event dropped");
+        match sender.try_send(event) {
+            Ok(()) => {
+                if let Some(sent) = &self.sent {
+                    sent.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+            Err(_) => {
+                tracing::error!(agent_id = %self.agent.id, "conversation event queue full or closed; event dropped")
+            }
         }
     }
 }

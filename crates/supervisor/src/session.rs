@@ -13,6 +13,7 @@ use colloquy_model::{
     AgentCommand, AgentEvent, AgentEventKind, AgentRecord, AgentState, AgentStatus, ExitReason, IdleTimeout,
     SpecUpdate, UnixMillis,
 };
+use colloquy_store::{Outbox, StoreError};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -21,8 +22,8 @@ use crate::{MediaCommand, MediaSession, Supervisor, SupervisorError, now};
 /// What the API asks of a live session.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Leave the channel; answer with the final record.
-    Leave { done: oneshot::Sender<AgentRecord> },
+    /// Leave the channel; answer with the final record, or why it could not be recorded.
+    Leave { done: oneshot::Sender<Result<AgentRecord, SupervisorError>> },
     /// Change the configuration; answer with the new snapshot.
     Update { update: SpecUpdate, done: oneshot::Sender<Result<AgentRecord, SupervisorError>> },
     /// Hand a command to the conversation.
@@ -61,8 +62,10 @@ struct LifeEnded {
     reason: ExitReason,
     record: AgentRecord,
     commands: mpsc::Receiver<Command>,
-    leave_waiters: Vec<oneshot::Sender<AgentRecord>>,
+    leave_waiters: Vec<LeaveWaiter>,
 }
+
+type LeaveWaiter = oneshot::Sender<Result<AgentRecord, SupervisorError>>;
 
 pub(crate) fn spawn(context: SessionContext) {
     let SessionContext { supervisor, record, commands, shutdown, started, permit, sessions_running } = context;
@@ -113,10 +116,18 @@ async fn live(
         },
         None => None,
     };
-    let at = now();
-    transition(&supervisor, &mut record, AgentState::Running, at).await;
+    // RUNNING, its `started` webhook and a fresh crash ending, in one write; only then the answer.
+    if let Err(e) =
+        transition(&supervisor, &mut record, AgentState::Running, now(), Some(AgentEventKind::Started), true).await
+    {
+        let detail = format!("its start could not be recorded: {e}");
+        let _ = started.send(Err(SupervisorError::Store(e)));
+        if let Some(media) = media {
+            stop_media(&record, media).await;
+        }
+        return LifeEnded { reason: ExitReason::Error(detail), record, commands, leave_waiters: Vec::new() };
+    }
     tracing::info!(agent_id = %record.id, "agent running");
-    supervisor.emit(AgentEvent { kind: AgentEventKind::Started, agent: record.clone(), at }).await;
     // The caller may have gone away (a dropped HTTP request); the agent runs all the same.
     let _ = started.send(Ok(record.clone()));
 
@@ -148,7 +159,17 @@ async fn live(
             _ = shutdown.wait_for(|shutting_down| *shutting_down) => SessionEvent::Shutdown,
         };
         match event {
-            SessionEvent::Command(Some(Command::Leave { done })) => break (ExitReason::Left, vec![done]),
+            SessionEvent::Command(Some(Command::Leave { done })) => {
+                // STOPPING is written before the agent does anything: when it cannot be, the
+                // answer says so and the agent runs on.
+                let stopping = AgentState::Stopping(ExitReason::Left);
+                match transition(&supervisor, &mut record, stopping, now(), None, false).await {
+                    Ok(()) => break (ExitReason::Left, vec![done]),
+                    Err(e) => {
+                        let _ = done.send(Err(SupervisorError::Store(e)));
+                    }
+                }
+            }
             SessionEvent::Command(Some(Command::Agent { command, done })) => {
                 let result = match &media {
                     Some(media) => media
@@ -161,13 +182,17 @@ async fn live(
                 let _ = done.send(result);
             }
             SessionEvent::Command(Some(Command::Update { update, done })) => {
+                // Recorded first; an update that cannot be recorded is not made.
+                let mut spec = record.spec.clone();
+                update.apply_to(&mut spec);
+                if let Err(e) = supervisor.store().set_spec(&record.id, &spec).await {
+                    let _ = done.send(Err(SupervisorError::Store(e)));
+                    continue;
+                }
                 if let Some(media) = &media {
-                    let _ = media.commands.send(MediaCommand::Update(update.clone())).await;
+                    let _ = media.commands.send(MediaCommand::Update(update)).await;
                 }
-                update.apply_to(&mut record.spec);
-                if let Err(e) = supervisor.store().set_spec(&record.id, &record.spec).await {
-                    tracing::error!(agent_id = %record.id, error = %e, "could not record an update");
-                }
+                record.spec = spec;
                 supervisor.publish(&record);
                 let _ = done.send(Ok(record.clone()));
             }
@@ -201,22 +226,60 @@ async fn stop_media(record: &AgentRecord, media: MediaSession) {
     }
 }
 
-/// Writes STOPPING then STOPPED (or FAILED), retires the agent from the registry, and answers
-/// whoever asked it to leave, including requests that arrived while it was ending.
+/// Writes STOPPING (unless written already) then STOPPED (or FAILED) with the ending's webhooks,
+/// retires the agent from the registry, and answers whoever asked it to leave, including requests
+/// that arrived while it was ending. A final state that cannot be written is retried until it can
+/// be; at shutdown, for [`FINAL_WRITE_GRACE`] only, after which the report names the agent.
 async fn finish(supervisor: &Supervisor, ended: LifeEnded) {
     let LifeEnded { reason, mut record, mut commands, mut leave_waiters } = ended;
     tracing::info!(agent_id = %record.id, reason = reason.code(), "agent stopping");
-    transition(supervisor, &mut record, AgentState::Stopping(reason.clone()), now()).await;
-    let at = now();
-    record.stopped_at = Some(at);
-    transition(supervisor, &mut record, AgentState::exited(reason), at).await;
-    supervisor.retire(&record);
-    let kind = match record.state.status() {
+    if !matches!(record.state, AgentState::Stopping(_)) {
+        let stopping = AgentState::Stopping(reason.clone());
+        if let Err(e) = transition(supervisor, &mut record, stopping, now(), None, false).await {
+            tracing::warn!(agent_id = %record.id, error = %e, "STOPPING not recorded; going on to the final state");
+        }
+    }
+    // The conversation events it sent before go to the outbox before its ending does.
+    supervisor.events_caught_up(EVENTS_CATCH_UP).await;
+    let final_state = AgentState::exited(reason);
+    let kind = match final_state.status() {
         AgentStatus::Failed => AgentEventKind::Failed,
         _ => AgentEventKind::Stopped,
     };
-    supervisor.emit(AgentEvent { kind, agent: record.clone(), at }).await;
-    tracing::info!(agent_id = %record.id, status = %record.state.status(), "agent over");
+    let mut shutdown = supervisor.inner.shutdown.subscribe();
+    let mut delay = Duration::from_millis(50);
+    let mut give_up_at = None;
+    let recorded = loop {
+        match transition(supervisor, &mut record, final_state.clone(), now(), Some(kind.clone()), false).await {
+            Ok(()) => break true,
+            Err(e) => {
+                // Whoever waits hears the truth now, not when the disk has room again.
+                for waiter in leave_waiters.drain(..) {
+                    let _ = waiter.send(Err(SupervisorError::NotRecorded(format!(
+                        "the agent left its channel, but its final state could not be recorded yet: {e}"
+                    ))));
+                }
+                if *shutdown.borrow() {
+                    let deadline = *give_up_at.get_or_insert_with(|| Instant::now() + FINAL_WRITE_GRACE);
+                    if Instant::now() >= deadline {
+                        tracing::error!(agent_id = %record.id, error = %e, "final state not recorded; giving up");
+                        supervisor.unrecorded(&record.id, e.to_string());
+                        break false;
+                    }
+                }
+                tracing::warn!(agent_id = %record.id, error = %e, "final state not recorded; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    _ = shutdown.wait_for(|s| *s), if !*shutdown.borrow() => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+        }
+    };
+    supervisor.retire(&record);
+    if recorded {
+        tracing::info!(agent_id = %record.id, status = %record.state.status(), "agent over");
+    }
 
     commands.close();
     while let Ok(command) = commands.try_recv() {
@@ -233,18 +296,57 @@ async fn finish(supervisor: &Supervisor, ended: LifeEnded) {
         }
     }
     for waiter in leave_waiters {
-        let _ = waiter.send(record.clone());
+        let _ = waiter.send(if recorded {
+            Ok(record.clone())
+        } else {
+            Err(SupervisorError::NotRecorded(
+                "the agent left its channel, but its final state could not be recorded".into(),
+            ))
+        });
     }
 }
 
-/// Moves the agent to `state`, writes it down, and publishes the snapshot. A failed write is logged:
-/// the agent's life goes on, and the live snapshot stays the truth for the API.
-async fn transition(supervisor: &Supervisor, record: &mut AgentRecord, state: AgentState, at: UnixMillis) {
-    record.state = state;
-    if let Err(e) = supervisor.store().set_state(&record.id, &record.state, at).await {
-        tracing::error!(agent_id = %record.id, error = %e, "could not record a state change");
+/// How long an ending waits for its agent's earlier events to reach the outbox.
+const EVENTS_CATCH_UP: Duration = Duration::from_secs(2);
+
+/// At shutdown, how long a session keeps retrying a final state that cannot be written.
+pub(crate) const FINAL_WRITE_GRACE: Duration = Duration::from_secs(3);
+
+/// Moves the agent to `state`: writes it down (with the webhooks of `event`, and a fresh crash
+/// ending when `reserve_crash_ending`), and only then publishes the snapshot and the event. When
+/// the write fails nothing changes: the snapshot stays the last state the records hold.
+async fn transition(
+    supervisor: &Supervisor,
+    record: &mut AgentRecord,
+    state: AgentState,
+    at: UnixMillis,
+    event: Option<AgentEventKind>,
+    reserve_crash_ending: bool,
+) -> Result<(), StoreError> {
+    let mut next = record.clone();
+    if state.status().is_terminal() {
+        next.stopped_at = Some(at);
     }
+    next.state = state;
+    let deliver = match &event {
+        Some(kind) => supervisor.format_webhooks(&AgentEvent { kind: kind.clone(), agent: next.clone(), at }).await,
+        None => Vec::new(),
+    };
+    let crash_ending = match reserve_crash_ending {
+        true => Some(supervisor.crash_ending(&next, at).await),
+        false => None,
+    };
+    let outbox = Outbox { deliver: &deliver, crash_ending: crash_ending.as_deref() };
+    if let Err(e) = supervisor.store().set_state_with(&next.id, &next.state, at, outbox).await {
+        tracing::error!(agent_id = %record.id, state = %next.state.status(), error = %e, "could not record a state change");
+        return Err(e);
+    }
+    *record = next;
     supervisor.publish(record);
+    if let Some(kind) = event {
+        supervisor.emit(AgentEvent { kind, agent: record.clone(), at });
+    }
+    Ok(())
 }
 
 /// The message a panic carried, for records and logs.

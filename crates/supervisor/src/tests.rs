@@ -298,3 +298,114 @@ async fn media_that_panics_fails_or_cannot_start_ends_its_agent_alone() {
     assert_eq!(supervisor.leave(&app, &calm.id).await.unwrap().state, AgentState::Stopped(ExitReason::Left));
     assert_eq!(supervisor.conversation_state(&app, &calm.id), None);
 }
+
+/// Fills the capped database with templates, ever smaller, until not even a small one fits;
+/// answers their ids.
+async fn fill(store: &Store) -> Vec<String> {
+    let app = AppId::native();
+    let mut ids = Vec::new();
+    for size in [3000, 1000, 300, 100, 30, 10] {
+        for i in 0..10_000 {
+            let id = format!("filler-{size}-{i}");
+            match store.insert_template(&app, "test", &id, &"x".repeat(size), colloquy_model::UnixMillis(1)).await {
+                Ok(_) => ids.push(id),
+                Err(_) => break,
+            }
+        }
+    }
+    ids
+}
+
+async fn free(store: &Store, ids: &[String]) {
+    for id in ids {
+        store.delete_template(&AppId::native(), "test", id).await.unwrap();
+    }
+}
+
+async fn full_fixture() -> (tempfile::TempDir, Supervisor, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let options = colloquy_store::StoreOptions { max_page_count: Some(48) };
+    let store = Store::open_with(&dir.path().join("colloquy.db"), options).await.unwrap();
+    let supervisor = Supervisor::new(store.clone(), SupervisorConfig { max_agents: 40 });
+    supervisor.recover().await.unwrap();
+    (dir, supervisor, store)
+}
+
+#[tokio::test]
+async fn with_the_disk_full_nothing_is_answered_that_is_not_recorded() {
+    let (_dir, supervisor, store) = full_fixture().await;
+    let app = AppId::native();
+    let mut running = Vec::new();
+    for i in 0..10 {
+        running.push(supervisor.start(app.clone(), spec(&format!("a{i}"), IdleTimeout::Never)).await.unwrap().id);
+    }
+    let filler = fill(&store).await;
+
+    let mut refused = 0;
+    let mut still_running = Vec::new();
+    for id in &running {
+        match supervisor.leave(&app, id).await {
+            Ok(left) => {
+                assert_eq!(left.state, AgentState::Stopped(ExitReason::Left));
+                assert_eq!(
+                    store.agent(&app, id).await.unwrap().unwrap().state,
+                    left.state,
+                    "answered but not recorded"
+                );
+            }
+            Err(SupervisorError::Store(_)) => {
+                // Refused and nothing done: the agent runs on, and its record says so.
+                refused += 1;
+                assert_eq!(supervisor.get(&app, id).await.unwrap().state, AgentState::Running);
+                assert_eq!(store.agent(&app, id).await.unwrap().unwrap().state, AgentState::Running);
+                still_running.push(id.clone());
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    for i in 0..10 {
+        match supervisor.start(app.clone(), spec(&format!("b{i}"), IdleTimeout::Never)).await {
+            Ok(started) => {
+                assert_eq!(store.agent(&app, &started.id).await.unwrap().unwrap().state, AgentState::Running);
+                still_running.push(started.id);
+            }
+            Err(SupervisorError::Store(_)) => refused += 1,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(refused > 0, "the disk never filled");
+    assert!(!store.unrecorded().is_empty());
+
+    // Once there is room, the same requests work and are recorded.
+    free(&store, &filler).await;
+    for id in &still_running {
+        let left = supervisor.leave(&app, id).await.unwrap();
+        assert_eq!(store.agent(&app, id).await.unwrap().unwrap().state, left.state);
+    }
+    supervisor.start(app.clone(), spec("after", IdleTimeout::Never)).await.unwrap();
+    assert_eq!(supervisor.shutdown().await, crate::ShutdownReport::default());
+}
+
+#[tokio::test]
+async fn shutdown_names_the_agents_whose_final_state_it_could_not_record() {
+    let (_dir, supervisor, store) = full_fixture().await;
+    let app = AppId::native();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(supervisor.start(app.clone(), spec(&format!("a{i}"), IdleTimeout::Never)).await.unwrap().id);
+    }
+    fill(&store).await;
+    let report = supervisor.shutdown().await;
+    assert!(!report.unrecorded.is_empty(), "the disk never filled");
+    for id in &ids {
+        let recorded = store.agent(&app, id).await.unwrap().unwrap().state;
+        match report.unrecorded.iter().find(|(unrecorded, _)| unrecorded == id) {
+            // The records still say it is live: the next start marks it FAILED (node restarted).
+            Some((_, error)) => {
+                assert!(!recorded.status().is_terminal(), "{id} reported unrecorded but is {recorded:?}");
+                assert!(error.contains("full"), "{error}");
+            }
+            None => assert_eq!(recorded, AgentState::Stopped(ExitReason::NodeShutdown)),
+        }
+    }
+}

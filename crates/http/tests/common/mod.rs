@@ -87,8 +87,7 @@ pub async fn api(options: Options) -> Api {
     };
     supervisor.recover().await.unwrap();
     if options.webhook_url.is_some() {
-        let events = supervisor.take_events().unwrap();
-        colloquy_http::webhooks::spawn(store.clone(), events, FAST_WEBHOOKS);
+        colloquy_http::webhooks::spawn(&supervisor, FAST_WEBHOOKS);
     }
     let webhook = options.webhook_url.map(|url| AppWebhook { url, secret: Some(Secret::new(WEBHOOK_SECRET)) });
     let apps = Apps::new(vec![
@@ -137,7 +136,10 @@ pub const FAST_WEBHOOKS: WebhookConfig = WebhookConfig {
     max_attempts: 50,
     first_backoff: Duration::from_millis(20),
     max_backoff: Duration::from_millis(100),
+    connect_timeout: Duration::from_secs(1),
     request_timeout: Duration::from_secs(2),
+    max_in_flight: 64,
+    max_in_flight_per_app: 16,
     shutdown_grace: Duration::from_millis(500),
 };
 

@@ -109,7 +109,7 @@ impl From<ApiError> for AgoraError {
             ErrorCode::QuotaExceeded => (StatusCode::UNPROCESSABLE_ENTITY, "ResourceQuotaLimitExceeded"),
             ErrorCode::NotFound | ErrorCode::AgentNotRunning => (StatusCode::NOT_FOUND, "TaskNotFound"),
             ErrorCode::NameConflict => (StatusCode::CONFLICT, "TaskConflict"),
-            ErrorCode::ShuttingDown | ErrorCode::NoMediaSession => {
+            ErrorCode::ShuttingDown | ErrorCode::NoMediaSession | ErrorCode::RecordsUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable")
             }
             ErrorCode::StartFailed => (StatusCode::SERVICE_UNAVAILABLE, "ResourceAllocationFailed"),

@@ -90,8 +90,16 @@ impl From<SupervisorError> for Failure {
                 Failure::new(StatusCode::FORBIDDEN, "Forbidden.InstanceNotExecuting", message)
             }
             SupervisorError::NoMediaSession => Failure::new(StatusCode::FORBIDDEN, "Forbidden.NoMediaSession", message),
-            SupervisorError::ShuttingDown | SupervisorError::StartFailed(_) => {
+            SupervisorError::ShuttingDown | SupervisorError::StartFailed(_) | SupervisorError::NotRecorded(_) => {
                 Failure::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message)
+            }
+            SupervisorError::Store(colloquy_store::StoreError::Database(e)) => {
+                tracing::error!(error = %e, "records failed");
+                Failure::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    format!("the records could not be written ({e}); nothing was done"),
+                )
             }
             SupervisorError::Store(e) => {
                 tracing::error!(error = %e, "records failed");
