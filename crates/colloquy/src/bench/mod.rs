@@ -28,6 +28,7 @@ use tokio::sync::watch;
 
 mod agents;
 mod models;
+mod webhooks;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
@@ -38,6 +39,8 @@ pub enum BenchCommand {
     /// Live agents: CPU and memory per agent, late frames, engine overhead and start time, with a
     /// load client feeding each agent speech over UDP and a local OpenAI-compatible fake behind them.
     Agents(agents::AgentBenchArgs),
+    /// Webhook deliveries per second with 1% of the receivers hanging, against none.
+    Webhooks(webhooks::WebhookBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -62,6 +65,11 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(agents::run(args)),
+        BenchCommand::Webhooks(args) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+            .block_on(webhooks::run(args)),
     }
 }
 
