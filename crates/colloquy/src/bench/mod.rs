@@ -29,6 +29,7 @@ use tokio::sync::watch;
 mod agents;
 mod joins;
 mod models;
+mod webhooks;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
@@ -42,6 +43,8 @@ pub enum BenchCommand {
     /// Joins: how many people the channel server admits and connects per second when they all
     /// come at once, and how fast it refuses (503 + Retry-After) those it cannot take now.
     Joins(joins::JoinBenchArgs),
+    /// Webhook deliveries per second with 1% of the receivers hanging, against none.
+    Webhooks(webhooks::WebhookBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,6 +74,11 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(joins::run(args)),
+        BenchCommand::Webhooks(args) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+            .block_on(webhooks::run(args)),
     }
 }
 
