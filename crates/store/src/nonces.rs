@@ -16,16 +16,22 @@ impl Store {
         now: UnixMillis,
         keep_until: UnixMillis,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM used_nonces WHERE expires_at <= ?").bind(now.0).execute(&mut *tx).await?;
-        let inserted = sqlx::query("INSERT OR IGNORE INTO used_nonces (scope, nonce, expires_at) VALUES (?, ?, ?)")
-            .bind(scope)
-            .bind(nonce)
-            .bind(keep_until.0)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(inserted.rows_affected() == 1)
+        // On the store's write path: a failed write (a full disk) closes its connection.
+        let mut conn = self.writer("nonce").await?;
+        let result = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            sqlx::query("DELETE FROM used_nonces WHERE expires_at <= ?").bind(now.0).execute(&mut *tx).await?;
+            let inserted = sqlx::query("INSERT OR IGNORE INTO used_nonces (scope, nonce, expires_at) VALUES (?, ?, ?)")
+                .bind(scope)
+                .bind(nonce)
+                .bind(keep_until.0)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(inserted.rows_affected() == 1)
+        }
+        .await;
+        self.finish_write("nonce", conn, result).await
     }
 }
 

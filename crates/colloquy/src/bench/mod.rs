@@ -59,26 +59,14 @@ pub struct RtcBenchArgs {
 }
 
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
+    // The load client runs on two worker threads, beside the server it measures.
+    let runtime = || tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     match command {
-        BenchCommand::Rtc(args) => {
-            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(rtc(args))
-        }
+        BenchCommand::Rtc(args) => runtime()?.block_on(rtc(args)),
         BenchCommand::Models => models::run(),
-        BenchCommand::Agents(args) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?
-            .block_on(agents::run(args)),
-        BenchCommand::Joins(args) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?
-            .block_on(joins::run(args)),
-        BenchCommand::Webhooks(args) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?
-            .block_on(webhooks::run(args)),
+        BenchCommand::Agents(args) => runtime()?.block_on(agents::run(args)),
+        BenchCommand::Joins(args) => runtime()?.block_on(joins::run(args)),
+        BenchCommand::Webhooks(args) => runtime()?.block_on(webhooks::run(args)),
     }
 }
 
