@@ -126,7 +126,8 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
         Supervisor::new(store.clone(), supervisor_config)
     };
     let orphans = supervisor.recover().await.context("recovering the records of the last run")?;
-    let webhooks = colloquy_http::webhooks::spawn(&supervisor, WebhookConfig::DEFAULT);
+    let dialects: Arc<dyn colloquy_http::dialects::Dialects> = Arc::new(colloquy_dialects::VendorDialects::new());
+    let webhooks = colloquy_http::webhooks::spawn(&supervisor, WebhookConfig::DEFAULT, dialects.clone());
 
     let playground = config.playground.enabled(credentials.source == credentials::Source::Generated);
     let router = colloquy_http::router(
@@ -142,6 +143,7 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
             brake: colloquy_http::brake::BrakeConfig::DEFAULT,
             rtc: RtcEdge::new(signer, Some(channel_server.clone())),
             playground,
+            dialects,
         },
     );
     let listener = tokio::net::TcpListener::bind(config.http)

@@ -52,6 +52,7 @@ async fn stack(dir: &std::path::Path) -> (ChannelServer, TokenSigner, String) {
             brake: colloquy_http::brake::BrakeConfig::DEFAULT,
             rtc: RtcEdge::new(signer.clone(), Some(channels.clone())),
             playground: false,
+            dialects: std::sync::Arc::new(colloquy_http::dialects::NoDialects),
         },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -21,7 +21,12 @@ fn crates_depend_only_on_what_architecture_md_allows() {
         ("supervisor", &["colloquy-model", "colloquy-store"], &["axum", "serde_json", "colloquy-http"]),
         ("rtc", &[], &["axum", "reqwest", "sqlx", "serde_json", "tokio-tungstenite"]),
         ("providers", &["colloquy-model"], &["axum", "sqlx", "str0m", "opus"]),
-        ("http", &["colloquy-model", "colloquy-store", "colloquy-supervisor", "colloquy-rtc"], &[]),
+        ("http", &["colloquy-model", "colloquy-store", "colloquy-supervisor", "colloquy-rtc"], &["colloquy-dialects"]),
+        (
+            "dialects",
+            &["colloquy-http", "colloquy-model", "colloquy-store", "colloquy-supervisor", "colloquy-rtc"],
+            &["sqlx", "str0m", "reqwest", "colloquy-agent", "colloquy-providers"],
+        ),
         ("conversation", &["colloquy-model"], &["tokio", "futures-util", "axum", "sqlx", "reqwest", "str0m"]),
         (
             "agent",
@@ -80,6 +85,28 @@ fn the_conversation_core_reads_no_clock_and_touches_no_socket_or_thread() {
         let text = text.split("#[cfg(test)]").next().unwrap();
         for forbidden in ["SystemTime", "Instant::now", "std::thread", "std::net", "tokio", "async fn", "std::fs"] {
             assert!(!text.contains(forbidden), "{} mentions {forbidden}", path.display());
+        }
+    }
+}
+
+/// The HTTP edge and the dialects keep their state in values the server owns (its `AppState`, the
+/// `VendorDialects` it was given), never in process globals: two servers in one process, as the
+/// tests run them, must not share a ZEGO sequence or an Alibaba session start.
+#[test]
+fn the_http_edge_and_the_dialects_keep_no_process_global_state() {
+    let mut files = sources(&workspace().join("crates/http/src"));
+    files.extend(sources(&workspace().join("crates/dialects/src")));
+    assert!(files.len() >= 30, "{files:?}");
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines().map(str::trim_start) {
+            assert!(!line.contains("static mut") && !line.contains("thread_local!"), "{}: {line}", path.display());
+            if line.starts_with("static ") || line.starts_with("pub static ") || line.starts_with("pub(crate) static ")
+            {
+                for interior in ["Mutex", "RwLock", "Atomic", "Cell", "OnceLock<Mutex"] {
+                    assert!(!line.contains(interior), "{} holds mutable global state: {line}", path.display());
+                }
+            }
         }
     }
 }

@@ -50,7 +50,7 @@ pub async fn require_basic_auth(
 }
 
 /// The key a Basic header names, whatever its secret; empty when it names none.
-pub(crate) fn presented_key(header: Option<&header::HeaderValue>) -> String {
+pub fn presented_key(header: Option<&header::HeaderValue>) -> String {
     header
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")))

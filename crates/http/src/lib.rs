@@ -1,8 +1,10 @@
-//! The HTTP edge of colloquy: the native `/v1` API with its auth, limits and error envelope, plus
-//! `/healthz`, `/metrics`, `/openapi.json` and the playground page at `/`.
+//! The HTTP edge of colloquy: the server's router, the native `/v1` API with its auth, limits and
+//! error envelope, `/healthz`, `/metrics`, `/openapi.json`, WHIP and the playground page at `/`, and
+//! the [`dialects::Dialects`] seam the vendor dialects (`colloquy-dialects`) plug into.
 //!
-//! **API boundary:** this is the only crate that knows HTTP and JSON wire formats. It turns requests
-//! into the model and calls the [`Supervisor`]; nothing below it sees a request or a dialect.
+//! **API boundary:** this crate and the dialects are the only ones that know HTTP and JSON wire
+//! formats. They turn requests into the model and call the [`Supervisor`]; nothing below them sees a
+//! request or a dialect.
 
 pub mod apps;
 pub mod auth;
@@ -10,6 +12,7 @@ pub mod brake;
 pub mod dialects;
 pub mod error;
 pub mod extract;
+pub mod fields;
 pub mod listener;
 pub mod metrics;
 pub mod native;
@@ -47,6 +50,8 @@ pub struct HttpConfig {
     /// Whether `POST /playground/session` starts agents without credentials (the page at `/` is
     /// served either way).
     pub playground: bool,
+    /// The vendor dialects served beside the native API ([`dialects::NoDialects`] for none).
+    pub dialects: Arc<dyn dialects::Dialects>,
 }
 
 /// What every handler can reach; cheap to clone.
@@ -62,7 +67,7 @@ struct StateInner {
     apps: Apps,
     rate_limiter: RateLimiter,
     brake: brake::AuthBrake,
-    zego_instances: dialects::zego::instances::InstanceGate,
+    dialects: Arc<dyn dialects::Dialects>,
     metrics: Metrics,
     rtc: rtc::RtcEdge,
     playground: playground::Playground,
@@ -84,7 +89,7 @@ pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
             apps: config.apps,
             rate_limiter: RateLimiter::new(config.rate_limit),
             brake: brake::AuthBrake::new(config.brake),
-            zego_instances: Default::default(),
+            dialects: config.dialects.clone(),
             rtc: config.rtc,
             playground: playground::Playground::new(config.playground),
         }),
@@ -97,7 +102,7 @@ pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
     Router::new()
         .merge(v1)
         .merge(playground::routes())
-        .merge(dialects::routes())
+        .merge(config.dialects.routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
@@ -110,23 +115,24 @@ pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
 }
 
 impl AppState {
-    pub(crate) fn supervisor(&self) -> &Supervisor {
+    pub fn supervisor(&self) -> &Supervisor {
         &self.inner.supervisor
     }
 
-    pub(crate) fn apps(&self) -> &Apps {
+    /// The apps of the vendor dialects.
+    pub fn apps(&self) -> &Apps {
         &self.inner.apps
     }
 
     /// Takes one request from `key`'s rate limit.
-    pub(crate) fn rate_limit(&self, key: &str) -> Result<(), ApiError> {
+    pub fn rate_limit(&self, key: &str) -> Result<(), ApiError> {
         self.inner.rate_limiter.check(key)
     }
 
     /// Runs `authenticate` under the brute-force brake, for `peer` naming `credential`: refused
     /// with 429 while the pair or the address is closed, counted when it fails, cleared when it
     /// succeeds.
-    pub(crate) fn braked<T, E: From<ApiError>>(
+    pub fn braked<T, E: From<ApiError>>(
         &self,
         peer: brake::Peer,
         credential: &str,
@@ -141,9 +147,8 @@ impl AppState {
         result
     }
 
-    /// ZEGO's per-app instance limit, held under racing creates.
-    pub(crate) fn zego_instances(&self) -> &dialects::zego::instances::InstanceGate {
-        &self.inner.zego_instances
+    pub(crate) fn dialects(&self) -> &dyn dialects::Dialects {
+        self.inner.dialects.as_ref()
     }
 
     pub(crate) fn rtc(&self) -> &rtc::RtcEdge {

@@ -115,19 +115,18 @@ fn token_refused(message: impl Into<String>) -> ApiError {
     ApiError { bearer_challenge: true, ..ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message) }
 }
 
-/// Checks a WHIP bearer token: our own RTC token, else an Alibaba ARTC `rtc_auth_token` signed
-/// with an app's key (see `dialects::alibaba::token`). Whatever signed it, its channel and uid
+/// Checks a WHIP bearer token: our own RTC token, else a vendor's RTC token that a dialect
+/// recognizes (Alibaba's ARTC `rtc_auth_token`, signed with an app's key). Whatever signed it, its channel and uid
 /// pass the same rules as `POST /v1/tokens` ([`ChannelName`], [`Uid`]).
 fn check_token(state: &AppState, headers: &HeaderMap) -> Result<Grant, ApiError> {
     let token = bearer(headers)?;
     let now = unix_now();
-    let grant =
-        state.rtc().signer.verify(token, now).or_else(
-            |e| match crate::dialects::alibaba::token::verify_rtc_auth_token(state.apps(), token, now) {
-                Some(result) => result.map_err(token_refused),
-                None => Err(token_refused(e.to_string())),
-            },
-        )?;
+    let grant = state.rtc().signer.verify(token, now).or_else(|e| {
+        match state.dialects().verify_rtc_token(state.apps(), token, now) {
+            Some(result) => result.map_err(token_refused),
+            None => Err(token_refused(e.to_string())),
+        }
+    })?;
     ChannelName::new(grant.channel.clone()).map_err(|e| token_refused(format!("the token's channel: {}", e.0)))?;
     Uid::new(grant.uid.clone()).map_err(|e| token_refused(format!("the token's uid: {}", e.0)))?;
     Ok(grant)

@@ -16,14 +16,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use colloquy_model::{AgentEvent, AgentEventKind, UnixMillis};
+use colloquy_model::{AgentEvent, AgentEventKind, Dialect, UnixMillis};
 use colloquy_store::{OutgoingWebhook, PendingWebhook, Store};
 use colloquy_supervisor::{EventStream, Supervisor, WebhookFormatter};
 use hmac::{KeyInit, Mac};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::dialects;
+use crate::dialects::Dialects;
 
 /// How deliveries are made and retried.
 #[derive(Clone, Copy, Debug)]
@@ -79,36 +79,54 @@ pub fn hmac_sha256_hex(secret: &[u8], message: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// The dialects' formats, as the supervisor's [`WebhookFormatter`].
-#[derive(Debug)]
-struct DialectWebhooks {
+/// Every agent's webhook format: the native one for agents of the native API, the vendor
+/// dialects' for theirs. The supervisor's sessions format lifecycle webhooks with it, and the
+/// delivery task conversation events.
+#[derive(Clone, Debug)]
+pub struct Formats {
     store: Store,
+    dialects: Arc<dyn Dialects>,
 }
 
-impl WebhookFormatter for DialectWebhooks {
-    fn format<'a>(&'a self, event: &'a AgentEvent) -> Pin<Box<dyn Future<Output = Vec<OutgoingWebhook>> + Send + 'a>> {
-        Box::pin(dialects::format_webhooks(event, &self.store))
+impl Formats {
+    pub fn new(store: Store, dialects: Arc<dyn Dialects>) -> Formats {
+        Formats { store, dialects }
+    }
+
+    /// The deliveries for `event`, in the form of the API that started the agent.
+    pub async fn format(&self, event: &AgentEvent) -> Vec<OutgoingWebhook> {
+        match event.agent.spec.origin.dialect {
+            Dialect::Native => crate::native::webhooks::format(event).into_iter().collect(),
+            _ => self.dialects.format_webhooks(event, &self.store).await,
+        }
     }
 }
 
-/// Gives `supervisor` the dialects' webhook formats (its sessions write lifecycle webhooks with
-/// their state changes), takes its event stream, and starts delivering. The task ends after
-/// shutdown, once the stream has ended and a last round of deliveries within `shutdown_grace`.
-/// Call it once, before the first agent starts.
-pub fn spawn(supervisor: &Supervisor, config: WebhookConfig) -> JoinHandle<()> {
-    let store = supervisor.store().clone();
-    supervisor.set_webhooks(Arc::new(DialectWebhooks { store: store.clone() }));
+impl WebhookFormatter for Formats {
+    fn format<'a>(&'a self, event: &'a AgentEvent) -> Pin<Box<dyn Future<Output = Vec<OutgoingWebhook>> + Send + 'a>> {
+        Box::pin(Formats::format(self, event))
+    }
+}
+
+/// Gives `supervisor` the webhook formats of the native API and `dialects` (its sessions write
+/// lifecycle webhooks with their state changes), takes its event stream, and starts delivering.
+/// The task ends after shutdown, once the stream has ended and a last round of deliveries within
+/// `shutdown_grace`. Call it once, before the first agent starts.
+pub fn spawn(supervisor: &Supervisor, config: WebhookConfig, dialects: Arc<dyn Dialects>) -> JoinHandle<()> {
+    let formats = Formats::new(supervisor.store().clone(), dialects);
+    supervisor.set_webhooks(Arc::new(formats.clone()));
     let events = supervisor.take_events().unwrap_or_else(|| {
         tracing::error!("the event stream was taken already; conversation events have no webhooks");
         EventStream::from_receiver(mpsc::channel(1).1)
     });
-    deliver(store, events, config)
+    deliver(formats, events, config)
 }
 
 /// Delivers what is in the outbox, and queues the webhooks of the conversation events that come on
-/// `events`, until `events` closes; then delivers for `shutdown_grace` at most.
-pub fn deliver(store: Store, events: EventStream, config: WebhookConfig) -> JoinHandle<()> {
-    tokio::spawn(run(store, events, config))
+/// `events` (formatted by `formats`), until `events` closes; then delivers for `shutdown_grace` at
+/// most.
+pub fn deliver(formats: Formats, events: EventStream, config: WebhookConfig) -> JoinHandle<()> {
+    tokio::spawn(run(formats, events, config))
 }
 
 /// The deliveries in flight.
@@ -127,7 +145,8 @@ impl InFlight {
     }
 }
 
-async fn run(store: Store, mut events: EventStream, config: WebhookConfig) {
+async fn run(formats: Formats, mut events: EventStream, config: WebhookConfig) {
+    let store = formats.store.clone();
     let client = match reqwest::Client::builder()
         .connect_timeout(config.connect_timeout)
         .timeout(config.request_timeout)
@@ -160,7 +179,7 @@ async fn run(store: Store, mut events: EventStream, config: WebhookConfig) {
                 }
             }
             event = events.recv() => match event {
-                Some(event) => enqueue(&store, &config, &event).await,
+                Some(event) => enqueue(&formats, &config, &event).await,
                 None => break,
             },
             () = written.notified() => {}
@@ -187,12 +206,12 @@ async fn run(store: Store, mut events: EventStream, config: WebhookConfig) {
 }
 
 /// Conversation events only: the sessions write lifecycle events' webhooks with their states.
-async fn enqueue(store: &Store, config: &WebhookConfig, event: &AgentEvent) {
+async fn enqueue(formats: &Formats, config: &WebhookConfig, event: &AgentEvent) {
     if !matches!(event.kind, AgentEventKind::Conversation(_)) {
         return;
     }
-    for webhook in dialects::format_webhooks(event, store).await {
-        match store.enqueue_webhook(&webhook, config.max_pending).await {
+    for webhook in formats.format(event).await {
+        match formats.store.enqueue_webhook(&webhook, config.max_pending).await {
             Ok(true) => {}
             Ok(false) => tracing::error!(
                 agent_id = %webhook.agent_id,

@@ -60,6 +60,7 @@ fn router(supervisor: &Supervisor) -> axum::Router {
             brake: colloquy_http::brake::BrakeConfig::DEFAULT,
             rtc: colloquy_http::rtc::RtcEdge::new(colloquy_rtc::token::TokenSigner::new(b"secret"), None),
             playground: false,
+            dialects: std::sync::Arc::new(colloquy_http::dialects::NoDialects),
         },
     )
 }
@@ -80,7 +81,7 @@ async fn call(router: &axum::Router, path: &str, body: Value) -> Value {
 async fn lifecycle_events_arrive_signed_and_in_order_after_retries() {
     let dir = tempfile::tempdir().unwrap();
     let (supervisor, store) = supervisor(&dir).await;
-    let delivery = webhooks::spawn(&supervisor, FAST);
+    let delivery = webhooks::spawn(&supervisor, FAST, std::sync::Arc::new(colloquy_http::dialects::NoDialects));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let receiver = Receiver { refuse_first: Arc::new(Mutex::new(3)), ..Receiver::default() };
@@ -127,7 +128,7 @@ async fn nothing_is_lost_while_the_receiver_is_down_even_across_a_restart() {
     let url = format!("http://{address}/hook");
     {
         let (supervisor, store) = supervisor(&dir).await;
-        let delivery = webhooks::spawn(&supervisor, FAST);
+        let delivery = webhooks::spawn(&supervisor, FAST, std::sync::Arc::new(colloquy_http::dialects::NoDialects));
         let api = router(&supervisor);
         for name in ["a", "b"] {
             call(
@@ -146,7 +147,7 @@ async fn nothing_is_lost_while_the_receiver_is_down_even_across_a_restart() {
     }
     // The next start finds them and delivers once the receiver is back.
     let (supervisor, store) = supervisor(&dir).await;
-    let delivery = webhooks::spawn(&supervisor, FAST);
+    let delivery = webhooks::spawn(&supervisor, FAST, std::sync::Arc::new(colloquy_http::dialects::NoDialects));
     let receiver = Receiver::default();
     receiver.listen(TcpListener::bind(address).await.unwrap()).await;
     let accepted = accepted_json(&receiver, 4).await;
@@ -173,7 +174,7 @@ async fn a_delivery_that_keeps_failing_is_given_up_and_kept() {
     let dir = tempfile::tempdir().unwrap();
     let (supervisor, store) = supervisor(&dir).await;
     let config = WebhookConfig { max_attempts: 3, ..FAST };
-    let delivery = webhooks::spawn(&supervisor, config);
+    let delivery = webhooks::spawn(&supervisor, config, std::sync::Arc::new(colloquy_http::dialects::NoDialects));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let receiver = Receiver { refuse_first: Arc::new(Mutex::new(usize::MAX)), ..Receiver::default() };
@@ -232,6 +233,7 @@ fn two_app_router(supervisor: &Supervisor) -> axum::Router {
             brake: colloquy_http::brake::BrakeConfig::DEFAULT,
             rtc: colloquy_http::rtc::RtcEdge::new(colloquy_rtc::token::TokenSigner::new(b"secret"), None),
             playground: false,
+            dialects: std::sync::Arc::new(colloquy_http::dialects::NoDialects),
         },
     )
 }
@@ -292,7 +294,7 @@ async fn one_apps_hanging_receivers_do_not_hold_up_another_apps_webhooks_or_star
     supervisor.recover().await.unwrap();
     let config =
         WebhookConfig { request_timeout: Duration::from_secs(5), shutdown_grace: Duration::from_secs(1), ..FAST };
-    let delivery = webhooks::spawn(&supervisor, config);
+    let delivery = webhooks::spawn(&supervisor, config, std::sync::Arc::new(colloquy_http::dialects::NoDialects));
     let api = two_app_router(&supervisor);
     let receiver = Receiver::default();
     let b_url = receiver.start().await;

@@ -150,7 +150,11 @@ async fn once(args: &WebhookBenchArgs, hanging: usize) -> anyhow::Result<Run> {
 
     let (events, stream) = tokio::sync::mpsc::channel(1);
     let began = Instant::now();
-    let task = webhooks::deliver(store.clone(), EventStream::from_receiver(stream), WebhookConfig::DEFAULT);
+    let task = webhooks::deliver(
+        webhooks::Formats::new(store.clone(), Arc::new(colloquy_http::dialects::NoDialects)),
+        EventStream::from_receiver(stream),
+        WebhookConfig::DEFAULT,
+    );
     while delivered.load(Ordering::Relaxed) < expected {
         tokio::time::sleep(Duration::from_millis(5)).await;
         anyhow::ensure!(began.elapsed() < Duration::from_secs(300), "deliveries stalled");

@@ -8,14 +8,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use base64::Engine;
 use colloquy_model::{AgentCommand, AgentId, AgentStatus, ChannelName};
-use colloquy_store::{AgentFilter, ListCursor};
+use colloquy_store::AgentFilter;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::extract::{OptionalJson, ValidJson, ValidQuery};
+use crate::fields::{decode_cursor, encode_cursor};
 
 /// The routes of `/v1`, without auth (the caller layers it on).
 pub fn routes() -> Router<AppState> {
@@ -35,25 +35,6 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
-const CURSOR_PREFIX: &str = "c1.";
-
-/// A list position as an opaque cursor; the dialects' lists use the same.
-pub(crate) fn encode_cursor(cursor: ListCursor) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{}", cursor.0))
-}
-
-pub(crate) fn decode_cursor(cursor: &str) -> Result<ListCursor, ApiError> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix(CURSOR_PREFIX)?.parse().ok())
-        .map(ListCursor)
-        .ok_or_else(|| {
-            ApiError::invalid("cursor", "cursor is not one this server gave out; pass next_cursor as it came")
-        })
-}
-
 /// Start an agent in a channel.
 #[utoipa::path(
     post, path = "/v1/agents", tag = "agents",
@@ -229,7 +210,7 @@ pub async fn think(
     Path(id): Path<String>,
     ValidJson(request): ValidJson<wire::ThinkRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let command = AgentCommand::Think { text: to_model::command_text(request.text)? };
+    let command = AgentCommand::Think { text: crate::fields::command_text(request.text)? };
     state.inner.supervisor.command(&caller.app, &AgentId::from_string(id), command).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -271,18 +252,4 @@ pub async fn turns(
 /// Answers for `/v1` paths that match no route.
 pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route; see /openapi.json")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_refuse_forgeries() {
-        let cursor = encode_cursor(ListCursor(42));
-        assert_eq!(decode_cursor(&cursor).unwrap(), ListCursor(42));
-        for forged in ["", "42", "!!", &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("c2.1")] {
-            assert_eq!(decode_cursor(forged).unwrap_err().field.as_deref(), Some("cursor"));
-        }
-    }
 }

@@ -1,139 +1,14 @@
 //! Native requests into the model, checking every value; the model back into native answers.
 
-use std::collections::BTreeMap;
-use std::fmt::Display;
-use std::ops::RangeInclusive;
-
-use axum::http::{HeaderName, HeaderValue, Uri};
 use colloquy_model as model;
 use colloquy_model::{AgentName, AgentSpec, ChannelName, IdleTimeout, RemoteEndpoint, Secret, Uid};
 
 use super::wire;
 use crate::error::ApiError;
-
-pub(crate) const OPENAI_URL: &str = "https://api.openai.com/v1";
-pub(crate) const OPENAI_LLM_MODEL: &str = "gpt-4o-mini";
-pub(crate) const OPENAI_ASR_MODEL: &str = "whisper-1";
-pub(crate) const OPENAI_TTS_MODEL: &str = "tts-1";
-/// The embedded Piper voices.
-pub const LOCAL_VOICES: &[&str] = &[model::Tts::DEFAULT_LOCAL_VOICE];
-
-pub(crate) type Checked<T> = Result<T, ApiError>;
-
-pub(crate) fn in_range<T: PartialOrd + Display + Copy>(field: &str, value: T, range: RangeInclusive<T>) -> Checked<T> {
-    if range.contains(&value) {
-        Ok(value)
-    } else {
-        Err(ApiError::invalid(
-            field,
-            format!("{field} is {value}; it must be between {} and {}", range.start(), range.end()),
-        ))
-    }
-}
-
-pub(crate) fn finite(field: &str, value: f32, range: RangeInclusive<f32>) -> Checked<f32> {
-    if !value.is_finite() {
-        return Err(ApiError::invalid(field, format!("{field} must be a finite number")));
-    }
-    in_range(field, value, range)
-}
-
-pub(crate) fn text(field: &str, value: String) -> Checked<String> {
-    if value.trim().is_empty() {
-        return Err(ApiError::invalid(field, format!("{field} must not be empty")));
-    }
-    let chars = value.chars().count();
-    if chars > AgentSpec::MAX_TEXT_CHARS {
-        return Err(ApiError::invalid(
-            field,
-            format!("{field} is {chars} characters long; the maximum is {}", AgentSpec::MAX_TEXT_CHARS),
-        ));
-    }
-    Ok(value)
-}
-
-pub(crate) fn short_text(field: &str, value: String, max: usize) -> Checked<String> {
-    let value = text(field, value)?;
-    if value.chars().count() > max {
-        return Err(ApiError::invalid(field, format!("{field} is longer than {max} characters")));
-    }
-    Ok(value)
-}
-
-pub(crate) fn http_url(field: &str, value: String) -> Checked<String> {
-    let uri: Uri = value.parse().map_err(|_| ApiError::invalid(field, format!("{field} is not a URL")))?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-    if !scheme_ok || uri.host().is_none_or(str::is_empty) {
-        return Err(ApiError::invalid(field, format!("{field} must be an http:// or https:// URL with a host")));
-    }
-    Ok(value)
-}
-
-pub(crate) fn name<T>(
-    field: &str,
-    value: String,
-    make: impl FnOnce(String) -> Result<T, model::InvalidName>,
-) -> Checked<T> {
-    make(value).map_err(|e| ApiError::invalid(field, e.0))
-}
-
-/// The fields every OpenAI-compatible provider takes.
-pub(crate) struct EndpointFields {
-    pub(crate) url: Option<String>,
-    pub(crate) api_key: Option<String>,
-    pub(crate) headers: Option<BTreeMap<String, String>>,
-    pub(crate) timeout_ms: Option<u32>,
-    pub(crate) max_retries: Option<u32>,
-}
-
-impl EndpointFields {
-    /// With vendor `local`, an endpoint field would be silently ignored: refuse it instead.
-    pub(crate) fn refuse_for_local(&self, group: &str) -> Checked<()> {
-        let set = [
-            ("url", self.url.is_some()),
-            ("api_key", self.api_key.is_some()),
-            ("headers", self.headers.is_some()),
-            ("timeout_ms", self.timeout_ms.is_some()),
-            ("max_retries", self.max_retries.is_some()),
-        ];
-        match set.iter().find(|(_, is_set)| *is_set) {
-            Some((field, _)) => Err(ApiError::invalid(
-                format!("{group}.{field}"),
-                format!("{group}.{field} applies only to vendor \"openai\"; {group}.vendor is \"local\""),
-            )),
-            None => Ok(()),
-        }
-    }
-
-    pub(crate) fn into_endpoint(self, group: &str, model: String) -> Checked<RemoteEndpoint> {
-        let url = http_url(&format!("{group}.url"), self.url.unwrap_or_else(|| OPENAI_URL.to_owned()))?;
-        let mut headers = Vec::new();
-        for (key, value) in self.headers.unwrap_or_default() {
-            let field = format!("{group}.headers.{key}");
-            HeaderName::try_from(key.as_str())
-                .map_err(|_| ApiError::invalid(&field, format!("{key:?} is not a valid header name")))?;
-            HeaderValue::try_from(value.as_str())
-                .map_err(|_| ApiError::invalid(&field, "the header value has characters a header cannot carry"))?;
-            headers.push((key, value));
-        }
-        Ok(RemoteEndpoint {
-            url,
-            api_key: self.api_key.map(Secret::new),
-            model: short_text(&format!("{group}.model"), model, 256)?,
-            headers,
-            timeout_ms: in_range(
-                &format!("{group}.timeout_ms"),
-                self.timeout_ms.unwrap_or(RemoteEndpoint::DEFAULT_TIMEOUT_MS),
-                RemoteEndpoint::TIMEOUT_RANGE_MS,
-            )?,
-            max_retries: in_range(
-                &format!("{group}.max_retries"),
-                self.max_retries.unwrap_or(RemoteEndpoint::DEFAULT_MAX_RETRIES),
-                0..=RemoteEndpoint::MAX_RETRIES,
-            )?,
-        })
-    }
-}
+use crate::fields::{
+    Checked, EndpointFields, OPENAI_ASR_MODEL, OPENAI_LLM_MODEL, OPENAI_TTS_MODEL, command_text, finite, http_url,
+    in_range, local_voice, name, prompt_length, short_text, text,
+};
 
 /// Checks a `POST /v1/agents` body and resolves its defaults.
 pub fn spec_from_wire(config: wire::AgentConfig) -> Checked<AgentSpec> {
@@ -229,12 +104,7 @@ fn remote_uids(uids: Vec<String>) -> Checked<model::RemoteUids> {
 }
 
 fn prompt_messages(field: &str, messages: Vec<wire::PromptMessage>) -> Checked<Vec<model::PromptMessage>> {
-    if messages.len() > model::Llm::MAX_SYSTEM_MESSAGES {
-        return Err(ApiError::invalid(
-            field,
-            format!("{field} has {} messages; the maximum is {}", messages.len(), model::Llm::MAX_SYSTEM_MESSAGES),
-        ));
-    }
+    prompt_length(field, messages.len())?;
     messages
         .into_iter()
         .enumerate()
@@ -372,17 +242,6 @@ fn tts_from_wire(tts: wire::TtsConfig) -> Checked<model::Tts> {
     Ok(model::Tts { provider, voice, speed })
 }
 
-pub(crate) fn local_voice(field: &str, voice: String) -> Checked<String> {
-    if LOCAL_VOICES.contains(&voice.as_str()) {
-        Ok(voice)
-    } else {
-        Err(ApiError::invalid(
-            field,
-            format!("unknown local voice {voice:?}; the embedded voices are {LOCAL_VOICES:?}"),
-        ))
-    }
-}
-
 fn turn_detection_from_wire(turn: wire::TurnDetectionConfig) -> Checked<model::TurnDetection> {
     use model::TurnDetection as T;
     let d = T::DEFAULT;
@@ -505,11 +364,6 @@ pub fn update_from_wire(request: wire::UpdateRequest, current: &AgentSpec) -> Ch
         ));
     }
     Ok(update)
-}
-
-/// Checks the text of `speak` and `think`.
-pub fn command_text(value: String) -> Checked<String> {
-    text("text", value)
 }
 
 pub fn speak_from_wire(request: wire::SpeakRequest) -> Checked<model::AgentCommand> {

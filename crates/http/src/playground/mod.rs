@@ -100,7 +100,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 /// The page with the defaults filled in: the default system prompt and the local voices.
 static PAGE: LazyLock<String> = LazyLock::new(|| {
-    let voices: String = to_model::LOCAL_VOICES
+    let voices: String = crate::fields::LOCAL_VOICES
         .iter()
         .map(|voice| format!("<option value=\"{0}\">{0} (Piper, local)</option>", escape_html(voice)))
         .collect();

@@ -60,6 +60,9 @@ pub struct Options {
     pub media: bool,
     /// Where the apps' webhooks go; deliveries run when set.
     pub webhook_url: Option<String>,
+    /// The vendor dialects mounted beside the native API (none by default; the dialects' own
+    /// tests mount theirs).
+    pub dialects: Arc<dyn colloquy_http::dialects::Dialects>,
 }
 
 impl Default for Options {
@@ -72,6 +75,7 @@ impl Default for Options {
             playground: false,
             media: false,
             webhook_url: None,
+            dialects: Arc::new(colloquy_http::dialects::NoDialects),
         }
     }
 }
@@ -87,7 +91,7 @@ pub async fn api(options: Options) -> Api {
     };
     supervisor.recover().await.unwrap();
     if options.webhook_url.is_some() {
-        colloquy_http::webhooks::spawn(&supervisor, FAST_WEBHOOKS);
+        colloquy_http::webhooks::spawn(&supervisor, FAST_WEBHOOKS, options.dialects.clone());
     }
     let webhook = options.webhook_url.map(|url| AppWebhook { url, secret: Some(Secret::new(WEBHOOK_SECRET)) });
     let apps = Apps::new(vec![
@@ -125,6 +129,7 @@ pub async fn api(options: Options) -> Api {
                 options.channel_server.clone(),
             ),
             playground: options.playground,
+            dialects: options.dialects,
         },
     );
     Api { router, supervisor, store, media, _dir: dir }

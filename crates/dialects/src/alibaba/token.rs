@@ -22,7 +22,7 @@ use colloquy_rtc::token::{Grant, MAX_LIFETIME_SECS};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::apps::{App, Apps, ArtcTokens};
+use colloquy_http::apps::{App, Apps, ArtcTokens};
 
 /// The gateway list a client SDK expects in the token.
 pub const GSLB: &str = "https://gw.rtn.aliyuncs.com";

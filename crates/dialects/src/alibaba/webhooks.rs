@@ -11,31 +11,37 @@
 //! | `chat_record` | a final user transcript or agent reply | `{role, text, sentenceId, roundId, isSentenceEnd, interrupted, timestamp}` |
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use colloquy_model::{AgentEvent, AgentEventKind, ConversationEvent};
-use colloquy_store::{OutgoingWebhook, Store};
+use colloquy_store::OutgoingWebhook;
 use serde_json::{Value, json};
 
 use super::OriginData;
 
 /// The instances that already had their `session_start`. Events of one agent are formatted in
-/// order by the one delivery task; entries are dropped when the agent ends.
-static SESSION_STARTED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
-
-fn first_session_start(id: &str) -> bool {
-    let mut guard = SESSION_STARTED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    guard.get_or_insert_with(HashSet::new).insert(id.to_owned())
+/// order by the one delivery task; an instance is forgotten when it ends.
+#[derive(Debug, Default)]
+pub struct SessionStarts {
+    started: Mutex<HashSet<String>>,
 }
 
-fn forget(id: &str) {
-    let mut guard = SESSION_STARTED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(set) = guard.as_mut() {
-        set.remove(id);
+impl SessionStarts {
+    /// Whether this is `id`'s first `session_start`.
+    fn first(&self, id: &str) -> bool {
+        self.started.lock().unwrap_or_else(PoisonError::into_inner).insert(id.to_owned())
+    }
+
+    fn forget(&self, id: &str) {
+        self.started.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
     }
 }
 
-fn event_and_data(event: &AgentEvent, origin: &OriginData) -> Option<(&'static str, Value)> {
+fn event_and_data(
+    event: &AgentEvent,
+    origin: &OriginData,
+    session_starts: &SessionStarts,
+) -> Option<(&'static str, Value)> {
     let agent = &event.agent;
     match &event.kind {
         AgentEventKind::Started => Some((
@@ -43,7 +49,7 @@ fn event_and_data(event: &AgentEvent, origin: &OriginData) -> Option<(&'static s
             json!({ "channelId": origin.channel_id, "agentUserId": origin.agent_user_id, "userId": origin.user_id }),
         )),
         AgentEventKind::Stopped | AgentEventKind::Failed => {
-            forget(agent.id.as_str());
+            session_starts.forget(agent.id.as_str());
             let reason = agent.state.reason();
             Some((
                 "agent_stop",
@@ -56,7 +62,8 @@ fn event_and_data(event: &AgentEvent, origin: &OriginData) -> Option<(&'static s
             ))
         }
         AgentEventKind::Conversation(conversation) => match conversation {
-            ConversationEvent::UserSpeech { speaking: true, .. } => first_session_start(agent.id.as_str())
+            ConversationEvent::UserSpeech { speaking: true, .. } => session_starts
+                .first(agent.id.as_str())
                 .then(|| ("session_start", json!({ "channelId": origin.channel_id, "userId": origin.user_id }))),
             ConversationEvent::UserTranscript { turn, text } => Some((
                 "chat_record",
@@ -85,10 +92,10 @@ fn event_and_data(event: &AgentEvent, origin: &OriginData) -> Option<(&'static s
 }
 
 /// The callback for `event`, when the agent has callbacks and the event is one Alibaba sends.
-pub async fn format(event: &AgentEvent, _store: &Store) -> Vec<OutgoingWebhook> {
+pub fn format(event: &AgentEvent, session_starts: &SessionStarts) -> Vec<OutgoingWebhook> {
     let Some(callbacks) = event.agent.spec.callbacks.as_ref() else { return Vec::new() };
     let origin = OriginData::of(&event.agent);
-    let Some((name, data)) = event_and_data(event, &origin) else { return Vec::new() };
+    let Some((name, data)) = event_and_data(event, &origin, session_starts) else { return Vec::new() };
     let body = json!({
         "aiAgentId": origin.ai_agent_id,
         "instanceId": event.agent.id.as_str(),

@@ -25,16 +25,35 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use crate::AppState;
-use crate::apps::App;
-use crate::brake::Peer;
-use crate::error::{ApiError, ErrorCode};
+use colloquy_http::AppState;
+use colloquy_http::apps::App;
+use colloquy_http::brake::Peer;
+use colloquy_http::error::{ApiError, ErrorCode};
 
 /// The path every route of this dialect starts with.
 pub const BASE: &str = "/api/conversational-ai-agent/v2/projects/{appid}";
 
-/// This dialect's routes.
-pub fn routes() -> Router<AppState> {
+/// Agora's dialect. It keeps nothing between requests: its tokens and signatures say all.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Agora;
+
+impl Agora {
+    /// This dialect's routes.
+    pub fn routes(&self) -> Router<AppState> {
+        routes()
+    }
+
+    /// The notifications of `event`; an ended agent's carry its history and turns from `store`.
+    pub async fn webhooks(
+        &self,
+        event: &colloquy_model::AgentEvent,
+        store: &colloquy_store::Store,
+    ) -> Vec<colloquy_store::OutgoingWebhook> {
+        webhooks::format(event, store).await
+    }
+}
+
+fn routes() -> Router<AppState> {
     let route = |path: &str| format!("{BASE}{path}");
     Router::new()
         .route(&route("/join"), post(join))
@@ -234,7 +253,7 @@ fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> AgoraResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(AgoraError::new(StatusCode::BAD_REQUEST, "InvalidRequestBody", "the request body is empty"));
     }
-    Ok(crate::extract::parse_json(body)?)
+    Ok(colloquy_http::extract::parse_json(body)?)
 }
 
 fn parse_query<T: serde::de::DeserializeOwned + Default>(query: Option<&str>) -> AgoraResult<T> {
@@ -358,7 +377,7 @@ const MAX_LIMIT: u32 = 100;
 const DEFAULT_WINDOW_SECS: i64 = 2 * 3600;
 
 fn decode_cursor(cursor: &str) -> AgoraResult<ListCursor> {
-    crate::native::decode_cursor(cursor).map_err(AgoraError::from)
+    colloquy_http::fields::decode_cursor(cursor).map_err(AgoraError::from)
 }
 
 fn parse_states(states: &str) -> AgoraResult<Vec<AgentStatus>> {
@@ -459,7 +478,10 @@ async fn list(
         .collect();
     Ok(axum::Json(wire::ListResponse {
         data: wire::ListData { count: list.len(), list },
-        meta: wire::ListMeta { cursor: next.map(crate::native::encode_cursor).unwrap_or_default(), total: found.len() },
+        meta: wire::ListMeta {
+            cursor: next.map(colloquy_http::fields::encode_cursor).unwrap_or_default(),
+            total: found.len(),
+        },
         status: "ok",
     }))
 }
@@ -635,7 +657,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_states_parse() {
-        assert_eq!(decode_cursor(&crate::native::encode_cursor(ListCursor(7))).unwrap(), ListCursor(7));
+        assert_eq!(decode_cursor(&colloquy_http::fields::encode_cursor(ListCursor(7))).unwrap(), ListCursor(7));
         assert_eq!(decode_cursor("nope").unwrap_err().reason, "InvalidFieldValue");
         assert_eq!(parse_states("0, 2,6").unwrap(), [AgentStatus::Idle, AgentStatus::Running, AgentStatus::Failed]);
         assert_eq!(parse_states("RUNNING").unwrap(), [AgentStatus::Running]);

@@ -25,13 +25,33 @@ use colloquy_supervisor::SupervisorError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::AppState;
-use crate::apps::App;
-use crate::error::ApiError;
+use colloquy_http::AppState;
+use colloquy_http::apps::App;
+use colloquy_http::error::ApiError;
 
-/// The app-server routes (the OpenAPI is reached through `POST /`, see [`openapi`]).
-pub fn routes() -> Router<AppState> {
-    app_server::routes()
+/// Alibaba's dialect, with what it keeps between events: which instances had their
+/// `session_start` callback.
+#[derive(Debug, Default)]
+pub struct Alibaba {
+    session_starts: webhooks::SessionStarts,
+}
+
+impl Alibaba {
+    /// The app-server routes (the OpenAPI is reached through `POST /`, which the crate routes by
+    /// [`openapi::is_openapi_request`]).
+    pub fn routes(&self) -> Router<AppState> {
+        app_server::routes()
+    }
+
+    /// An OpenAPI action.
+    pub async fn action(&self, state: AppState, request: crate::RawRequest) -> axum::response::Response {
+        openapi::action(state, request).await
+    }
+
+    /// The callbacks of `event`.
+    pub fn webhooks(&self, event: &colloquy_model::AgentEvent) -> Vec<colloquy_store::OutgoingWebhook> {
+        webhooks::format(event, &self.session_starts)
+    }
 }
 
 /// The only `workflow_type` this server runs.

@@ -1,6 +1,7 @@
 //! The Agora Conversational AI Engine v2 dialect: `/api/conversational-ai-agent/v2/projects/{appid}/…`
 //! with Basic or AccessToken2 auth, `{detail, reason}` errors, and NCS webhooks.
 
+#[path = "../../http/tests/common/mod.rs"]
 mod common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -106,7 +107,7 @@ fn assert_agora_error(reply: &common::Reply, status: StatusCode, reason: &str, m
 
 #[tokio::test]
 async fn join_with_the_docs_example_answers_the_documented_shapes() {
-    let api = common::api(Options::default()).await;
+    let api = common::api(dialects()).await;
     let before = now_secs();
     let reply = api
         .send(
@@ -197,7 +198,7 @@ async fn join_with_the_docs_example_answers_the_documented_shapes() {
 
 #[tokio::test]
 async fn list_filters_by_time_and_pages_with_a_cursor() {
-    let api = common::api(Options::default()).await;
+    let api = common::api(dialects()).await;
     let mut ids = Vec::new();
     for i in 0..5 {
         ids.push(join(&api, &small_join(&format!("agent-{i}"))).await);
@@ -261,7 +262,7 @@ fn endpoints(id: &str) -> Vec<(&'static str, String, Option<String>)> {
 
 #[tokio::test]
 async fn every_endpoint_refuses_wrong_credentials() {
-    let api = common::api(Options::default()).await;
+    let api = common::api(dialects()).await;
     let id = join(&api, &small_join("guarded")).await;
     let wrong_secret = basic(APP_KEY, "nope");
     let other_app = basic(OTHER_APP_KEY, OTHER_APP_SECRET);
@@ -294,7 +295,7 @@ async fn every_endpoint_refuses_wrong_credentials() {
 
 #[tokio::test]
 async fn an_access_token2_made_by_agoras_algorithm_authenticates() {
-    let api = common::api(Options::default()).await;
+    let api = common::api(dialects()).await;
     let token = format!("agora token={VALID_TOKEN}");
     let mut body = small_join("by-token");
     body["properties"]["agent_rtc_uid"] = json!("1001");
@@ -319,7 +320,7 @@ fn join_as(name: &str, channel: &str, uid: &str) -> String {
 
 #[tokio::test]
 async fn an_rtc_token_reaches_only_the_agents_of_its_channel_and_uid() {
-    let api = common::api(Options::default()).await;
+    let api = common::api(dialects()).await;
     let boardroom = join(&api, &serde_json::from_str(&join_as("board", "boardroom", "2001")).unwrap()).await;
     let lobby_43 = join(&api, &serde_json::from_str(&join_as("lobby-43", "lobby", "43")).unwrap()).await;
     let as_token = |token: &str| format!("agora token={token}");
@@ -386,7 +387,7 @@ async fn an_rtc_token_reaches_only_the_agents_of_its_channel_and_uid() {
 
 #[tokio::test]
 async fn join_validation_names_the_field() {
-    let api = common::api(Options::default()).await;
+    let api = common::api(dialects()).await;
     let send = |body: String| {
         let api = &api;
         async move { api.send("POST", &path(APP_ID, "/join"), Some(&auth()), Some(&body)).await }
@@ -417,7 +418,7 @@ async fn join_validation_names_the_field() {
 
 #[tokio::test]
 async fn a_second_join_with_a_running_name_conflicts() {
-    let api = common::api(Options::default()).await;
+    let api = common::api(dialects()).await;
     let id = join(&api, &small_join("twin")).await;
     let reply = api.send("POST", &path(APP_ID, "/join"), Some(&auth()), Some(&small_join("twin").to_string())).await;
     assert_agora_error(&reply, StatusCode::CONFLICT, "TaskConflict", "twin");
@@ -438,7 +439,7 @@ async fn a_second_join_with_a_running_name_conflicts() {
 
 #[tokio::test]
 async fn the_node_limit_is_a_quota_error() {
-    let api = common::api(Options { max_agents: 1, ..Options::default() }).await;
+    let api = common::api(Options { max_agents: 1, ..dialects() }).await;
     join(&api, &small_join("one")).await;
     let reply = api.send("POST", &path(APP_ID, "/join"), Some(&auth()), Some(&small_join("two").to_string())).await;
     assert_agora_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, "ResourceQuotaLimitExceeded", "maximum");
@@ -446,11 +447,9 @@ async fn the_node_limit_is_a_quota_error() {
 
 #[tokio::test]
 async fn rate_limit_answers_429() {
-    let api = common::api(Options {
-        rate_limit: colloquy_http::auth::RateLimit { per_second: 1, burst: 1 },
-        ..Options::default()
-    })
-    .await;
+    let api =
+        common::api(Options { rate_limit: colloquy_http::auth::RateLimit { per_second: 1, burst: 1 }, ..dialects() })
+            .await;
     let first = api.send("GET", &path(APP_ID, "/agents"), Some(&auth()), None).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.text);
     let second = api.send("GET", &path(APP_ID, "/agents"), Some(&auth()), None).await;
@@ -461,7 +460,7 @@ async fn rate_limit_answers_429() {
 
 #[tokio::test]
 async fn other_apps_cannot_see_or_steer_the_agent() {
-    let api = common::api(Options { media: true, ..Options::default() }).await;
+    let api = common::api(Options { media: true, ..dialects() }).await;
     let id = join(&api, &small_join("private")).await;
     let other = basic(OTHER_APP_KEY, OTHER_APP_SECRET);
     for (method, suffix, body) in endpoints(&id).into_iter().skip(2) {
@@ -477,7 +476,7 @@ async fn other_apps_cannot_see_or_steer_the_agent() {
 
 #[tokio::test]
 async fn speak_interrupt_think_and_update_reach_the_agent() {
-    let api = common::api(Options { media: true, ..Options::default() }).await;
+    let api = common::api(Options { media: true, ..dialects() }).await;
     let id = join(&api, &small_join("talker")).await;
     let media = api.media.as_ref().unwrap();
     let post = |suffix: &str, body: &str| {
@@ -597,7 +596,7 @@ async fn speak_interrupt_think_and_update_reach_the_agent() {
 
 #[tokio::test]
 async fn without_media_commands_are_unavailable() {
-    let api = common::api(Options::default()).await;
+    let api = common::api(dialects()).await;
     let id = join(&api, &small_join("mute")).await;
     let reply =
         api.send("POST", &path(APP_ID, &format!("/agents/{id}/speak")), Some(&auth()), Some(r#"{"text":"hi"}"#)).await;
@@ -629,7 +628,7 @@ fn turn(turn_id: u64, start: TurnStart, end: TurnEnd) -> TurnRecord {
 
 #[tokio::test]
 async fn history_and_turns_answer_the_documented_shapes() {
-    let api = common::api(Options::default()).await;
+    let api = common::api(dialects()).await;
     let id = join(&api, &small_join("memory")).await;
     let agent = AgentId::from_string(id.clone());
     api.store.append_history(&agent, &entry(1, Speaker::User, "What time is it?", 1)).await.unwrap();
@@ -714,7 +713,7 @@ const SHA256_VECTOR: &str = "7a1060318b76756954bef5a8a8e1b847cce6bd7492bc1060d10
 async fn webhooks_are_agoras_ncs_notifications_signed_twice() {
     let receiver = Receiver::default();
     let url = receiver.start().await;
-    let api = common::api(Options { media: true, webhook_url: Some(url), ..Options::default() }).await;
+    let api = common::api(Options { media: true, webhook_url: Some(url), ..dialects() }).await;
     let mut body = small_join("hooked");
     body["properties"]["labels"] = json!({"tenant": "acme", "ticket": "42"});
     let id = join(&api, &body).await;
@@ -786,7 +785,7 @@ async fn a_refused_delivery_is_retried_with_the_same_notice_id() {
     let receiver = Receiver::default();
     *receiver.refuse_first.lock().unwrap() = 2;
     let url = receiver.start().await;
-    let api = common::api(Options { webhook_url: Some(url), ..Options::default() }).await;
+    let api = common::api(Options { webhook_url: Some(url), ..dialects() }).await;
     join(&api, &small_join("retried")).await;
     let accepted = receiver.accepted(1).await;
     let requests = receiver.requests.lock().unwrap().clone();
@@ -795,4 +794,9 @@ async fn a_refused_delivery_is_retried_with_the_same_notice_id() {
         assert_eq!(body, &accepted[0].1, "the same body, so the same noticeId");
         assert_signed(headers, body);
     }
+}
+
+/// The test server's options, with the vendor dialects mounted.
+fn dialects() -> Options {
+    Options { dialects: std::sync::Arc::new(colloquy_dialects::VendorDialects::new()), ..Options::default() }
 }

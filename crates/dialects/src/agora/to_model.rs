@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::wire;
-use crate::error::{ApiError, ErrorCode};
-use crate::native::to_model::{EndpointFields, finite, in_range, name, short_text, text};
+use colloquy_http::error::{ApiError, ErrorCode};
+use colloquy_http::fields::{EndpointFields, finite, name, prompt_length, prompt_role, short_text, text, u32_in_range};
 
 type Checked<T> = Result<T, ApiError>;
 
@@ -48,13 +48,6 @@ fn unsupported(field: &str, why: &str) -> ApiError {
 
 fn ignored(field: &str, why: &str) {
     tracing::warn!(field, "Agora join: {field} is accepted but ignored: {why}");
-}
-
-fn u32_field(field: &str, value: i64, range: std::ops::RangeInclusive<u32>) -> Checked<u32> {
-    let v = u32::try_from(value).map_err(|_| {
-        invalid(field, format!("{field} is {value}; it must be between {} and {}", range.start(), range.end()))
-    })?;
-    in_range(field, v, range)
 }
 
 fn f32_field(field: &str, value: f64, range: std::ops::RangeInclusive<f32>) -> Checked<f32> {
@@ -96,27 +89,12 @@ fn prompt_messages(
     messages: Vec<wire::Message>,
     vars: &BTreeMap<String, String>,
 ) -> Checked<Vec<model::PromptMessage>> {
-    if messages.len() > model::Llm::MAX_SYSTEM_MESSAGES {
-        return Err(invalid(
-            field,
-            format!("{field} has {} messages; the maximum is {}", messages.len(), model::Llm::MAX_SYSTEM_MESSAGES),
-        ));
-    }
+    prompt_length(field, messages.len())?;
     messages
         .into_iter()
         .enumerate()
         .map(|(i, message)| {
-            let role = match message.role.as_str() {
-                "system" | "developer" => model::PromptRole::System,
-                "user" => model::PromptRole::User,
-                "assistant" => model::PromptRole::Assistant,
-                other => {
-                    return Err(invalid(
-                        &format!("{field}[{i}].role"),
-                        format!("{field}[{i}].role is {other:?}; expected system, user or assistant"),
-                    ));
-                }
-            };
+            let role = prompt_role(&format!("{field}[{i}].role"), &message.role)?;
             Ok(model::PromptMessage {
                 role,
                 content: text(&format!("{field}[{i}].content"), substitute(message.content, vars))?,
@@ -143,7 +121,7 @@ fn llm_params(field: &str, params: &BTreeMap<String, Value>) -> Checked<model::L
             }
             "max_tokens" | "max_completion_tokens" => {
                 let v = value.as_i64().ok_or_else(|| invalid(&path, format!("{path} must be an integer")))?;
-                out.max_tokens = u32_field(&path, v, model::LlmParams::MAX_TOKENS_RANGE)?;
+                out.max_tokens = u32_in_range(&path, v, model::LlmParams::MAX_TOKENS_RANGE)?;
             }
             "model" | "stream" => {}
             _ => {
@@ -233,7 +211,7 @@ fn llm(spec: &mut AgentSpec, llm: wire::Llm) -> Checked<BTreeMap<String, String>
         spec.llm.params = llm_params("llm.params", params)?;
     }
     if let Some(max) = llm.max_history {
-        spec.max_history = u32_field("llm.max_history", max, AgentSpec::MAX_HISTORY_RANGE)?;
+        spec.max_history = u32_in_range("llm.max_history", max, AgentSpec::MAX_HISTORY_RANGE)?;
     }
     let configs = llm.greeting_configs;
     if let Some(configs) = &configs {
@@ -297,13 +275,13 @@ fn tts(spec: &mut AgentSpec, tts: wire::Tts) -> Checked<()> {
     match tts.vendor.as_deref() {
         Some("openai") if string("api_key").is_some() => {
             let fields = EndpointFields {
-                url: Some(string("base_url").unwrap_or_else(|| crate::native::to_model::OPENAI_URL.to_owned())),
+                url: Some(string("base_url").unwrap_or_else(|| colloquy_http::fields::OPENAI_URL.to_owned())),
                 api_key: string("api_key"),
                 headers: None,
                 timeout_ms: None,
                 max_retries: None,
             };
-            let model = string("model").unwrap_or_else(|| crate::native::to_model::OPENAI_TTS_MODEL.to_owned());
+            let model = string("model").unwrap_or_else(|| colloquy_http::fields::OPENAI_TTS_MODEL.to_owned());
             let endpoint = fields.into_endpoint("tts.params", model)?;
             let voice = string("voice").unwrap_or_else(|| model::Tts::DEFAULT_REMOTE_VOICE.to_owned());
             spec.tts.provider = model::TtsProvider::OpenAiCompatible(endpoint);
@@ -314,7 +292,7 @@ fn tts(spec: &mut AgentSpec, tts: wire::Tts) -> Checked<()> {
         }
         Some("local") => {
             if let Some(voice) = string("voice") {
-                spec.tts.voice = crate::native::to_model::local_voice("tts.params.voice", voice)?;
+                spec.tts.voice = colloquy_http::fields::local_voice("tts.params.voice", voice)?;
             }
         }
         Some(_) => ignored("tts.vendor", "speech is synthesised with the embedded Piper voice"),
@@ -388,13 +366,13 @@ fn turn_taking(
             td.vad_threshold = f32_field("vad.threshold", v, T::VAD_THRESHOLD_RANGE)?;
         }
         if let Some(v) = vad.silence_duration_ms {
-            td.silence_duration_ms = u32_field("vad.silence_duration_ms", v, T::SILENCE_DURATION_RANGE_MS)?;
+            td.silence_duration_ms = u32_in_range("vad.silence_duration_ms", v, T::SILENCE_DURATION_RANGE_MS)?;
         }
         if let Some(v) = vad.prefix_padding_ms {
-            td.prefix_padding_ms = u32_field("vad.prefix_padding_ms", v, T::PREFIX_PADDING_RANGE_MS)?;
+            td.prefix_padding_ms = u32_in_range("vad.prefix_padding_ms", v, T::PREFIX_PADDING_RANGE_MS)?;
         }
         if let Some(v) = vad.interrupt_duration_ms {
-            int.min_speech_ms = u32_field("vad.interrupt_duration_ms", v, model::Interruption::MIN_SPEECH_RANGE_MS)?;
+            int.min_speech_ms = u32_in_range("vad.interrupt_duration_ms", v, model::Interruption::MIN_SPEECH_RANGE_MS)?;
         }
     }
     if let Some(turn) = turn {
@@ -424,14 +402,15 @@ fn turn_taking(
             td.vad_threshold = f32_field("turn_detection.threshold", v, T::VAD_THRESHOLD_RANGE)?;
         }
         if let Some(v) = turn.silence_duration_ms {
-            td.silence_duration_ms = u32_field("turn_detection.silence_duration_ms", v, T::SILENCE_DURATION_RANGE_MS)?;
+            td.silence_duration_ms =
+                u32_in_range("turn_detection.silence_duration_ms", v, T::SILENCE_DURATION_RANGE_MS)?;
         }
         if let Some(v) = turn.prefix_padding_ms {
-            td.prefix_padding_ms = u32_field("turn_detection.prefix_padding_ms", v, T::PREFIX_PADDING_RANGE_MS)?;
+            td.prefix_padding_ms = u32_in_range("turn_detection.prefix_padding_ms", v, T::PREFIX_PADDING_RANGE_MS)?;
         }
         if let Some(v) = turn.interrupt_duration_ms {
             int.min_speech_ms =
-                u32_field("turn_detection.interrupt_duration_ms", v, model::Interruption::MIN_SPEECH_RANGE_MS)?;
+                u32_in_range("turn_detection.interrupt_duration_ms", v, model::Interruption::MIN_SPEECH_RANGE_MS)?;
         }
         if let Some(mode) = turn.interrupt_mode.as_deref() {
             interrupt_mode("turn_detection.interrupt_mode", mode, int)?;
@@ -473,7 +452,7 @@ fn turn_taking(
                 }
                 if let Some(vad) = sos.vad_config {
                     if let Some(v) = vad.interrupt_duration_ms {
-                        int.min_speech_ms = u32_field(
+                        int.min_speech_ms = u32_in_range(
                             &format!("{field}.vad_config.interrupt_duration_ms"),
                             v,
                             model::Interruption::MIN_SPEECH_RANGE_MS,
@@ -486,8 +465,11 @@ fn turn_taking(
                         );
                     }
                     if let Some(v) = vad.prefix_padding_ms {
-                        td.prefix_padding_ms =
-                            u32_field(&format!("{field}.vad_config.prefix_padding_ms"), v, T::PREFIX_PADDING_RANGE_MS)?;
+                        td.prefix_padding_ms = u32_in_range(
+                            &format!("{field}.vad_config.prefix_padding_ms"),
+                            v,
+                            T::PREFIX_PADDING_RANGE_MS,
+                        )?;
                     }
                 }
             }
@@ -496,7 +478,7 @@ fn turn_taking(
                 match eos.mode.as_deref() {
                     None | Some("vad") => {
                         if let Some(v) = eos.vad_config.and_then(|c| c.silence_duration_ms) {
-                            td.silence_duration_ms = u32_field(
+                            td.silence_duration_ms = u32_in_range(
                                 &format!("{field}.vad_config.silence_duration_ms"),
                                 v,
                                 T::SILENCE_DURATION_RANGE_MS,
@@ -506,7 +488,7 @@ fn turn_taking(
                     Some("semantic") => {
                         if let Some(semantic) = eos.semantic_config {
                             if let Some(v) = semantic.silence_duration_ms {
-                                td.silence_duration_ms = u32_field(
+                                td.silence_duration_ms = u32_in_range(
                                     &format!("{field}.semantic_config.silence_duration_ms"),
                                     v,
                                     T::SILENCE_DURATION_RANGE_MS,
@@ -515,7 +497,7 @@ fn turn_taking(
                             match semantic.max_wait_ms {
                                 Some(-1) => semantic_wait = Some(*T::MAX_WAIT_RANGE_MS.end()),
                                 Some(v) => {
-                                    semantic_wait = Some(u32_field(
+                                    semantic_wait = Some(u32_in_range(
                                         &format!("{field}.semantic_config.max_wait_ms"),
                                         v,
                                         T::MAX_WAIT_RANGE_MS,
@@ -588,7 +570,7 @@ fn parameters(spec: &mut AgentSpec, parameters: wire::Parameters, vars: &BTreeMa
         if timeout != 0 {
             let field = "parameters.silence_config";
             let timeout_ms =
-                u32_field(&format!("{field}.timeout_ms"), timeout, model::SilencePrompt::TIMEOUT_RANGE_MS)?;
+                u32_in_range(&format!("{field}.timeout_ms"), timeout, model::SilencePrompt::TIMEOUT_RANGE_MS)?;
             let action = match silence.action.as_deref().unwrap_or("speak") {
                 "speak" => model::SilenceAction::Speak,
                 "think" => model::SilenceAction::Think,
@@ -767,7 +749,7 @@ pub fn spec_from_join(request: wire::JoinRequest, callbacks: Option<model::Callb
     }
     if let Some(secs) = p.idle_timeout {
         spec.idle_timeout =
-            IdleTimeout::from_secs(u32_field(&field_name("idle_timeout"), secs, 0..=IdleTimeout::MAX_SECS)?);
+            IdleTimeout::from_secs(u32_in_range(&field_name("idle_timeout"), secs, 0..=IdleTimeout::MAX_SECS)?);
     }
     let vars = match p.llm {
         Some(l) => llm(&mut spec, l).map_err(|e| prefix(e, "properties."))?,
@@ -879,7 +861,7 @@ mod tests {
     use super::*;
 
     fn join(body: &str) -> Checked<AgentSpec> {
-        let request: wire::JoinRequest = crate::extract::parse_json(body.as_bytes())?;
+        let request: wire::JoinRequest = colloquy_http::extract::parse_json(body.as_bytes())?;
         spec_from_join(request, None)
     }
 
@@ -1002,7 +984,7 @@ mod tests {
 
     #[test]
     fn speak_checks_priority_and_length() {
-        let speak = |body: &str| speak_from_request(crate::extract::parse_json(body.as_bytes())?);
+        let speak = |body: &str| speak_from_request(colloquy_http::extract::parse_json(body.as_bytes())?);
         assert_eq!(
             speak(r#"{"text":"hi","priority":"APPEND","interruptable":false}"#).unwrap(),
             model::AgentCommand::Speak {

@@ -1,6 +1,7 @@
 //! The ZEGOCLOUD AI Agent dialect: signed `POST /?Action=…` requests, `{Code, Message, RequestId,
 //! Data}` answers, agent templates, instances, their control, and the callbacks.
 
+#[path = "../../http/tests/common/mod.rs"]
 mod common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -119,7 +120,7 @@ fn create_body(agent_id: &str, room: &str, agent_user: &str) -> Value {
 }
 
 async fn media_api() -> Api {
-    common::api(Options { media: true, ..Options::default() }).await
+    common::api(Options { media: true, ..dialects() }).await
 }
 
 /// Registers `agent_id` and creates one instance of it; answers the instance id.
@@ -132,7 +133,7 @@ async fn instance(api: &Api, agent_id: &str, room: &str) -> String {
 
 #[tokio::test]
 async fn templates_register_query_list_update_unregister() {
-    let api = common::api(Options::default()).await;
+    let api = common::api(dialects()).await;
     let reply = call(&api, "RegisterAgent", register_body("agent_a")).await;
     assert_ok(&reply);
     assert_eq!(reply["Message"], "success");
@@ -180,7 +181,7 @@ async fn templates_register_query_list_update_unregister() {
 
 #[tokio::test]
 async fn template_validation_names_the_field() {
-    let api = common::api(Options::default()).await;
+    let api = common::api(dialects()).await;
     assert_code(&call(&api, "RegisterAgent", json!({"Name": "x"})).await, 410_000_003, "AgentId");
     assert_code(&call(&api, "RegisterAgent", json!({"AgentId": "bad id!"})).await, 410_000_003, "AgentId");
     let mut body = register_body("agent_x");
@@ -199,7 +200,7 @@ async fn template_validation_names_the_field() {
 
 #[tokio::test]
 async fn auth_failures_get_zego_codes() {
-    let api = common::api(Options::default()).await;
+    let api = common::api(dialects()).await;
     let body = json!({"AgentIds": ["a"]}).to_string();
     let send = |uri: String| {
         let api = &api;
@@ -529,7 +530,7 @@ async fn controls_reach_the_media_as_commands() {
 
 #[tokio::test]
 async fn control_without_media_is_refused() {
-    let api = common::api(Options::default()).await;
+    let api = common::api(dialects()).await;
     let id = instance(&api, "agent_a", "room_1").await;
     assert_code(&call(&api, "InterruptAgentInstance", json!({"AgentInstanceId": id})).await, 410_001_013, "media");
 }
@@ -626,7 +627,7 @@ async fn callbacks_are_signed_and_follow_the_callback_config() {
     );
     let receiver = Receiver::default();
     let url = receiver.start().await;
-    let api = common::api(Options { media: true, webhook_url: Some(url), ..Options::default() }).await;
+    let api = common::api(Options { media: true, webhook_url: Some(url), ..dialects() }).await;
     let id = instance(&api, "agent_a", "room_1").await;
     let media = api.media.as_ref().unwrap();
     let created = receiver.accepted(1).await;
@@ -687,7 +688,7 @@ async fn callbacks_are_signed_and_follow_the_callback_config() {
 async fn deleted_callback_averages_the_turns() {
     let receiver = Receiver::default();
     let url = receiver.start().await;
-    let api = common::api(Options { media: true, webhook_url: Some(url), ..Options::default() }).await;
+    let api = common::api(Options { media: true, webhook_url: Some(url), ..dialects() }).await;
     let id = instance(&api, "agent_a", "room_1").await;
     let agent_id = AgentId::from_string(id.clone());
     for (turn, ttft, ttfb, e2e) in [(1, 100, 50, 800), (2, 300, 150, 1200)] {
@@ -718,11 +719,9 @@ async fn deleted_callback_averages_the_turns() {
 
 #[tokio::test]
 async fn the_rate_limit_answers_in_the_envelope() {
-    let api = common::api(Options {
-        rate_limit: colloquy_http::auth::RateLimit { per_second: 1, burst: 1 },
-        ..Options::default()
-    })
-    .await;
+    let api =
+        common::api(Options { rate_limit: colloquy_http::auth::RateLimit { per_second: 1, burst: 1 }, ..dialects() })
+            .await;
     assert_ok(&call(&api, "ListAgents", json!({})).await);
     let uri = signed_uri("/", "ListAgents", APP_ID, APP_SECRET, now_secs());
     let reply = api.send("POST", &uri, None, Some("{}")).await;
@@ -753,4 +752,9 @@ async fn a_signed_url_is_taken_once_even_as_another_action() {
     let status = call(&api, "QueryAgentInstanceStatus", json!({ "AgentInstanceId": instance })).await;
     assert_ok(&status);
     assert_eq!(status["Data"]["Status"], "LISTENING");
+}
+
+/// The test server's options, with the vendor dialects mounted.
+fn dialects() -> Options {
+    Options { dialects: std::sync::Arc::new(colloquy_dialects::VendorDialects::new()), ..Options::default() }
 }

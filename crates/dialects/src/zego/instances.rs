@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use colloquy_model::{AgentName, AgentStatus, AppId, Dialect};
 use colloquy_store::AgentFilter;
 
-use super::{MAX_INSTANCES, Zego, ZegoError, codes};
-use crate::AppState;
+use super::{MAX_INSTANCES, ZegoError, ZegoResult, codes};
+use colloquy_http::AppState;
 
 /// The creates under way, per app, by agent name.
 #[derive(Debug, Default)]
@@ -45,7 +45,7 @@ impl Drop for Reservation<'_> {
 impl InstanceGate {
     /// Reserves a place for `name` among `app`'s instances, or refuses when the app has its
     /// maximum live or being created.
-    pub async fn reserve(&self, state: &AppState, app: &AppId, name: &AgentName) -> Zego<Reservation<'_>> {
+    pub async fn reserve(&self, state: &AppState, app: &AppId, name: &AgentName) -> ZegoResult<Reservation<'_>> {
         let _counting = self.counting.lock().await;
         let filter = AgentFilter {
             statuses: AgentStatus::ALL.into_iter().filter(|s| !s.is_terminal()).collect(),

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::{Failure, Launch, OriginData, VOICE_CHAT, config, token};
-use crate::AppState;
-use crate::apps::App;
+use colloquy_http::AppState;
+use colloquy_http::apps::App;
 
 /// Default lifetime of a client's `rtc_auth_token`, seconds (the AUI server's 24 h).
 pub const DEFAULT_EXPIRE_SECS: i64 = 24 * 3600;
@@ -117,7 +117,7 @@ fn authenticate<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a App,
 async fn handle(
     State(state): State<AppState>,
     Path(action): Path<String>,
-    peer: crate::brake::Peer,
+    peer: colloquy_http::brake::Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -129,12 +129,12 @@ async fn handle(
 
 async fn run(
     state: &AppState,
-    peer: crate::brake::Peer,
+    peer: colloquy_http::brake::Peer,
     action: &str,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, Failure> {
-    let named_key = crate::auth::presented_key(headers.get(header::AUTHORIZATION));
+    let named_key = colloquy_http::auth::presented_key(headers.get(header::AUTHORIZATION));
     let app = state.braked(peer, &format!("alibaba-app:{named_key}"), || authenticate(state, headers))?;
     state.rate_limit(&app.key)?;
     let body: Body = if body.iter().all(u8::is_ascii_whitespace) {

@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::{Failure, Launch, OriginData, VOICE_CHAT, config, signature, token};
-use crate::AppState;
-use crate::apps::App;
-use crate::dialects::RawRequest;
+use crate::RawRequest;
+use colloquy_http::AppState;
+use colloquy_http::apps::App;
 
 /// The API version this dialect speaks.
 pub const VERSION: &str = "2020-11-09";

@@ -12,7 +12,7 @@
 //! in the same millisecond). It is fixed when the body is built; retries resend the body.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use colloquy_model::{
     AgentEvent, AgentEventKind, AgentId, AgentState, ConversationEvent, ExitReason, InterruptCause, TurnRecord,
@@ -24,12 +24,12 @@ use super::signature::callback_signature;
 use super::wire::OriginData;
 
 /// The deliveries for `event` (none when the agent has no callbacks or the event is not wanted).
-pub async fn format(event: &AgentEvent, store: &Store) -> Vec<OutgoingWebhook> {
+pub async fn format(event: &AgentEvent, store: &Store, sequences: &Sequences) -> Vec<OutgoingWebhook> {
     let Some(callbacks) = event.agent.spec.callbacks.as_ref() else { return Vec::new() };
     let Some(origin) = OriginData::of(&event.agent.spec) else { return Vec::new() };
     let Some((name, data)) = event_body(event, &origin, store).await else { return Vec::new() };
     let ended = matches!(event.kind, AgentEventKind::Stopped | AgentEventKind::Failed);
-    let sequence = next_sequence(&event.agent.id, event.at.0, ended);
+    let sequence = sequences.next(&event.agent.id, event.at.0, ended);
     let nonce: String = (0..8).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
     let timestamp = event.at.0;
     let signature = match &callbacks.secret {
@@ -59,20 +59,26 @@ pub async fn format(event: &AgentEvent, store: &Store) -> Vec<OutgoingWebhook> {
     }]
 }
 
-/// The last `Sequence` of each live instance.
-static SEQUENCES: LazyLock<Mutex<HashMap<AgentId, i64>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+/// The last `Sequence` of each live instance. Events of one agent are formatted in order by the
+/// one delivery task; an instance is forgotten when it ends.
+#[derive(Debug, Default)]
+pub struct Sequences {
+    last: Mutex<HashMap<AgentId, i64>>,
+}
 
-/// The next `Sequence` of `agent` for an event at `at_ms`; `ended` forgets the instance.
-fn next_sequence(agent: &AgentId, at_ms: i64, ended: bool) -> i64 {
-    let mut sequences = SEQUENCES.lock().unwrap_or_else(PoisonError::into_inner);
-    let previous = sequences.get(agent).copied().unwrap_or(0);
-    let sequence = (at_ms * 1000).max(previous + 1);
-    if ended {
-        sequences.remove(agent);
-    } else {
-        sequences.insert(agent.clone(), sequence);
+impl Sequences {
+    /// The next `Sequence` of `agent` for an event at `at_ms`; `ended` forgets the instance.
+    fn next(&self, agent: &AgentId, at_ms: i64, ended: bool) -> i64 {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let previous = last.get(agent).copied().unwrap_or(0);
+        let sequence = (at_ms * 1000).max(previous + 1);
+        if ended {
+            last.remove(agent);
+        } else {
+            last.insert(agent.clone(), sequence);
+        }
+        sequence
     }
-    sequence
 }
 
 /// The event's name and its `Data`, when it is sent.
@@ -188,12 +194,13 @@ mod tests {
 
     #[test]
     fn sequences_increase_within_a_millisecond() {
+        let sequences = Sequences::default();
         let agent = AgentId::from_string("seq-test".into());
-        let first = next_sequence(&agent, 5, false);
-        let second = next_sequence(&agent, 5, false);
-        let third = next_sequence(&agent, 4, true);
+        let first = sequences.next(&agent, 5, false);
+        let second = sequences.next(&agent, 5, false);
+        let third = sequences.next(&agent, 4, true);
         assert_eq!(first, 5000);
         assert!(second > first && third > second);
-        assert_eq!(next_sequence(&agent, 1, true), 1000, "an ended instance is forgotten");
+        assert_eq!(sequences.next(&agent, 1, true), 1000, "an ended instance is forgotten");
     }
 }

@@ -2,6 +2,7 @@
 //! repeated wrong credentials from one address are refused with 429 and `Retry-After` in every
 //! dialect's envelope, while the right credential from another address still works.
 
+#[path = "../../http/tests/common/mod.rs"]
 mod common;
 
 use std::net::{IpAddr, SocketAddr};
@@ -11,7 +12,7 @@ use serde_json::Value;
 
 /// Serves the test router on a loopback port through the real listener.
 async fn serve() -> (common::Api, SocketAddr) {
-    let api = common::api(Options { brake: colloquy_http::brake::BrakeConfig::DEFAULT, ..Options::default() }).await;
+    let api = common::api(Options { brake: colloquy_http::brake::BrakeConfig::DEFAULT, ..dialects() }).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = api.router.clone();
@@ -103,7 +104,7 @@ async fn every_dialect_brakes_with_retry_after_in_its_envelope() {
             "http://{addr}/?Action=DescribeAIAgentInstance&Version=2020-11-09&AccessKeyId={APP_KEY}\
              &SignatureMethod=HMAC-SHA1&SignatureVersion=1.0&SignatureNonce=n{n}&Timestamp={}\
              &InstanceId=x&Signature=forged",
-            colloquy_http::dialects::alibaba::signature::format_iso8601(now).replace(':', "%3A")
+            colloquy_dialects::alibaba::signature::format_iso8601(now).replace(':', "%3A")
         )
     };
     for n in 0..6 {
@@ -113,4 +114,9 @@ async fn every_dialect_brakes_with_retry_after_in_its_envelope() {
     let answer = send(&attacker, alibaba(6), None, "").await;
     assert_eq!((answer.status, answer.json["Code"].as_str()), (429, Some("Throttling.User")), "{}", answer.json);
     assert!(answer.retry_after.is_some(), "Alibaba's throttling answer carries Retry-After");
+}
+
+/// The test server's options, with the vendor dialects mounted.
+fn dialects() -> Options {
+    Options { dialects: std::sync::Arc::new(colloquy_dialects::VendorDialects::new()), ..Options::default() }
 }

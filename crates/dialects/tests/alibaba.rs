@@ -2,6 +2,7 @@
 //! both signatures, and the agent callbacks. The signatures here are computed by this file's own
 //! code, written from Alibaba's algorithm descriptions, and checked against Alibaba's worked examples.
 
+#[path = "../../http/tests/common/mod.rs"]
 mod common;
 
 use axum::body::Body;
@@ -279,7 +280,7 @@ fn generate_body() -> Value {
 
 #[tokio::test]
 async fn generate_ai_agent_call_starts_an_agent_and_answers_the_documented_shape() {
-    let api = api(Options::default()).await;
+    let api = api(dialects()).await;
     let reply = app_post(&api, "generateAIAgentCall", &generate_body()).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     let body = &reply.json;
@@ -342,7 +343,7 @@ async fn generate_ai_agent_call_starts_an_agent_and_answers_the_documented_shape
 
 #[tokio::test]
 async fn app_server_accepts_v1_paths_and_the_pascal_case_action() {
-    let api = api(Options::default()).await;
+    let api = api(dialects()).await;
     let reply = api
         .send(
             "POST",
@@ -360,7 +361,7 @@ async fn app_server_accepts_v1_paths_and_the_pascal_case_action() {
 
 #[tokio::test]
 async fn app_server_refuses_bad_credentials_with_403() {
-    let api = api(Options::default()).await;
+    let api = api(dialects()).await;
     for auth in
         [Some(basic(APP_KEY, "wrong")), Some(basic(APP_KEY, OTHER_APP_SECRET)), Some("Bearer abc".to_owned()), None]
     {
@@ -387,7 +388,7 @@ async fn app_server_refuses_bad_credentials_with_403() {
 
 #[tokio::test]
 async fn app_server_validates_its_fields() {
-    let api = api(Options::default()).await;
+    let api = api(dialects()).await;
     let cases = [
         (json!({ "ai_agent_id": "a1" }), "MissingParameter", "user_id"),
         (json!({ "user_id": "u 1" }), "InvalidParameter", "user_id"),
@@ -439,7 +440,7 @@ async fn app_server_validates_its_fields() {
 
 #[tokio::test]
 async fn avatar_and_vision_workflows_are_refused_clearly() {
-    let api = api(Options::default()).await;
+    let api = api(dialects()).await;
     for workflow in ["AvatarChat3D", "VisionChat"] {
         let mut body = generate_body();
         body["workflow_type"] = json!(workflow);
@@ -457,7 +458,7 @@ async fn avatar_and_vision_workflows_are_refused_clearly() {
 
 #[tokio::test]
 async fn start_and_update_through_the_app_server() {
-    let api = api(Options { media: true, ..Options::default() }).await;
+    let api = api(Options { media: true, ..dialects() }).await;
     let body = json!({
         "ai_agent_id": "a1", "channel_id": "room-42", "user_id": "user_7",
         "template_config": "{\"VoiceChat\":{\"Greeting\":\"Hi there\",\"MaxIdleTime\":90,\"EnableVoiceInterrupt\":false}}",
@@ -506,7 +507,7 @@ async fn whip(api: &Api, token: &str) -> Reply {
 
 #[tokio::test]
 async fn rtc_auth_tokens_pass_whip_auth_and_forged_or_expired_ones_do_not() {
-    let api = api(Options::default()).await;
+    let api = api(dialects()).await;
     let reply = app_post(&api, "getRtcAuthToken", &json!({ "user_id": "user_9", "channel_id": "room-9" })).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.json["code"], 200);
@@ -546,7 +547,7 @@ async fn rtc_auth_tokens_pass_whip_auth_and_forged_or_expired_ones_do_not() {
 
 #[tokio::test]
 async fn openapi_generate_describe_list_stop_with_the_rpc_signature() {
-    let api = api(Options::default()).await;
+    let api = api(dialects()).await;
     let agent_config = json!({ "Greeting": "Welcome!", "MaxIdleTime": 300, "LlmConfig": { "LlmHistoryLimit": 6 } });
     let reply = rpc_call(
         &api,
@@ -620,7 +621,7 @@ async fn openapi_generate_describe_list_stop_with_the_rpc_signature() {
 
 #[tokio::test]
 async fn openapi_start_update_with_the_v3_signature() {
-    let api = api(Options { media: true, ..Options::default() }).await;
+    let api = api(Options { media: true, ..dialects() }).await;
     let runtime = json!({ "AgentUserId": "agent_1", "ChannelId": "room-v3" }).to_string();
     let agent_config = json!({ "Greeting": "Hi from V3", "TurnDetectionConfig": { "Mode": "Semantic" } }).to_string();
     let reply = v3_call(
@@ -665,7 +666,7 @@ async fn openapi_start_update_with_the_v3_signature() {
 
 #[tokio::test]
 async fn openapi_refuses_bad_signatures_stale_times_unknown_keys_and_replays() {
-    let api = api(Options::default()).await;
+    let api = api(dialects()).await;
     // RPC with the wrong secret.
     let reply = rpc_call(&api, APP_KEY, "wrong-secret", "DescribeAIAgentInstance", &[("InstanceId", "x")]).await;
     assert_ali_error(&reply, StatusCode::BAD_REQUEST, "SignatureDoesNotMatch");
@@ -745,7 +746,7 @@ type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
 
 #[tokio::test]
 async fn openapi_validates_parameters() {
-    let api = api(Options { media: true, ..Options::default() }).await;
+    let api = api(Options { media: true, ..dialects() }).await;
     for action in [
         "StopAIAgentInstance",
         "DescribeAIAgentInstance",
@@ -785,7 +786,7 @@ async fn openapi_validates_parameters() {
 
 #[tokio::test]
 async fn speech_and_text_reach_the_agent_as_commands() {
-    let api = api(Options { media: true, ..Options::default() }).await;
+    let api = api(Options { media: true, ..dialects() }).await;
     let reply =
         rpc_call(&api, APP_KEY, APP_SECRET, "GenerateAIAgentCall", &[("AIAgentId", "a"), ("UserId", "u1")]).await;
     let id = reply.json["InstanceId"].as_str().unwrap().to_owned();
@@ -851,7 +852,7 @@ async fn speech_and_text_reach_the_agent_as_commands() {
 
 #[tokio::test]
 async fn without_media_speech_is_refused_with_an_alibaba_error() {
-    let api = api(Options::default()).await;
+    let api = api(dialects()).await;
     let reply = rpc_call(&api, APP_KEY, APP_SECRET, "GenerateAIAgentCall", &[("AIAgentId", "a")]).await;
     let id = reply.json["InstanceId"].as_str().unwrap().to_owned();
     let reply = rpc_call(&api, APP_KEY, APP_SECRET, "SendAIAgentText", &[("InstanceId", &id), ("Text", "hi")]).await;
@@ -860,7 +861,7 @@ async fn without_media_speech_is_refused_with_an_alibaba_error() {
 
 #[tokio::test]
 async fn dialogues_come_from_the_history_of_the_session() {
-    let api = api(Options::default()).await;
+    let api = api(dialects()).await;
     let start = |session: &'static str| {
         let api = &api;
         async move {
@@ -922,7 +923,7 @@ async fn dialogues_come_from_the_history_of_the_session() {
 
 #[tokio::test]
 async fn openapi_and_zego_share_post_root_without_confusion() {
-    let api = api(Options::default()).await;
+    let api = api(dialects()).await;
     // Alibaba's parameters in a form body are recognised as Alibaba's.
     let mut all: Vec<(&str, String)> = vec![
         ("Action", "DescribeAIAgentInstance".to_owned()),
@@ -972,7 +973,7 @@ async fn openapi_and_zego_share_post_root_without_confusion() {
 async fn callbacks_carry_the_token_and_the_documented_events() {
     let receiver = Receiver::default();
     let url = receiver.start().await;
-    let api = api(Options { media: true, webhook_url: Some(url), ..Options::default() }).await;
+    let api = api(Options { media: true, webhook_url: Some(url), ..dialects() }).await;
     let mut body = generate_body();
     body["agent_config"] = json!("{}");
     let reply = app_post(&api, "generateAIAgentCall", &body).await;
@@ -1027,7 +1028,7 @@ async fn reply_channel(api: &Api, id: &str) -> String {
 
 #[tokio::test]
 async fn the_native_api_and_alibaba_see_the_same_instance() {
-    let api = api(Options::default()).await;
+    let api = api(dialects()).await;
     let reply = rpc_call(&api, APP_KEY, APP_SECRET, "GenerateAIAgentCall", &[("AIAgentId", "a")]).await;
     let id = reply.json["InstanceId"].as_str().unwrap().to_owned();
     assert_eq!(native(&api, &id).await["status"], "RUNNING");
@@ -1046,7 +1047,7 @@ async fn the_native_api_and_alibaba_see_the_same_instance() {
 #[tokio::test]
 async fn rate_limits_answer_in_each_envelope() {
     let limit = colloquy_http::auth::RateLimit { per_second: 1, burst: 1 };
-    let api = api(Options { rate_limit: limit, ..Options::default() }).await;
+    let api = api(Options { rate_limit: limit, ..dialects() }).await;
     let first = rpc_call(&api, APP_KEY, APP_SECRET, "DescribeAIAgentInstance", &[("InstanceId", "x")]).await;
     assert_ali_error(&first, StatusCode::NOT_FOUND, "InvalidInstanceId.NotFound");
     let second = rpc_call(&api, APP_KEY, APP_SECRET, "DescribeAIAgentInstance", &[("InstanceId", "x")]).await;
@@ -1056,4 +1057,9 @@ async fn rate_limits_answer_in_each_envelope() {
     assert_eq!((third.status, third.json["code"].clone()), (StatusCode::TOO_MANY_REQUESTS, json!(429)));
     assert_eq!(third.json["error_code"], "Throttling.User");
     assert_eq!(third.headers["retry-after"], "1");
+}
+
+/// The test server's options, with the vendor dialects mounted.
+fn dialects() -> Options {
+    Options { dialects: std::sync::Arc::new(colloquy_dialects::VendorDialects::new()), ..Options::default() }
 }

@@ -8,24 +8,29 @@ pub mod webhooks;
 pub mod wire;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use axum::Json;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
 use colloquy_model as model;
 use colloquy_model::{
-    AgentCommand, AgentId, AgentName, AgentSpec, AgentStatus, AppId, ChannelName, ConversationState, Dialect,
-    IdleTimeout, LlmParams, LlmProvider, Origin, PromptMessage, PromptRole, RemoteUids, SpeakPriority, SpecUpdate, Uid,
+    AgentCommand, AgentEvent, AgentId, AgentName, AgentSpec, AgentStatus, AppId, ChannelName, ConversationState,
+    Dialect, IdleTimeout, LlmParams, LlmProvider, Origin, PromptMessage, PromptRole, RemoteUids, SpeakPriority,
+    SpecUpdate, Uid,
 };
+use colloquy_store::{OutgoingWebhook, Store};
 use colloquy_supervisor::SupervisorError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use super::RawRequest;
-use crate::AppState;
-use crate::apps::App;
-use crate::error::{ApiError, ErrorCode};
-use crate::native::to_model;
+use colloquy_http::AppState;
+use colloquy_http::apps::App;
+use colloquy_http::error::{ApiError, ErrorCode};
+use colloquy_http::fields;
 
 /// The templates' dialect key in the records.
 const TEMPLATES: &str = "zego";
@@ -151,7 +156,7 @@ impl From<colloquy_store::StoreError> for ZegoError {
     }
 }
 
-type Zego<T> = Result<T, ZegoError>;
+type ZegoResult<T> = Result<T, ZegoError>;
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -162,7 +167,7 @@ struct Envelope {
     data: Value,
 }
 
-fn envelope(result: Zego<Value>) -> Response {
+fn envelope(result: ZegoResult<Value>) -> Response {
     let request_id = uuid::Uuid::now_v7().simple().to_string();
     let (body, retry_after) = match result {
         Ok(data) => (Envelope { code: codes::SUCCESS, message: "success".to_owned(), request_id, data }, None),
@@ -177,12 +182,37 @@ fn envelope(result: Zego<Value>) -> Response {
     response
 }
 
-/// The entry point for `POST /?Action=…`, `POST /zego?Action=…` and `POST /zego/?Action=…`.
-pub async fn action(state: AppState, request: RawRequest) -> Response {
-    envelope(handle(&state, &request).await)
+/// ZEGO's dialect, with what it keeps between requests: the instance limit under racing creates,
+/// and each instance's callback `Sequence`.
+#[derive(Debug, Default)]
+pub struct Zego {
+    instances: instances::InstanceGate,
+    sequences: webhooks::Sequences,
 }
 
-async fn handle(state: &AppState, request: &RawRequest) -> Zego<Value> {
+impl Zego {
+    /// `POST /zego?Action=…` and `POST /zego/?Action=…` (`POST /?Action=…` is shared with
+    /// Alibaba's OpenAPI, and routed by the crate).
+    pub fn routes(self: &Arc<Zego>) -> Router<AppState> {
+        let zego = Arc::clone(self);
+        let action = post(move |State(state): State<AppState>, request: RawRequest| async move {
+            zego.action(state, request).await
+        });
+        Router::new().route("/zego", action.clone()).route("/zego/", action)
+    }
+
+    /// The entry point for every action.
+    pub async fn action(&self, state: AppState, request: RawRequest) -> Response {
+        envelope(handle(self, &state, &request).await)
+    }
+
+    /// The callbacks of `event`.
+    pub async fn webhooks(&self, event: &AgentEvent, store: &Store) -> Vec<OutgoingWebhook> {
+        webhooks::format(event, store, &self.sequences).await
+    }
+}
+
+async fn handle(zego: &Zego, state: &AppState, request: &RawRequest) -> ZegoResult<Value> {
     let app_id = form_urlencoded::parse(request.query.as_deref().unwrap_or("").as_bytes())
         .find_map(|(key, value)| (key == "AppId").then(|| value.into_owned()))
         .unwrap_or_default();
@@ -207,7 +237,7 @@ async fn handle(state: &AppState, request: &RawRequest) -> Zego<Value> {
         "UpdateAgent" => update_agent(state, app_id, parse(body)?).await,
         "ListAgents" => list_agents(state, app_id, parse(body)?).await,
         "QueryAgents" => query_agents(state, app_id, parse(body)?).await,
-        "CreateAgentInstance" => create_instance(state, app, parse(body)?).await,
+        "CreateAgentInstance" => create_instance(zego, state, app, parse(body)?).await,
         "DeleteAgentInstance" => delete_instance(state, app_id, parse(body)?).await,
         "UpdateAgentInstance" => update_instance(state, app_id, parse(body)?).await,
         "QueryAgentInstanceStatus" => query_status(state, app_id, parse(body)?).await,
@@ -221,7 +251,7 @@ async fn handle(state: &AppState, request: &RawRequest) -> Zego<Value> {
 }
 
 /// Checks the common parameters and the signature; answers the app, the action and the nonce.
-fn authenticate<'a>(state: &'a AppState, request: &RawRequest) -> Zego<(&'a App, String, String)> {
+fn authenticate<'a>(state: &'a AppState, request: &RawRequest) -> ZegoResult<(&'a App, String, String)> {
     let mut params: HashMap<String, String> = HashMap::new();
     for (key, value) in form_urlencoded::parse(request.query.as_deref().unwrap_or("").as_bytes()) {
         params.entry(key.into_owned()).or_insert_with(|| value.into_owned());
@@ -261,26 +291,26 @@ fn authenticate<'a>(state: &'a AppState, request: &RawRequest) -> Zego<(&'a App,
 }
 
 /// Parses a body; an empty body counts as `{}`.
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Zego<T> {
+fn parse<T: DeserializeOwned>(body: &[u8]) -> ZegoResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(crate::extract::parse_json(b"{}")?);
+        return Ok(colloquy_http::extract::parse_json(b"{}")?);
     }
-    Ok(crate::extract::parse_json(body)?)
+    Ok(colloquy_http::extract::parse_json(body)?)
 }
 
 /// Parses one config group (`LLM`, `TTS`, `ASR`) with errors named after the group.
-fn parse_group<T: DeserializeOwned + Default>(group: &str, value: &Map<String, Value>) -> Zego<T> {
+fn parse_group<T: DeserializeOwned + Default>(group: &str, value: &Map<String, Value>) -> ZegoResult<T> {
     if value.is_empty() {
         return Ok(T::default());
     }
     let bytes = serde_json::to_vec(value).map_err(|e| ZegoError::new(codes::SYSTEM_ERROR, e.to_string()))?;
-    crate::extract::parse_json(&bytes).map_err(|e: ApiError| {
+    colloquy_http::extract::parse_json(&bytes).map_err(|e: ApiError| {
         let field = e.field.clone().map(|f| format!("{group}.{f}")).unwrap_or_else(|| group.to_owned());
         ZegoError::param(format!("{field}: {}", e.message))
     })
 }
 
-fn required(field: &str, value: Option<String>) -> Zego<String> {
+fn required(field: &str, value: Option<String>) -> ZegoResult<String> {
     match value {
         Some(value) if !value.is_empty() => Ok(value),
         _ => Err(ZegoError::param(format!("{field} is required"))),
@@ -288,7 +318,7 @@ fn required(field: &str, value: Option<String>) -> Zego<String> {
 }
 
 /// ZEGO's id rules: ASCII letters, digits and the characters in `extra`, at most `max` bytes.
-fn zego_id(field: &str, value: &str, max: usize, extra: &str) -> Zego<()> {
+fn zego_id(field: &str, value: &str, max: usize, extra: &str) -> ZegoResult<()> {
     if value.len() > max {
         return Err(ZegoError::param(format!("{field} is {} bytes long; the maximum is {max}", value.len())));
     }
@@ -301,13 +331,13 @@ fn zego_id(field: &str, value: &str, max: usize, extra: &str) -> Zego<()> {
     Ok(())
 }
 
-fn instance_id(value: Option<String>) -> Zego<AgentId> {
+fn instance_id(value: Option<String>) -> ZegoResult<AgentId> {
     let id = required("AgentInstanceId", value)?;
     zego_id("AgentInstanceId", &id, 128, "-_")?;
     Ok(AgentId::from_string(id))
 }
 
-fn agent_id(value: Option<String>) -> Zego<String> {
+fn agent_id(value: Option<String>) -> ZegoResult<String> {
     let id = required("AgentId", value)?;
     zego_id("AgentId", &id, 128, "-_.")?;
     Ok(id)
@@ -316,7 +346,7 @@ fn agent_id(value: Option<String>) -> Zego<String> {
 // ---------------------------------------------------------------------------------------------
 // Agent templates
 
-async fn register_agent(state: &AppState, app: &AppId, body: wire::AgentTemplate) -> Zego<Value> {
+async fn register_agent(state: &AppState, app: &AppId, body: wire::AgentTemplate) -> ZegoResult<Value> {
     let id = agent_id(body.agent_id)?;
     let saved = wire::SavedTemplate {
         agent_id: id.clone(),
@@ -334,7 +364,7 @@ async fn register_agent(state: &AppState, app: &AppId, body: wire::AgentTemplate
     Ok(json!({}))
 }
 
-async fn update_agent(state: &AppState, app: &AppId, body: wire::AgentTemplate) -> Zego<Value> {
+async fn update_agent(state: &AppState, app: &AppId, body: wire::AgentTemplate) -> ZegoResult<Value> {
     let id = agent_id(body.agent_id)?;
     let mut saved = load_template(state, app, &id).await?;
     if let Some(name) = body.name {
@@ -358,7 +388,7 @@ async fn update_agent(state: &AppState, app: &AppId, body: wire::AgentTemplate) 
     Ok(json!({}))
 }
 
-async fn unregister_agent(state: &AppState, app: &AppId, body: wire::AgentIdOnly) -> Zego<Value> {
+async fn unregister_agent(state: &AppState, app: &AppId, body: wire::AgentIdOnly) -> ZegoResult<Value> {
     let id = agent_id(body.agent_id)?;
     if !state.supervisor().store().delete_template(app, TEMPLATES, &id).await? {
         return Err(agent_not_found(&id));
@@ -370,7 +400,7 @@ async fn unregister_agent(state: &AppState, app: &AppId, body: wire::AgentIdOnly
 pub const MAX_LIST_LIMIT: u32 = 100;
 pub const DEFAULT_LIST_LIMIT: u32 = 10;
 
-async fn list_agents(state: &AppState, app: &AppId, body: wire::ListAgents) -> Zego<Value> {
+async fn list_agents(state: &AppState, app: &AppId, body: wire::ListAgents) -> ZegoResult<Value> {
     let limit = body.limit.unwrap_or(DEFAULT_LIST_LIMIT);
     if !(1..=MAX_LIST_LIMIT).contains(&limit) {
         return Err(ZegoError::param(format!("Limit is {limit}; it must be between 1 and {MAX_LIST_LIMIT}")));
@@ -382,11 +412,11 @@ async fn list_agents(state: &AppState, app: &AppId, body: wire::ListAgents) -> Z
     let more = page.len() > limit as usize;
     page.truncate(limit as usize);
     let next = if more { page.last().map(|t| t.id.clone()).unwrap_or_default() } else { String::new() };
-    let agents = page.iter().map(|t| template_to_wire(&t.body)).collect::<Zego<Vec<_>>>()?;
+    let agents = page.iter().map(|t| template_to_wire(&t.body)).collect::<ZegoResult<Vec<_>>>()?;
     Ok(json!({ "Total": agents.len(), "Agents": agents, "Cursor": next }))
 }
 
-async fn query_agents(state: &AppState, app: &AppId, body: wire::QueryAgents) -> Zego<Value> {
+async fn query_agents(state: &AppState, app: &AppId, body: wire::QueryAgents) -> ZegoResult<Value> {
     let ids = body.agent_ids.unwrap_or_default();
     if ids.is_empty() {
         return Err(ZegoError::param("AgentIds is required"));
@@ -409,14 +439,14 @@ fn agent_not_found(id: &str) -> ZegoError {
     ZegoError::new(codes::AGENT_NOT_FOUND, format!("no agent is registered with AgentId {id:?}"))
 }
 
-async fn load_template(state: &AppState, app: &AppId, id: &str) -> Zego<wire::SavedTemplate> {
+async fn load_template(state: &AppState, app: &AppId, id: &str) -> ZegoResult<wire::SavedTemplate> {
     let template = state.supervisor().store().template(app, TEMPLATES, id).await?.ok_or_else(|| agent_not_found(id))?;
     serde_json::from_str(&template.body)
         .map_err(|e| ZegoError::new(codes::SYSTEM_ERROR, format!("a saved agent could not be read: {e}")))
 }
 
 /// A saved template as answered, with API keys redacted.
-fn template_to_wire(body: &str) -> Zego<Value> {
+fn template_to_wire(body: &str) -> ZegoResult<Value> {
     let mut saved: wire::SavedTemplate = serde_json::from_str(body)
         .map_err(|e| ZegoError::new(codes::SYSTEM_ERROR, format!("a saved agent could not be read: {e}")))?;
     if saved.llm.contains_key("ApiKey") {
@@ -426,7 +456,7 @@ fn template_to_wire(body: &str) -> Zego<Value> {
 }
 
 /// Checks a template's groups by applying them to a default spec.
-fn check_template(saved: &wire::SavedTemplate) -> Zego<()> {
+fn check_template(saved: &wire::SavedTemplate) -> ZegoResult<()> {
     let mut spec = AgentSpec::with_defaults(
         AgentName::new("check").map_err(|e| ZegoError::param(e.0))?,
         ChannelName::new("check").map_err(|e| ZegoError::param(e.0))?,
@@ -453,10 +483,10 @@ fn llm_base_url(url: &str) -> String {
     trimmed.strip_suffix("/chat/completions").unwrap_or(trimmed).to_owned()
 }
 
-fn apply_llm(spec: &mut AgentSpec, llm: &wire::LlmConfig) -> Zego<()> {
+fn apply_llm(spec: &mut AgentSpec, llm: &wire::LlmConfig) -> ZegoResult<()> {
     if let Some(url) = &llm.url {
         let model = llm.model.clone().ok_or_else(|| ZegoError::param("LLM.Model is required with LLM.Url"))?;
-        let endpoint = to_model::EndpointFields {
+        let endpoint = fields::EndpointFields {
             url: Some(llm_base_url(url)),
             api_key: llm.api_key.clone(),
             headers: None,
@@ -475,7 +505,7 @@ fn apply_llm(spec: &mut AgentSpec, llm: &wire::LlmConfig) -> Zego<()> {
         tracing::warn!(field = "LLM.Vendor", vendor, "only the OpenAI chat-completions protocol is spoken");
     }
     if let Some(prompt) = &llm.system_prompt {
-        let prompt = to_model::text("LLM.SystemPrompt", prompt.clone())?;
+        let prompt = fields::text("LLM.SystemPrompt", prompt.clone())?;
         set_system_prompt(&mut spec.llm.system_messages, prompt);
     }
     spec.llm.params = llm_params(spec.llm.params, llm)?;
@@ -485,12 +515,12 @@ fn apply_llm(spec: &mut AgentSpec, llm: &wire::LlmConfig) -> Zego<()> {
     Ok(())
 }
 
-fn llm_params(mut params: LlmParams, llm: &wire::LlmConfig) -> Zego<LlmParams> {
+fn llm_params(mut params: LlmParams, llm: &wire::LlmConfig) -> ZegoResult<LlmParams> {
     if let Some(t) = llm.temperature {
-        params.temperature = to_model::finite("LLM.Temperature", t, LlmParams::TEMPERATURE_RANGE)?;
+        params.temperature = fields::finite("LLM.Temperature", t, LlmParams::TEMPERATURE_RANGE)?;
     }
     if let Some(p) = llm.top_p {
-        params.top_p = to_model::finite("LLM.TopP", p, LlmParams::TOP_P_RANGE)?;
+        params.top_p = fields::finite("LLM.TopP", p, LlmParams::TOP_P_RANGE)?;
     }
     for (key, value) in llm.params.iter().flatten() {
         if key == "max_tokens" {
@@ -498,7 +528,7 @@ fn llm_params(mut params: LlmParams, llm: &wire::LlmConfig) -> Zego<LlmParams> {
                 .as_u64()
                 .and_then(|v| u32::try_from(v).ok())
                 .ok_or_else(|| ZegoError::param("LLM.Params.max_tokens must be a positive integer"))?;
-            params.max_tokens = to_model::in_range("LLM.Params.max_tokens", max, LlmParams::MAX_TOKENS_RANGE)?;
+            params.max_tokens = fields::in_range("LLM.Params.max_tokens", max, LlmParams::MAX_TOKENS_RANGE)?;
         } else {
             tracing::warn!(field = %format!("LLM.Params.{key}"), "LLM parameter not supported; ignored");
         }
@@ -517,10 +547,10 @@ fn set_system_prompt(messages: &mut Vec<PromptMessage>, prompt: String) {
 /// The local voice named in `TTS.Params.voice`, when it is one.
 fn local_voice(tts: &wire::TtsConfig) -> Option<String> {
     let voice = tts.params.as_ref()?.get("voice")?.as_str()?;
-    to_model::LOCAL_VOICES.contains(&voice).then(|| voice.to_owned())
+    fields::LOCAL_VOICES.contains(&voice).then(|| voice.to_owned())
 }
 
-fn apply_tts(spec: &mut AgentSpec, tts: &wire::TtsConfig) -> Zego<()> {
+fn apply_tts(spec: &mut AgentSpec, tts: &wire::TtsConfig) -> ZegoResult<()> {
     if let Some(vendor) = &tts.vendor {
         tracing::warn!(field = "TTS.Vendor", vendor, "vendor TTS cannot run here; the embedded voice speaks");
     }
@@ -537,7 +567,7 @@ fn apply_tts(spec: &mut AgentSpec, tts: &wire::TtsConfig) -> Zego<()> {
     Ok(())
 }
 
-fn apply_asr(spec: &mut AgentSpec, asr: &wire::AsrConfig) -> Zego<()> {
+fn apply_asr(spec: &mut AgentSpec, asr: &wire::AsrConfig) -> ZegoResult<()> {
     if let Some(vendor) = &asr.vendor {
         tracing::warn!(field = "ASR.Vendor", vendor, "vendor ASR cannot run here; the embedded model listens");
     }
@@ -550,10 +580,10 @@ fn apply_asr(spec: &mut AgentSpec, asr: &wire::AsrConfig) -> Zego<()> {
     let td = &mut spec.turn_detection;
     if let Some(ms) = asr.vad_silence_segmentation {
         td.silence_duration_ms =
-            to_model::in_range("ASR.VADSilenceSegmentation", ms, model::TurnDetection::SILENCE_DURATION_RANGE_MS)?;
+            fields::in_range("ASR.VADSilenceSegmentation", ms, model::TurnDetection::SILENCE_DURATION_RANGE_MS)?;
     }
     if let Some(ms) = asr.pause_interval {
-        td.max_wait_ms = to_model::in_range("ASR.PauseInterval", ms, model::TurnDetection::MAX_WAIT_RANGE_MS)?;
+        td.max_wait_ms = fields::in_range("ASR.PauseInterval", ms, model::TurnDetection::MAX_WAIT_RANGE_MS)?;
     }
     td.max_wait_ms = td.max_wait_ms.max(td.silence_duration_ms);
     Ok(())
@@ -564,21 +594,21 @@ fn apply_asr(spec: &mut AgentSpec, asr: &wire::AsrConfig) -> Zego<()> {
 
 /// The agent name of the instance of `agent_user_id` in `room`: unique per room and agent user, so
 /// a second one is refused while the first lives.
-fn instance_name(room: &str, agent_user_id: &str) -> Zego<AgentName> {
+fn instance_name(room: &str, agent_user_id: &str) -> ZegoResult<AgentName> {
     use sha1::Digest;
     let digest =
         sha1::Sha1::new().chain_update(room.as_bytes()).chain_update([0]).chain_update(agent_user_id).finalize();
     AgentName::new(format!("zego.{}", &hex::encode(digest)[..40])).map_err(|e| ZegoError::new(codes::SYSTEM_ERROR, e.0))
 }
 
-fn flag(field: &str, value: u8) -> Zego<u8> {
+fn flag(field: &str, value: u8) -> ZegoResult<u8> {
     if value > 1 {
         return Err(ZegoError::param(format!("{field} is {value}; it must be 0 or 1")));
     }
     Ok(value)
 }
 
-async fn create_instance(state: &AppState, app: &App, body: wire::CreateInstance) -> Zego<Value> {
+async fn create_instance(zego: &Zego, state: &AppState, app: &App, body: wire::CreateInstance) -> ZegoResult<Value> {
     let template_id = agent_id(body.agent_id)?;
     let user_id = required("UserId", body.user_id)?;
     zego_id("UserId", &user_id, 32, "-_")?;
@@ -616,7 +646,7 @@ async fn create_instance(state: &AppState, app: &App, body: wire::CreateInstance
     apply_asr(&mut spec, &parse_group("ASR", &asr)?)?;
 
     if let Some(welcome) = rtc.welcome_message.filter(|w| !w.is_empty()) {
-        let text = to_model::text("RTC.WelcomeMessage", welcome)?;
+        let text = fields::text("RTC.WelcomeMessage", welcome)?;
         spec.greeting = Some(model::Greeting { text, interruptible: true });
     }
 
@@ -628,7 +658,7 @@ async fn create_instance(state: &AppState, app: &App, body: wire::CreateInstance
             ));
         }
         if let Some(size) = history.window_size {
-            spec.max_history = to_model::in_range("MessageHistory.WindowSize", size, 0..=MAX_WINDOW_SIZE)?;
+            spec.max_history = fields::in_range("MessageHistory.WindowSize", size, 0..=MAX_WINDOW_SIZE)?;
         }
         let messages = history.messages.unwrap_or_default();
         if messages.len() > MAX_HISTORY_MESSAGES {
@@ -641,16 +671,16 @@ async fn create_instance(state: &AppState, app: &App, body: wire::CreateInstance
             return Err(ZegoError::param("MessageHistory.Messages: too many messages"));
         }
         for (i, message) in messages.into_iter().enumerate() {
-            let role = match message.role.as_str() {
-                "user" => PromptRole::User,
-                "assistant" => PromptRole::Assistant,
-                other => {
+            let field = format!("MessageHistory.Messages[{i}].Role");
+            let role = match fields::prompt_role(&field, &message.role)? {
+                PromptRole::System => {
                     return Err(ZegoError::param(format!(
-                        "MessageHistory.Messages[{i}].Role is {other:?}; it must be \"user\" or \"assistant\""
+                        "{field} is \"system\"; it must be \"user\" or \"assistant\""
                     )));
                 }
+                role => role,
             };
-            let content = to_model::text(&format!("MessageHistory.Messages[{i}].Content"), message.content)?;
+            let content = fields::text(&format!("MessageHistory.Messages[{i}].Content"), message.content)?;
             spec.llm.system_messages.push(PromptMessage { role, content });
         }
     }
@@ -679,7 +709,7 @@ async fn create_instance(state: &AppState, app: &App, body: wire::CreateInstance
             };
         }
         if let Some(secs) = advanced.max_idle_time {
-            idle = to_model::in_range("AdvancedConfig.MaxIdleTime", secs, 1..=IdleTimeout::MAX_SECS)?;
+            idle = fields::in_range("AdvancedConfig.MaxIdleTime", secs, 1..=IdleTimeout::MAX_SECS)?;
         }
     }
     spec.idle_timeout = IdleTimeout::AfterSecs(idle);
@@ -701,13 +731,13 @@ async fn create_instance(state: &AppState, app: &App, body: wire::CreateInstance
     if state.supervisor().name_is_live(&app.id, &spec.name) {
         return Err(SupervisorError::NameTaken(spec.name.to_string()).into());
     }
-    let _place = state.zego_instances().reserve(state, &app.id, &spec.name).await?;
+    let _place = zego.instances.reserve(state, &app.id, &spec.name).await?;
     let record = state.supervisor().start(app.id.clone(), spec).await?;
     Ok(json!({ "AgentInstanceId": record.id.as_str() }))
 }
 
 /// The live record of an instance; a deleted one is "not found", as at ZEGO.
-async fn live_record(state: &AppState, app: &AppId, id: &AgentId) -> Zego<model::AgentRecord> {
+async fn live_record(state: &AppState, app: &AppId, id: &AgentId) -> ZegoResult<model::AgentRecord> {
     let record = state.supervisor().get(app, id).await?;
     if record.state.status().is_terminal() {
         return Err(ZegoError::new(codes::INSTANCE_NOT_FOUND, "agent instance not found: it was deleted"));
@@ -715,14 +745,14 @@ async fn live_record(state: &AppState, app: &AppId, id: &AgentId) -> Zego<model:
     Ok(record)
 }
 
-async fn delete_instance(state: &AppState, app: &AppId, body: wire::InstanceOnly) -> Zego<Value> {
+async fn delete_instance(state: &AppState, app: &AppId, body: wire::InstanceOnly) -> ZegoResult<Value> {
     let id = instance_id(body.agent_instance_id)?;
     live_record(state, app, &id).await?;
     state.supervisor().leave(app, &id).await?;
     Ok(json!({}))
 }
 
-async fn update_instance(state: &AppState, app: &AppId, body: wire::UpdateInstance) -> Zego<Value> {
+async fn update_instance(state: &AppState, app: &AppId, body: wire::UpdateInstance) -> ZegoResult<Value> {
     let id = instance_id(body.agent_instance_id)?;
     let record = live_record(state, app, &id).await?;
     let mut update = SpecUpdate::default();
@@ -742,7 +772,7 @@ async fn update_instance(state: &AppState, app: &AppId, body: wire::UpdateInstan
             }
         }
         if let Some(prompt) = llm.system_prompt.clone() {
-            let prompt = to_model::text("LLM.SystemPrompt", prompt)?;
+            let prompt = fields::text("LLM.SystemPrompt", prompt)?;
             let mut messages = record.spec.llm.system_messages.clone();
             set_system_prompt(&mut messages, prompt);
             update.system_messages = Some(messages);
@@ -768,7 +798,7 @@ async fn update_instance(state: &AppState, app: &AppId, body: wire::UpdateInstan
     Ok(json!({}))
 }
 
-async fn query_status(state: &AppState, app: &AppId, body: wire::InstanceOnly) -> Zego<Value> {
+async fn query_status(state: &AppState, app: &AppId, body: wire::InstanceOnly) -> ZegoResult<Value> {
     let id = instance_id(body.agent_instance_id)?;
     let record = live_record(state, app, &id).await?;
     // A running instance is where its conversation is; one without media (or before its first
@@ -801,7 +831,7 @@ async fn query_status(state: &AppState, app: &AppId, body: wire::InstanceOnly) -
 /// High → Interrupt; Medium (default) with ClearAndInterrupt (default) → Interrupt; Medium with
 /// Enqueue → Append; Low with Enqueue → Append; Low with ClearAndInterrupt → Ignore (said only when
 /// the agent is idle).
-fn speak_priority(priority: Option<&str>, option: Option<&str>) -> Zego<SpeakPriority> {
+fn speak_priority(priority: Option<&str>, option: Option<&str>) -> ZegoResult<SpeakPriority> {
     let enqueue = match option.unwrap_or("ClearAndInterrupt") {
         "ClearAndInterrupt" => false,
         "Enqueue" => true,
@@ -822,9 +852,9 @@ fn speak_priority(priority: Option<&str>, option: Option<&str>) -> Zego<SpeakPri
     })
 }
 
-async fn send_tts(state: &AppState, app: &AppId, body: wire::SendTts) -> Zego<Value> {
+async fn send_tts(state: &AppState, app: &AppId, body: wire::SendTts) -> ZegoResult<Value> {
     let id = instance_id(body.agent_instance_id)?;
-    let text = to_model::command_text(required("Text", body.text)?).map_err(|e| prefix("Text", e))?;
+    let text = fields::command_text(required("Text", body.text)?).map_err(|e| prefix("Text", e))?;
     let priority = speak_priority(body.priority.as_deref(), body.same_priority_option.as_deref())?;
     if body.add_history == Some(false) {
         tracing::warn!(field = "AddHistory", "spoken text always goes to the history; AddHistory=false ignored");
@@ -834,9 +864,9 @@ async fn send_tts(state: &AppState, app: &AppId, body: wire::SendTts) -> Zego<Va
     Ok(json!({}))
 }
 
-async fn send_llm(state: &AppState, app: &AppId, body: wire::SendLlm) -> Zego<Value> {
+async fn send_llm(state: &AppState, app: &AppId, body: wire::SendLlm) -> ZegoResult<Value> {
     let id = instance_id(body.agent_instance_id)?;
-    let text = to_model::command_text(required("Text", body.text)?).map_err(|e| prefix("Text", e))?;
+    let text = fields::command_text(required("Text", body.text)?).map_err(|e| prefix("Text", e))?;
     // Checked for its values; the LLM turn always cuts off what the agent says.
     let priority = speak_priority(body.priority.as_deref(), body.same_priority_option.as_deref())?;
     if priority != SpeakPriority::Interrupt {
@@ -857,14 +887,14 @@ fn prefix(field: &str, e: ApiError) -> ZegoError {
     ZegoError::param(format!("{field}: {}", e.message))
 }
 
-async fn interrupt(state: &AppState, app: &AppId, body: wire::InstanceOnly) -> Zego<Value> {
+async fn interrupt(state: &AppState, app: &AppId, body: wire::InstanceOnly) -> ZegoResult<Value> {
     let id = instance_id(body.agent_instance_id)?;
     live_record(state, app, &id).await?;
     state.supervisor().command(app, &id, AgentCommand::Interrupt).await?;
     Ok(json!({}))
 }
 
-async fn msg_list(state: &AppState, app: &AppId, body: wire::InstanceOnly) -> Zego<Value> {
+async fn msg_list(state: &AppState, app: &AppId, body: wire::InstanceOnly) -> ZegoResult<Value> {
     let id = instance_id(body.agent_instance_id)?;
     let record = state.supervisor().get(app, &id).await?;
     let store = state.supervisor().store();
@@ -893,7 +923,7 @@ async fn msg_list(state: &AppState, app: &AppId, body: wire::InstanceOnly) -> Ze
     Ok(json!({ "Total": messages.len(), "MessageList": messages }))
 }
 
-async fn reset_msg_list(state: &AppState, app: &AppId, body: wire::InstanceOnly) -> Zego<Value> {
+async fn reset_msg_list(state: &AppState, app: &AppId, body: wire::InstanceOnly) -> ZegoResult<Value> {
     let id = instance_id(body.agent_instance_id)?;
     live_record(state, app, &id).await?;
     state.supervisor().command(app, &id, AgentCommand::ClearHistory).await?;

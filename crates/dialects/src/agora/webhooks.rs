@@ -20,7 +20,7 @@ use hmac::{KeyInit, Mac};
 use serde_json::{Map, Value, json};
 
 use super::to_model::OriginData;
-use crate::webhooks::hmac_sha256_hex;
+use colloquy_http::webhooks::hmac_sha256_hex;
 
 /// Agora's product id of the Conversational AI Engine in NCS.
 pub const PRODUCT_ID: u32 = 17;

@@ -199,24 +199,13 @@ fn ignored(field: &str) {
     tracing::warn!(field, "accepted but not supported by this engine; ignored");
 }
 
-fn range_u32(field: &str, value: i64, range: std::ops::RangeInclusive<u32>) -> Result<u32, Failure> {
-    u32::try_from(value).ok().filter(|v| range.contains(v)).ok_or_else(|| {
-        Failure::invalid(format!("{field} is {value}; it must be between {} and {}", range.start(), range.end()))
-    })
-}
-
 fn role(field: &str, role: &str) -> Result<Option<PromptRole>, Failure> {
     match role {
-        "user" => Ok(Some(PromptRole::User)),
-        "assistant" => Ok(Some(PromptRole::Assistant)),
-        "system" => Ok(Some(PromptRole::System)),
         "function" | "plugin" | "tool" => {
             ignored(field);
             Ok(None)
         }
-        other => Err(Failure::invalid(format!(
-            "{field} is {other:?}; it must be user, assistant, system, function, plugin or tool"
-        ))),
+        other => Ok(Some(colloquy_http::fields::prompt_role(field, other)?)),
     }
 }
 
@@ -284,8 +273,11 @@ pub fn apply(field: &str, config: AgentConfig, spec: &mut AgentSpec) -> Result<(
         };
     }
     if let Some(secs) = config.max_idle_time {
-        spec.idle_timeout =
-            IdleTimeout::from_secs(range_u32(&format!("{field}.MaxIdleTime"), secs, 0..=IdleTimeout::MAX_SECS)?);
+        spec.idle_timeout = IdleTimeout::from_secs(colloquy_http::fields::u32_in_range(
+            &format!("{field}.MaxIdleTime"),
+            secs,
+            0..=IdleTimeout::MAX_SECS,
+        )?);
     }
     if config.enable_push_to_talk == Some(true) {
         return Err(Failure::invalid(format!(
@@ -344,16 +336,20 @@ pub fn apply(field: &str, config: AgentConfig, spec: &mut AgentSpec) -> Result<(
         let at = format!("{field}.AsrConfig");
         warn_other(&at, &asr.other);
         if let Some(ms) = asr.asr_max_silence {
-            let ms = range_u32(&format!("{at}.AsrMaxSilence"), ms, 200..=1200)?;
+            let ms = colloquy_http::fields::u32_in_range(&format!("{at}.AsrMaxSilence"), ms, 200..=1200)?;
             spec.turn_detection.silence_duration_ms = ms;
             spec.turn_detection.max_wait_ms = spec.turn_detection.max_wait_ms.max(ms);
         }
         if let Some(ms) = asr.vad_duration {
-            let ms = if ms == 0 { 0 } else { range_u32(&format!("{at}.VadDuration"), ms, 200..=2000)? };
+            let ms = if ms == 0 {
+                0
+            } else {
+                colloquy_http::fields::u32_in_range(&format!("{at}.VadDuration"), ms, 200..=2000)?
+            };
             spec.interruption.min_speech_ms = ms;
         }
         if let Some(level) = asr.vad_level {
-            let level = range_u32(&format!("{at}.VadLevel"), level, 0..=11)?;
+            let level = colloquy_http::fields::u32_in_range(&format!("{at}.VadLevel"), level, 0..=11)?;
             if level == 0 {
                 tracing::warn!(field = %format!("{at}.VadLevel"), "VAD cannot be turned off here; the default threshold is kept");
             } else {
@@ -378,7 +374,11 @@ pub fn apply(field: &str, config: AgentConfig, spec: &mut AgentSpec) -> Result<(
             spec.llm.system_messages = messages;
         }
         if let Some(limit) = llm.llm_history_limit {
-            spec.max_history = range_u32(&format!("{at}.LlmHistoryLimit"), limit, AgentSpec::MAX_HISTORY_RANGE)?;
+            spec.max_history = colloquy_http::fields::u32_in_range(
+                &format!("{at}.LlmHistoryLimit"),
+                limit,
+                AgentSpec::MAX_HISTORY_RANGE,
+            )?;
         }
     }
     if let Some(tts) = config.tts_config {
@@ -404,7 +404,7 @@ pub fn apply(field: &str, config: AgentConfig, spec: &mut AgentSpec) -> Result<(
             let text = idle.messages.unwrap_or_default().into_iter().map(|m| m.text).find(|t| !t.trim().is_empty());
             if let Some(text) = text {
                 let wait = idle.wait_time.unwrap_or(5000);
-                let wait = range_u32(&format!("{at}.WaitTime"), wait, 5000..=600_000)?;
+                let wait = colloquy_http::fields::u32_in_range(&format!("{at}.WaitTime"), wait, 5000..=600_000)?;
                 let wait = wait.clamp(*SilencePrompt::TIMEOUT_RANGE_MS.start(), *SilencePrompt::TIMEOUT_RANGE_MS.end());
                 spec.silence_prompt =
                     Some(SilencePrompt { timeout_ms: wait, action: SilenceAction::Speak, content: text });
