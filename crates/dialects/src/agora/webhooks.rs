@@ -137,7 +137,8 @@ pub async fn format(event: &AgentEvent, store: &Store) -> Vec<OutgoingWebhook> {
                 Ok(turns) => {
                     let total = turns.len();
                     let skip = total.saturating_sub(MAX_TURNS);
-                    let turns: Vec<Value> = turns.iter().skip(skip).map(|t| super::turn_json(agent, t, true)).collect();
+                    let turns: Vec<Value> =
+                        turns.iter().skip(skip).map(|t| super::from_model::turn_json(agent, t, true)).collect();
                     let mut payload = base_payload(agent);
                     payload.insert("total_turn_count".into(), json!(total));
                     payload.insert("is_truncated".into(), json!(total > MAX_TURNS));

@@ -1,0 +1,43 @@
+//! `POST /join`: start an agent in a channel (`properties` into an `AgentSpec`, see `to_model.rs`);
+//! answers `{agent_id, create_ts, status}`. A token caller may start agents in its own channel only.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::http::StatusCode;
+use colloquy_http::AppState;
+use colloquy_http::brake::Peer;
+use colloquy_supervisor::SupervisorError;
+use serde_json::Value;
+
+use super::parse;
+use crate::agora::auth::{Caller, authorize};
+use crate::agora::errors::{AgoraError, AgoraResult};
+use crate::agora::from_model::agent_info;
+use crate::agora::{to_model, wire};
+
+pub(crate) async fn handle(
+    State(state): State<AppState>,
+    Path(appid): Path<String>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AgoraResult<axum::Json<wire::AgentInfo>> {
+    let Caller { app, scope } = authorize(&state, peer, &appid, &headers)?;
+    if let Ok(value) = serde_json::from_slice::<Value>(&body) {
+        to_model::warn_unknown_properties(&value);
+    }
+    let request: wire::JoinRequest = parse(&body)?;
+    let spec = to_model::spec_from_join(request, app.callbacks())?;
+    scope.check(spec.channel.as_str(), spec.agent_uid.as_str())?;
+    let name = spec.name.clone();
+    let record = state.supervisor().start(app.id.clone(), spec).await.map_err(|e| match e {
+        SupervisorError::NameTaken(_) => AgoraError::new(
+            StatusCode::CONFLICT,
+            "TaskConflict",
+            format!("a running agent of this app is already named {name:?}"),
+        ),
+        e => e.into(),
+    })?;
+    Ok(axum::Json(agent_info(&record)))
+}

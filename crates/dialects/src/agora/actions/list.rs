@@ -1,0 +1,135 @@
+//! `GET /agents`: the app's agents, newest first, filtered by channel, state and creation time,
+//! paged by an opaque cursor. A token caller lists its own channel (and uid) only.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use colloquy_http::AppState;
+use colloquy_http::brake::Peer;
+use colloquy_model::{AgentRecord, AgentStatus, ChannelName};
+use colloquy_store::{AgentFilter, ListCursor};
+
+use super::parse_query;
+use crate::agora::auth::{Caller, Scope, authorize};
+use crate::agora::errors::{AgoraError, AgoraResult};
+use crate::agora::from_model::{secs, status_name};
+use crate::agora::{now_secs, wire};
+
+const DEFAULT_LIMIT: u32 = 20;
+const MAX_LIMIT: u32 = 100;
+/// `from_time` defaults to two hours ago.
+const DEFAULT_WINDOW_SECS: i64 = 2 * 3600;
+
+fn decode_cursor(cursor: &str) -> AgoraResult<ListCursor> {
+    colloquy_http::fields::decode_cursor(cursor).map_err(AgoraError::from)
+}
+
+fn parse_states(states: &str) -> AgoraResult<Vec<AgentStatus>> {
+    states
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<u8>()
+                .ok()
+                .and_then(|code| AgentStatus::ALL.into_iter().find(|status| status.code() == code))
+                .or_else(|| s.parse().ok())
+                .ok_or_else(|| {
+                    AgoraError::invalid(format!(
+                        "state {s:?} is not a state; expected numbers 0 to 6 separated by commas"
+                    ))
+                })
+        })
+        .collect()
+}
+
+pub(crate) async fn handle(
+    State(state): State<AppState>,
+    Path(appid): Path<String>,
+    peer: Peer,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> AgoraResult<axum::Json<wire::ListResponse>> {
+    let Caller { app, scope } = authorize(&state, peer, &appid, &headers)?;
+    let q: wire::ListQuery = parse_query(raw.as_deref())?;
+    let mut filter = AgentFilter::default();
+    let channel = match (q.channel.filter(|c| !c.is_empty()), &scope) {
+        // A token lists its own channel only.
+        (Some(channel), Scope::Channel(grant)) if channel != grant.channel => {
+            return Err(AgoraError::forbidden(format!(
+                "the token grants channel {:?} only, not {channel:?}",
+                grant.channel
+            )));
+        }
+        (None, Scope::Channel(grant)) => Some(grant.channel.clone()),
+        (channel, _) => channel,
+    };
+    if let Some(channel) = channel {
+        filter.channel = Some(ChannelName::new(channel).map_err(|e| AgoraError::invalid(format!("channel: {}", e.0)))?);
+    }
+    filter.statuses = match q.state.as_deref() {
+        Some(states) => parse_states(states)?,
+        None => vec![AgentStatus::Running],
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(AgoraError::invalid(format!("limit is {limit}; it must be between 1 and {MAX_LIMIT}")));
+    }
+    let now = now_secs();
+    let from = q.from_time.unwrap_or(now - DEFAULT_WINDOW_SECS);
+    let to = q.to_time.unwrap_or(i64::MAX);
+    let mut after = q.cursor.as_deref().filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
+    let mut found: Vec<AgentRecord> = Vec::new();
+    let mut next = None;
+    // Newest first. Each store page asks for no more than is still missing, so that the store's
+    // cursor never skips an agent this answer did not return.
+    loop {
+        let missing = limit - found.len() as u32;
+        let page = state.supervisor().list(&app.id, &filter, after, missing).await?;
+        let mut older_than_window = false;
+        for record in page.agents {
+            let created = secs(record.created_at.0);
+            if created < from {
+                older_than_window = true;
+                break;
+            }
+            let reached = scope.check(record.spec.channel.as_str(), record.spec.agent_uid.as_str()).is_ok();
+            if created <= to && reached {
+                found.push(record);
+            }
+        }
+        if older_than_window || page.next.is_none() {
+            break;
+        }
+        if found.len() as u32 == limit {
+            next = page.next;
+            break;
+        }
+        after = page.next;
+    }
+    let list: Vec<wire::ListItem> = found
+        .iter()
+        .map(|r| wire::ListItem { start_ts: secs(r.created_at.0), status: status_name(r), agent_id: r.id.to_string() })
+        .collect();
+    Ok(axum::Json(wire::ListResponse {
+        data: wire::ListData { count: list.len(), list },
+        meta: wire::ListMeta {
+            cursor: next.map(colloquy_http::fields::encode_cursor).unwrap_or_default(),
+            total: found.len(),
+        },
+        status: "ok",
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_states_parse() {
+        assert_eq!(decode_cursor(&colloquy_http::fields::encode_cursor(ListCursor(7))).unwrap(), ListCursor(7));
+        assert_eq!(decode_cursor("nope").unwrap_err().reason, "InvalidFieldValue");
+        assert_eq!(parse_states("0, 2,6").unwrap(), [AgentStatus::Idle, AgentStatus::Running, AgentStatus::Failed]);
+        assert_eq!(parse_states("RUNNING").unwrap(), [AgentStatus::Running]);
+        assert!(parse_states("9").is_err());
+    }
+}

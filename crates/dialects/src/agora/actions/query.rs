@@ -1,0 +1,37 @@
+//! `GET /agents/{agent_id}`: an agent's state, times and, once it ended, why.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use colloquy_http::AppState;
+use colloquy_http::brake::Peer;
+use colloquy_model::{AgentId, AgentStatus};
+
+use crate::agora::auth::authorize;
+use crate::agora::errors::AgoraResult;
+use crate::agora::from_model::{secs, status_name};
+use crate::agora::wire;
+
+pub(crate) async fn handle(
+    State(state): State<AppState>,
+    Path((appid, agent_id)): Path<(String, String)>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> AgoraResult<axum::Json<wire::QueryResponse>> {
+    let caller = authorize(&state, peer, &appid, &headers)?;
+    let record = caller.agent(&state, &AgentId::from_string(agent_id)).await?;
+    let message = match record.state.reason() {
+        Some(reason) if record.state.status() == AgentStatus::Failed => {
+            format!("agent exits with reason: {}", reason.message())
+        }
+        Some(reason) => reason.message(),
+        None => String::new(),
+    };
+    Ok(axum::Json(wire::QueryResponse {
+        message,
+        start_ts: secs(record.created_at.0),
+        stop_ts: record.stopped_at.map(|t| secs(t.0)),
+        name: record.spec.name.to_string(),
+        status: status_name(&record),
+        agent_id: record.id.to_string(),
+    }))
+}

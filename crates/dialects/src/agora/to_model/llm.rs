@@ -1,0 +1,194 @@
+//! `properties.llm`: the provider (the embedded model or an OpenAI-compatible URL), the prompt,
+//! its parameters, the greeting and the failure message.
+
+use std::collections::BTreeMap;
+
+use colloquy_http::fields::{EndpointFields, prompt_length, prompt_role, short_text, text, u32_in_range};
+use serde_json::Value;
+
+use colloquy_http::error::{ApiError, ErrorCode};
+use colloquy_model as model;
+use colloquy_model::AgentSpec;
+
+use super::{CHAT_COMPLETIONS, f32_field, substitute};
+use super::{Checked, ignored, invalid, unsupported};
+use crate::agora::wire;
+
+pub(super) fn prompt_messages(
+    field: &str,
+    messages: Vec<wire::Message>,
+    vars: &BTreeMap<String, String>,
+) -> Checked<Vec<model::PromptMessage>> {
+    prompt_length(field, messages.len())?;
+    messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, message)| {
+            let role = prompt_role(&format!("{field}[{i}].role"), &message.role)?;
+            Ok(model::PromptMessage {
+                role,
+                content: text(&format!("{field}[{i}].content"), substitute(message.content, vars))?,
+            })
+        })
+        .collect()
+}
+
+/// `llm.params`: the sampling parameters this server uses, and the model name. Starts from the
+/// defaults, as Agora's `params` replaces the whole object.
+pub(super) fn llm_params(field: &str, params: &BTreeMap<String, Value>) -> Checked<model::LlmParams> {
+    let mut out = model::LlmParams::DEFAULT;
+    for (key, value) in params {
+        let path = format!("{field}.{key}");
+        match key.as_str() {
+            "temperature" => {
+                let v = value.as_f64().ok_or_else(|| invalid(&path, format!("{path} must be a number")))?;
+                out.temperature = f32_field(&path, v, model::LlmParams::TEMPERATURE_RANGE)?;
+            }
+            "top_p" => {
+                let v = value.as_f64().ok_or_else(|| invalid(&path, format!("{path} must be a number")))?;
+                out.top_p = f32_field(&path, v, model::LlmParams::TOP_P_RANGE)
+                    .map_err(|_| invalid(&path, format!("{path} must be greater than 0 and at most 1")))?;
+            }
+            "max_tokens" | "max_completion_tokens" => {
+                let v = value.as_i64().ok_or_else(|| invalid(&path, format!("{path} must be an integer")))?;
+                out.max_tokens = u32_in_range(&path, v, model::LlmParams::MAX_TOKENS_RANGE)?;
+            }
+            "model" | "stream" => {}
+            _ => {
+                tracing::warn!(field = %path, "Agora: {path} is not passed to the LLM; only model, temperature, top_p and max_tokens are")
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn model_name(params: Option<&BTreeMap<String, Value>>) -> Checked<Option<String>> {
+    match params.and_then(|p| p.get("model")) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(m)) => Ok(Some(short_text("llm.params.model", m.clone(), 256)?)),
+        Some(_) => Err(invalid("llm.params.model", "llm.params.model must be a string")),
+    }
+}
+
+/// `properties.llm` into the model's LLM, greeting, failure message and history length.
+/// Refuses the `llm` features this server cannot honour.
+fn refuse_llm_features(llm: &wire::Llm) -> Checked<()> {
+    if let Some(url) = &llm.greeting_audio_url
+        && !url.is_empty()
+    {
+        return Err(unsupported("llm.greeting_audio_url", "greetings are synthesised from llm.greeting_message"));
+    }
+    if llm.mcp_servers.as_ref().is_some_and(|servers| !servers.is_empty()) {
+        return Err(unsupported("llm.mcp_servers", "the agent cannot call tools"));
+    }
+    if let Some(style) = llm.style.as_deref()
+        && style != "openai"
+    {
+        return Err(unsupported("llm.style", "only the OpenAI chat-completions style (\"openai\") is spoken"));
+    }
+    if let Some(modalities) = &llm.input_modalities
+        && modalities.iter().any(|m| m != "text")
+    {
+        ignored("llm.input_modalities", "the LLM receives text only");
+    }
+    if let Some(modalities) = &llm.output_modalities
+        && !modalities.iter().any(|m| m == "text")
+    {
+        return Err(unsupported("llm.output_modalities", "the LLM must answer in text, which is synthesised"));
+    }
+    Ok(())
+}
+
+/// `llm.vendor` and `llm.url`: the embedded model (`local`, or a `local://MODEL` URL) or an
+/// OpenAI-compatible endpoint.
+fn llm_provider(llm: &wire::Llm, model: Option<String>) -> Checked<model::LlmProvider> {
+    let vendor = llm.vendor.as_deref().unwrap_or("openai");
+    let is_local = vendor == "local" || llm.url.as_deref().is_none_or(|url| url.starts_with("local://"));
+    if is_local {
+        let from_url = llm.url.as_deref().and_then(|url| url.strip_prefix("local://")).filter(|m| !m.is_empty());
+        let model =
+            from_url.map(str::to_owned).or(model).unwrap_or_else(|| model::LlmProvider::DEFAULT_LOCAL_MODEL.to_owned());
+        Ok(model::LlmProvider::Local { model: short_text("llm.params.model", model, 4096)? })
+    } else {
+        match vendor {
+            "openai" | "azure" | "xai" => {}
+            "custom" => ignored("llm.vendor", "\"custom\" requests carry no turn_id or timestamp here"),
+            other => {
+                return Err(invalid(
+                    "llm.vendor",
+                    format!("llm.vendor is {other:?}; expected openai, azure, xai, custom or local"),
+                ));
+            }
+        }
+        let url = llm.url.clone().unwrap_or_default();
+        if url.contains('?') {
+            return Err(unsupported("llm.url", "a query string cannot be kept; give the URL without one"));
+        }
+        let base = url.trim_end_matches('/').strip_suffix(CHAT_COMPLETIONS).ok_or_else(|| {
+            invalid("llm.url", format!("llm.url must be an OpenAI-compatible URL ending in {CHAT_COMPLETIONS}"))
+        })?;
+        let fields = EndpointFields {
+            url: Some(base.to_owned()),
+            api_key: llm.api_key.clone().filter(|k| !k.is_empty()),
+            headers: llm.headers.clone(),
+            timeout_ms: None,
+            max_retries: None,
+        };
+        let model = model.ok_or_else(|| {
+            ApiError::field(ErrorCode::MissingField, "llm.params.model", "llm.params.model is required with llm.url")
+        })?;
+        Ok(model::LlmProvider::OpenAiCompatible(fields.into_endpoint("llm", model)?))
+    }
+}
+
+/// `llm.greeting_message` with `llm.greeting_configs`.
+fn greeting(
+    configs: Option<&wire::GreetingConfigs>,
+    message: Option<String>,
+    vars: &BTreeMap<String, String>,
+) -> Checked<Option<model::Greeting>> {
+    if let Some(configs) = configs {
+        if configs.mode.as_deref().is_some_and(|mode| mode == "single_every") {
+            ignored("llm.greeting_configs.mode", "the greeting is said once, when the first user joins");
+        } else if let Some(mode) = configs.mode.as_deref().filter(|mode| *mode != "single_first") {
+            return Err(invalid(
+                "llm.greeting_configs.mode",
+                format!("llm.greeting_configs.mode is {mode:?}; expected single_every or single_first"),
+            ));
+        }
+        if configs.delay_ms.is_some_and(|d| d != 0) {
+            ignored("llm.greeting_configs.delay_ms", "the greeting is said as soon as the user joins");
+        }
+    }
+    let Some(greeting) = message.filter(|g| !g.is_empty()) else { return Ok(None) };
+    Ok(Some(model::Greeting {
+        text: text("llm.greeting_message", substitute(greeting, vars))?,
+        interruptible: configs.and_then(|c| c.interruptable).unwrap_or(true),
+    }))
+}
+
+pub(super) fn llm(spec: &mut AgentSpec, llm: wire::Llm) -> Checked<BTreeMap<String, String>> {
+    let vars = llm.template_variables.clone().unwrap_or_default();
+    refuse_llm_features(&llm)?;
+    let model = model_name(llm.params.as_ref())?;
+    spec.llm.provider = llm_provider(&llm, model)?;
+    if let Some(messages) = llm.system_messages {
+        spec.llm.system_messages = prompt_messages("llm.system_messages", messages, &vars)?;
+    }
+    if let Some(params) = &llm.params {
+        spec.llm.params = llm_params("llm.params", params)?;
+    }
+    if let Some(max) = llm.max_history {
+        spec.max_history = u32_in_range("llm.max_history", max, AgentSpec::MAX_HISTORY_RANGE)?;
+    }
+    if let Some(greeting) = greeting(llm.greeting_configs.as_ref(), llm.greeting_message, &vars)? {
+        spec.greeting = Some(greeting);
+    }
+    if let Some(message) = llm.failure_message.filter(|m| !m.is_empty()) {
+        spec.failure_message = Some(text("llm.failure_message", substitute(message, &vars))?);
+    }
+    if llm.silence_message.is_some() {
+        ignored("llm.silence_message", "deprecated; use parameters.silence_config");
+    }
+    Ok(vars)
+}
