@@ -143,7 +143,7 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
             brake: colloquy_http::brake::BrakeConfig::DEFAULT,
             rtc: RtcEdge::new(signer, Some(channel_server.clone())),
             playground,
-            dialects,
+            dialects: dialects.clone(),
         },
     );
     let listener = tokio::net::TcpListener::bind(config.http)
@@ -163,9 +163,15 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
         "colloquy ready"
     );
     let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
-    let http_task = tokio::spawn(colloquy_http::listener::serve(listener, router, config.http_limits, async move {
-        let _ = stopped.await;
-    }));
+    let http_task = tokio::spawn(colloquy_http::listener::serve(
+        listener,
+        router,
+        config.http_limits,
+        dialects.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Ok(RunningServer {
         http,
         rtc_udp,

@@ -28,7 +28,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use colloquy_http::AppState;
 use colloquy_http::apps::Apps;
-use colloquy_http::dialects::{Dialects, Formatted};
+use colloquy_http::dialects::{Dialects, Formatted, RequestHead};
+use colloquy_http::error::ApiError;
+use colloquy_http::extract::RawBody;
 use colloquy_model::{AgentEvent, Dialect};
 use colloquy_rtc::token::Grant;
 use colloquy_store::Store;
@@ -78,6 +80,14 @@ impl Dialects for VendorDialects {
     fn verify_rtc_token(&self, apps: &Apps, token: &str, now_secs: u64) -> Option<Result<Grant, String>> {
         alibaba::token::verify_rtc_auth_token(apps, token, now_secs)
     }
+
+    fn edge_error(&self, request: &RequestHead, error: ApiError) -> Option<Response> {
+        let path = request.uri.path();
+        if agora::serves(path) {
+            return Some(agora::AgoraError::edge(error).into_response());
+        }
+        None
+    }
 }
 
 /// A request as it came, for the dialects that read their parameters from the query, a form body
@@ -99,7 +109,7 @@ impl<S: Send + Sync> FromRequest<S> for RawRequest {
 
     async fn from_request(request: Request, state: &S) -> Result<RawRequest, Response> {
         let (parts, body) = request.into_parts();
-        let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+        let RawBody(body) = RawBody::from_request(Request::from_parts(parts.clone(), body), state)
             .await
             .map_err(IntoResponse::into_response)?;
         Ok(RawRequest {

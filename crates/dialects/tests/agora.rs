@@ -800,3 +800,18 @@ async fn a_refused_delivery_is_retried_with_the_same_notice_id() {
 fn dialects() -> Options {
     Options { dialects: std::sync::Arc::new(colloquy_dialects::VendorDialects::new()), ..Options::default() }
 }
+
+/// Agora's SDKs with `Area.CN` put `/cn` before the path: the same API answers there.
+#[tokio::test]
+async fn the_cn_area_prefix_serves_the_same_api() {
+    let api = common::api(dialects()).await;
+    let cn = |rest: &str| format!("/cn{}", path(APP_ID, rest));
+    let reply = api.send("POST", &cn("/join"), Some(&auth()), Some(&small_join("cn-agent").to_string())).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let id = reply.json["agent_id"].as_str().unwrap().to_owned();
+    let query = api.send("GET", &cn(&format!("/agents/{id}")), Some(&auth()), None).await;
+    assert_eq!(query.status, StatusCode::OK, "{}", query.text);
+    assert_eq!(query.json["agent_id"], id.as_str());
+    let unauthorized = api.send("GET", &cn(&format!("/agents/{id}")), None, None).await;
+    assert_agora_error(&unauthorized, StatusCode::UNAUTHORIZED, "InvalidPermission", "Authorization");
+}

@@ -17,7 +17,7 @@ async fn serve() -> (common::Api, SocketAddr) {
     let addr = listener.local_addr().unwrap();
     let router = api.router.clone();
     let limits = colloquy_http::listener::HttpLimits::DEFAULT;
-    tokio::spawn(colloquy_http::listener::serve(listener, router, limits, std::future::pending()));
+    tokio::spawn(colloquy_http::listener::serve(listener, router, limits, dialects().dialects, std::future::pending()));
     (api, addr)
 }
 

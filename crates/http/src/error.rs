@@ -41,6 +41,8 @@ pub enum ErrorCode {
     RequestTimeout,
     /// 415: the body is not `application/json`.
     UnsupportedMediaType,
+    /// 414: the URI (with its query) is longer than the API accepts.
+    UriTooLong,
     /// 503: the node is shutting down.
     ShuttingDown,
     /// 503: the agent could not join its channel or load its models; the message says why.
@@ -80,8 +82,10 @@ pub struct ErrorBody {
     pub field: Option<String>,
 }
 
-/// An error answer of the native API.
-#[derive(Debug)]
+/// An error answer of the native API. Its response carries a copy as a [`Refused`] extension, so
+/// that the edge can put an error raised under a vendor dialect's paths (an unknown path, 405,
+/// 413, 414) in that dialect's envelope instead.
+#[derive(Clone, Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: ErrorCode,
@@ -165,8 +169,13 @@ impl ApiError {
     }
 }
 
+/// The [`ApiError`] a response was made from, in its extensions.
+#[derive(Clone, Debug)]
+pub struct Refused(pub ApiError);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let refused = Refused(self.clone());
         let body = ErrorEnvelope { error: ErrorBody { code: self.code, message: self.message, field: self.field } };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs {
@@ -177,6 +186,7 @@ impl IntoResponse for ApiError {
                 if self.bearer_challenge { "Bearer realm=\"colloquy\"" } else { "Basic realm=\"colloquy\"" };
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
+        response.extensions_mut().insert(refused);
         response
     }
 }

@@ -10,6 +10,9 @@ use crate::error::{ApiError, ErrorCode};
 
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The longest URI (path and query) accepted, in bytes. hyper itself refuses a request line of
+/// 64 KiB or more, with an empty 414, before any of this code sees it.
+pub const MAX_URI_BYTES: usize = 16 * 1024;
 
 /// A JSON body parsed into `T`. Unknown fields, missing fields and wrong types become 400s that
 /// name the field by its path.
@@ -75,14 +78,23 @@ async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes
     })
 }
 
-/// Answers 413 at once to a request whose `Content-Length` is over the limit, before anything
-/// reads the body: so `Expect: 100-continue` gets the 413 instead of `100 Continue`, and the
-/// client never sends the body.
-pub async fn refuse_declared_oversize(
+/// Answers 414 to a URI over [`MAX_URI_BYTES`], and 413 at once to a request whose
+/// `Content-Length` is over the limit, before anything reads the body: so `Expect: 100-continue`
+/// gets the 413 instead of `100 Continue`, and the client never sends the body.
+pub async fn refuse_oversize(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let uri_bytes = request.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri_bytes > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            ErrorCode::UriTooLong,
+            format!("the URI is {uri_bytes} bytes long; the limit is {MAX_URI_BYTES} bytes"),
+        )
+        .into_response();
+    }
     let declared = request
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
@@ -96,6 +108,29 @@ pub async fn refuse_declared_oversize(
         )
         .into_response(),
         _ => next.run(request).await,
+    }
+}
+
+/// A request body as bytes, whatever its type; over [`MAX_BODY_BYTES`] it is a 413 [`ApiError`]
+/// (which a dialect turns into its own envelope).
+#[derive(Debug)]
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<RawBody, ApiError> {
+        Bytes::from_request(request, state).await.map(RawBody).map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorCode::PayloadTooLarge,
+                    format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+                )
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidJson, rejection.body_text())
+            }
+        })
     }
 }
 

@@ -108,9 +108,11 @@ pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
         .route("/openapi.json", get(openapi::openapi_json))
         .merge(rtc::whip_routes())
         .fallback(native::not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record_request))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
-        .layer(middleware::from_fn(extract::refuse_declared_oversize))
+        .layer(middleware::from_fn(extract::refuse_oversize))
+        .layer(middleware::from_fn_with_state(config.dialects, dialects::in_dialect_envelope))
         .with_state(state)
 }
 

@@ -66,12 +66,15 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: HttpLimits,
+    dialects: Arc<dyn crate::dialects::Dialects>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<Drained> {
-    // A declared oversize is refused before the body is read (so before `100 Continue`).
+    // A declared oversize is refused before the body is read (so before `100 Continue`); the
+    // errors of these limits take the envelope of the dialect whose paths they are under.
     let router = router
         .layer(axum::middleware::from_fn_with_state(limits.body_timeout, read_body_in_time))
-        .layer(axum::middleware::from_fn(crate::extract::refuse_declared_oversize));
+        .layer(axum::middleware::from_fn(crate::extract::refuse_oversize))
+        .layer(axum::middleware::from_fn_with_state(dialects, crate::dialects::in_dialect_envelope));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let (draining_tx, draining) = watch::channel(false);
     let mut connections = JoinSet::new();

@@ -88,6 +88,23 @@ impl From<ApiError> for AgoraError {
     }
 }
 
+impl AgoraError {
+    /// An error the HTTP edge raised under Agora's paths: an unknown path or method, a body or URI
+    /// over the limits.
+    pub fn edge(e: ApiError) -> AgoraError {
+        match e.code {
+            ErrorCode::NotFound => AgoraError::new(
+                StatusCode::NOT_FOUND,
+                "NotImplemented",
+                "no such route in Agora's Conversational AI Engine v2 API on this server; see docs/dialects/agora.md",
+            ),
+            ErrorCode::MethodNotAllowed => AgoraError::new(StatusCode::METHOD_NOT_ALLOWED, "NotImplemented", e.message),
+            ErrorCode::UriTooLong => AgoraError::new(e.status, "InvalidRequestBody", e.message),
+            _ => e.into(),
+        }
+    }
+}
+
 impl From<SupervisorError> for AgoraError {
     fn from(e: SupervisorError) -> AgoraError {
         match e {

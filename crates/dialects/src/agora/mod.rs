@@ -42,6 +42,11 @@ impl Agora {
     }
 }
 
+/// Whether `path` is under Agora's paths.
+pub fn serves(path: &str) -> bool {
+    routes::serves(path)
+}
+
 /// Now, in Agora's seconds.
 pub(crate) fn now_secs() -> i64 {
     colloquy_supervisor::now().0 / 1000

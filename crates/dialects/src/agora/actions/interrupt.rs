@@ -1,11 +1,11 @@
 //! `POST /agents/{agent_id}/interrupt`: stop what the agent is saying (the body, if any, must be a
 //! JSON object).
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use colloquy_http::AppState;
 use colloquy_http::brake::Peer;
+use colloquy_http::extract::RawBody;
 use colloquy_model::AgentCommand;
 use serde_json::Value;
 
@@ -19,7 +19,7 @@ pub(crate) async fn handle(
     Path((appid, agent_id)): Path<(String, String)>,
     peer: Peer,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> AgoraResult<axum::Json<wire::CommandResponse>> {
     let caller = authorize(&state, peer, &appid, &headers)?;
     if !body.iter().all(u8::is_ascii_whitespace) {

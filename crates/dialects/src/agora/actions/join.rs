@@ -1,12 +1,12 @@
 //! `POST /join`: start an agent in a channel (`properties` into an `AgentSpec`, see `to_model.rs`);
 //! answers `{agent_id, create_ts, status}`. A token caller may start agents in its own channel only.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use colloquy_http::AppState;
 use colloquy_http::brake::Peer;
+use colloquy_http::extract::RawBody;
 use colloquy_supervisor::SupervisorError;
 use serde_json::Value;
 
@@ -21,7 +21,7 @@ pub(crate) async fn handle(
     Path(appid): Path<String>,
     peer: Peer,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> AgoraResult<axum::Json<wire::AgentInfo>> {
     let Caller { app, scope } = authorize(&state, peer, &appid, &headers)?;
     if let Ok(value) = serde_json::from_slice::<Value>(&body) {

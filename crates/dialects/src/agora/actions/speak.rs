@@ -1,11 +1,11 @@
 //! `POST /agents/{agent_id}/speak`: say a text now, with Agora's priorities (`INTERRUPT`,
 //! `APPEND`, `IGNORE`) and `interruptable`.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use colloquy_http::AppState;
 use colloquy_http::brake::Peer;
+use colloquy_http::extract::RawBody;
 
 use super::{command, parse};
 use crate::agora::auth::authorize;
@@ -17,7 +17,7 @@ pub(crate) async fn handle(
     Path((appid, agent_id)): Path<(String, String)>,
     peer: Peer,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> AgoraResult<axum::Json<wire::CommandResponse>> {
     let caller = authorize(&state, peer, &appid, &headers)?;
     let command_ = to_model::speak_from_request(parse(&body)?)?;

@@ -1,11 +1,11 @@
 //! `POST /agents/{agent_id}/update`: a new token, LLM system messages or params for a running
 //! agent; answers the agent info.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use colloquy_http::AppState;
 use colloquy_http::brake::Peer;
+use colloquy_http::extract::RawBody;
 use colloquy_model::AgentId;
 
 use super::parse;
@@ -19,7 +19,7 @@ pub(crate) async fn handle(
     Path((appid, agent_id)): Path<(String, String)>,
     peer: Peer,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> AgoraResult<axum::Json<wire::AgentInfo>> {
     let caller = authorize(&state, peer, &appid, &headers)?;
     let request: wire::UpdateRequest = parse(&body)?;

@@ -1,0 +1,116 @@
+//! Errors the HTTP edge raises before a dialect's handler runs (an unknown path under the dialect's
+//! prefix, a method its route does not take, a body or URI over the limits) come back in that
+//! dialect's envelope, through the real listener (whose body limit runs before the router) and in
+//! process (where the router's own limits do).
+
+#[path = "../../http/tests/common/mod.rs"]
+mod common;
+
+use std::net::SocketAddr;
+
+use axum::http::StatusCode;
+use common::{APP_ID, APP_KEY, APP_SECRET, Options, basic};
+use serde_json::Value;
+
+const AGORA: &str = "/api/conversational-ai-agent/v2/projects";
+
+fn dialects() -> Options {
+    Options { dialects: std::sync::Arc::new(colloquy_dialects::VendorDialects::new()), ..Options::default() }
+}
+
+/// The test router on a loopback port, through the real listener.
+async fn serve() -> (common::Api, SocketAddr) {
+    let options = dialects();
+    let dialects = options.dialects.clone();
+    let api = common::api(options).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = colloquy_http::listener::HttpLimits::DEFAULT;
+    tokio::spawn(colloquy_http::listener::serve(
+        listener,
+        api.router.clone(),
+        limits,
+        dialects,
+        std::future::pending(),
+    ));
+    (api, addr)
+}
+
+struct Answer {
+    status: StatusCode,
+    json: Value,
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Answer {
+    let response = request.send().await.unwrap();
+    let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+    let text = response.text().await.unwrap();
+    Answer { status, json: serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}")) }
+}
+
+#[track_caller]
+fn assert_agora(answer: &Answer, status: StatusCode, reason: &str) {
+    assert_eq!(answer.status, status, "{}", answer.json);
+    assert_eq!(answer.json["reason"], reason, "{}", answer.json);
+    assert!(answer.json["detail"].as_str().is_some_and(|d| !d.is_empty()), "{}", answer.json);
+    assert_eq!(answer.json.as_object().unwrap().len(), 2, "only detail and reason: {}", answer.json);
+}
+
+#[tokio::test]
+async fn agora_routes_answer_edge_errors_in_agoras_envelope() {
+    let (_api, addr) = serve().await;
+    let client = reqwest::Client::new();
+    let base = format!("http://{addr}{AGORA}/{APP_ID}");
+    let auth = basic(APP_KEY, APP_SECRET);
+
+    let unknown = send(client.get(format!("{base}/agents/a1/nothing")).header("authorization", &auth)).await;
+    assert_agora(&unknown, StatusCode::NOT_FOUND, "NotImplemented");
+    let cn_unknown = send(client.get(format!("http://{addr}/cn{AGORA}/{APP_ID}/nothing"))).await;
+    assert_agora(&cn_unknown, StatusCode::NOT_FOUND, "NotImplemented");
+
+    let wrong_method = send(client.delete(format!("{base}/join")).header("authorization", &auth)).await;
+    assert_agora(&wrong_method, StatusCode::METHOD_NOT_ALLOWED, "NotImplemented");
+
+    // Declared: refused before the body is read.
+    let big = "x".repeat(3 * 1024 * 1024);
+    let declared = send(client.post(format!("{base}/join")).header("authorization", &auth).body(big.clone())).await;
+    assert_agora(&declared, StatusCode::PAYLOAD_TOO_LARGE, "InvalidRequestBody");
+    // Chunked (no Content-Length): refused by the listener's body limit.
+    let stream = chunks(big.into_bytes());
+    let chunked = send(
+        client.post(format!("{base}/join")).header("authorization", &auth).body(reqwest::Body::wrap_stream(stream)),
+    )
+    .await;
+    assert_agora(&chunked, StatusCode::PAYLOAD_TOO_LARGE, "InvalidRequestBody");
+
+    let long = format!("{base}/agents?channel={}", "c".repeat(20_000));
+    assert_agora(
+        &send(client.get(long).header("authorization", &auth)).await,
+        StatusCode::URI_TOO_LONG,
+        "InvalidRequestBody",
+    );
+}
+
+#[tokio::test]
+async fn in_process_an_oversized_agora_body_gets_agoras_envelope() {
+    let api = common::api(dialects()).await;
+    let body = format!("{{\"name\": \"{}\"}}", "n".repeat(100_000));
+    let reply =
+        api.send("POST", &format!("{AGORA}/{APP_ID}/join"), Some(&basic(APP_KEY, APP_SECRET)), Some(&body)).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", reply.text);
+    assert_eq!(reply.json["reason"], "InvalidRequestBody", "{}", reply.text);
+}
+
+#[tokio::test]
+async fn native_paths_keep_the_native_envelope() {
+    let api = common::api(dialects()).await;
+    let reply = api.get("/v1/nothing").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.json["error"]["code"], "not_found", "{}", reply.text);
+}
+
+/// A body sent in 64 KiB chunks, with no length.
+fn chunks(bytes: Vec<u8>) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = bytes.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+    futures_util::stream::iter(chunks)
+}
