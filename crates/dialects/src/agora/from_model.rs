@@ -1,6 +1,6 @@
 //! The model out to Agora's shapes: agent infos and state names, times in seconds, turns.
 
-use colloquy_model::{AgentRecord, TurnEnd, TurnRecord, TurnStart};
+use colloquy_model::{AgentRecord, ExitReason, TurnEnd, TurnRecord, TurnStart};
 use serde_json::{Value, json};
 
 use super::wire;
@@ -8,6 +8,15 @@ use super::wire;
 /// A model time (Unix milliseconds) in Agora's seconds.
 pub(crate) fn secs(ms: i64) -> i64 {
     ms.div_euclid(1000)
+}
+
+/// Why an agent ended, in Agora's words where Agora has them (the query's `message` and NCS
+/// event 102's say the same).
+pub(crate) fn exit_reason(reason: &ExitReason) -> String {
+    match reason {
+        ExitReason::IdleTimeout => "Idle for too long".to_owned(),
+        reason => reason.message(),
+    }
 }
 
 pub(crate) fn status_name(record: &AgentRecord) -> &'static str {
@@ -62,4 +71,16 @@ pub(crate) fn turn_json(record: &AgentRecord, turn: &TurnRecord, segments_by_nam
         "end": {"end_at": turn.ended_at.0, "type": end_type, "metadata": {}},
         "metrics": {"e2e_latency_ms": m.e2e_ms, "segmented_latency_ms": segmented},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_timeout_has_agoras_one_wording() {
+        assert_eq!(exit_reason(&ExitReason::IdleTimeout), "Idle for too long");
+        let other = ExitReason::Error("the LLM is unreachable".into());
+        assert_eq!(exit_reason(&other), other.message());
+    }
 }

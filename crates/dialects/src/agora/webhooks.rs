@@ -58,8 +58,7 @@ fn base_payload(agent: &AgentRecord) -> Map<String, Value> {
 fn leave_message(agent: &AgentRecord) -> String {
     match agent.state.reason() {
         Some(ExitReason::Left) | None => "OK".to_owned(),
-        Some(ExitReason::IdleTimeout) => "Idle for too long".to_owned(),
-        Some(reason) => reason.message(),
+        Some(reason) => super::from_model::exit_reason(reason),
     }
 }
 

@@ -1,7 +1,8 @@
-//! `POST /agents/{agent_id}/leave`: stop an agent; 404 for one that already exited, as at Agora.
+//! `POST /agents/{agent_id}/leave`: stop an agent, answered `{}`; 404 for one that already
+//! exited, as at Agora.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use colloquy_http::AppState;
 use colloquy_http::brake::Peer;
 use colloquy_model::AgentId;
@@ -14,7 +15,7 @@ pub(crate) async fn handle(
     Path((appid, agent_id)): Path<(String, String)>,
     peer: Peer,
     headers: HeaderMap,
-) -> AgoraResult<StatusCode> {
+) -> AgoraResult<axum::Json<serde_json::Value>> {
     let caller = authorize(&state, peer, &appid, &headers)?;
     let id = AgentId::from_string(agent_id);
     let current = caller.agent(&state, &id).await?;
@@ -23,5 +24,6 @@ pub(crate) async fn handle(
         return Err(AgoraError::not_found());
     }
     state.supervisor().leave(&caller.app.id, &id).await?;
-    Ok(StatusCode::OK)
+    // Agora's quickstart parses the answer as JSON.
+    Ok(axum::Json(serde_json::json!({})))
 }

@@ -8,7 +8,7 @@ use colloquy_model::{AgentId, AgentStatus};
 
 use crate::agora::auth::authorize;
 use crate::agora::errors::AgoraResult;
-use crate::agora::from_model::{secs, status_name};
+use crate::agora::from_model::{exit_reason, secs, status_name};
 use crate::agora::wire;
 
 pub(crate) async fn handle(
@@ -21,9 +21,9 @@ pub(crate) async fn handle(
     let record = caller.agent(&state, &AgentId::from_string(agent_id)).await?;
     let message = match record.state.reason() {
         Some(reason) if record.state.status() == AgentStatus::Failed => {
-            format!("agent exits with reason: {}", reason.message())
+            format!("agent exits with reason: {}", exit_reason(reason))
         }
-        Some(reason) => reason.message(),
+        Some(reason) => exit_reason(reason),
         None => String::new(),
     };
     Ok(axum::Json(wire::QueryResponse {
