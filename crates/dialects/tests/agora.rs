@@ -214,6 +214,8 @@ async fn list_filters_by_time_and_pages_with_a_cursor() {
         for item in reply.json["data"]["list"].as_array().unwrap() {
             seen.push(item["agent_id"].as_str().unwrap().to_owned());
         }
+        // `meta.total` is every agent that matches, not the page's length (Agora's definition).
+        assert_eq!(reply.json["meta"]["total"], 5, "{}", reply.text);
         cursor = reply.json["meta"]["cursor"].as_str().unwrap().to_owned();
         if cursor.is_empty() {
             break;
@@ -227,6 +229,7 @@ async fn list_filters_by_time_and_pages_with_a_cursor() {
         .send("GET", &path(APP_ID, &format!("/agents?from_time={old}&to_time={}", old + 10)), Some(&auth()), None)
         .await;
     assert_eq!(reply.json["data"]["count"], 0, "{}", reply.text);
+    assert_eq!(reply.json["meta"]["total"], 0, "{}", reply.text);
     let reply = api
         .send(
             "GET",

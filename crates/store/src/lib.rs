@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use colloquy_model::{
     AgentId, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, ChannelName, ExitReason, HistoryEntry,
-    TurnMetrics, TurnRecord, UnixMillis,
+    TurnMetrics, TurnRecord, Uid, UnixMillis,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -41,6 +41,59 @@ pub struct AgentFilter {
     pub channel: Option<ChannelName>,
     /// Any of these statuses; empty means any status.
     pub statuses: Vec<AgentStatus>,
+    /// Agents with this uid in their channel.
+    pub agent_uid: Option<Uid>,
+    /// Agents created at or after this time.
+    pub created_from: Option<UnixMillis>,
+    /// Agents created at or before this time.
+    pub created_to: Option<UnixMillis>,
+}
+
+impl AgentFilter {
+    /// The `WHERE` conditions after `app_id = ?`, each with `?` placeholders that [`bind`](Self::bind)
+    /// fills in the same order.
+    fn conditions(&self) -> String {
+        let mut sql = String::new();
+        if self.channel.is_some() {
+            sql.push_str(" AND channel = ?");
+        }
+        if !self.statuses.is_empty() {
+            let marks = vec!["?"; self.statuses.len()].join(", ");
+            sql.push_str(&format!(" AND status IN ({marks})"));
+        }
+        if self.agent_uid.is_some() {
+            sql.push_str(" AND json_extract(spec, '$.agent_uid') = ?");
+        }
+        if self.created_from.is_some() {
+            sql.push_str(" AND created_at >= ?");
+        }
+        if self.created_to.is_some() {
+            sql.push_str(" AND created_at <= ?");
+        }
+        sql
+    }
+
+    fn bind<'q>(
+        &'q self,
+        mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+        if let Some(channel) = &self.channel {
+            query = query.bind(channel.as_str());
+        }
+        for status in &self.statuses {
+            query = query.bind(status.as_str());
+        }
+        if let Some(uid) = &self.agent_uid {
+            query = query.bind(uid.as_str());
+        }
+        if let Some(from) = self.created_from {
+            query = query.bind(from.0);
+        }
+        if let Some(to) = self.created_to {
+            query = query.bind(to.0);
+        }
+        query
+    }
 }
 
 /// Where a page of a list starts: after the agent with this position. Opaque to callers; the HTTP
@@ -300,26 +353,13 @@ impl Store {
         after: Option<ListCursor>,
         limit: u32,
     ) -> Result<AgentPage, StoreError> {
-        let mut sql = String::from("SELECT * FROM agents WHERE app_id = ?");
-        if filter.channel.is_some() {
-            sql.push_str(" AND channel = ?");
-        }
-        if !filter.statuses.is_empty() {
-            let marks = vec!["?"; filter.statuses.len()].join(", ");
-            sql.push_str(&format!(" AND status IN ({marks})"));
-        }
+        let mut sql = format!("SELECT * FROM agents WHERE app_id = ?{}", filter.conditions());
         if after.is_some() {
             sql.push_str(" AND seq < ?");
         }
         sql.push_str(" ORDER BY seq DESC LIMIT ?");
         // Built only from the constant fragments above and `?` placeholders: every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app.as_str());
-        if let Some(channel) = &filter.channel {
-            query = query.bind(channel.as_str());
-        }
-        for status in &filter.statuses {
-            query = query.bind(status.as_str());
-        }
+        let mut query = filter.bind(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app.as_str()));
         if let Some(ListCursor(seq)) = after {
             query = query.bind(seq);
         }
@@ -333,6 +373,14 @@ impl Store {
         };
         let agents = rows.iter().map(agent_from_row).collect::<Result<_, _>>()?;
         Ok(AgentPage { agents, next })
+    }
+
+    /// How many of `app`'s agents match `filter`.
+    pub async fn count_agents(&self, app: &AppId, filter: &AgentFilter) -> Result<u64, StoreError> {
+        let sql = format!("SELECT COUNT(*) AS n FROM agents WHERE app_id = ?{}", filter.conditions());
+        // Built only from constant fragments and `?` placeholders: every value is bound.
+        let row = filter.bind(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app.as_str())).fetch_one(&self.pool).await?;
+        Ok(row.try_get::<i64, _>("n")?.max(0) as u64)
     }
 
     /// Every state the agent went through, oldest first.

@@ -2,7 +2,7 @@
 
 use colloquy_model::{
     AgentId, AgentName, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, ChannelName, ExitReason, HistoryEntry,
-    LlmProvider, RemoteEndpoint, Secret, Speaker, TurnEnd, TurnMetrics, TurnRecord, TurnStart, UnixMillis,
+    LlmProvider, RemoteEndpoint, Secret, Speaker, TurnEnd, TurnMetrics, TurnRecord, TurnStart, Uid, UnixMillis,
 };
 use colloquy_store::{AgentFilter, Store, StoreError};
 
@@ -71,7 +71,11 @@ async fn lists_page_newest_first_with_filters() {
     let store = open(&dir).await;
     for i in 0..7 {
         let channel = if i % 2 == 0 { "even" } else { "odd" };
-        store.insert_agent(&agent(&format!("a{i}"), &format!("bot{i}"), channel, i)).await.unwrap();
+        let mut record = agent(&format!("a{i}"), &format!("bot{i}"), channel, i);
+        if i == 3 {
+            record.spec.agent_uid = Uid::new("1003").unwrap();
+        }
+        store.insert_agent(&record).await.unwrap();
     }
     store
         .set_state(&AgentId::from_string("a0".into()), &AgentState::exited(ExitReason::Left), UnixMillis(9))
@@ -92,14 +96,28 @@ async fn lists_page_newest_first_with_filters() {
     }
     assert_eq!(seen, ["a6", "a5", "a4", "a3", "a2", "a1", "a0"]);
 
-    let even = AgentFilter { channel: Some(ChannelName::new("even").unwrap()), statuses: vec![] };
+    let even = AgentFilter { channel: Some(ChannelName::new("even").unwrap()), ..AgentFilter::default() };
     let page = store.list_agents(&app, &even, None, 10).await.unwrap();
     assert_eq!(page.agents.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["a6", "a4", "a2", "a0"]);
     assert!(page.next.is_none());
 
-    let stopped = AgentFilter { channel: None, statuses: vec![AgentStatus::Stopped, AgentStatus::Failed] };
+    let stopped = AgentFilter { statuses: vec![AgentStatus::Stopped, AgentStatus::Failed], ..AgentFilter::default() };
     let page = store.list_agents(&app, &stopped, None, 10).await.unwrap();
     assert_eq!(page.agents.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["a0"]);
+
+    // Counts match the lists, with every filter; creation times are inclusive at both ends.
+    assert_eq!(store.count_agents(&app, &AgentFilter::default()).await.unwrap(), 7);
+    assert_eq!(store.count_agents(&app, &even).await.unwrap(), 4);
+    assert_eq!(store.count_agents(&app, &stopped).await.unwrap(), 1);
+    let window =
+        AgentFilter { created_from: Some(UnixMillis(2)), created_to: Some(UnixMillis(4)), ..AgentFilter::default() };
+    let page = store.list_agents(&app, &window, None, 10).await.unwrap();
+    assert_eq!(page.agents.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["a4", "a3", "a2"]);
+    assert_eq!(store.count_agents(&app, &window).await.unwrap(), 3);
+    let by_uid = AgentFilter { agent_uid: Some(Uid::new("1003").unwrap()), ..AgentFilter::default() };
+    let page = store.list_agents(&app, &by_uid, None, 10).await.unwrap();
+    assert_eq!(page.agents.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["a3"]);
+    assert_eq!(store.count_agents(&app, &by_uid).await.unwrap(), 1);
 }
 
 #[tokio::test]

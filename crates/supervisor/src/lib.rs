@@ -390,6 +390,11 @@ impl Supervisor {
         Ok(self.inner.store.list_agents(app, filter, after, limit).await?)
     }
 
+    /// How many of `app`'s agents match `filter`.
+    pub async fn count(&self, app: &AppId, filter: &AgentFilter) -> Result<u64, SupervisorError> {
+        Ok(self.inner.store.count_agents(app, filter).await?)
+    }
+
     /// Asks a live agent to leave; answers with its final record (STOPPED, reason "left"). An agent
     /// that is already over answers with its record as it is, so a retried leave is harmless.
     pub async fn leave(&self, app: &AppId, id: &AgentId) -> Result<AgentRecord, SupervisorError> {

@@ -5,7 +5,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use colloquy_http::AppState;
 use colloquy_http::brake::Peer;
-use colloquy_model::{AgentRecord, AgentStatus, ChannelName};
+use colloquy_model::{AgentRecord, AgentStatus, ChannelName, Uid, UnixMillis};
 use colloquy_store::{AgentFilter, ListCursor};
 
 use super::parse_query;
@@ -51,8 +51,26 @@ pub(crate) async fn handle(
 ) -> AgoraResult<axum::Json<wire::ListResponse>> {
     let Caller { app, scope } = authorize(&state, peer, &appid, &headers)?;
     let q: wire::ListQuery = parse_query(raw.as_deref())?;
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(AgoraError::invalid(format!("limit is {limit}; it must be between 1 and {MAX_LIMIT}")));
+    }
+    let after = q.cursor.as_deref().filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
+    let Some(filter) = filter(&q, &scope)? else {
+        // The token's uid is no uid an agent can have: it reaches none.
+        return Ok(axum::Json(answer(Vec::new(), None, 0)));
+    };
+    // Newest first; `meta.total` is every agent that matches, as Agora defines it.
+    let page = state.supervisor().list(&app.id, &filter, after, limit).await?;
+    let total = state.supervisor().count(&app.id, &filter).await?;
+    Ok(axum::Json(answer(page.agents, page.next, total)))
+}
+
+/// The store's filter for the query and what the caller's credentials reach (a token: its channel
+/// and uid); `None` when they reach nothing.
+fn filter(q: &wire::ListQuery, scope: &Scope) -> AgoraResult<Option<AgentFilter>> {
     let mut filter = AgentFilter::default();
-    let channel = match (q.channel.filter(|c| !c.is_empty()), &scope) {
+    let channel = match (q.channel.clone().filter(|c| !c.is_empty()), scope) {
         // A token lists its own channel only.
         (Some(channel), Scope::Channel(grant)) if channel != grant.channel => {
             return Err(AgoraError::forbidden(format!(
@@ -66,58 +84,38 @@ pub(crate) async fn handle(
     if let Some(channel) = channel {
         filter.channel = Some(ChannelName::new(channel).map_err(|e| AgoraError::invalid(format!("channel: {}", e.0)))?);
     }
+    if let Scope::Channel(grant) = scope
+        && let Some(uid) = &grant.uid
+    {
+        match Uid::new(uid.clone()) {
+            Ok(uid) => filter.agent_uid = Some(uid),
+            Err(_) => return Ok(None),
+        }
+    }
     filter.statuses = match q.state.as_deref() {
         Some(states) => parse_states(states)?,
         None => vec![AgentStatus::Running],
     };
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(AgoraError::invalid(format!("limit is {limit}; it must be between 1 and {MAX_LIMIT}")));
-    }
-    let now = now_secs();
-    let from = q.from_time.unwrap_or(now - DEFAULT_WINDOW_SECS);
-    let to = q.to_time.unwrap_or(i64::MAX);
-    let mut after = q.cursor.as_deref().filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
-    let mut found: Vec<AgentRecord> = Vec::new();
-    let mut next = None;
-    // Newest first. Each store page asks for no more than is still missing, so that the store's
-    // cursor never skips an agent this answer did not return.
-    loop {
-        let missing = limit - found.len() as u32;
-        let page = state.supervisor().list(&app.id, &filter, after, missing).await?;
-        let mut older_than_window = false;
-        for record in page.agents {
-            let created = secs(record.created_at.0);
-            if created < from {
-                older_than_window = true;
-                break;
-            }
-            let reached = scope.check(record.spec.channel.as_str(), record.spec.agent_uid.as_str()).is_ok();
-            if created <= to && reached {
-                found.push(record);
-            }
-        }
-        if older_than_window || page.next.is_none() {
-            break;
-        }
-        if found.len() as u32 == limit {
-            next = page.next;
-            break;
-        }
-        after = page.next;
-    }
-    let list: Vec<wire::ListItem> = found
+    // Agora's times are seconds, both ends inclusive.
+    let from = q.from_time.unwrap_or(now_secs() - DEFAULT_WINDOW_SECS);
+    filter.created_from = Some(UnixMillis(from.saturating_mul(1000)));
+    filter.created_to = q.to_time.map(|to| UnixMillis(to.saturating_mul(1000).saturating_add(999)));
+    Ok(Some(filter))
+}
+
+fn answer(agents: Vec<AgentRecord>, next: Option<ListCursor>, total: u64) -> wire::ListResponse {
+    let list: Vec<wire::ListItem> = agents
         .iter()
         .map(|r| wire::ListItem { start_ts: secs(r.created_at.0), status: status_name(r), agent_id: r.id.to_string() })
         .collect();
-    Ok(axum::Json(wire::ListResponse {
+    wire::ListResponse {
         data: wire::ListData { count: list.len(), list },
         meta: wire::ListMeta {
             cursor: next.map(colloquy_http::fields::encode_cursor).unwrap_or_default(),
-            total: found.len(),
+            total: total as usize,
         },
         status: "ok",
-    }))
+    }
 }
 
 #[cfg(test)]
