@@ -819,3 +819,29 @@ async fn the_cn_area_prefix_serves_the_same_api() {
     let unauthorized = api.send("GET", &cn(&format!("/agents/{id}")), None, None).await;
     assert_agora_error(&unauthorized, StatusCode::UNAUTHORIZED, "InvalidPermission", "Authorization");
 }
+
+/// Azure OpenAI's chat-completions URL, query and all, with its `api-key` header style (what
+/// Agora's docs show for `vendor: "azure"`), is called as given.
+#[tokio::test]
+async fn an_azure_openai_url_is_taken_as_given() {
+    let api = common::api(dialects()).await;
+    let url = "https://voice.openai.azure.com/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21";
+    let body = json!({"name": "azure", "properties": {
+        "channel": "room-1", "remote_rtc_uids": ["*"], "idle_timeout": 0,
+        "llm": {"vendor": "azure", "url": url, "api_key": "azure-key", "system_messages": []}
+    }});
+    let id = join(&api, &body).await;
+    let record =
+        api.supervisor.get(&colloquy_model::AppId::new(APP_ID).unwrap(), &AgentId::from_string(id)).await.unwrap();
+    let colloquy_model::LlmProvider::OpenAiCompatible(endpoint) = &record.spec.llm.provider else {
+        panic!("{:?}", record.spec.llm.provider)
+    };
+    assert_eq!(endpoint.url, "https://voice.openai.azure.com/openai/deployments/gpt-4o-mini?api-version=2024-10-21");
+    assert_eq!(endpoint.model, "gpt-4o-mini", "the deployment names the model");
+    assert_eq!(endpoint.key_header, colloquy_model::KeyHeader::ApiKey);
+    assert_eq!(endpoint.api_key.as_ref().unwrap().expose(), "azure-key");
+
+    let bad = json!({"name": "x", "properties": {"channel": "room-1", "llm": {"url": "https://example.com/v1/complete?x=1", "params": {"model": "m"}}}});
+    let reply = api.send("POST", &path(APP_ID, "/join"), Some(&auth()), Some(&bad.to_string())).await;
+    assert_agora_error(&reply, StatusCode::BAD_REQUEST, "InvalidFieldValue", "llm.url");
+}

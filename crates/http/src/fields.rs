@@ -9,7 +9,7 @@ use std::ops::RangeInclusive;
 use axum::http::{HeaderName, HeaderValue, Uri};
 use base64::Engine;
 use colloquy_model as model;
-use colloquy_model::{AgentSpec, RemoteEndpoint, Secret};
+use colloquy_model::{AgentSpec, KeyHeader, RemoteEndpoint, Secret};
 use colloquy_store::ListCursor;
 
 use crate::error::ApiError;
@@ -154,6 +154,7 @@ impl EndpointFields {
                 self.max_retries.unwrap_or(RemoteEndpoint::DEFAULT_MAX_RETRIES),
                 0..=RemoteEndpoint::MAX_RETRIES,
             )?,
+            key_header: KeyHeader::Bearer,
         })
     }
 }

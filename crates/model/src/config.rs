@@ -173,7 +173,8 @@ impl IdleTimeout {
 /// DashScope's compatible mode, …).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RemoteEndpoint {
-    /// The base URL, e.g. `https://api.openai.com/v1`; the path of each API is appended.
+    /// The base URL, e.g. `https://api.openai.com/v1`; the path of each API is appended to its
+    /// path, and its query (Azure OpenAI's `api-version`) is kept on every request.
     pub url: String,
     pub api_key: Option<Secret>,
     /// The model name the server expects.
@@ -184,6 +185,20 @@ pub struct RemoteEndpoint {
     pub timeout_ms: u32,
     /// Retries before the first byte of an answer; never after, so nothing is said twice.
     pub max_retries: u32,
+    /// How the key is sent.
+    #[serde(default)]
+    pub key_header: KeyHeader,
+}
+
+/// How an endpoint's key is sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyHeader {
+    /// `Authorization: Bearer KEY` (OpenAI and most compatible servers).
+    #[default]
+    Bearer,
+    /// `api-key: KEY` (Azure OpenAI).
+    ApiKey,
 }
 
 impl RemoteEndpoint {

@@ -14,7 +14,7 @@ use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use colloquy_model::{LlmParams, PromptRole, RemoteEndpoint, Secret};
+use colloquy_model::{KeyHeader, LlmParams, PromptRole, RemoteEndpoint, Secret};
 use colloquy_providers::asr::{AsrEvent, AsrProvider, AsrRequest};
 use colloquy_providers::llm::{ChatMessage, LlmEvent, LlmProvider, LlmRequest};
 use colloquy_providers::remote::{RemoteAsr, RemoteLlm, RemoteTts};
@@ -126,6 +126,24 @@ async fn chat(State(fake): State<Fake>, headers: HeaderMap, body: axum::Json<Val
     }
 }
 
+/// Azure OpenAI's form: the deployment in the path, `api-version` in the query, the key in
+/// `api-key` (learn.microsoft.com, "Azure OpenAI in Azure AI Foundry Models REST API reference").
+async fn azure_chat(
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+    body: axum::Json<Value>,
+) -> Response {
+    if query.as_deref() != Some("api-version=2024-10-21") {
+        return error(StatusCode::NOT_FOUND, "Resource not found");
+    }
+    if headers.get("api-key").and_then(|v| v.to_str().ok()) != Some("sk-test") || headers.contains_key("authorization")
+    {
+        return error(StatusCode::UNAUTHORIZED, "Access denied due to invalid subscription key");
+    }
+    let _ = body;
+    streaming(vec![(Duration::ZERO, delta("from Azure")), (Duration::ZERO, sse("[DONE]"))], Arc::default())
+}
+
 async fn transcriptions(State(fake): State<Fake>, mut form: Multipart) -> Response {
     let (mut model, mut language, mut wav) = (String::new(), String::new(), Vec::new());
     while let Some(field) = form.next_field().await.unwrap() {
@@ -183,6 +201,7 @@ async fn fake_server() -> (String, Fake) {
     let fake = Fake::default();
     let app = Router::new()
         .route("/v1/chat/completions", post(chat))
+        .route("/openai/deployments/voice/chat/completions", post(azure_chat))
         .route("/v1/audio/transcriptions", post(transcriptions))
         .route("/v1/audio/speech", post(speech))
         .with_state(fake.clone());
@@ -200,6 +219,7 @@ fn endpoint(url: &str, model: &str, timeout_ms: u32, max_retries: u32) -> Remote
         headers: vec![("X-Team".into(), "voice".into())],
         timeout_ms,
         max_retries,
+        key_header: KeyHeader::Bearer,
     }
 }
 
@@ -244,6 +264,22 @@ async fn a_streamed_answer_arrives_as_deltas_then_usage_then_done() {
         collect(&split, 1).await,
         [Ok(LlmEvent::Delta { turn: TurnId(1), text: "héllo".into() }), Ok(LlmEvent::Done { turn: TurnId(1) })]
     );
+}
+
+#[tokio::test]
+async fn a_base_url_keeps_its_query_and_the_key_can_go_in_api_key() {
+    let (url, _fake) = fake_server().await;
+    let host = url.trim_end_matches("/v1");
+    let mut azure = endpoint(&format!("{host}/openai/deployments/voice?api-version=2024-10-21"), "gpt-4o", 2000, 0);
+    azure.key_header = KeyHeader::ApiKey;
+    let events = collect(&RemoteLlm::new(azure.clone()).unwrap(), 3).await;
+    assert_eq!(
+        events,
+        [Ok(LlmEvent::Delta { turn: TurnId(3), text: "from Azure".into() }), Ok(LlmEvent::Done { turn: TurnId(3) })]
+    );
+    // The same endpoint with a Bearer key is refused by Azure's rules.
+    azure.key_header = KeyHeader::Bearer;
+    assert!(collect(&RemoteLlm::new(azure).unwrap(), 4).await[0].is_err());
 }
 
 #[tokio::test]

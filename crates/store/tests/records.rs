@@ -33,6 +33,7 @@ async fn agents_round_trip_with_secrets_redacted() {
         headers: vec![],
         timeout_ms: 1000,
         max_retries: 0,
+        key_header: Default::default(),
     });
     store.insert_agent(&a).await.unwrap();
     let back = store.agent(&AppId::native(), &a.id).await.unwrap().unwrap();

@@ -13,7 +13,7 @@ mod tts;
 
 use std::time::Duration;
 
-use colloquy_model::RemoteEndpoint;
+use colloquy_model::{KeyHeader, RemoteEndpoint};
 
 pub use asr::RemoteAsr;
 pub use llm::RemoteLlm;
@@ -46,8 +46,18 @@ impl OpenAiClient {
         Duration::from_millis(u64::from(self.endpoint.timeout_ms))
     }
 
+    /// `path` after the base URL's path, before its query.
     fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.endpoint.url.trim_end_matches('/'), path.trim_start_matches('/'))
+        let (base, query) = match self.endpoint.url.split_once('?') {
+            Some((base, query)) => (base, Some(query)),
+            None => (self.endpoint.url.as_str(), None),
+        };
+        let mut url = format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'));
+        if let Some(query) = query.filter(|q| !q.is_empty()) {
+            url.push('?');
+            url.push_str(query);
+        }
+        url
     }
 
     /// A POST to `path` with the endpoint's auth and headers; `body` adds the body, fresh for each
@@ -59,7 +69,10 @@ impl OpenAiClient {
     ) -> reqwest::RequestBuilder {
         let mut request = self.http.post(self.url(path));
         if let Some(key) = &self.endpoint.api_key {
-            request = request.bearer_auth(key.expose());
+            request = match self.endpoint.key_header {
+                KeyHeader::Bearer => request.bearer_auth(key.expose()),
+                KeyHeader::ApiKey => request.header("api-key", key.expose()),
+            };
         }
         for (name, value) in &self.endpoint.headers {
             request = request.header(name, value);

@@ -120,25 +120,46 @@ fn llm_provider(llm: &wire::Llm, model: Option<String>) -> Checked<model::LlmPro
                 ));
             }
         }
-        let url = llm.url.clone().unwrap_or_default();
-        if url.contains('?') {
-            return Err(unsupported("llm.url", "a query string cannot be kept; give the URL without one"));
-        }
-        let base = url.trim_end_matches('/').strip_suffix(CHAT_COMPLETIONS).ok_or_else(|| {
-            invalid("llm.url", format!("llm.url must be an OpenAI-compatible URL ending in {CHAT_COMPLETIONS}"))
-        })?;
+        let (base, deployment) = chat_base_url(llm.url.as_deref().unwrap_or_default())?;
         let fields = EndpointFields {
-            url: Some(base.to_owned()),
+            url: Some(base),
             api_key: llm.api_key.clone().filter(|k| !k.is_empty()),
             headers: llm.headers.clone(),
             timeout_ms: None,
             max_retries: None,
         };
-        let model = model.ok_or_else(|| {
+        // Azure OpenAI names the model by its deployment, in the URL.
+        let model = model.or(deployment).ok_or_else(|| {
             ApiError::field(ErrorCode::MissingField, "llm.params.model", "llm.params.model is required with llm.url")
         })?;
-        Ok(model::LlmProvider::OpenAiCompatible(fields.into_endpoint("llm", model)?))
+        let mut endpoint = fields.into_endpoint("llm", model)?;
+        if vendor == "azure" {
+            endpoint.key_header = model::KeyHeader::ApiKey;
+        }
+        Ok(model::LlmProvider::OpenAiCompatible(endpoint))
     }
+}
+
+/// Agora's `llm.url` is the whole chat-completions URL, query included (Azure OpenAI's
+/// `…/openai/deployments/NAME/chat/completions?api-version=…`): the endpoint's base URL is it
+/// without `/chat/completions`, its query kept; with it, an Azure deployment's name.
+fn chat_base_url(url: &str) -> Checked<(String, Option<String>)> {
+    let (path, query) = match url.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (url, None),
+    };
+    let base = path.trim_end_matches('/').strip_suffix(CHAT_COMPLETIONS).ok_or_else(|| {
+        invalid("llm.url", format!("llm.url must be an OpenAI-compatible chat-completions URL, ending in {CHAT_COMPLETIONS} (a query may follow)"))
+    })?;
+    let deployment = base
+        .rsplit_once("/deployments/")
+        .map(|(_, name)| name.to_owned())
+        .filter(|n| !n.is_empty() && !n.contains('/'));
+    let base = match query {
+        Some(query) if !query.is_empty() => format!("{base}?{query}"),
+        _ => base.to_owned(),
+    };
+    Ok((base, deployment))
 }
 
 /// `llm.greeting_message` with `llm.greeting_configs`.
