@@ -845,3 +845,24 @@ async fn an_azure_openai_url_is_taken_as_given() {
     let reply = api.send("POST", &path(APP_ID, "/join"), Some(&auth()), Some(&bad.to_string())).await;
     assert_agora_error(&reply, StatusCode::BAD_REQUEST, "InvalidFieldValue", "llm.url");
 }
+
+/// What a join sets but this server does not honour is reported with the agent, not only logged:
+/// the docs example's Microsoft voice, and a property Agora does not define.
+#[tokio::test]
+async fn settings_not_honoured_are_reported_with_the_agent() {
+    let api = common::api(dialects()).await;
+    let mut body = docs_join("warned", "room-1");
+    body["properties"]["made_up"] = json!(true);
+    let id = join(&api, &body).await;
+    let native = api.send("GET", &format!("/v1/agents/{id}"), Some(&basic(APP_KEY, APP_SECRET)), None).await;
+    assert_eq!(native.status, StatusCode::OK, "{}", native.text);
+    let warnings = native.json["warnings"].as_array().unwrap();
+    let fields: Vec<&str> = warnings.iter().map(|w| w["field"].as_str().unwrap()).collect();
+    assert!(fields.contains(&"properties.tts.vendor"), "{fields:?}");
+    assert!(fields.contains(&"properties.made_up"), "{fields:?}");
+    assert!(warnings.iter().all(|w| !w["message"].as_str().unwrap().is_empty()), "{warnings:?}");
+    // A join without such settings has none.
+    let plain = join(&api, &small_join("plain")).await;
+    let native = api.send("GET", &format!("/v1/agents/{plain}"), Some(&basic(APP_KEY, APP_SECRET)), None).await;
+    assert_eq!(native.json["warnings"], json!([]), "{}", native.text);
+}

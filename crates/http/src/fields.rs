@@ -192,6 +192,33 @@ pub fn prompt_length(field: &str, messages: usize) -> Checked<()> {
     Ok(())
 }
 
+/// What a request set that this server accepts but does not honour, collected while it is read:
+/// the agent keeps them ([`AgentSpec::warnings`]), so the caller sees them, not only the log.
+#[derive(Debug, Default)]
+pub struct Warnings(Vec<model::SpecWarning>);
+
+impl Warnings {
+    /// `field` is accepted, and `why` says what happens instead.
+    pub fn ignored(&mut self, field: impl Into<String>, why: impl Into<String>) {
+        let (field, message) = (field.into(), why.into());
+        tracing::info!(%field, %message, "a setting is accepted but not honoured");
+        if !self.0.iter().any(|w| w.field == field) {
+            self.0.push(model::SpecWarning { field, message });
+        }
+    }
+
+    /// Takes `other`'s warnings, their fields put under `prefix` (`"properties."`).
+    pub fn absorb(&mut self, prefix: &str, other: Warnings) {
+        for warning in other.0 {
+            self.0.push(model::SpecWarning { field: format!("{prefix}{}", warning.field), ..warning });
+        }
+    }
+
+    pub fn into_vec(self) -> Vec<model::SpecWarning> {
+        self.0
+    }
+}
+
 /// Checks the text of `speak` and `think`.
 pub fn command_text(value: String) -> Checked<String> {
     text("text", value)

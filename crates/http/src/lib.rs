@@ -106,9 +106,11 @@ pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
+        // Every route so far answers a method it does not take in an envelope (WHIP's answers
+        // its CORS preflights itself).
+        .method_not_allowed_fallback(method_not_allowed)
         .merge(rtc::whip_routes())
         .fallback(native::not_found)
-        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record_request))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .layer(middleware::from_fn(extract::refuse_oversize))

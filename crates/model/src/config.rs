@@ -43,6 +43,18 @@ pub struct AgentSpec {
     /// Which API started the agent, and what that API keeps about it. Only the HTTP edge reads it.
     #[serde(default)]
     pub origin: Origin,
+    /// The settings the API accepted but this server does not honour, kept with the agent so that
+    /// its caller can see them (`GET /v1/agents/{id}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<SpecWarning>,
+}
+
+/// A setting accepted but not honoured: which field, and what happens instead.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecWarning {
+    /// The field as the caller's API names it (`properties.tts.params.voice_name`).
+    pub field: String,
+    pub message: String,
 }
 
 impl AgentSpec {
@@ -88,6 +100,7 @@ impl AgentSpec {
             silence_prompt: None,
             callbacks: None,
             origin: Origin::default(),
+            warnings: Vec::new(),
         }
     }
 }

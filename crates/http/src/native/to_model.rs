@@ -405,6 +405,10 @@ pub fn agent_to_wire(record: &model::AgentRecord, with_config: bool) -> wire::Ag
         created_at: record.created_at.0,
         stopped_at: record.stopped_at.map(|t| t.0),
         config: with_config.then(|| spec_to_wire(&record.spec)),
+        warnings: with_config.then(|| {
+            let warnings = record.spec.warnings.iter();
+            warnings.map(|w| wire::Warning { field: w.field.clone(), message: w.message.clone() }).collect()
+        }),
     }
 }
 

@@ -335,6 +335,18 @@ pub struct Agent {
     /// The full configuration with defaults filled in and secrets redacted. Absent in lists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<AgentConfig>,
+    /// The settings the agent's API accepted but this server does not honour (a vendor dialect's
+    /// voice it cannot use, say), each with what happens instead. Absent in lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warnings: Option<Vec<Warning>>,
+}
+
+/// A setting accepted but not honoured.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Warning {
+    /// The field as the agent's API names it.
+    pub field: String,
+    pub message: String,
 }
 
 /// A page of agents, newest first.

@@ -24,11 +24,9 @@ pub(crate) async fn handle(
     RawBody(body): RawBody,
 ) -> AgoraResult<axum::Json<wire::AgentInfo>> {
     let Caller { app, scope } = authorize(&state, peer, &appid, &headers)?;
-    if let Ok(value) = serde_json::from_slice::<Value>(&body) {
-        to_model::warn_unknown_properties(&value);
-    }
+    let unknown = serde_json::from_slice::<Value>(&body).map(|v| to_model::unknown_properties(&v)).unwrap_or_default();
     let request: wire::JoinRequest = parse(&body)?;
-    let spec = to_model::spec_from_join(request, app.callbacks())?;
+    let spec = to_model::spec_from_join(request, app.callbacks(), unknown)?;
     scope.check(spec.channel.as_str(), spec.agent_uid.as_str())?;
     let name = spec.name.clone();
     let record = state.supervisor().start(app.id.clone(), spec).await.map_err(|e| match e {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use colloquy_http::fields::{EndpointFields, prompt_length, prompt_role, short_text, text, u32_in_range};
+use colloquy_http::fields::{EndpointFields, Warnings, prompt_length, prompt_role, short_text, text, u32_in_range};
 use serde_json::Value;
 
 use colloquy_http::error::{ApiError, ErrorCode};
@@ -11,7 +11,7 @@ use colloquy_model as model;
 use colloquy_model::AgentSpec;
 
 use super::{CHAT_COMPLETIONS, f32_field, substitute};
-use super::{Checked, ignored, invalid, unsupported};
+use super::{Checked, invalid, unsupported};
 use crate::agora::wire;
 
 pub(super) fn prompt_messages(
@@ -72,7 +72,7 @@ fn model_name(params: Option<&BTreeMap<String, Value>>) -> Checked<Option<String
 
 /// `properties.llm` into the model's LLM, greeting, failure message and history length.
 /// Refuses the `llm` features this server cannot honour.
-fn refuse_llm_features(llm: &wire::Llm) -> Checked<()> {
+fn refuse_llm_features(llm: &wire::Llm, w: &mut Warnings) -> Checked<()> {
     if let Some(url) = &llm.greeting_audio_url
         && !url.is_empty()
     {
@@ -89,7 +89,7 @@ fn refuse_llm_features(llm: &wire::Llm) -> Checked<()> {
     if let Some(modalities) = &llm.input_modalities
         && modalities.iter().any(|m| m != "text")
     {
-        ignored("llm.input_modalities", "the LLM receives text only");
+        w.ignored("llm.input_modalities", "the LLM receives text only");
     }
     if let Some(modalities) = &llm.output_modalities
         && !modalities.iter().any(|m| m == "text")
@@ -101,7 +101,7 @@ fn refuse_llm_features(llm: &wire::Llm) -> Checked<()> {
 
 /// `llm.vendor` and `llm.url`: the embedded model (`local`, or a `local://MODEL` URL) or an
 /// OpenAI-compatible endpoint.
-fn llm_provider(llm: &wire::Llm, model: Option<String>) -> Checked<model::LlmProvider> {
+fn llm_provider(llm: &wire::Llm, model: Option<String>, w: &mut Warnings) -> Checked<model::LlmProvider> {
     let vendor = llm.vendor.as_deref().unwrap_or("openai");
     let is_local = vendor == "local" || llm.url.as_deref().is_none_or(|url| url.starts_with("local://"));
     if is_local {
@@ -112,7 +112,7 @@ fn llm_provider(llm: &wire::Llm, model: Option<String>) -> Checked<model::LlmPro
     } else {
         match vendor {
             "openai" | "azure" | "xai" => {}
-            "custom" => ignored("llm.vendor", "\"custom\" requests carry no turn_id or timestamp here"),
+            "custom" => w.ignored("llm.vendor", "\"custom\" requests carry no turn_id or timestamp here"),
             other => {
                 return Err(invalid(
                     "llm.vendor",
@@ -167,10 +167,11 @@ fn greeting(
     configs: Option<&wire::GreetingConfigs>,
     message: Option<String>,
     vars: &BTreeMap<String, String>,
+    w: &mut Warnings,
 ) -> Checked<Option<model::Greeting>> {
     if let Some(configs) = configs {
         if configs.mode.as_deref().is_some_and(|mode| mode == "single_every") {
-            ignored("llm.greeting_configs.mode", "the greeting is said once, when the first user joins");
+            w.ignored("llm.greeting_configs.mode", "the greeting is said once, when the first user joins");
         } else if let Some(mode) = configs.mode.as_deref().filter(|mode| *mode != "single_first") {
             return Err(invalid(
                 "llm.greeting_configs.mode",
@@ -178,7 +179,7 @@ fn greeting(
             ));
         }
         if configs.delay_ms.is_some_and(|d| d != 0) {
-            ignored("llm.greeting_configs.delay_ms", "the greeting is said as soon as the user joins");
+            w.ignored("llm.greeting_configs.delay_ms", "the greeting is said as soon as the user joins");
         }
     }
     let Some(greeting) = message.filter(|g| !g.is_empty()) else { return Ok(None) };
@@ -188,11 +189,11 @@ fn greeting(
     }))
 }
 
-pub(super) fn llm(spec: &mut AgentSpec, llm: wire::Llm) -> Checked<BTreeMap<String, String>> {
+pub(super) fn llm(spec: &mut AgentSpec, llm: wire::Llm, w: &mut Warnings) -> Checked<BTreeMap<String, String>> {
     let vars = llm.template_variables.clone().unwrap_or_default();
-    refuse_llm_features(&llm)?;
+    refuse_llm_features(&llm, w)?;
     let model = model_name(llm.params.as_ref())?;
-    spec.llm.provider = llm_provider(&llm, model)?;
+    spec.llm.provider = llm_provider(&llm, model, w)?;
     if let Some(messages) = llm.system_messages {
         spec.llm.system_messages = prompt_messages("llm.system_messages", messages, &vars)?;
     }
@@ -202,14 +203,14 @@ pub(super) fn llm(spec: &mut AgentSpec, llm: wire::Llm) -> Checked<BTreeMap<Stri
     if let Some(max) = llm.max_history {
         spec.max_history = u32_in_range("llm.max_history", max, AgentSpec::MAX_HISTORY_RANGE)?;
     }
-    if let Some(greeting) = greeting(llm.greeting_configs.as_ref(), llm.greeting_message, &vars)? {
+    if let Some(greeting) = greeting(llm.greeting_configs.as_ref(), llm.greeting_message, &vars, w)? {
         spec.greeting = Some(greeting);
     }
     if let Some(message) = llm.failure_message.filter(|m| !m.is_empty()) {
         spec.failure_message = Some(text("llm.failure_message", substitute(message, &vars))?);
     }
     if llm.silence_message.is_some() {
-        ignored("llm.silence_message", "deprecated; use parameters.silence_config");
+        w.ignored("llm.silence_message", "deprecated; use parameters.silence_config");
     }
     Ok(vars)
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::wire;
 use colloquy_http::error::{ApiError, ErrorCode};
-use colloquy_http::fields::{finite, name, text, u32_in_range};
+use colloquy_http::fields::{Warnings, finite, name, text, u32_in_range};
 use llm::{llm, llm_params, prompt_messages};
 use speech::{asr, tts};
 use turn_taking::turn_taking;
@@ -53,10 +53,6 @@ fn unsupported(field: &str, why: &str) -> ApiError {
     invalid(field, format!("{field} is not supported by this server: {why}"))
 }
 
-fn ignored(field: &str, why: &str) {
-    tracing::warn!(field, "Agora join: {field} is accepted but ignored: {why}");
-}
-
 fn f32_field(field: &str, value: f64, range: std::ops::RangeInclusive<f32>) -> Checked<f32> {
     finite(field, value as f32, range)
 }
@@ -91,7 +87,12 @@ fn random_uid() -> Uid {
     Uid::new(n.to_string()).expect("a number is a valid uid")
 }
 
-fn parameters(spec: &mut AgentSpec, parameters: wire::Parameters, vars: &BTreeMap<String, String>) -> Checked<()> {
+fn parameters(
+    spec: &mut AgentSpec,
+    parameters: wire::Parameters,
+    vars: &BTreeMap<String, String>,
+    w: &mut Warnings,
+) -> Checked<()> {
     if let Some(silence) = parameters.silence_config {
         let timeout = silence.timeout_ms.unwrap_or(0);
         if timeout != 0 {
@@ -125,10 +126,10 @@ fn parameters(spec: &mut AgentSpec, parameters: wire::Parameters, vars: &BTreeMa
     if let Some(channel) = parameters.data_channel.as_deref()
         && channel != "datastream"
     {
-        ignored("parameters.data_channel", "transcripts go out on the channel's data stream");
+        w.ignored("parameters.data_channel", "transcripts go out on the channel's data stream");
     }
     if parameters.farewell_config.is_some() {
-        ignored("parameters.farewell_config", "the agent leaves when told to");
+        w.ignored("parameters.farewell_config", "the agent leaves when told to");
     }
     for (field, set) in [
         ("parameters.enable_metrics", parameters.enable_metrics == Some(true)),
@@ -137,7 +138,7 @@ fn parameters(spec: &mut AgentSpec, parameters: wire::Parameters, vars: &BTreeMa
         ("parameters.opt_out", parameters.opt_out.is_some()),
     ] {
         if set {
-            ignored(field, "not applicable to this server");
+            w.ignored(field, "not applicable to this server");
         }
     }
     Ok(())
@@ -174,18 +175,15 @@ const KNOWN_PROPERTIES: &[&str] = &[
     "labels",
 ];
 
-/// Warns about keys of `properties` this dialect does not know (Agora allows additional properties).
-pub fn warn_unknown_properties(body: &Value) {
-    if let Some(properties) = body.get("properties").and_then(Value::as_object) {
-        for key in properties.keys().filter(|k| !KNOWN_PROPERTIES.contains(&k.as_str())) {
-            tracing::warn!(field = %format!("properties.{key}"), "Agora join: unknown property ignored");
-        }
-    }
+/// The keys of `properties` this dialect does not know (Agora allows additional properties).
+pub fn unknown_properties(body: &Value) -> Vec<String> {
+    let Some(properties) = body.get("properties").and_then(Value::as_object) else { return Vec::new() };
+    properties.keys().filter(|k| !KNOWN_PROPERTIES.contains(&k.as_str())).cloned().collect()
 }
 
 /// Refuses what cannot run here (ignoring it would change what the caller gets), and warns about
 /// what is harmless to ignore.
-fn refuse_what_cannot_run(p: &wire::Properties) -> Checked<()> {
+fn refuse_what_cannot_run(p: &wire::Properties, w: &mut Warnings) -> Checked<()> {
     // Refused: ignoring these would change what the caller gets.
     if enabled(&p.mllm) {
         return Err(unsupported(
@@ -215,7 +213,7 @@ fn refuse_what_cannot_run(p: &wire::Properties) -> Checked<()> {
             ("enable_aivad", features.enable_aivad),
         ] {
             if on == Some(true) {
-                ignored(&format!("properties.advanced_features.{name}"), "not available on this server");
+                w.ignored(format!("properties.advanced_features.{name}"), "not available on this server");
             }
         }
     }
@@ -228,7 +226,7 @@ fn refuse_what_cannot_run(p: &wire::Properties) -> Checked<()> {
         ("properties.silence_timeout", p.silence_timeout.is_some()),
     ] {
         if set {
-            ignored(field, "not applicable to this server");
+            w.ignored(field, "not applicable to this server");
         }
     }
     Ok(())
@@ -268,15 +266,26 @@ fn remote_uids(uids: &[Value], string_uids: bool) -> Checked<model::RemoteUids> 
 }
 
 /// Checks a `join` body and resolves its defaults.
-pub fn spec_from_join(request: wire::JoinRequest, callbacks: Option<model::Callbacks>) -> Checked<AgentSpec> {
+/// `unknown`: the keys of `properties` this dialect does not know (Agora allows additional ones),
+/// from [`unknown_properties`].
+pub fn spec_from_join(
+    request: wire::JoinRequest,
+    callbacks: Option<model::Callbacks>,
+    unknown: Vec<String>,
+) -> Checked<AgentSpec> {
+    let mut warnings = Warnings::default();
+    for key in unknown {
+        warnings.ignored(format!("properties.{key}"), "not a property this server knows");
+    }
+    let w = &mut warnings;
     let mut p = request.properties;
     let field_name = |f: &str| format!("properties.{f}");
     let agent_name = name("name", request.name, AgentName::new)?;
     let channel = name("properties.channel", std::mem::take(&mut p.channel), ChannelName::new)?;
     if request.preset.is_some() || request.pipeline_id.is_some() {
-        ignored("preset / pipeline_id", "no presets or pipelines are configured here; properties decide");
+        w.ignored("preset / pipeline_id", "no presets or pipelines are configured here; properties decide");
     }
-    refuse_what_cannot_run(&p)?;
+    refuse_what_cannot_run(&p, w)?;
     let mut spec = AgentSpec::with_defaults(agent_name, channel);
     let string_uids = p.enable_string_uid.unwrap_or(false);
     spec.agent_uid = agent_uid(p.agent_rtc_uid.as_ref(), string_uids)?;
@@ -287,19 +296,22 @@ pub fn spec_from_join(request: wire::JoinRequest, callbacks: Option<model::Callb
         spec.idle_timeout =
             IdleTimeout::from_secs(u32_in_range(&field_name("idle_timeout"), secs, 0..=IdleTimeout::MAX_SECS)?);
     }
+    // The groups name their fields from inside `properties`, in errors and warnings alike.
+    let mut in_properties = Warnings::default();
+    let w = &mut in_properties;
     let vars = match p.llm {
-        Some(l) => llm(&mut spec, l).map_err(|e| prefix(e, "properties."))?,
+        Some(l) => llm(&mut spec, l, w).map_err(|e| prefix(e, "properties."))?,
         None => BTreeMap::new(),
     };
     if let Some(a) = p.asr {
-        asr(&mut spec, a).map_err(|e| prefix(e, "properties."))?;
+        asr(&mut spec, a, w).map_err(|e| prefix(e, "properties."))?;
     }
     if let Some(t) = p.tts {
-        tts(&mut spec, t).map_err(|e| prefix(e, "properties."))?;
+        tts(&mut spec, t, w).map_err(|e| prefix(e, "properties."))?;
     }
-    turn_taking(&mut spec, p.turn_detection, p.vad, p.interruption).map_err(|e| prefix(e, "properties."))?;
+    turn_taking(&mut spec, p.turn_detection, p.vad, p.interruption, w).map_err(|e| prefix(e, "properties."))?;
     if let Some(params) = p.parameters {
-        parameters(&mut spec, params, &vars).map_err(|e| prefix(e, "properties."))?;
+        parameters(&mut spec, params, &vars, w).map_err(|e| prefix(e, "properties."))?;
     }
     spec.callbacks = callbacks;
     let origin = OriginData { labels: p.labels.unwrap_or_default(), enable_string_uid: string_uids };
@@ -307,6 +319,8 @@ pub fn spec_from_join(request: wire::JoinRequest, callbacks: Option<model::Callb
         dialect: model::Dialect::Agora,
         data: Some(serde_json::to_string(&origin).map_err(|e| ApiError::internal(e.to_string()))?),
     };
+    warnings.absorb("properties.", in_properties);
+    spec.warnings = warnings.into_vec();
     Ok(spec)
 }
 
@@ -398,7 +412,7 @@ mod tests {
 
     fn join(body: &str) -> Checked<AgentSpec> {
         let request: wire::JoinRequest = colloquy_http::extract::parse_json(body.as_bytes())?;
-        spec_from_join(request, None)
+        spec_from_join(request, None, Vec::new())
     }
 
     #[test]

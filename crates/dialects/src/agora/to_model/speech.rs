@@ -1,19 +1,19 @@
 //! `properties.asr` and `properties.tts`: the recognizer and the voice.
 
-use colloquy_http::fields::{EndpointFields, short_text};
+use colloquy_http::fields::{EndpointFields, Warnings, short_text};
 use colloquy_model as model;
 use colloquy_model::AgentSpec;
 use serde_json::Value;
 
-use super::{Checked, f32_field, ignored, invalid};
+use super::{Checked, f32_field, invalid};
 use crate::agora::wire;
 
 /// `properties.asr`: the language picks the embedded Whisper model.
-pub(super) fn asr(spec: &mut AgentSpec, asr: wire::Asr) -> Checked<()> {
+pub(super) fn asr(spec: &mut AgentSpec, asr: wire::Asr, w: &mut Warnings) -> Checked<()> {
     if let Some(vendor) = asr.vendor.as_deref()
         && vendor != "ares"
     {
-        ignored("asr.vendor", "speech is recognised by the embedded Whisper model");
+        w.ignored("asr.vendor", "speech is recognised by the embedded Whisper model");
     }
     if let Some(language) = asr.language {
         let language = short_text("asr.language", language, 35)?;
@@ -32,11 +32,11 @@ pub(super) fn asr(spec: &mut AgentSpec, asr: wire::Asr) -> Checked<()> {
 
 /// `properties.tts`: `openai` maps to an OpenAI-compatible endpoint, every other vendor to the
 /// embedded voice.
-pub(super) fn tts(spec: &mut AgentSpec, tts: wire::Tts) -> Checked<()> {
+pub(super) fn tts(spec: &mut AgentSpec, tts: wire::Tts, w: &mut Warnings) -> Checked<()> {
     let params = tts.params.unwrap_or_default();
     let string = |key: &str| params.get(key).and_then(Value::as_str).map(str::to_owned);
     if tts.skip_patterns.as_ref().is_some_and(|p| !p.is_empty()) {
-        ignored("tts.skip_patterns", "bracketed text is spoken");
+        w.ignored("tts.skip_patterns", "bracketed text is spoken");
     }
     match tts.vendor.as_deref() {
         Some("openai") if string("api_key").is_some() => {
@@ -61,7 +61,7 @@ pub(super) fn tts(spec: &mut AgentSpec, tts: wire::Tts) -> Checked<()> {
                 spec.tts.voice = colloquy_http::fields::local_voice("tts.params.voice", voice)?;
             }
         }
-        Some(_) => ignored("tts.vendor", "speech is synthesised with the embedded Piper voice"),
+        Some(_) => w.ignored("tts.vendor", "speech is synthesised with the embedded Piper voice"),
         None => {}
     }
     Ok(())

@@ -1,24 +1,24 @@
 //! `properties.turn_detection` (the deprecated flat fields and the v2.6 `config`), the deprecated
 //! `vad`, and `interruption`: when the user's turn starts and ends, and what cuts the agent off.
 
-use colloquy_http::fields::{short_text, u32_in_range};
+use colloquy_http::fields::{Warnings, short_text, u32_in_range};
 
 use colloquy_http::error::{ApiError, ErrorCode};
 use colloquy_model as model;
 use colloquy_model::AgentSpec;
 
 use super::f32_field;
-use super::{Checked, ignored, invalid, unsupported};
+use super::{Checked, invalid, unsupported};
 use crate::agora::wire;
 
-fn interrupt_mode(field: &str, mode: &str, interruption: &mut model::Interruption) -> Checked<()> {
+fn interrupt_mode(field: &str, mode: &str, interruption: &mut model::Interruption, w: &mut Warnings) -> Checked<()> {
     match mode {
         "interrupt" | "start_of_speech" => {
             interruption.enabled = true;
             interruption.mode = model::InterruptionMode::StartOfSpeech;
         }
         "adaptive" => {
-            ignored(field, "adaptive interruption works as \"interrupt\"");
+            w.ignored(field, "adaptive interruption works as \"interrupt\"");
             interruption.enabled = true;
             interruption.mode = model::InterruptionMode::StartOfSpeech;
         }
@@ -67,6 +67,7 @@ pub(super) fn turn_taking(
     turn: Option<wire::TurnDetection>,
     vad: Option<wire::DeprecatedVad>,
     interruption: Option<wire::Interruption>,
+    w: &mut Warnings,
 ) -> Checked<()> {
     let td = &mut spec.turn_detection;
     let int = &mut spec.interruption;
@@ -75,7 +76,7 @@ pub(super) fn turn_taking(
     }
     let mut semantic_wait = None;
     if let Some(turn) = turn {
-        semantic_wait = turn_detection(td, int, turn)?;
+        semantic_wait = turn_detection(td, int, turn, w)?;
     }
     if let Some(interruption) = interruption {
         interruption_group(int, interruption)?;
@@ -127,6 +128,7 @@ fn turn_detection(
     td: &mut model::TurnDetection,
     int: &mut model::Interruption,
     turn: wire::TurnDetection,
+    w: &mut Warnings,
 ) -> Checked<Option<u32>> {
     use model::TurnDetection as T;
     if let Some(mode) = turn.mode.as_deref().filter(|m| *m != "default") {
@@ -135,7 +137,7 @@ fn turn_detection(
     match turn.kind.as_deref() {
         None | Some("agora_vad") => {}
         Some("server_vad" | "semantic_vad") => {
-            ignored("turn_detection.type", "server_vad and semantic_vad need an MLLM; the local VAD is used")
+            w.ignored("turn_detection.type", "server_vad and semantic_vad need an MLLM; the local VAD is used")
         }
         Some(other) => {
             return Err(invalid(
@@ -145,7 +147,7 @@ fn turn_detection(
         }
     }
     if turn.eagerness.is_some() {
-        ignored("turn_detection.eagerness", "applies to semantic_vad with an MLLM");
+        w.ignored("turn_detection.eagerness", "applies to semantic_vad with an MLLM");
     }
     if let Some(v) = turn.threshold {
         td.vad_threshold = f32_field("turn_detection.threshold", v, T::VAD_THRESHOLD_RANGE)?;
@@ -161,7 +163,7 @@ fn turn_detection(
             u32_in_range("turn_detection.interrupt_duration_ms", v, model::Interruption::MIN_SPEECH_RANGE_MS)?;
     }
     if let Some(mode) = turn.interrupt_mode.as_deref() {
-        interrupt_mode("turn_detection.interrupt_mode", mode, int)?;
+        interrupt_mode("turn_detection.interrupt_mode", mode, int, w)?;
     }
     if let Some(words) = turn.interrupt_keywords {
         int.keywords = keywords("turn_detection.interrupt_keywords", words)?;
@@ -171,7 +173,7 @@ fn turn_detection(
         td.vad_threshold = f32_field("turn_detection.config.speech_threshold", v, T::VAD_THRESHOLD_RANGE)?;
     }
     if let Some(sos) = config.start_of_speech {
-        start_of_speech(td, int, sos)?;
+        start_of_speech(td, int, sos, w)?;
     }
     match config.end_of_speech {
         Some(eos) => end_of_speech(td, eos),
@@ -184,6 +186,7 @@ fn start_of_speech(
     td: &mut model::TurnDetection,
     int: &mut model::Interruption,
     sos: wire::StartOfSpeech,
+    w: &mut Warnings,
 ) -> Checked<()> {
     let field = "turn_detection.config.start_of_speech";
     match sos.mode.as_deref() {
@@ -194,7 +197,7 @@ fn start_of_speech(
                 "manual turn control needs RTM, which this server does not carry",
             ));
         }
-        Some("keywords") => interrupt_mode(&format!("{field}.mode"), "keywords", int)?,
+        Some("keywords") => interrupt_mode(&format!("{field}.mode"), "keywords", int, w)?,
         Some("disabled") => {
             int.enabled = false;
             if let Some(s) = sos.disabled_config.as_ref().and_then(|d| d.strategy.as_deref()) {
@@ -220,7 +223,7 @@ fn start_of_speech(
         )?;
     }
     if vad.speaking_interrupt_duration_ms.is_some() {
-        ignored(
+        w.ignored(
             "turn_detection.config.start_of_speech.vad_config.speaking_interrupt_duration_ms",
             "interrupt_duration_ms applies whether or not the agent speaks",
         );
