@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use colloquy_model::{
     AgentCommand, AgentSpec, DisabledStrategy, IdleTimeout, InterruptionMode, PromptMessage, PromptRole, SilenceAction,
-    Speaker, TurnEnd, TurnId, TurnMetrics, TurnStart,
+    Speaker, ThinkAction, TurnEnd, TurnId, TurnMetrics, TurnStart,
 };
 
 use crate::clauses::ClauseSplitter;
@@ -113,11 +113,12 @@ impl Times {
     }
 }
 
-/// Something queued to say after the current reply (`speak` with APPEND).
+/// Something queued for after the current reply: a `speak` with APPEND, or a `think` whose
+/// action for the agent's state is [`ThinkAction::Append`].
 #[derive(Debug)]
-struct QueuedSpeech {
-    text: String,
-    interruptible: bool,
+enum Queued {
+    Speak { text: String, interruptible: bool },
+    Think { text: String, interruptible: bool },
 }
 
 /// The conversation of one agent. See the module docs.
@@ -139,7 +140,9 @@ pub struct Conversation {
     reply: Option<Reply>,
     /// User words heard while the agent could not be interrupted, for the next turn (APPEND).
     carried_words: Vec<String>,
-    queued_speech: VecDeque<QueuedSpeech>,
+    queued: VecDeque<Queued>,
+    /// `think` texts injected into what the user is saying, answered with it.
+    injected: Vec<String>,
     /// Past messages for the LLM, oldest first.
     history: VecDeque<PromptMessage>,
     idle_deadline: Option<Instant>,
@@ -164,7 +167,8 @@ impl Conversation {
             utterance: None,
             reply: None,
             carried_words: Vec::new(),
-            queued_speech: VecDeque::new(),
+            queued: VecDeque::new(),
+            injected: Vec::new(),
             history: VecDeque::new(),
             idle_deadline: None,
             silence_deadline: None,
@@ -317,7 +321,7 @@ impl Conversation {
             }
             self.detector.reset();
             self.close_reply(TurnEnd::Interrupted);
-            self.queued_speech.clear();
+            self.queued.clear();
             self.silence_deadline = None;
             self.arm_idle_timeout();
             self.settle_state();
@@ -499,6 +503,7 @@ impl Conversation {
         }
         let mut words = std::mem::take(&mut self.carried_words);
         words.extend((!text.is_empty()).then_some(text));
+        words.append(&mut self.injected);
         if words.is_empty() {
             self.settle_state();
             return;
@@ -509,7 +514,7 @@ impl Conversation {
             asr_final: utterance.final_at,
             ..Times::default()
         };
-        self.start_llm_reply(turn, TurnStart::VoiceInput, words.join(" "), times);
+        self.start_llm_reply(turn, TurnStart::VoiceInput, words.join(" "), true, times);
     }
 
     // ---- the agent's replies ----
@@ -536,7 +541,14 @@ impl Conversation {
     }
 
     /// Answers `user_text` with the LLM.
-    fn start_llm_reply(&mut self, turn: TurnId, start: TurnStart, user_text: String, mut times: Times) {
+    fn start_llm_reply(
+        &mut self,
+        turn: TurnId,
+        start: TurnStart,
+        user_text: String,
+        interruptible: bool,
+        mut times: Times,
+    ) {
         self.outputs.push_back(Output::History {
             turn,
             speaker: Speaker::User,
@@ -550,7 +562,7 @@ impl Conversation {
         messages.push(user.clone());
         self.remember(user);
         times.llm_start = Some(self.now);
-        self.new_reply(turn, start, true, Source::Llm { done: false }, times);
+        self.new_reply(turn, start, interruptible, Source::Llm { done: false }, times);
         self.provider(ProviderCommand::LlmStart { turn, messages, params: self.spec.llm.params });
     }
 
@@ -742,15 +754,22 @@ impl Conversation {
             // Speech that began over the reply is now ordinary speech.
             utterance.over_reply = false;
         }
-        if let Some(next) = self.queued_speech.pop_front() {
+        if let Some(next) = self.queued.pop_front() {
             let turn = self.new_turn();
-            self.start_text_reply(turn, TurnStart::ApiSpeak, next.text, next.interruptible);
+            match next {
+                Queued::Speak { text, interruptible } => {
+                    self.start_text_reply(turn, TurnStart::ApiSpeak, text, interruptible)
+                }
+                Queued::Think { text, interruptible } => {
+                    self.start_llm_reply(turn, TurnStart::ApiThink, text, interruptible, Times::default())
+                }
+            }
             return;
         }
         if self.utterance.is_none() && !self.carried_words.is_empty() {
             let words = std::mem::take(&mut self.carried_words).join(" ");
             let turn = self.new_turn();
-            self.start_llm_reply(turn, TurnStart::VoiceInput, words, Times::default());
+            self.start_llm_reply(turn, TurnStart::VoiceInput, words, true, Times::default());
             return;
         }
         if let Some(utterance) = &self.utterance
@@ -775,7 +794,7 @@ impl Conversation {
         if let Some(utterance) = self.utterance.as_mut() {
             utterance.over_reply = false;
         }
-        self.queued_speech.clear();
+        self.queued.clear();
         self.close_reply(TurnEnd::Interrupted);
         self.settle_state();
     }
@@ -819,11 +838,11 @@ impl Conversation {
                 let busy = self.reply.is_some();
                 match priority {
                     SpeakPriority::Interrupt => {
-                        self.queued_speech.clear();
+                        self.queued.clear();
                         let turn = self.new_turn();
                         self.start_text_reply(turn, TurnStart::ApiSpeak, text, interruptible);
                     }
-                    SpeakPriority::Append if busy => self.queued_speech.push_back(QueuedSpeech { text, interruptible }),
+                    SpeakPriority::Append if busy => self.queued.push_back(Queued::Speak { text, interruptible }),
                     SpeakPriority::Ignore if busy || self.utterance.is_some() => {}
                     SpeakPriority::Append | SpeakPriority::Ignore => {
                         let turn = self.new_turn();
@@ -832,16 +851,31 @@ impl Conversation {
                 }
             }
             Command::Agent(AgentCommand::Interrupt) => {
-                self.queued_speech.clear();
+                self.queued.clear();
                 if self.reply.is_some() {
                     self.close_reply(TurnEnd::Interrupted);
                     self.settle_state();
                 }
             }
-            Command::Agent(AgentCommand::Think { text }) => {
-                self.queued_speech.clear();
-                let turn = self.new_turn();
-                self.start_llm_reply(turn, TurnStart::ApiThink, text, Times::default());
+            Command::Agent(AgentCommand::Think { text, handling }) => {
+                let action = match &self.reply {
+                    Some(reply) if reply.playout.started() => handling.speaking,
+                    Some(_) => handling.thinking,
+                    None => handling.listening,
+                };
+                let interruptible = handling.interruptible;
+                match action {
+                    ThinkAction::Ignore => {}
+                    ThinkAction::Append if self.reply.is_some() => {
+                        self.queued.push_back(Queued::Think { text, interruptible })
+                    }
+                    ThinkAction::Inject if self.utterance.is_some() => self.injected.push(text),
+                    ThinkAction::Interrupt | ThinkAction::Append | ThinkAction::Inject => {
+                        self.queued.clear();
+                        let turn = self.new_turn();
+                        self.start_llm_reply(turn, TurnStart::ApiThink, text, interruptible, Times::default());
+                    }
+                }
             }
             Command::Agent(AgentCommand::ClearHistory) => {
                 // The conversation so far, and any earlier exchange given in the prompt.
@@ -862,7 +896,7 @@ impl Conversation {
         match prompt.action {
             SilenceAction::Speak => self.start_text_reply(turn, TurnStart::SilencePrompt, prompt.content, true),
             SilenceAction::Think => {
-                self.start_llm_reply(turn, TurnStart::SilencePrompt, prompt.content, Times::default())
+                self.start_llm_reply(turn, TurnStart::SilencePrompt, prompt.content, true, Times::default())
             }
         }
     }

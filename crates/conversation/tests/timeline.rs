@@ -524,7 +524,7 @@ fn speak_interrupts_appends_or_is_ignored_by_priority() {
 
 #[test]
 fn think_starts_a_turn_when_listening_replaces_one_when_thinking_and_cuts_off_speech() {
-    let think = |text: &str| Input::Command(Command::Agent(AgentCommand::Think { text: text.into() }));
+    let think = |text: &str| Input::Command(Command::Agent(AgentCommand::think(text)));
 
     // Listening: a new turn.
     let mut world = World::joined(spec());
@@ -552,6 +552,60 @@ fn think_starts_a_turn_when_listening_replaces_one_when_thinking_and_cuts_off_sp
     world.input(think("Change of topic."));
     assert!(world.clients().iter().any(|(_, e)| matches!(e, ClientEvent::Interrupted { turn: TurnId(1) })));
     assert_eq!(world.llm_starts().last().unwrap().1.last().unwrap(), "Change of topic.");
+}
+
+#[test]
+fn think_follows_its_action_for_the_agents_state() {
+    use colloquy_model::{ThinkAction as A, ThinkHandling};
+    let think = |text: &str, listening: A, thinking: A, speaking: A| {
+        let handling = ThinkHandling { listening, thinking, speaking, interruptible: true };
+        Input::Command(Command::Agent(AgentCommand::Think { text: text.into(), handling }))
+    };
+
+    // Speaking, ignore (Agora's default): the agent goes on; the text never reaches the LLM.
+    let (mut world, _) = agent_speaking(spec());
+    world.input(think("Ignored.", A::Interrupt, A::Interrupt, A::Ignore));
+    world.run(secs(10.0));
+    assert!(!world.clients().iter().any(|(_, e)| matches!(e, ClientEvent::Interrupted { .. })));
+    assert!(!world.llm_starts().iter().any(|(_, m)| m.last().unwrap() == "Ignored."));
+
+    // Speaking, append: the reply ends as it would have, then the text is answered.
+    let (mut world, _) = agent_speaking(spec());
+    world.input(think("And then?", A::Interrupt, A::Interrupt, A::Append));
+    world.run(secs(15.0));
+    let turns = world.turns();
+    assert_eq!(turns[0].2, TurnEnd::Ok, "{turns:?}");
+    assert_eq!(turns[1].1, TurnStart::ApiThink, "{turns:?}");
+    assert_eq!(world.llm_starts().last().unwrap().1.last().unwrap(), "And then?");
+
+    // Thinking, append: the answer being prepared is kept, and the text answered after it.
+    let mut world = World::joined(spec());
+    world.llm_first_token = Duration::from_millis(500);
+    world.input(think("First?", A::Interrupt, A::Interrupt, A::Interrupt));
+    world.run(secs(0.2));
+    world.input(think("Second?", A::Interrupt, A::Append, A::Interrupt));
+    assert!(!world.providers().iter().any(|(_, c)| matches!(c, ProviderCommand::LlmCancel { .. })));
+    world.run(secs(15.0));
+    let turns = world.turns();
+    assert_eq!(
+        &turns[..2],
+        [(TurnId(1), TurnStart::ApiThink, TurnEnd::Ok), (TurnId(2), TurnStart::ApiThink, TurnEnd::Ok)]
+    );
+
+    // Listening, inject, while the user speaks: answered with what the user says, in one turn.
+    let mut world = World::joined(spec());
+    world.user_says("what about", secs(0.8));
+    world.input(think("the weather in Paris", A::Inject, A::Interrupt, A::Interrupt));
+    world.run(secs(5.0));
+    let starts = world.llm_starts();
+    assert_eq!(starts.len(), 1, "{starts:?}");
+    assert_eq!(starts[0].1.last().unwrap(), "what about the weather in Paris");
+    assert_eq!(world.turns()[0].1, TurnStart::VoiceInput);
+
+    // Listening, inject, with nobody speaking: answered at once.
+    let mut world = World::joined(spec());
+    world.input(think("Say hello.", A::Inject, A::Interrupt, A::Interrupt));
+    assert_eq!(world.llm_starts()[0].1.last().unwrap(), "Say hello.");
 }
 
 #[test]
@@ -722,7 +776,7 @@ fn an_update_changes_the_voice_and_prompt_from_the_next_request_on() {
 
 #[test]
 fn clear_history_leaves_only_the_system_messages_for_the_next_turn() {
-    let think = |text: &str| Input::Command(Command::Agent(AgentCommand::Think { text: text.into() }));
+    let think = |text: &str| Input::Command(Command::Agent(AgentCommand::think(text)));
     let mut spec = spec();
     let system = spec.llm.system_messages.len();
     // An earlier exchange given with the prompt goes too.

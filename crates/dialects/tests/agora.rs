@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::http::StatusCode;
 use colloquy_model::{
     AgentCommand, AgentId, ConversationEvent, HistoryEntry, LlmParams, PromptMessage, PromptRole, SpeakPriority,
-    Speaker, SpecUpdate, TurnEnd, TurnMetrics, TurnRecord, TurnStart, UnixMillis,
+    Speaker, SpecUpdate, ThinkAction, ThinkHandling, TurnEnd, TurnMetrics, TurnRecord, TurnStart, UnixMillis,
 };
 use common::{
     APP_ID, APP_KEY, APP_SECRET, Api, OTHER_APP_ID, OTHER_APP_KEY, OTHER_APP_SECRET, Options, Received, Receiver,
@@ -535,7 +535,16 @@ async fn speak_interrupt_think_and_update_reach_the_agent() {
                 interruptible: true
             }),
             Received::Command(AgentCommand::Interrupt),
-            Received::Command(AgentCommand::Think { text: "The user just opened the pricing page.".into() }),
+            Received::Command(AgentCommand::Think {
+                text: "The user just opened the pricing page.".into(),
+                // Agora's defaults, but for the listening action the request gave.
+                handling: ThinkHandling {
+                    listening: ThinkAction::Interrupt,
+                    thinking: ThinkAction::Interrupt,
+                    speaking: ThinkAction::Ignore,
+                    interruptible: true,
+                },
+            }),
             Received::Update(SpecUpdate {
                 system_messages: Some(vec![PromptMessage { role: PromptRole::System, content: "Be brief.".into() }]),
                 llm_params: Some(LlmParams { max_tokens: 1024, ..LlmParams::DEFAULT }),
@@ -552,7 +561,7 @@ async fn speak_interrupt_think_and_update_reach_the_agent() {
         ("/think", r#"{}"#, StatusCode::BAD_REQUEST, "MissingRequiredField", "text"),
         (
             "/think",
-            r#"{"text":"x","on_speaking_action":"inject"}"#,
+            r#"{"text":"x","on_speaking_action":"inject"}"#, // inject is for listening only
             StatusCode::BAD_REQUEST,
             "InvalidFieldValue",
             "on_speaking_action",

@@ -828,7 +828,7 @@ async fn speech_and_text_reach_the_agent_as_commands() {
                 priority: SpeakPriority::Append,
                 interruptible: true
             }),
-            Received::Command(AgentCommand::Think { text: "What is the weather?".into() }),
+            Received::Command(AgentCommand::think("What is the weather?")),
         ]
     );
     let long = "x".repeat(1025);

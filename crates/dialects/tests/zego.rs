@@ -496,7 +496,7 @@ async fn controls_reach_the_media_as_commands() {
     assert_eq!(received[1], speak("default", SpeakPriority::Interrupt));
     assert_eq!(received[2], speak("queued", SpeakPriority::Append));
     assert_eq!(received[3], speak("low", SpeakPriority::Ignore));
-    assert_eq!(received[4], Received::Command(AgentCommand::Think { text: "What's the weather?".to_owned() }));
+    assert_eq!(received[4], Received::Command(AgentCommand::think("What's the weather?")));
     assert_eq!(received[5], Received::Command(AgentCommand::Interrupt));
     assert_eq!(received[6], Received::Command(AgentCommand::ClearHistory));
     let Received::Update(update) = &received[7] else { panic!("{:?}", received[7]) };

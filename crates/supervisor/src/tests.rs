@@ -221,16 +221,20 @@ impl crate::MediaRuntime for ScriptedMedia {
             tokio::spawn(async move {
                 while let Some(command) = commands.recv().await {
                     match command {
-                        crate::MediaCommand::Agent(colloquy_model::AgentCommand::Think { text }) if text == "panic" => {
+                        crate::MediaCommand::Agent(colloquy_model::AgentCommand::Think { text, .. })
+                            if text == "panic" =>
+                        {
                             panic!("the media session panicked on purpose")
                         }
-                        crate::MediaCommand::Agent(colloquy_model::AgentCommand::Think { text })
+                        crate::MediaCommand::Agent(colloquy_model::AgentCommand::Think { text, .. })
                             if text == "finish" =>
                         {
                             let _ = ended_tx.send(ExitReason::Error("the media gave up".into()));
                             return;
                         }
-                        crate::MediaCommand::Agent(colloquy_model::AgentCommand::Think { text }) if text == "speak" => {
+                        crate::MediaCommand::Agent(colloquy_model::AgentCommand::Think { text, .. })
+                            if text == "speak" =>
+                        {
                             events.set_state(colloquy_model::ConversationState::Speaking);
                         }
                         crate::MediaCommand::Stop => {
@@ -253,7 +257,7 @@ async fn media_that_panics_fails_or_cannot_start_ends_its_agent_alone() {
     let supervisor =
         Supervisor::with_media(store, SupervisorConfig { max_agents: 10 }, std::sync::Arc::new(ScriptedMedia));
     let app = AppId::native();
-    let think = |text: &str| colloquy_model::AgentCommand::Think { text: text.into() };
+    let think = |text: &str| colloquy_model::AgentCommand::think(text);
 
     let broken = supervisor.start(app.clone(), spec("broken", IdleTimeout::Never)).await.unwrap_err();
     assert!(matches!(broken, SupervisorError::StartFailed(ref detail) if detail.contains("no channel")), "{broken:?}");

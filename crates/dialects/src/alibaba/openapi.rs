@@ -332,7 +332,7 @@ async fn run(state: &AppState, request: &RawRequest) -> Result<Value, Failure> {
             let id = params.required("InstanceId")?;
             let text = command_text("Text", params.required("Text")?, AgentSpec::MAX_TEXT_CHARS)?;
             let record = super::instance(state, app, id).await?;
-            state.supervisor().command(&app.id, &record.id, AgentCommand::Think { text }).await?;
+            state.supervisor().command(&app.id, &record.id, AgentCommand::think(text)).await?;
             Ok(json!({}))
         }
         "ListAIAgentDialogues" => dialogues(state, app, &params).await,

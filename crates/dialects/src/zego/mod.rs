@@ -879,7 +879,7 @@ async fn send_llm(state: &AppState, app: &AppId, body: wire::SendLlm) -> ZegoRes
         tracing::warn!(field = "AddQuestionToHistory", "the question and the answer always go to the history");
     }
     live_record(state, app, &id).await?;
-    state.supervisor().command(app, &id, AgentCommand::Think { text }).await?;
+    state.supervisor().command(app, &id, AgentCommand::think(text)).await?;
     Ok(json!({}))
 }
 

@@ -210,7 +210,7 @@ pub async fn think(
     Path(id): Path<String>,
     ValidJson(request): ValidJson<wire::ThinkRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let command = AgentCommand::Think { text: crate::fields::command_text(request.text)? };
+    let command = AgentCommand::think(crate::fields::command_text(request.text)?);
     state.inner.supervisor.command(&caller.app, &AgentId::from_string(id), command).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -379,31 +379,45 @@ pub fn speak_from_request(request: wire::SpeakRequest) -> Checked<model::AgentCo
     Ok(model::AgentCommand::Speak { text, priority, interruptible: request.interruptable.unwrap_or(true) })
 }
 
-/// `think` into [`model::AgentCommand::Think`]. The actions other than the defaults cannot be
-/// honoured; they are accepted with a warning.
+/// `think` into [`model::AgentCommand::Think`], each `on_*_action` honoured: `inject` (listening)
+/// adds the text to what the user is saying, `append` (thinking or speaking) answers it after the
+/// reply under way. Agora's defaults: interrupt when listening or thinking, ignore when speaking.
 pub fn think_from_request(request: wire::ThinkRequest) -> Checked<model::AgentCommand> {
+    use model::ThinkAction as A;
     let text = text("text", request.text)?;
-    for (field, value, allowed, default) in [
-        ("on_listening_action", &request.on_listening_action, &["inject", "interrupt", "ignore"][..], "interrupt"),
-        ("on_thinking_action", &request.on_thinking_action, &["interrupt", "ignore"][..], "interrupt"),
-        ("on_speaking_action", &request.on_speaking_action, &["interrupt", "ignore"][..], "ignore"),
-    ] {
-        if let Some(value) = value.as_deref() {
-            if !allowed.contains(&value) {
-                return Err(invalid(field, format!("{field} is {value:?}; expected one of {allowed:?}")));
-            }
-            if value != default {
-                tracing::warn!(field, value, "Agora think: only the default {field} ({default}) is honoured");
-            }
-        }
-    }
-    if request.interruptable == Some(false) {
-        tracing::warn!("Agora think: interruptable=false is not honoured; the answer can be interrupted");
-    }
+    let action = |field: &str, value: Option<&str>, allowed: &[(&str, A)], default: A| match value {
+        None => Ok(default),
+        Some(value) => allowed.iter().find(|(name, _)| *name == value).map(|(_, action)| *action).ok_or_else(|| {
+            let names: Vec<&str> = allowed.iter().map(|(name, _)| *name).collect();
+            invalid(field, format!("{field} is {value:?}; expected one of {names:?}"))
+        }),
+    };
+    let (interrupt, ignore) = (("interrupt", A::Interrupt), ("ignore", A::Ignore));
+    let handling = model::ThinkHandling {
+        listening: action(
+            "on_listening_action",
+            request.on_listening_action.as_deref(),
+            &[("inject", A::Inject), interrupt, ignore],
+            A::Interrupt,
+        )?,
+        thinking: action(
+            "on_thinking_action",
+            request.on_thinking_action.as_deref(),
+            &[interrupt, ignore, ("append", A::Append)],
+            A::Interrupt,
+        )?,
+        speaking: action(
+            "on_speaking_action",
+            request.on_speaking_action.as_deref(),
+            &[interrupt, ignore, ("append", A::Append)],
+            A::Ignore,
+        )?,
+        interruptible: request.interruptable.unwrap_or(true),
+    };
     if request.metadata.is_some() {
-        tracing::warn!("Agora think: metadata is not passed to the LLM");
+        tracing::info!("Agora think: metadata is not passed to the LLM");
     }
-    Ok(model::AgentCommand::Think { text })
+    Ok(model::AgentCommand::Think { text, handling })
 }
 
 #[cfg(test)]
