@@ -298,7 +298,7 @@ impl Session {
                     let entry = HistoryEntry { turn_id: turn.0, speaker, content, interrupted, at };
                     let _ = self.records.send(Record::History(entry));
                 }
-                Output::Turn { turn, start, end, started, ended, metrics } => {
+                Output::Turn { turn, start, end, started, ended, metrics, detail } => {
                     let record = TurnRecord {
                         turn_id: turn.0,
                         start,
@@ -306,6 +306,7 @@ impl Session {
                         started_at: self.clock.unix(started),
                         ended_at: self.clock.unix(ended),
                         metrics,
+                        detail,
                     };
                     self.stats.turn_ended(end);
                     self.reporter.turn(&record);

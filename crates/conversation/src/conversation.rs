@@ -12,8 +12,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use colloquy_model::{
-    AgentCommand, AgentSpec, DisabledStrategy, IdleTimeout, InterruptionMode, PromptMessage, PromptRole, SilenceAction,
-    Speaker, ThinkAction, TurnEnd, TurnId, TurnMetrics, TurnStart,
+    AgentCommand, AgentSpec, DisabledStrategy, IdleTimeout, InterruptCause, InterruptionMode, PromptMessage,
+    PromptRole, SilenceAction, Speaker, ThinkAction, TurnDetail, TurnEnd, TurnId, TurnMetrics, TurnStart,
 };
 
 use crate::clauses::ClauseSplitter;
@@ -34,6 +34,10 @@ const MAX_CATCH_UP_FRAMES: u32 = 3;
 #[derive(Debug)]
 struct Utterance {
     turn: TurnId,
+    /// When the speech began.
+    began: Instant,
+    /// The speech cut the agent off after this many milliseconds.
+    interrupted_after_ms: Option<u32>,
     /// The speech began while the agent had a reply under way, and has not interrupted it (yet).
     over_reply: bool,
     /// The end of the last speech frame, once the speech has ended.
@@ -71,11 +75,16 @@ struct Reply {
     /// An error ended the answer; the failure message (if any) is being said instead.
     failed: bool,
     times: Times,
+    /// What cut it off.
+    interrupted_by: Option<InterruptCause>,
 }
 
 /// When each stage of a turn reached its milestone.
 #[derive(Clone, Copy, Debug, Default)]
 struct Times {
+    /// The user's speech that started the turn had cut off the previous reply after this long.
+    interrupt_ms: Option<u32>,
+    speech_start: Option<Instant>,
     speech_end: Option<Instant>,
     turn_end: Option<Instant>,
     asr_final: Option<Instant>,
@@ -320,7 +329,7 @@ impl Conversation {
                 self.provider(ProviderCommand::AsrCancel { turn: utterance.turn });
             }
             self.detector.reset();
-            self.close_reply(TurnEnd::Interrupted);
+            self.interrupt_reply(Some(InterruptCause::UserLeft));
             self.queued.clear();
             self.silence_deadline = None;
             self.arm_idle_timeout();
@@ -395,6 +404,8 @@ impl Conversation {
         }
         self.utterance = Some(Utterance {
             turn,
+            began,
+            interrupted_after_ms: None,
             over_reply: self.reply.is_some(),
             speech_end: None,
             ended_at: None,
@@ -509,6 +520,8 @@ impl Conversation {
             return;
         }
         let times = Times {
+            speech_start: Some(utterance.began),
+            interrupt_ms: utterance.interrupted_after_ms,
             speech_end: utterance.speech_end,
             turn_end: utterance.ended_at,
             asr_final: utterance.final_at,
@@ -521,7 +534,13 @@ impl Conversation {
 
     fn new_reply(&mut self, turn: TurnId, start: TurnStart, interruptible: bool, source: Source, times: Times) {
         // One reply at a time: a new one cuts off what is under way.
-        self.close_reply(TurnEnd::Interrupted);
+        let cause = match start {
+            TurnStart::ApiSpeak => Some(InterruptCause::ApiSpeak),
+            TurnStart::ApiThink => Some(InterruptCause::ApiThink),
+            TurnStart::VoiceInput => Some(InterruptCause::UserSpeech),
+            TurnStart::Greeting | TurnStart::SilencePrompt => None,
+        };
+        self.interrupt_reply(cause);
         self.silence_deadline = None;
         self.reply = Some(Reply {
             turn,
@@ -536,6 +555,7 @@ impl Conversation {
             progress_at: self.now,
             failed: false,
             times,
+            interrupted_by: None,
         });
         self.settle_state();
     }
@@ -737,6 +757,15 @@ impl Conversation {
             });
             self.remember(PromptMessage { role: PromptRole::Assistant, content: text });
         }
+        let played_ms = reply.playout.played_samples() as u64 * 1000 / u64::from(crate::io::PLAYOUT_RATE);
+        let detail = TurnDetail {
+            speech_duration_ms: ms(reply.times.speech_start, reply.times.speech_end),
+            playback_ms: Some(played_ms.min(u64::from(u32::MAX)) as u32),
+            // The greeting is said once, on the first join.
+            greeting_nth: (reply.start == TurnStart::Greeting).then_some(1),
+            interrupted_by: reply.interrupted_by.filter(|_| interrupted),
+            interrupt_duration_ms: reply.times.interrupt_ms,
+        };
         self.outputs.push_back(Output::Turn {
             turn,
             start: reply.start,
@@ -744,7 +773,16 @@ impl Conversation {
             started: reply.started,
             ended: self.now,
             metrics: reply.times.metrics(),
+            detail,
         });
+    }
+
+    /// Cuts off the reply under way, if any, saying why.
+    fn interrupt_reply(&mut self, cause: Option<InterruptCause>) {
+        if let Some(reply) = self.reply.as_mut() {
+            reply.interrupted_by = cause;
+        }
+        self.close_reply(TurnEnd::Interrupted);
     }
 
     /// What follows a reply: queued speech, words carried over, or listening (with the silence
@@ -791,11 +829,13 @@ impl Conversation {
 
     /// The user cut the agent off.
     fn barge_in(&mut self) {
+        let spoken = self.detector.speech_duration().as_millis().min(u128::from(u32::MAX)) as u32;
         if let Some(utterance) = self.utterance.as_mut() {
             utterance.over_reply = false;
+            utterance.interrupted_after_ms = Some(spoken);
         }
         self.queued.clear();
-        self.close_reply(TurnEnd::Interrupted);
+        self.interrupt_reply(Some(InterruptCause::UserSpeech));
         self.settle_state();
     }
 
@@ -853,7 +893,7 @@ impl Conversation {
             Command::Agent(AgentCommand::Interrupt) => {
                 self.queued.clear();
                 if self.reply.is_some() {
-                    self.close_reply(TurnEnd::Interrupted);
+                    self.interrupt_reply(Some(InterruptCause::ApiInterrupt));
                     self.settle_state();
                 }
             }

@@ -5,7 +5,9 @@
 use std::time::Instant;
 
 pub use colloquy_model::{AgentCommand, SpeakPriority};
-use colloquy_model::{LlmParams, PromptMessage, Speaker, SpecUpdate, TurnEnd, TurnId, TurnMetrics, TurnStart};
+use colloquy_model::{
+    LlmParams, PromptMessage, Speaker, SpecUpdate, TurnDetail, TurnEnd, TurnId, TurnMetrics, TurnStart,
+};
 
 /// Audio in: 16 kHz mono, 20 ms per frame.
 pub const INPUT_RATE: u32 = 16_000;
@@ -257,6 +259,7 @@ pub enum Output {
         started: Instant,
         ended: Instant,
         metrics: TurnMetrics,
+        detail: TurnDetail,
     },
     Leave(LeaveReason),
     /// Nothing more to do until this time (or the next input).

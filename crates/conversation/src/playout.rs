@@ -69,6 +69,11 @@ impl Playout {
         }
     }
 
+    /// How many samples have been played.
+    pub fn played_samples(&self) -> usize {
+        self.clauses.iter().map(|c| c.played).sum()
+    }
+
     /// Whether any audio has been played.
     pub fn started(&self) -> bool {
         self.clauses.iter().any(|c| c.played > 0)

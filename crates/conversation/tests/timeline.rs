@@ -421,6 +421,34 @@ fn barge_in_stops_the_audio_within_a_frame_cancels_the_llm_and_marks_what_was_he
 }
 
 #[test]
+fn a_turn_records_how_long_the_user_spoke_what_was_played_and_what_cut_it_off() {
+    let details = |world: &World| -> Vec<(TurnId, colloquy_model::TurnDetail)> {
+        let turns = world.log.iter().filter_map(|(_, o)| match o {
+            Output::Turn { turn, detail, .. } => Some((*turn, *detail)),
+            _ => None,
+        });
+        turns.collect()
+    };
+    let (mut world, _) = agent_speaking(spec());
+    world.llm = VecDeque::from([LlmScript::Answer("Sure.")]);
+    world.user_says("stop please", secs(0.8));
+    world.run(secs(4.0));
+    let details = details(&world);
+    let (first, second) = (details[0].1, details[1].1);
+    assert_eq!(details[0].0, TurnId(1));
+    // Turn 1: "tell me a story" for about 1 s; cut off by speech after some of it was played.
+    assert!((900..=1100).contains(&first.speech_duration_ms.unwrap()), "{first:?}");
+    assert_eq!(first.interrupted_by, Some(colloquy_model::InterruptCause::UserSpeech));
+    assert!(first.playback_ms.unwrap() > 0, "{first:?}");
+    assert_eq!(first.interrupt_duration_ms, None);
+    // Turn 2: the speech that cut it off, after the interruption minimum (400 ms by default).
+    assert!((400..=470).contains(&second.interrupt_duration_ms.unwrap()), "{second:?}");
+    assert!((700..=900).contains(&second.speech_duration_ms.unwrap()), "{second:?}");
+    assert_eq!(second.interrupted_by, None);
+    assert!(second.playback_ms.unwrap() > 0);
+}
+
+#[test]
 fn a_cough_shorter_than_the_interruption_minimum_does_not_interrupt() {
     let (mut world, _) = agent_speaking(spec());
     world.user_says("cough", secs(0.2));

@@ -8,8 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
 use colloquy_model::{
-    AgentCommand, AgentId, ConversationEvent, HistoryEntry, LlmParams, PromptMessage, PromptRole, SpeakPriority,
-    Speaker, SpecUpdate, ThinkAction, ThinkHandling, TurnEnd, TurnMetrics, TurnRecord, TurnStart, UnixMillis,
+    AgentCommand, AgentId, ConversationEvent, HistoryEntry, InterruptCause, LlmParams, PromptMessage, PromptRole,
+    SpeakPriority, Speaker, SpecUpdate, ThinkAction, ThinkHandling, TurnDetail, TurnEnd, TurnMetrics, TurnRecord,
+    TurnStart, UnixMillis,
 };
 use common::{
     APP_ID, APP_KEY, APP_SECRET, Api, OTHER_APP_ID, OTHER_APP_KEY, OTHER_APP_SECRET, Options, Received, Receiver,
@@ -636,6 +637,7 @@ fn turn(turn_id: u64, start: TurnStart, end: TurnEnd) -> TurnRecord {
             engine_overhead_ms: Some(5),
             e2e_ms: Some(900),
         },
+        detail: Default::default(),
     }
 }
 
@@ -647,13 +649,23 @@ async fn history_and_turns_answer_the_documented_shapes() {
     api.store.append_history(&agent, &entry(1, Speaker::User, "What time is it?", 1)).await.unwrap();
     api.store.append_history(&agent, &entry(1, Speaker::Assistant, "Noon.", 2)).await.unwrap();
     for t in 1..=3 {
-        api.store
-            .record_turn(
-                &agent,
-                &turn(t, if t == 1 { TurnStart::Greeting } else { TurnStart::VoiceInput }, TurnEnd::Ok),
-            )
-            .await
-            .unwrap();
+        let mut record = turn(t, if t == 1 { TurnStart::Greeting } else { TurnStart::VoiceInput }, TurnEnd::Ok);
+        if t == 1 {
+            record.detail.greeting_nth = Some(1);
+        }
+        if t == 3 {
+            // The user's speech (1.2 s) had cut the agent off after 300 ms; then the user cut
+            // this answer off in turn, 2 s into it.
+            record.end = TurnEnd::Interrupted;
+            record.detail = TurnDetail {
+                speech_duration_ms: Some(1200),
+                playback_ms: Some(2000),
+                greeting_nth: None,
+                interrupted_by: Some(InterruptCause::UserSpeech),
+                interrupt_duration_ms: Some(300),
+            };
+        }
+        api.store.record_turn(&agent, &record).await.unwrap();
     }
     let reply = api.send("GET", &path(APP_ID, &format!("/agents/{id}/history")), Some(&auth()), None).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
@@ -678,8 +690,10 @@ async fn history_and_turns_answer_the_documented_shapes() {
         reply.json["turns"],
         json!([{
             "agent_id": id, "channel": "room-1", "turn_id": 3,
-            "start": {"start_at": 1_700_000_003_000i64, "type": "voice_input", "metadata": {}},
-            "end": {"end_at": 1_700_000_003_500i64, "type": "ok", "metadata": {}},
+            "start": {"start_at": 1_700_000_003_000i64, "type": "voice_input",
+                      "metadata": {"speech_duration_ms": 1200, "interrupt_duration_ms": 300}},
+            "end": {"end_at": 1_700_000_003_500i64, "type": "interrupted",
+                    "metadata": {"playback_duration_ms": 2000, "caused_by": "start_of_speech"}},
             "metrics": {"e2e_latency_ms": 900, "segmented_latency_ms": [
                 {"name": "algorithm_processing", "latency": 90}, {"name": "asr_ttlw", "latency": 110},
                 {"name": "llm_ttft", "latency": 321}, {"name": "llm_ftfs", "latency": 400}, {"name": "tts_ttfb", "latency": 123}
@@ -688,6 +702,7 @@ async fn history_and_turns_answer_the_documented_shapes() {
     );
     let reply = api.send("GET", &path(APP_ID, &format!("/agents/{id}/turns")), Some(&auth()), None).await;
     assert_eq!(reply.json["turns"][0]["start"]["type"], "greeting");
+    assert_eq!(reply.json["turns"][0]["start"]["metadata"], json!({"greeting_nth": 1}));
     assert_eq!(reply.json["pagination"]["is_last_page"], true);
     for query in ["page_size=0", "page_index=0", "page_size=abc"] {
         let reply = api.send("GET", &path(APP_ID, &format!("/agents/{id}/turns?{query}")), Some(&auth()), None).await;

@@ -272,6 +272,7 @@ async fn create_instance_and_query_it() {
             e2e_ms: Some(900),
             ..TurnMetrics::default()
         },
+        detail: Default::default(),
     };
     api.store.record_turn(&agent_id, &turn).await.unwrap();
     let reply = call(&api, "QueryAgentInstanceStatus", json!({"AgentInstanceId": id})).await;
@@ -704,6 +705,7 @@ async fn deleted_callback_averages_the_turns() {
                 e2e_ms: Some(e2e),
                 ..TurnMetrics::default()
             },
+            detail: Default::default(),
         };
         api.store.record_turn(&agent_id, &record).await.unwrap();
     }

@@ -96,6 +96,22 @@ pub struct TurnRecord {
     pub started_at: UnixMillis,
     pub ended_at: UnixMillis,
     pub metrics: TurnMetrics,
+    pub detail: TurnDetail,
+}
+
+/// What happened in a turn, beyond its latencies. `None` where it does not apply.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TurnDetail {
+    /// How long the user spoke (a voice-input turn): from the start of speech to its end.
+    pub speech_duration_ms: Option<u32>,
+    /// How much of the agent's audio was played.
+    pub playback_ms: Option<u32>,
+    /// Which greeting this is, counting from 1 (a greeting turn).
+    pub greeting_nth: Option<u32>,
+    /// What cut the agent off (an interrupted turn).
+    pub interrupted_by: Option<InterruptCause>,
+    /// The user's speech that started this turn cut the agent's previous reply off after this long.
+    pub interrupt_duration_ms: Option<u32>,
 }
 
 /// A lifecycle event of an agent, as the supervisor emits it for webhooks. Dialects decide how it
@@ -169,7 +185,8 @@ impl ConversationState {
 }
 
 /// Why the agent was cut off.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum InterruptCause {
     /// The user spoke over it (or said a keyword).
     UserSpeech,

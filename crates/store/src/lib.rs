@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use colloquy_model::{
-    AgentId, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, ChannelName, ExitReason, HistoryEntry,
+    AgentId, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, ChannelName, ExitReason, HistoryEntry, TurnDetail,
     TurnMetrics, TurnRecord, Uid, UnixMillis,
 };
 use sqlx::pool::PoolConnection;
@@ -494,10 +494,12 @@ impl Store {
     /// Records a finished turn (or replaces the record of a turn with the same id).
     pub async fn record_turn(&self, id: &AgentId, turn: &TurnRecord) -> Result<(), StoreError> {
         let metrics = serde_json::to_string(&turn.metrics).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let detail = serde_json::to_string(&turn.detail).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut conn = self.writer("turn").await?;
         let result = sqlx::query(
-            "INSERT OR REPLACE INTO turns (agent_id, turn_id, start_kind, end_kind, started_at, ended_at, metrics) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO turns \
+             (agent_id, turn_id, start_kind, end_kind, started_at, ended_at, metrics, detail) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id.as_str())
         .bind(turn.turn_id as i64)
@@ -506,6 +508,7 @@ impl Store {
         .bind(turn.started_at.0)
         .bind(turn.ended_at.0)
         .bind(metrics)
+        .bind(detail)
         .execute(&mut *conn)
         .await
         .map(drop)
@@ -516,8 +519,8 @@ impl Store {
     /// An agent's turns, in order.
     pub async fn turns(&self, id: &AgentId) -> Result<Vec<TurnRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT turn_id, start_kind, end_kind, started_at, ended_at, metrics FROM turns WHERE agent_id = ? \
-             ORDER BY turn_id",
+            "SELECT turn_id, start_kind, end_kind, started_at, ended_at, metrics, detail FROM turns \
+             WHERE agent_id = ? ORDER BY turn_id",
         )
         .bind(id.as_str())
         .fetch_all(&self.pool)
@@ -527,6 +530,12 @@ impl Store {
                 let start: String = row.try_get("start_kind")?;
                 let end: String = row.try_get("end_kind")?;
                 let metrics: String = row.try_get("metrics")?;
+                let detail: Option<String> = row.try_get("detail")?;
+                let detail = match detail {
+                    Some(detail) => serde_json::from_str::<TurnDetail>(&detail)
+                        .map_err(|e| StoreError::Corrupt(format!("turn detail: {e}")))?,
+                    None => TurnDetail::default(),
+                };
                 Ok(TurnRecord {
                     turn_id: row.try_get::<i64, _>("turn_id")? as u64,
                     start: from_json_str(&start)?,
@@ -535,6 +544,7 @@ impl Store {
                     ended_at: UnixMillis(row.try_get("ended_at")?),
                     metrics: serde_json::from_str::<TurnMetrics>(&metrics)
                         .map_err(|e| StoreError::Corrupt(format!("turn metrics: {e}")))?,
+                    detail,
                 })
             })
             .collect()

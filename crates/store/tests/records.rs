@@ -2,7 +2,8 @@
 
 use colloquy_model::{
     AgentId, AgentName, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, ChannelName, ExitReason, HistoryEntry,
-    LlmProvider, RemoteEndpoint, Secret, Speaker, TurnEnd, TurnMetrics, TurnRecord, TurnStart, Uid, UnixMillis,
+    InterruptCause, LlmProvider, RemoteEndpoint, Secret, Speaker, TurnDetail, TurnEnd, TurnMetrics, TurnRecord,
+    TurnStart, Uid, UnixMillis,
 };
 use colloquy_store::{AgentFilter, Store, StoreError};
 
@@ -160,6 +161,12 @@ async fn records_survive_reopening_and_orphans_fail() {
                     started_at: UnixMillis(4),
                     ended_at: UnixMillis(5),
                     metrics: TurnMetrics { e2e_ms: Some(812), ..TurnMetrics::default() },
+                    detail: TurnDetail {
+                        speech_duration_ms: Some(1200),
+                        playback_ms: Some(640),
+                        interrupted_by: Some(InterruptCause::ApiSpeak),
+                        ..TurnDetail::default()
+                    },
                 },
             )
             .await
@@ -178,6 +185,8 @@ async fn records_survive_reopening_and_orphans_fail() {
     assert_eq!((history[0].speaker, history[0].content.as_str()), (Speaker::User, "hello"));
     let turns = store.turns(&live.id).await.unwrap();
     assert_eq!((turns[0].end, turns[0].metrics.e2e_ms), (TurnEnd::Interrupted, Some(812)));
+    assert_eq!(turns[0].detail.interrupted_by, Some(InterruptCause::ApiSpeak));
+    assert_eq!((turns[0].detail.speech_duration_ms, turns[0].detail.playback_ms), (Some(1200), Some(640)));
 }
 
 #[tokio::test]

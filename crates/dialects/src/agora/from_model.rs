@@ -1,6 +1,6 @@
 //! The model out to Agora's shapes: agent infos and state names, times in seconds, turns.
 
-use colloquy_model::{AgentRecord, ExitReason, TurnEnd, TurnRecord, TurnStart};
+use colloquy_model::{AgentRecord, ExitReason, InterruptCause, InterruptionMode, TurnEnd, TurnRecord, TurnStart};
 use serde_json::{Value, json};
 
 use super::wire;
@@ -29,6 +29,45 @@ pub(crate) fn agent_info(record: &AgentRecord) -> wire::AgentInfo {
         create_ts: secs(record.created_at.0),
         status: status_name(record),
     }
+}
+
+/// A turn's `start.metadata`: how long the user spoke, how long their speech took to cut the agent
+/// off, which greeting.
+fn start_metadata(turn: &TurnRecord) -> Value {
+    let d = &turn.detail;
+    let mut metadata = serde_json::Map::new();
+    for (key, value) in [
+        ("speech_duration_ms", d.speech_duration_ms),
+        ("interrupt_duration_ms", d.interrupt_duration_ms),
+        ("greeting_nth", d.greeting_nth),
+    ] {
+        if let Some(value) = value {
+            metadata.insert(key.to_owned(), json!(value));
+        }
+    }
+    Value::Object(metadata)
+}
+
+/// A turn's `end.metadata`: how much was played, and what cut it off, in Agora's words.
+fn end_metadata(record: &AgentRecord, turn: &TurnRecord) -> Value {
+    let d = &turn.detail;
+    let mut metadata = serde_json::Map::new();
+    if let Some(ms) = d.playback_ms {
+        metadata.insert("playback_duration_ms".to_owned(), json!(ms));
+    }
+    let caused_by = d.interrupted_by.and_then(|cause| match cause {
+        InterruptCause::UserSpeech if record.spec.interruption.mode == InterruptionMode::Keywords => Some("keywords"),
+        InterruptCause::UserSpeech => Some("start_of_speech"),
+        InterruptCause::ApiSpeak => Some("api_speak"),
+        // Agora's list has no `think`: it is an API call that cut the agent off.
+        InterruptCause::ApiThink | InterruptCause::ApiInterrupt => Some("api_interrupt"),
+        // Nobody left to hear it: not a cause Agora names.
+        InterruptCause::UserLeft => None,
+    });
+    if let Some(caused_by) = caused_by {
+        metadata.insert("caused_by".to_owned(), json!(caused_by));
+    }
+    Value::Object(metadata)
 }
 
 /// A turn as Agora shows it (§ turn object). `segments_by_name`: the webhook's form of the
@@ -67,8 +106,8 @@ pub(crate) fn turn_json(record: &AgentRecord, turn: &TurnRecord, segments_by_nam
         "agent_id": record.id.to_string(),
         "channel": record.spec.channel.to_string(),
         "turn_id": turn.turn_id,
-        "start": {"start_at": turn.started_at.0, "type": start_type, "metadata": {}},
-        "end": {"end_at": turn.ended_at.0, "type": end_type, "metadata": {}},
+        "start": {"start_at": turn.started_at.0, "type": start_type, "metadata": start_metadata(turn)},
+        "end": {"end_at": turn.ended_at.0, "type": end_type, "metadata": end_metadata(record, turn)},
         "metrics": {"e2e_latency_ms": m.e2e_ms, "segmented_latency_ms": segmented},
     })
 }

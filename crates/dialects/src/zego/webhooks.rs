@@ -187,6 +187,7 @@ mod tests {
             started_at: UnixMillis(0),
             ended_at: UnixMillis(1),
             metrics: TurnMetrics { llm_ttft_ms: ttft, ..TurnMetrics::default() },
+            detail: Default::default(),
         };
         let data = latency_data(&[turn(Some(100)), turn(None), turn(Some(200))]);
         assert_eq!(data, json!({"LLMTTFT": 150, "TTSAudioFirstFrameTime": 0, "TotalCost": 0}));
