@@ -88,3 +88,30 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The LLMs of the models dir, as the HTTP edge checks a request's local model names against
+/// them: a name loads when [`LocalLlm::resolve`] finds its file (so a file path works too).
+#[derive(Debug, Default)]
+pub struct ModelsDir;
+
+impl colloquy_http::fields::LocalModels for ModelsDir {
+    fn has_llm(&self, name: &str) -> bool {
+        colloquy_providers::embedded::LocalLlm::resolve(name).is_file()
+    }
+
+    fn llm_names(&self) -> Vec<String> {
+        let default = colloquy_model::LlmProvider::DEFAULT_LOCAL_MODEL;
+        let mut names: Vec<String> = self.has_llm(default).then(|| default.to_owned()).into_iter().collect();
+        let files = std::fs::read_dir(models_dir()).into_iter().flatten().flatten();
+        for file in files {
+            let name = file.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = name.strip_suffix(".gguf")
+                && name != colloquy_providers::models::SMOLLM2_135M
+            {
+                names.push(stem.to_owned());
+            }
+        }
+        names.sort();
+        names
+    }
+}

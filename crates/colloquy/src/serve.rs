@@ -144,6 +144,7 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
             rtc: RtcEdge::new(signer, Some(channel_server.clone())),
             playground,
             dialects: dialects.clone(),
+            local_models: Arc::new(crate::models::ModelsDir),
         },
     );
     let listener = tokio::net::TcpListener::bind(config.http)

@@ -890,3 +890,28 @@ async fn settings_not_honoured_are_reported_with_the_agent() {
     let native = api.send("GET", &format!("/v1/agents/{plain}"), Some(&basic(APP_KEY, APP_SECRET)), None).await;
     assert_eq!(native.json["warnings"], json!([]), "{}", native.text);
 }
+
+/// `vendor: "local"` with a `params.model` that is no model here (Agora's SDK builders always send
+/// one) runs the default local model, with a warning; `local://NAME` naming no model here is a
+/// 400 naming the models there are, not a start that fails with a retryable 503.
+#[tokio::test]
+async fn local_model_names_are_checked_at_the_edge() {
+    let api = common::api(dialects()).await;
+    let local = |llm: Value| json!({"name": "local", "properties": {"channel": "room-1", "llm": llm}});
+    let id = join(&api, &local(json!({"vendor": "local", "params": {"model": "gpt-4o-mini"}}))).await;
+    let record =
+        api.supervisor.get(&colloquy_model::AppId::new(APP_ID).unwrap(), &AgentId::from_string(id)).await.unwrap();
+    let default = colloquy_model::LlmProvider::DEFAULT_LOCAL_MODEL;
+    assert_eq!(record.spec.llm.provider, colloquy_model::LlmProvider::Local { model: default.to_owned() });
+    assert!(
+        record.spec.warnings.iter().any(|w| w.field == "properties.llm.params.model"),
+        "{:?}",
+        record.spec.warnings
+    );
+
+    let body = local(json!({"url": "local://llama-70b"})).to_string();
+    let reply = api.send("POST", &path(APP_ID, "/join"), Some(&auth()), Some(&body)).await;
+    assert_agora_error(&reply, StatusCode::BAD_REQUEST, "InvalidFieldValue", default);
+    assert!(reply.json["detail"].as_str().unwrap().contains("llama-70b"), "{}", reply.text);
+    assert_eq!(api.supervisor.live_counts().values().sum::<usize>(), 1, "the refused join started nothing");
+}

@@ -219,6 +219,56 @@ impl Warnings {
     }
 }
 
+/// The embedded LLMs this node can load, for checking a request's `local` model names at the edge:
+/// a name it does not have is a 400 naming those it has, not a start that fails (a 503 that
+/// clients retry, each retry leaving a FAILED agent behind).
+pub trait LocalModels: Send + Sync + std::fmt::Debug {
+    /// Whether `name` (a model name or a file path) loads here.
+    fn has_llm(&self, name: &str) -> bool;
+    /// The names of the LLMs there are.
+    fn llm_names(&self) -> Vec<String>;
+}
+
+/// A fixed list of model names (tests, and nodes that run no agents).
+#[derive(Clone, Debug)]
+pub struct ListedModels(pub Vec<String>);
+
+impl ListedModels {
+    /// Only the default embedded LLM.
+    pub fn default_llm() -> ListedModels {
+        ListedModels(vec![model::LlmProvider::DEFAULT_LOCAL_MODEL.to_owned()])
+    }
+}
+
+impl LocalModels for ListedModels {
+    fn has_llm(&self, name: &str) -> bool {
+        self.0.iter().any(|n| n == name)
+    }
+
+    fn llm_names(&self) -> Vec<String> {
+        self.0.clone()
+    }
+}
+
+/// Refuses a local LLM `name` this node does not have, naming the ones it has.
+pub fn local_llm(field: &str, name: &str, models: &dyn LocalModels) -> Checked<()> {
+    if models.has_llm(name) {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        field,
+        format!("{field}: there is no local model {name:?} here; the local models are {:?}", models.llm_names()),
+    ))
+}
+
+/// Refuses a spec whose LLM is a local model this node does not have.
+pub fn local_llm_of(field: &str, spec: &AgentSpec, models: &dyn LocalModels) -> Checked<()> {
+    match &spec.llm.provider {
+        model::LlmProvider::Local { model } => local_llm(field, model, models),
+        model::LlmProvider::OpenAiCompatible(_) => Ok(()),
+    }
+}
+
 /// Checks the text of `speak` and `think`.
 pub fn command_text(value: String) -> Checked<String> {
     text("text", value)

@@ -52,6 +52,8 @@ pub struct HttpConfig {
     pub playground: bool,
     /// The vendor dialects served beside the native API ([`dialects::NoDialects`] for none).
     pub dialects: Arc<dyn dialects::Dialects>,
+    /// The embedded models requests may name.
+    pub local_models: Arc<dyn fields::LocalModels>,
 }
 
 /// What every handler can reach; cheap to clone.
@@ -68,6 +70,7 @@ struct StateInner {
     rate_limiter: RateLimiter,
     brake: brake::AuthBrake,
     dialects: Arc<dyn dialects::Dialects>,
+    local_models: Arc<dyn fields::LocalModels>,
     metrics: Metrics,
     rtc: rtc::RtcEdge,
     playground: playground::Playground,
@@ -90,6 +93,7 @@ pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
             rate_limiter: RateLimiter::new(config.rate_limit),
             brake: brake::AuthBrake::new(config.brake),
             dialects: config.dialects.clone(),
+            local_models: config.local_models,
             rtc: config.rtc,
             playground: playground::Playground::new(config.playground),
         }),
@@ -149,6 +153,11 @@ impl AppState {
             Err(_) => self.inner.brake.failed(peer, credential),
         }
         result
+    }
+
+    /// The embedded models requests may name.
+    pub fn local_models(&self) -> &dyn fields::LocalModels {
+        self.inner.local_models.as_ref()
     }
 
     pub(crate) fn dialects(&self) -> &dyn dialects::Dialects {

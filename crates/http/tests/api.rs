@@ -615,3 +615,14 @@ async fn a_whip_join_naming_a_channel_refuses_a_token_for_another_channel() {
     let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("room-a"), "{body:?}");
 }
+
+/// A local model this node does not have is a 400 naming the ones it has, not a start that fails.
+#[tokio::test]
+async fn an_unknown_local_model_is_refused_naming_the_models_there_are() {
+    let api = api(Options::default()).await;
+    let body = json!({"name": "a", "channel": "c", "llm": {"vendor": "local", "model": "llama-70b"}}).to_string();
+    let reply = api.post("/v1/agents", &body).await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_field", Some("llm.model"));
+    let message = reply.json["error"]["message"].as_str().unwrap();
+    assert!(message.contains(colloquy_model::LlmProvider::DEFAULT_LOCAL_MODEL), "{message}");
+}

@@ -61,6 +61,7 @@ fn router(supervisor: &Supervisor) -> axum::Router {
             rtc: colloquy_http::rtc::RtcEdge::new(colloquy_rtc::token::TokenSigner::new(b"secret"), None),
             playground: false,
             dialects: std::sync::Arc::new(colloquy_http::dialects::NoDialects),
+            local_models: std::sync::Arc::new(colloquy_http::fields::ListedModels::default_llm()),
         },
     )
 }
@@ -234,6 +235,7 @@ fn two_app_router(supervisor: &Supervisor) -> axum::Router {
             rtc: colloquy_http::rtc::RtcEdge::new(colloquy_rtc::token::TokenSigner::new(b"secret"), None),
             playground: false,
             dialects: std::sync::Arc::new(colloquy_http::dialects::NoDialects),
+            local_models: std::sync::Arc::new(colloquy_http::fields::ListedModels::default_llm()),
         },
     )
 }

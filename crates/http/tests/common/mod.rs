@@ -130,6 +130,7 @@ pub async fn api(options: Options) -> Api {
             ),
             playground: options.playground,
             dialects: options.dialects,
+            local_models: std::sync::Arc::new(colloquy_http::fields::ListedModels::default_llm()),
         },
     );
     Api { router, supervisor, store, media, _dir: dir }

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use colloquy_http::fields::{EndpointFields, Warnings, prompt_length, prompt_role, short_text, text, u32_in_range};
+use colloquy_http::fields::{
+    EndpointFields, LocalModels, Warnings, local_llm, prompt_length, prompt_role, short_text, text, u32_in_range,
+};
 use serde_json::Value;
 
 use colloquy_http::error::{ApiError, ErrorCode};
@@ -101,14 +103,16 @@ fn refuse_llm_features(llm: &wire::Llm, w: &mut Warnings) -> Checked<()> {
 
 /// `llm.vendor` and `llm.url`: the embedded model (`local`, or a `local://MODEL` URL) or an
 /// OpenAI-compatible endpoint.
-fn llm_provider(llm: &wire::Llm, model: Option<String>, w: &mut Warnings) -> Checked<model::LlmProvider> {
+fn llm_provider(
+    llm: &wire::Llm,
+    model: Option<String>,
+    w: &mut Warnings,
+    models: &dyn LocalModels,
+) -> Checked<model::LlmProvider> {
     let vendor = llm.vendor.as_deref().unwrap_or("openai");
     let is_local = vendor == "local" || llm.url.as_deref().is_none_or(|url| url.starts_with("local://"));
     if is_local {
-        let from_url = llm.url.as_deref().and_then(|url| url.strip_prefix("local://")).filter(|m| !m.is_empty());
-        let model =
-            from_url.map(str::to_owned).or(model).unwrap_or_else(|| model::LlmProvider::DEFAULT_LOCAL_MODEL.to_owned());
-        Ok(model::LlmProvider::Local { model: short_text("llm.params.model", model, 4096)? })
+        local_provider(llm, model, w, models)
     } else {
         match vendor {
             "openai" | "azure" | "xai" => {}
@@ -138,6 +142,35 @@ fn llm_provider(llm: &wire::Llm, model: Option<String>, w: &mut Warnings) -> Che
         }
         Ok(model::LlmProvider::OpenAiCompatible(endpoint))
     }
+}
+
+/// The embedded LLM: `local://NAME` names a model this node must have (400 naming those it has);
+/// `params.model`, which Agora's SDK builders always send, is used when it names one and
+/// otherwise gives way to the default model, with a warning.
+fn local_provider(
+    llm: &wire::Llm,
+    model: Option<String>,
+    w: &mut Warnings,
+    models: &dyn LocalModels,
+) -> Checked<model::LlmProvider> {
+    let default = model::LlmProvider::DEFAULT_LOCAL_MODEL;
+    let from_url = llm.url.as_deref().and_then(|url| url.strip_prefix("local://")).filter(|m| !m.is_empty());
+    let model = match (from_url, model) {
+        (Some(name), _) => {
+            local_llm("llm.url", name, models)?;
+            name.to_owned()
+        }
+        (None, Some(name)) if models.has_llm(&name) => name,
+        (None, Some(name)) => {
+            w.ignored(
+                "llm.params.model",
+                format!("{name:?} is not a local model here; the default local model {default} answers"),
+            );
+            default.to_owned()
+        }
+        (None, None) => default.to_owned(),
+    };
+    Ok(model::LlmProvider::Local { model: short_text("llm.params.model", model, 4096)? })
 }
 
 /// Agora's `llm.url` is the whole chat-completions URL, query included (Azure OpenAI's
@@ -189,11 +222,16 @@ fn greeting(
     }))
 }
 
-pub(super) fn llm(spec: &mut AgentSpec, llm: wire::Llm, w: &mut Warnings) -> Checked<BTreeMap<String, String>> {
+pub(super) fn llm(
+    spec: &mut AgentSpec,
+    llm: wire::Llm,
+    w: &mut Warnings,
+    models: &dyn LocalModels,
+) -> Checked<BTreeMap<String, String>> {
     let vars = llm.template_variables.clone().unwrap_or_default();
     refuse_llm_features(&llm, w)?;
     let model = model_name(llm.params.as_ref())?;
-    spec.llm.provider = llm_provider(&llm, model, w)?;
+    spec.llm.provider = llm_provider(&llm, model, w, models)?;
     if let Some(messages) = llm.system_messages {
         spec.llm.system_messages = prompt_messages("llm.system_messages", messages, &vars)?;
     }

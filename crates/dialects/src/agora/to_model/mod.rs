@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::wire;
 use colloquy_http::error::{ApiError, ErrorCode};
-use colloquy_http::fields::{Warnings, finite, name, text, u32_in_range};
+use colloquy_http::fields::{LocalModels, Warnings, finite, name, text, u32_in_range};
 use llm::{llm, llm_params, prompt_messages};
 use speech::{asr, tts};
 use turn_taking::turn_taking;
@@ -272,6 +272,7 @@ pub fn spec_from_join(
     request: wire::JoinRequest,
     callbacks: Option<model::Callbacks>,
     unknown: Vec<String>,
+    models: &dyn LocalModels,
 ) -> Checked<AgentSpec> {
     let mut warnings = Warnings::default();
     for key in unknown {
@@ -300,7 +301,7 @@ pub fn spec_from_join(
     let mut in_properties = Warnings::default();
     let w = &mut in_properties;
     let vars = match p.llm {
-        Some(l) => llm(&mut spec, l, w).map_err(|e| prefix(e, "properties."))?,
+        Some(l) => llm(&mut spec, l, w, models).map_err(|e| prefix(e, "properties."))?,
         None => BTreeMap::new(),
     };
     if let Some(a) = p.asr {
@@ -426,7 +427,7 @@ mod tests {
 
     fn join(body: &str) -> Checked<AgentSpec> {
         let request: wire::JoinRequest = colloquy_http::extract::parse_json(body.as_bytes())?;
-        spec_from_join(request, None, Vec::new())
+        spec_from_join(request, None, Vec::new(), &colloquy_http::fields::ListedModels::default_llm())
     }
 
     #[test]
