@@ -65,17 +65,7 @@ async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes
             ));
         }
     }
-    Bytes::from_request(request, state).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-                format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-            )
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidJson, rejection.body_text())
-        }
-    })
+    RawBody::from_request(request, state).await.map(|RawBody(bytes)| bytes)
 }
 
 /// Answers 414 to a URI over [`MAX_URI_BYTES`], and 413 at once to a request whose

@@ -4,6 +4,10 @@
 //! which reaches only the agents of the token's RTC channel and uid ([`Scope`]). Every attempt runs
 //! under the brute-force brake, and a caller's requests under its app's rate limit.
 
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use colloquy_http::AppState;
@@ -99,4 +103,46 @@ fn authenticate(state: &AppState, appid: &str, headers: &HeaderMap) -> AgoraResu
         ));
     };
     Ok(Caller { app, scope })
+}
+
+/// A call authorized for the path's `{appid}`: the server's state and the caller.
+pub(crate) struct Call {
+    pub(crate) state: AppState,
+    pub(crate) caller: Caller,
+}
+
+/// A call about the agent of the path's `{agent_id}`.
+pub(crate) struct AgentCall {
+    pub(crate) state: AppState,
+    pub(crate) caller: Caller,
+    pub(crate) id: AgentId,
+}
+
+impl FromRequestParts<AppState> for Call {
+    type Rejection = AgoraError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AgoraResult<Call> {
+        let params = path_params(parts, state).await?;
+        let appid = params.get("appid").map(String::as_str).unwrap_or_default();
+        let caller = authorize(state, Peer::of(parts), appid, &parts.headers)?;
+        Ok(Call { state: state.clone(), caller })
+    }
+}
+
+impl FromRequestParts<AppState> for AgentCall {
+    type Rejection = AgoraError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AgoraResult<AgentCall> {
+        let mut params = path_params(parts, state).await?;
+        let Call { state, caller } = Call::from_request_parts(parts, &state.clone()).await?;
+        let id = AgentId::from_string(params.remove("agent_id").unwrap_or_default());
+        Ok(AgentCall { state, caller, id })
+    }
+}
+
+async fn path_params(parts: &mut Parts, state: &AppState) -> AgoraResult<HashMap<String, String>> {
+    let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| AgoraError::invalid(format!("the path: {e}")))?;
+    Ok(params)
 }

@@ -1,29 +1,22 @@
 //! `POST /join`: start an agent in a channel (`properties` into an `AgentSpec`, see `to_model.rs`);
 //! answers `{agent_id, create_ts, status}`. A token caller may start agents in its own channel only.
 
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use colloquy_http::AppState;
-use colloquy_http::brake::Peer;
 use colloquy_http::extract::RawBody;
 use colloquy_supervisor::SupervisorError;
 use serde_json::Value;
 
 use super::parse;
-use crate::agora::auth::{Caller, authorize};
+use crate::agora::auth::{Call, Caller};
 use crate::agora::errors::{AgoraError, AgoraResult};
 use crate::agora::from_model::agent_info;
 use crate::agora::{to_model, wire};
 
 pub(crate) async fn handle(
-    State(state): State<AppState>,
-    Path(appid): Path<String>,
-    peer: Peer,
-    headers: HeaderMap,
+    Call { state, caller }: Call,
     RawBody(body): RawBody,
 ) -> AgoraResult<axum::Json<wire::AgentInfo>> {
-    let Caller { app, scope } = authorize(&state, peer, &appid, &headers)?;
+    let Caller { app, scope } = caller;
     let unknown = serde_json::from_slice::<Value>(&body).map(|v| to_model::unknown_properties(&v)).unwrap_or_default();
     let request: wire::JoinRequest = parse(&body)?;
     let spec = to_model::spec_from_join(request, app.callbacks(), unknown, state.local_models())?;

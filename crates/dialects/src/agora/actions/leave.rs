@@ -1,23 +1,10 @@
 //! `POST /agents/{agent_id}/leave`: stop an agent, answered `{}`; 404 for one that already
 //! exited, as at Agora.
 
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use colloquy_http::AppState;
-use colloquy_http::brake::Peer;
-use colloquy_model::AgentId;
-
-use crate::agora::auth::authorize;
+use crate::agora::auth::AgentCall;
 use crate::agora::errors::{AgoraError, AgoraResult};
 
-pub(crate) async fn handle(
-    State(state): State<AppState>,
-    Path((appid, agent_id)): Path<(String, String)>,
-    peer: Peer,
-    headers: HeaderMap,
-) -> AgoraResult<axum::Json<serde_json::Value>> {
-    let caller = authorize(&state, peer, &appid, &headers)?;
-    let id = AgentId::from_string(agent_id);
+pub(crate) async fn handle(AgentCall { state, caller, id }: AgentCall) -> AgoraResult<axum::Json<serde_json::Value>> {
     let current = caller.agent(&state, &id).await?;
     // Agora answers 404 for an agent that already exited.
     if current.state.status().is_terminal() {

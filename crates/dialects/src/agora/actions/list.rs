@@ -1,15 +1,12 @@
 //! `GET /agents`: the app's agents, newest first, filtered by channel, state and creation time,
 //! paged by an opaque cursor. A token caller lists its own channel (and uid) only.
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
-use colloquy_http::AppState;
-use colloquy_http::brake::Peer;
+use axum::extract::RawQuery;
 use colloquy_model::{AgentRecord, AgentStatus, ChannelName, Uid, UnixMillis};
 use colloquy_store::{AgentFilter, ListCursor};
 
 use super::parse_query;
-use crate::agora::auth::{Caller, Scope, authorize};
+use crate::agora::auth::{Call, Caller, Scope};
 use crate::agora::errors::{AgoraError, AgoraResult};
 use crate::agora::from_model::{secs, status_name};
 use crate::agora::{now_secs, wire};
@@ -43,13 +40,10 @@ fn parse_states(states: &str) -> AgoraResult<Vec<AgentStatus>> {
 }
 
 pub(crate) async fn handle(
-    State(state): State<AppState>,
-    Path(appid): Path<String>,
-    peer: Peer,
-    headers: HeaderMap,
+    Call { state, caller }: Call,
     RawQuery(raw): RawQuery,
 ) -> AgoraResult<axum::Json<wire::ListResponse>> {
-    let Caller { app, scope } = authorize(&state, peer, &appid, &headers)?;
+    let Caller { app, scope } = caller;
     let q: wire::ListQuery = parse_query(raw.as_deref())?;
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {

@@ -42,10 +42,9 @@ pub(crate) fn parse_query<T: serde::de::DeserializeOwned + Default>(query: Optio
 pub(crate) async fn command(
     state: &AppState,
     caller: &Caller,
-    agent_id: String,
+    id: AgentId,
     command: AgentCommand,
 ) -> AgoraResult<wire::CommandResponse> {
-    let id = AgentId::from_string(agent_id);
     let record = caller.agent(state, &id).await?;
     state.supervisor().command(&caller.app.id, &id, command).await?;
     Ok(wire::CommandResponse {

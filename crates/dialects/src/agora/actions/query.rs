@@ -1,24 +1,14 @@
 //! `GET /agents/{agent_id}`: an agent's state, times and, once it ended, why.
 
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use colloquy_http::AppState;
-use colloquy_http::brake::Peer;
-use colloquy_model::{AgentId, AgentStatus};
+use colloquy_model::AgentStatus;
 
-use crate::agora::auth::authorize;
+use crate::agora::auth::AgentCall;
 use crate::agora::errors::AgoraResult;
 use crate::agora::from_model::{exit_reason, secs, status_name};
 use crate::agora::wire;
 
-pub(crate) async fn handle(
-    State(state): State<AppState>,
-    Path((appid, agent_id)): Path<(String, String)>,
-    peer: Peer,
-    headers: HeaderMap,
-) -> AgoraResult<axum::Json<wire::QueryResponse>> {
-    let caller = authorize(&state, peer, &appid, &headers)?;
-    let record = caller.agent(&state, &AgentId::from_string(agent_id)).await?;
+pub(crate) async fn handle(AgentCall { state, caller, id }: AgentCall) -> AgoraResult<axum::Json<wire::QueryResponse>> {
+    let record = caller.agent(&state, &id).await?;
     let message = match record.state.reason() {
         Some(reason) if record.state.status() == AgentStatus::Failed => {
             format!("agent exits with reason: {}", exit_reason(reason))

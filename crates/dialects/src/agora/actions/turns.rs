@@ -1,14 +1,10 @@
 //! `GET /agents/{agent_id}/turns`: the agent's turns with their latencies, paged by `page_index`
 //! and `page_size`.
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
-use colloquy_http::AppState;
-use colloquy_http::brake::Peer;
-use colloquy_model::AgentId;
+use axum::extract::RawQuery;
 
 use super::parse_query;
-use crate::agora::auth::authorize;
+use crate::agora::auth::AgentCall;
 use crate::agora::errors::{AgoraError, AgoraResult};
 use crate::agora::from_model::turn_json;
 use crate::agora::wire;
@@ -17,13 +13,9 @@ const DEFAULT_PAGE_SIZE: u32 = 50;
 const MAX_PAGE_SIZE: u32 = 200;
 
 pub(crate) async fn handle(
-    State(state): State<AppState>,
-    Path((appid, agent_id)): Path<(String, String)>,
-    peer: Peer,
-    headers: HeaderMap,
+    AgentCall { state, caller, id }: AgentCall,
     RawQuery(raw): RawQuery,
 ) -> AgoraResult<axum::Json<wire::TurnsResponse>> {
-    let caller = authorize(&state, peer, &appid, &headers)?;
     let q: wire::TurnsQuery = parse_query(raw.as_deref())?;
     let page_index = q.page_index.unwrap_or(1);
     let page_size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
@@ -33,7 +25,6 @@ pub(crate) async fn handle(
     if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
         return Err(AgoraError::invalid(format!("page_size is {page_size}; it must be between 1 and {MAX_PAGE_SIZE}")));
     }
-    let id = AgentId::from_string(agent_id);
     let record = caller.agent(&state, &id).await?;
     let all = state.supervisor().turns(&caller.app.id, &id).await?;
     let total = all.len();

@@ -1,30 +1,20 @@
 //! `POST /agents/{agent_id}/update`: a new token, LLM system messages or params for a running
 //! agent; answers the agent info.
 
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use colloquy_http::AppState;
-use colloquy_http::brake::Peer;
 use colloquy_http::extract::RawBody;
-use colloquy_model::AgentId;
 
 use super::parse;
-use crate::agora::auth::authorize;
+use crate::agora::auth::AgentCall;
 use crate::agora::errors::{AgoraError, AgoraResult};
 use crate::agora::from_model::agent_info;
 use crate::agora::{to_model, wire};
 
 pub(crate) async fn handle(
-    State(state): State<AppState>,
-    Path((appid, agent_id)): Path<(String, String)>,
-    peer: Peer,
-    headers: HeaderMap,
+    AgentCall { state, caller, id }: AgentCall,
     RawBody(body): RawBody,
 ) -> AgoraResult<axum::Json<wire::AgentInfo>> {
-    let caller = authorize(&state, peer, &appid, &headers)?;
     let request: wire::UpdateRequest = parse(&body)?;
     let update = to_model::update_from_request(request)?;
-    let id = AgentId::from_string(agent_id);
     let record = caller.agent(&state, &id).await?;
     let record = if update.is_empty() {
         // Only a new token: the in-process agent needs none; check that it still runs.
