@@ -2,18 +2,18 @@
 //! &SignatureVersion=2.0&Signature=…` with a JSON body, answered with `{Code, Message, RequestId,
 //! Data}` and HTTP 200. See `docs/dialects/zego.md` for the actions, fields and choices.
 
+mod auth;
+pub mod errors;
 pub mod instances;
+mod routes;
 pub mod signature;
 pub mod webhooks;
 pub mod wire;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
+use axum::response::Response;
 use colloquy_model as model;
 use colloquy_model::{
     AgentCommand, AgentEvent, AgentId, AgentName, AgentSpec, AgentStatus, AppId, ChannelName, ConversationState,
@@ -22,15 +22,15 @@ use colloquy_model::{
 };
 use colloquy_store::{OutgoingWebhook, Store};
 use colloquy_supervisor::SupervisorError;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use super::RawRequest;
 use colloquy_http::AppState;
 use colloquy_http::apps::App;
-use colloquy_http::error::{ApiError, ErrorCode};
+use colloquy_http::error::ApiError;
 use colloquy_http::fields;
+use errors::{ZegoError, ZegoResult, codes};
 
 /// The templates' dialect key in the records.
 const TEMPLATES: &str = "zego";
@@ -49,139 +49,6 @@ pub const MAX_WINDOW_SIZE: u32 = 100;
 /// The most `MessageHistory.Messages`.
 pub const MAX_HISTORY_MESSAGES: usize = 100;
 
-/// ZEGO's return codes. The `1000000xx` ones are ZEGO's documented common codes; of the business
-/// codes, `410000001/3/4` and `410001008` are documented, the others are this server's choice.
-pub mod codes {
-    pub const SUCCESS: u64 = 0;
-    pub const APP_ID_FORMAT: u64 = 100_000_001;
-    pub const TIMESTAMP_EMPTY: u64 = 100_000_002;
-    pub const TIMESTAMP_FORMAT: u64 = 100_000_003;
-    pub const SIGNATURE_EXPIRED: u64 = 100_000_004;
-    pub const SIGNATURE_ERROR: u64 = 100_000_005;
-    pub const ACTION_EMPTY: u64 = 100_000_006;
-    pub const ACTION_UNSUPPORTED: u64 = 100_000_007;
-    pub const NONCE_EMPTY: u64 = 100_000_008;
-    pub const SIGNATURE_EMPTY: u64 = 100_000_009;
-    pub const NO_SERVER_SECRET: u64 = 100_000_010;
-    pub const SIGNATURE_VERSION_EMPTY: u64 = 100_000_013;
-    pub const SIGNATURE_VERSION_UNSUPPORTED: u64 = 100_000_014;
-    pub const SYSTEM_ERROR: u64 = 410_000_001;
-    pub const INVALID_PARAMETER: u64 = 410_000_003;
-    pub const JSON_PARSE_FAILED: u64 = 410_000_004;
-    /// Our choice: too many requests per second.
-    pub const RATE_LIMITED: u64 = 410_000_006;
-    /// Seen in ZEGO's samples: the AgentId is already registered.
-    pub const AGENT_EXISTS: u64 = 410_001_008;
-    /// Our choice: no agent is registered with this AgentId.
-    pub const AGENT_NOT_FOUND: u64 = 410_001_009;
-    /// Our choice: no live instance with this AgentInstanceId.
-    pub const INSTANCE_NOT_FOUND: u64 = 410_001_010;
-    /// Our choice: the app has its maximum of live instances (or the node is full).
-    pub const INSTANCE_LIMIT: u64 = 410_001_011;
-    /// Our choice: an instance with this AgentUserId is already in the room.
-    pub const INSTANCE_DUPLICATE: u64 = 410_001_012;
-    /// Our choice: the instance is starting or stopping, or has no media session.
-    pub const INSTANCE_NOT_READY: u64 = 410_001_013;
-}
-
-/// A refusal in ZEGO's envelope.
-#[derive(Debug)]
-pub struct ZegoError {
-    pub code: u64,
-    pub message: String,
-    /// Seconds, for `Retry-After` on throttling answers.
-    pub retry_after_secs: Option<u64>,
-}
-
-impl ZegoError {
-    fn new(code: u64, message: impl Into<String>) -> ZegoError {
-        ZegoError { code, message: message.into(), retry_after_secs: None }
-    }
-
-    fn param(message: impl Into<String>) -> ZegoError {
-        ZegoError::new(codes::INVALID_PARAMETER, message)
-    }
-}
-
-impl From<ApiError> for ZegoError {
-    fn from(e: ApiError) -> ZegoError {
-        let code = match e.code {
-            ErrorCode::InvalidJson => codes::JSON_PARSE_FAILED,
-            ErrorCode::RateLimited => codes::RATE_LIMITED,
-            ErrorCode::Internal => codes::SYSTEM_ERROR,
-            _ => codes::INVALID_PARAMETER,
-        };
-        let message = match &e.field {
-            Some(field) if !e.message.contains(field.as_str()) => format!("{field}: {}", e.message),
-            _ => e.message,
-        };
-        ZegoError { code, message, retry_after_secs: e.retry_after_secs }
-    }
-}
-
-impl From<SupervisorError> for ZegoError {
-    fn from(e: SupervisorError) -> ZegoError {
-        let message = e.to_string();
-        match e {
-            SupervisorError::NotFound => ZegoError::new(codes::INSTANCE_NOT_FOUND, "agent instance not found"),
-            SupervisorError::NameTaken(_) => ZegoError::new(
-                codes::INSTANCE_DUPLICATE,
-                "an agent instance with this RTC.AgentUserId is already in the room",
-            ),
-            SupervisorError::AgentLimit { .. } => ZegoError::new(codes::INSTANCE_LIMIT, message),
-            SupervisorError::NotRunning(status) if status.is_terminal() => {
-                ZegoError::new(codes::INSTANCE_NOT_FOUND, "agent instance not found: it was deleted")
-            }
-            SupervisorError::NotRunning(_) | SupervisorError::NoMediaSession => {
-                ZegoError::new(codes::INSTANCE_NOT_READY, message)
-            }
-            SupervisorError::ShuttingDown | SupervisorError::StartFailed(_) | SupervisorError::NotRecorded(_) => {
-                ZegoError::new(codes::SYSTEM_ERROR, message)
-            }
-            SupervisorError::Store(colloquy_store::StoreError::Database(e)) => {
-                tracing::error!(error = %e, "records failed");
-                ZegoError::new(codes::SYSTEM_ERROR, format!("the records could not be written ({e}); nothing was done"))
-            }
-            SupervisorError::Store(e) => {
-                tracing::error!(error = %e, "records failed");
-                ZegoError::new(codes::SYSTEM_ERROR, "the records could not be read or written")
-            }
-        }
-    }
-}
-
-impl From<colloquy_store::StoreError> for ZegoError {
-    fn from(e: colloquy_store::StoreError) -> ZegoError {
-        ZegoError::from(SupervisorError::Store(e))
-    }
-}
-
-type ZegoResult<T> = Result<T, ZegoError>;
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct Envelope {
-    code: u64,
-    message: String,
-    request_id: String,
-    data: Value,
-}
-
-fn envelope(result: ZegoResult<Value>) -> Response {
-    let request_id = uuid::Uuid::now_v7().simple().to_string();
-    let (body, retry_after) = match result {
-        Ok(data) => (Envelope { code: codes::SUCCESS, message: "success".to_owned(), request_id, data }, None),
-        Err(e) => (Envelope { code: e.code, message: e.message, request_id, data: json!({}) }, e.retry_after_secs),
-    };
-    // ZEGO answers every request with HTTP 200; `Code` says how it went, and a throttled request
-    // also says when to come back.
-    let mut response = Json(body).into_response();
-    if let Some(secs) = retry_after {
-        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
-    }
-    response
-}
-
 /// ZEGO's dialect, with what it keeps between requests: the instance limit under racing creates,
 /// and each instance's callback `Sequence`.
 #[derive(Debug, Default)]
@@ -194,100 +61,18 @@ impl Zego {
     /// `POST /zego?Action=…` and `POST /zego/?Action=…` (`POST /?Action=…` is shared with
     /// Alibaba's OpenAPI, and routed by the crate).
     pub fn routes(self: &Arc<Zego>) -> Router<AppState> {
-        let zego = Arc::clone(self);
-        let action = post(move |State(state): State<AppState>, request: RawRequest| async move {
-            zego.action(state, request).await
-        });
-        Router::new().route("/zego", action.clone()).route("/zego/", action)
+        routes::router(Arc::clone(self))
     }
 
     /// The entry point for every action.
     pub async fn action(&self, state: AppState, request: RawRequest) -> Response {
-        envelope(handle(self, &state, &request).await)
+        routes::action(self, &state, &request).await
     }
 
     /// The callbacks of `event`.
     pub async fn webhooks(&self, event: &AgentEvent, store: &Store) -> Vec<OutgoingWebhook> {
         webhooks::format(event, store, &self.sequences).await
     }
-}
-
-async fn handle(zego: &Zego, state: &AppState, request: &RawRequest) -> ZegoResult<Value> {
-    let app_id = form_urlencoded::parse(request.query.as_deref().unwrap_or("").as_bytes())
-        .find_map(|(key, value)| (key == "AppId").then(|| value.into_owned()))
-        .unwrap_or_default();
-    let (app, action, nonce) =
-        state.braked(request.peer, &format!("zego:{app_id}"), || authenticate(state, request))?;
-    state.rate_limit(&app.key)?;
-    // The signature covers neither the Action nor the body: a signed URL must not be usable twice.
-    let now = colloquy_supervisor::now();
-    let keep_until = colloquy_model::UnixMillis(now.0 + 2 * TIMESTAMP_TOLERANCE_SECS * 1000);
-    let scope = format!("zego:{}", app.id);
-    if !state.supervisor().store().use_nonce(&scope, &nonce, now, keep_until).await? {
-        return Err(ZegoError::new(
-            codes::SIGNATURE_ERROR,
-            "signature error: this SignatureNonce was already used; sign every request with a fresh nonce",
-        ));
-    }
-    let body = &request.body;
-    let app_id = &app.id;
-    match action.as_str() {
-        "RegisterAgent" => register_agent(state, app_id, parse(body)?).await,
-        "UnregisterAgent" => unregister_agent(state, app_id, parse(body)?).await,
-        "UpdateAgent" => update_agent(state, app_id, parse(body)?).await,
-        "ListAgents" => list_agents(state, app_id, parse(body)?).await,
-        "QueryAgents" => query_agents(state, app_id, parse(body)?).await,
-        "CreateAgentInstance" => create_instance(zego, state, app, parse(body)?).await,
-        "DeleteAgentInstance" => delete_instance(state, app_id, parse(body)?).await,
-        "UpdateAgentInstance" => update_instance(state, app_id, parse(body)?).await,
-        "QueryAgentInstanceStatus" => query_status(state, app_id, parse(body)?).await,
-        "SendAgentInstanceTTS" => send_tts(state, app_id, parse(body)?).await,
-        "SendAgentInstanceLLM" => send_llm(state, app_id, parse(body)?).await,
-        "InterruptAgentInstance" => interrupt(state, app_id, parse(body)?).await,
-        "GetAgentInstanceMsgList" => msg_list(state, app_id, parse(body)?).await,
-        "ResetAgentInstanceMsgList" => reset_msg_list(state, app_id, parse(body)?).await,
-        other => Err(ZegoError::new(codes::ACTION_UNSUPPORTED, format!("unsupported Action {other:?}"))),
-    }
-}
-
-/// Checks the common parameters and the signature; answers the app, the action and the nonce.
-fn authenticate<'a>(state: &'a AppState, request: &RawRequest) -> ZegoResult<(&'a App, String, String)> {
-    let mut params: HashMap<String, String> = HashMap::new();
-    for (key, value) in form_urlencoded::parse(request.query.as_deref().unwrap_or("").as_bytes()) {
-        params.entry(key.into_owned()).or_insert_with(|| value.into_owned());
-    }
-    let get = |name: &str| params.get(name).map(String::as_str).filter(|v| !v.is_empty());
-    let app_id = get("AppId").ok_or_else(|| ZegoError::new(codes::APP_ID_FORMAT, "AppId is empty"))?;
-    let action = get("Action").ok_or_else(|| ZegoError::new(codes::ACTION_EMPTY, "Action is empty"))?;
-    let nonce = get("SignatureNonce").ok_or_else(|| ZegoError::new(codes::NONCE_EMPTY, "SignatureNonce is empty"))?;
-    let timestamp = get("Timestamp").ok_or_else(|| ZegoError::new(codes::TIMESTAMP_EMPTY, "Timestamp is empty"))?;
-    let signature = get("Signature").ok_or_else(|| ZegoError::new(codes::SIGNATURE_EMPTY, "Signature is empty"))?;
-    let version = get("SignatureVersion")
-        .ok_or_else(|| ZegoError::new(codes::SIGNATURE_VERSION_EMPTY, "SignatureVersion is empty"))?;
-    if version != "2.0" {
-        return Err(ZegoError::new(codes::SIGNATURE_VERSION_UNSUPPORTED, "SignatureVersion only supports 2.0"));
-    }
-    let seconds: i64 = timestamp
-        .parse()
-        .map_err(|_| ZegoError::new(codes::TIMESTAMP_FORMAT, "Timestamp must be a Unix timestamp in seconds"))?;
-    let app = state.apps().by_id(app_id).ok_or_else(|| {
-        if app_id.bytes().all(|b| b.is_ascii_digit()) {
-            ZegoError::new(codes::NO_SERVER_SECRET, "failed to get ServerSecret: unknown AppId")
-        } else {
-            ZegoError::new(codes::APP_ID_FORMAT, "AppId must be a number")
-        }
-    })?;
-    let now_secs = colloquy_supervisor::now().0 / 1000;
-    if (now_secs - seconds).abs() > TIMESTAMP_TOLERANCE_SECS {
-        return Err(ZegoError::new(
-            codes::SIGNATURE_EXPIRED,
-            "signature expired: Timestamp is more than 10 minutes from the server's time",
-        ));
-    }
-    if !signature::request_signature_matches(signature, app_id, nonce, app.secret.expose(), timestamp) {
-        return Err(ZegoError::new(codes::SIGNATURE_ERROR, "signature error"));
-    }
-    Ok((app, action.to_owned(), nonce.to_owned()))
 }
 
 /// Parses a body; an empty body counts as `{}`.
