@@ -11,6 +11,7 @@ use colloquy_http::AppState;
 use serde_json::Value;
 
 use super::errors::{ZegoError, ZegoResult, codes, envelope};
+use super::fields::parse;
 use super::{Zego, auth};
 use crate::RawRequest;
 
@@ -37,20 +38,20 @@ async fn handle(zego: &Zego, state: &AppState, request: &RawRequest) -> ZegoResu
     let body = &request.body;
     let app_id = &app.id;
     match action.as_str() {
-        "RegisterAgent" => super::register_agent(state, app_id, super::parse(body)?).await,
-        "UnregisterAgent" => super::unregister_agent(state, app_id, super::parse(body)?).await,
-        "UpdateAgent" => super::update_agent(state, app_id, super::parse(body)?).await,
-        "ListAgents" => super::list_agents(state, app_id, super::parse(body)?).await,
-        "QueryAgents" => super::query_agents(state, app_id, super::parse(body)?).await,
-        "CreateAgentInstance" => super::create_instance(zego, state, app, super::parse(body)?).await,
-        "DeleteAgentInstance" => super::delete_instance(state, app_id, super::parse(body)?).await,
-        "UpdateAgentInstance" => super::update_instance(state, app_id, super::parse(body)?).await,
-        "QueryAgentInstanceStatus" => super::query_status(state, app_id, super::parse(body)?).await,
-        "SendAgentInstanceTTS" => super::send_tts(state, app_id, super::parse(body)?).await,
-        "SendAgentInstanceLLM" => super::send_llm(state, app_id, super::parse(body)?).await,
-        "InterruptAgentInstance" => super::interrupt(state, app_id, super::parse(body)?).await,
-        "GetAgentInstanceMsgList" => super::msg_list(state, app_id, super::parse(body)?).await,
-        "ResetAgentInstanceMsgList" => super::reset_msg_list(state, app_id, super::parse(body)?).await,
+        "RegisterAgent" => super::register_agent(state, app_id, parse(body)?).await,
+        "UnregisterAgent" => super::unregister_agent(state, app_id, parse(body)?).await,
+        "UpdateAgent" => super::update_agent(state, app_id, parse(body)?).await,
+        "ListAgents" => super::list_agents(state, app_id, parse(body)?).await,
+        "QueryAgents" => super::query_agents(state, app_id, parse(body)?).await,
+        "CreateAgentInstance" => super::create_instance(zego, state, app, parse(body)?).await,
+        "DeleteAgentInstance" => super::delete_instance(state, app_id, parse(body)?).await,
+        "UpdateAgentInstance" => super::update_instance(state, app_id, parse(body)?).await,
+        "QueryAgentInstanceStatus" => super::query_status(state, app_id, parse(body)?).await,
+        "SendAgentInstanceTTS" => super::send_tts(state, app_id, parse(body)?).await,
+        "SendAgentInstanceLLM" => super::send_llm(state, app_id, parse(body)?).await,
+        "InterruptAgentInstance" => super::interrupt(state, app_id, parse(body)?).await,
+        "GetAgentInstanceMsgList" => super::msg_list(state, app_id, parse(body)?).await,
+        "ResetAgentInstanceMsgList" => super::reset_msg_list(state, app_id, parse(body)?).await,
         other => Err(ZegoError::new(codes::ACTION_UNSUPPORTED, format!("unsupported Action {other:?}"))),
     }
 }
