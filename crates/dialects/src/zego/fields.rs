@@ -54,14 +54,14 @@ pub(crate) fn zego_id(field: &str, value: &str, max: usize, extra: &str) -> Zego
     Ok(())
 }
 
-/// `AgentInstanceId`: required, ZEGO's id characters and `-_`, at most 128 bytes.
+/// `AgentInstanceId`: required; letters, digits, `-` and `_`; at most 128 bytes.
 pub(crate) fn instance_id(value: Option<String>) -> ZegoResult<AgentId> {
     let id = required("AgentInstanceId", value)?;
     zego_id("AgentInstanceId", &id, 128, "-_")?;
     Ok(AgentId::from_string(id))
 }
 
-/// `AgentId` (a template's): required, ZEGO's id characters and `-_.`, at most 128 bytes.
+/// `AgentId` (a template's): required; letters, digits, `-`, `_` and `.`; at most 128 bytes.
 pub(crate) fn agent_id(value: Option<String>) -> ZegoResult<String> {
     let id = required("AgentId", value)?;
     zego_id("AgentId", &id, 128, "-_.")?;

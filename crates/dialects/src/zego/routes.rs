@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::errors::{ZegoError, ZegoResult, codes, envelope};
 use super::fields::parse;
-use super::{Zego, auth};
+use super::{Zego, actions, auth};
 use crate::RawRequest;
 
 /// `POST /zego?Action=…` and `POST /zego/?Action=…`.
@@ -38,20 +38,20 @@ async fn handle(zego: &Zego, state: &AppState, request: &RawRequest) -> ZegoResu
     let body = &request.body;
     let app_id = &app.id;
     match action.as_str() {
-        "RegisterAgent" => super::register_agent(state, app_id, parse(body)?).await,
-        "UnregisterAgent" => super::unregister_agent(state, app_id, parse(body)?).await,
-        "UpdateAgent" => super::update_agent(state, app_id, parse(body)?).await,
-        "ListAgents" => super::list_agents(state, app_id, parse(body)?).await,
-        "QueryAgents" => super::query_agents(state, app_id, parse(body)?).await,
-        "CreateAgentInstance" => super::create_instance(zego, state, app, parse(body)?).await,
-        "DeleteAgentInstance" => super::delete_instance(state, app_id, parse(body)?).await,
-        "UpdateAgentInstance" => super::update_instance(state, app_id, parse(body)?).await,
-        "QueryAgentInstanceStatus" => super::query_status(state, app_id, parse(body)?).await,
-        "SendAgentInstanceTTS" => super::send_tts(state, app_id, parse(body)?).await,
-        "SendAgentInstanceLLM" => super::send_llm(state, app_id, parse(body)?).await,
-        "InterruptAgentInstance" => super::interrupt(state, app_id, parse(body)?).await,
-        "GetAgentInstanceMsgList" => super::msg_list(state, app_id, parse(body)?).await,
-        "ResetAgentInstanceMsgList" => super::reset_msg_list(state, app_id, parse(body)?).await,
+        "RegisterAgent" => actions::register_agent::run(state, app_id, parse(body)?).await,
+        "UnregisterAgent" => actions::unregister_agent::run(state, app_id, parse(body)?).await,
+        "UpdateAgent" => actions::update_agent::run(state, app_id, parse(body)?).await,
+        "ListAgents" => actions::list_agents::run(state, app_id, parse(body)?).await,
+        "QueryAgents" => actions::query_agents::run(state, app_id, parse(body)?).await,
+        "CreateAgentInstance" => actions::create_agent_instance::run(&zego.instances, state, app, parse(body)?).await,
+        "DeleteAgentInstance" => actions::delete_agent_instance::run(state, app_id, parse(body)?).await,
+        "UpdateAgentInstance" => actions::update_agent_instance::run(state, app_id, parse(body)?).await,
+        "QueryAgentInstanceStatus" => actions::query_agent_instance_status::run(state, app_id, parse(body)?).await,
+        "SendAgentInstanceTTS" => actions::send_agent_instance_tts::run(state, app_id, parse(body)?).await,
+        "SendAgentInstanceLLM" => actions::send_agent_instance_llm::run(state, app_id, parse(body)?).await,
+        "InterruptAgentInstance" => actions::interrupt_agent_instance::run(state, app_id, parse(body)?).await,
+        "GetAgentInstanceMsgList" => actions::get_agent_instance_msg_list::run(state, app_id, parse(body)?).await,
+        "ResetAgentInstanceMsgList" => actions::reset_agent_instance_msg_list::run(state, app_id, parse(body)?).await,
         other => Err(ZegoError::new(codes::ACTION_UNSUPPORTED, format!("unsupported Action {other:?}"))),
     }
 }

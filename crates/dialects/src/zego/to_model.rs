@@ -1,6 +1,6 @@
 //! ZEGO's shapes into the model: the `LLM`, `TTS` and `ASR` groups into an [`AgentSpec`], a
 //! template checked by applying it, `CreateAgentInstance`'s body into the spec of the instance,
-//! and `Priority` into a [`SpeakPriority`]. What this server cannot honour is accepted with a
+//! `UpdateAgentInstance`'s into a change of a running one, and `Priority` into a [`SpeakPriority`]. What this server cannot honour is accepted with a
 //! `tracing::warn!` where ignoring it is harmless, and refused where the caller relies on it;
 //! `docs/dialects/zego.md` lists which.
 
@@ -9,8 +9,9 @@ use colloquy_http::fields;
 use colloquy_model as model;
 use colloquy_model::{
     AgentName, AgentSpec, ChannelName, Dialect, IdleTimeout, LlmParams, LlmProvider, Origin, PromptMessage, PromptRole,
-    RemoteUids, SpeakPriority, Uid,
+    RemoteUids, SpeakPriority, SpecUpdate, Uid,
 };
+use serde_json::{Map, Value};
 
 use super::errors::{ZegoError, ZegoResult, codes};
 use super::fields::{agent_id, parse_group, required, zego_id};
@@ -69,7 +70,7 @@ fn apply_llm(spec: &mut AgentSpec, llm: &wire::LlmConfig) -> ZegoResult<()> {
 }
 
 /// `params` with the `LLM` group's `Temperature`, `TopP` and `Params.max_tokens`.
-pub(crate) fn llm_params(mut params: LlmParams, llm: &wire::LlmConfig) -> ZegoResult<LlmParams> {
+fn llm_params(mut params: LlmParams, llm: &wire::LlmConfig) -> ZegoResult<LlmParams> {
     if let Some(t) = llm.temperature {
         params.temperature = fields::finite("LLM.Temperature", t, LlmParams::TEMPERATURE_RANGE)?;
     }
@@ -91,7 +92,7 @@ pub(crate) fn llm_params(mut params: LlmParams, llm: &wire::LlmConfig) -> ZegoRe
 }
 
 /// Replaces the first system message (or puts one first).
-pub(crate) fn set_system_prompt(messages: &mut Vec<PromptMessage>, prompt: String) {
+fn set_system_prompt(messages: &mut Vec<PromptMessage>, prompt: String) {
     match messages.iter_mut().find(|m| m.role == PromptRole::System) {
         Some(message) => message.content = prompt,
         None => messages.insert(0, PromptMessage { role: PromptRole::System, content: prompt }),
@@ -99,7 +100,7 @@ pub(crate) fn set_system_prompt(messages: &mut Vec<PromptMessage>, prompt: Strin
 }
 
 /// The local voice named in `TTS.Params.voice`, when it is one.
-pub(crate) fn local_voice(tts: &wire::TtsConfig) -> Option<String> {
+fn local_voice(tts: &wire::TtsConfig) -> Option<String> {
     let voice = tts.params.as_ref()?.get("voice")?.as_str()?;
     fields::LOCAL_VOICES.contains(&voice).then(|| voice.to_owned())
 }
@@ -324,6 +325,57 @@ fn flag(field: &str, value: u8) -> ZegoResult<u8> {
         return Err(ZegoError::param(format!("{field} is {value}; it must be 0 or 1")));
     }
     Ok(value)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A running instance
+
+/// `UpdateAgentInstance`'s groups as a change to the running `spec`: only `LLM.SystemPrompt`,
+/// `LLM.Temperature`, `LLM.TopP`, `LLM.Params.max_tokens` and an embedded voice can change.
+pub(crate) fn running_update(
+    spec: &AgentSpec,
+    llm: Option<Map<String, Value>>,
+    tts: Option<Map<String, Value>>,
+    asr: Option<Map<String, Value>>,
+) -> ZegoResult<SpecUpdate> {
+    let mut update = SpecUpdate::default();
+    if let Some(llm) = llm {
+        let llm: wire::LlmConfig = parse_group("LLM", &llm)?;
+        for (field, set) in [
+            ("LLM.Url", llm.url.is_some()),
+            ("LLM.ApiKey", llm.api_key.is_some()),
+            ("LLM.Model", llm.model.is_some()),
+            ("LLM.Vendor", llm.vendor.is_some()),
+        ] {
+            if set {
+                return Err(ZegoError::param(format!(
+                    "{field} cannot change while the instance runs; only LLM.SystemPrompt, LLM.Temperature, LLM.TopP \
+                     and LLM.Params.max_tokens can"
+                )));
+            }
+        }
+        if let Some(prompt) = llm.system_prompt.clone() {
+            let prompt = fields::text("LLM.SystemPrompt", prompt)?;
+            let mut messages = spec.llm.system_messages.clone();
+            set_system_prompt(&mut messages, prompt);
+            update.system_messages = Some(messages);
+        }
+        let params = llm_params(spec.llm.params, &llm)?;
+        if params != spec.llm.params {
+            update.llm_params = Some(params);
+        }
+    }
+    if let Some(tts) = tts {
+        let tts: wire::TtsConfig = parse_group("TTS", &tts)?;
+        match local_voice(&tts) {
+            Some(voice) => update.voice = Some(voice),
+            None => tracing::warn!(field = "TTS", "only an embedded voice in TTS.Params.voice can be set; ignored"),
+        }
+    }
+    if asr.is_some() {
+        tracing::warn!(field = "ASR", "ASR settings cannot change while the instance runs; ignored");
+    }
+    Ok(update)
 }
 
 /// ZEGO's `Priority` and `SamePriorityOption` as our speak priority:
