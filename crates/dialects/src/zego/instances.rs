@@ -11,7 +11,8 @@ use std::sync::Mutex;
 use colloquy_model::{AgentName, AgentStatus, AppId, Dialect};
 use colloquy_store::AgentFilter;
 
-use super::{MAX_INSTANCES, ZegoError, ZegoResult, codes};
+use super::MAX_INSTANCES;
+use super::errors::{ZegoError, ZegoResult, codes};
 use colloquy_http::AppState;
 
 /// The creates under way, per app, by agent name.

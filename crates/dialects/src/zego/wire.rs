@@ -33,6 +33,21 @@ pub struct SavedTemplate {
     pub asr: Map<String, Value>,
 }
 
+impl SavedTemplate {
+    /// Overrides the groups' keys with those of the groups given (`UpdateAgent`, and a
+    /// `CreateAgentInstance`'s own groups over its template's).
+    pub fn merge_groups(
+        &mut self,
+        llm: Option<Map<String, Value>>,
+        tts: Option<Map<String, Value>>,
+        asr: Option<Map<String, Value>>,
+    ) {
+        for (base, over) in [(&mut self.llm, llm), (&mut self.tts, tts), (&mut self.asr, asr)] {
+            base.extend(over.into_iter().flatten());
+        }
+    }
+}
+
 /// `UnregisterAgent`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
