@@ -10,71 +10,24 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use super::{Failure, Launch, OriginData, VOICE_CHAT, config, token};
+use super::errors::{Failure, app_server_response};
+use super::to_model::{self, Launch};
+use super::wire::{Body, OriginData, Text};
+use super::{VOICE_CHAT, from_model, token};
 use colloquy_http::AppState;
 use colloquy_http::apps::App;
 
 /// Default lifetime of a client's `rtc_auth_token`, seconds (the AUI server's 24 h).
-pub const DEFAULT_EXPIRE_SECS: i64 = 24 * 3600;
+pub(crate) const DEFAULT_EXPIRE_SECS: i64 = 24 * 3600;
 /// The longest lifetime accepted, seconds (7 days).
-pub const MAX_EXPIRE_SECS: i64 = 7 * 24 * 3600;
+pub(crate) const MAX_EXPIRE_SECS: i64 = 7 * 24 * 3600;
 
 /// `POST /api/v1/aiagent/{action}` and `POST /api/v2/aiagent/{action}`.
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/aiagent/{action}", post(handle)).route("/api/v2/aiagent/{action}", post(handle))
-}
-
-/// A JSON string field that some clients send as an object.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Text {
-    Text(String),
-    Json(Value),
-}
-
-impl Text {
-    fn into_string(self) -> String {
-        match self {
-            Text::Text(text) => text,
-            Text::Json(value) => value.to_string(),
-        }
-    }
-}
-
-/// Every field of every action; each action reads what it needs.
-#[derive(Debug, Default, Deserialize)]
-struct Body {
-    user_id: Option<String>,
-    ai_agent_id: Option<String>,
-    workflow_type: Option<String>,
-    template_config: Option<Text>,
-    agent_config: Option<Text>,
-    expire: Option<i64>,
-    user_data: Option<Text>,
-    region: Option<String>,
-    session_id: Option<String>,
-    chat_sync_config: Option<Value>,
-    ai_agent_instance_id: Option<String>,
-    channel_id: Option<String>,
-}
-
-fn error_response(failure: Failure) -> Response {
-    let error_code = if failure.status == StatusCode::NOT_FOUND && failure.code.contains("Instance") {
-        "AgentNotFound".to_owned()
-    } else {
-        failure.code
-    };
-    let body = json!({
-        "code": failure.status.as_u16(),
-        "message": failure.message,
-        "error_code": error_code,
-        "request_id": super::request_id(),
-    });
-    super::with_retry_after((failure.status, axum::Json(body)).into_response(), failure.retry_after_secs)
 }
 
 fn ok(mut body: Value) -> Response {
@@ -123,7 +76,7 @@ async fn handle(
 ) -> Response {
     match run(&state, peer, &action, &headers, &body).await {
         Ok(body) => ok(body),
-        Err(failure) => error_response(failure),
+        Err(failure) => app_server_response(failure),
     }
 }
 
@@ -168,27 +121,12 @@ async fn run(
         "describeAIAgentInstance" => {
             let id = required(body.ai_agent_instance_id.as_deref(), "ai_agent_instance_id")?;
             let record = super::instance(state, app, id).await?;
-            let data = OriginData::of(&record);
-            let runtime = json!({ "AgentUserId": data.agent_user_id, "ChannelId": data.channel_id });
-            Ok(json!({
-                "ai_agent_instance_id": record.id.as_str(),
-                "ai_agent_id": data.ai_agent_id,
-                "status": super::status_name(&record),
-                "call_log_url": "",
-                "runtime_config": runtime.to_string(),
-                "agent_config": data.agent_config.unwrap_or_default(),
-                "template_config": data.template_config.unwrap_or_default(),
-                "user_data": data.user_data.unwrap_or_default(),
-                "session_id": data.session_id.unwrap_or_default(),
-                "channel_id": data.channel_id,
-                "ai_agent_user_id": data.agent_user_id,
-                "workflow_type": data.workflow_type,
-            }))
+            Ok(from_model::app_server_instance_json(&record))
         }
         "getRtcAuthToken" => {
-            let user = super::uid_param("user_id", required(body.user_id.as_deref(), "user_id")?)?;
+            let user = to_model::uid_param("user_id", required(body.user_id.as_deref(), "user_id")?)?;
             let channel = body.channel_id.filter(|c| !c.is_empty()).unwrap_or_else(super::random_id);
-            let channel = super::channel_param("channel_id", &channel)?;
+            let channel = to_model::channel_param("channel_id", &channel)?;
             let expires_at = super::unix_now() + expire(body.expire)?;
             Ok(json!({
                 "rtc_auth_token": token::rtc_auth_token(app, channel.as_str(), user.as_str(), expires_at),
@@ -222,7 +160,7 @@ fn expire(expire: Option<i64>) -> Result<u64, Failure> {
 }
 
 /// Checks `workflow_type`: only `VoiceChat` runs here.
-pub fn workflow(field: &str, value: Option<&str>) -> Result<String, Failure> {
+pub(crate) fn workflow(field: &str, value: Option<&str>) -> Result<String, Failure> {
     match value.filter(|v| !v.is_empty()).unwrap_or(VOICE_CHAT) {
         VOICE_CHAT => Ok(VOICE_CHAT.to_owned()),
         other @ ("AvatarChat3D" | "VisionChat" | "AvatarChat2D" | "VideoChat") => Err(Failure::invalid(format!(
@@ -235,14 +173,14 @@ pub fn workflow(field: &str, value: Option<&str>) -> Result<String, Failure> {
 /// generateAIAgentCall (`channel` None: a new channel) and startAIAgentInstance.
 async fn start(state: &AppState, app: &App, body: Body, channel: Option<String>) -> Result<Value, Failure> {
     let workflow_type = workflow("workflow_type", body.workflow_type.as_deref())?;
-    let user = super::uid_param("user_id", required(body.user_id.as_deref(), "user_id")?)?;
+    let user = to_model::uid_param("user_id", required(body.user_id.as_deref(), "user_id")?)?;
     let expires_at = super::unix_now() + expire(body.expire)?;
-    let channel = super::channel_param("channel_id", &channel.unwrap_or_else(super::random_id))?;
-    let agent_uid = super::uid_param("ai_agent_user_id", &super::random_id())?;
+    let channel = to_model::channel_param("channel_id", &channel.unwrap_or_else(super::random_id))?;
+    let agent_uid = to_model::uid_param("ai_agent_user_id", &super::random_id())?;
     let agent_config = body.agent_config.map(Text::into_string);
     let template_config = body.template_config.map(Text::into_string);
     let config =
-        super::read_configs("agent_config", agent_config.as_deref(), "template_config", template_config.as_deref())?;
+        to_model::read_configs("agent_config", agent_config.as_deref(), "template_config", template_config.as_deref())?;
     if body.chat_sync_config.is_some() {
         tracing::warn!(field = "chat_sync_config", "IM chat sync is not supported; ignored");
     }
@@ -266,7 +204,7 @@ async fn start(state: &AppState, app: &App, body: Body, channel: Option<String>)
         config_field: "agent_config",
         origin,
     };
-    let record = super::launch(state, app, launch).await?;
+    let record = to_model::launch(state, app, launch).await?;
     Ok(json!({
         "rtc_auth_token": token::rtc_auth_token(app, channel.as_str(), user.as_str(), expires_at),
         "ai_agent_id": ai_agent_id,
@@ -286,25 +224,8 @@ async fn update(state: &AppState, app: &App, body: Body) -> Result<Value, Failur
     let agent_config = body.agent_config.map(Text::into_string);
     let template_config = body.template_config.map(Text::into_string);
     let config =
-        super::read_configs("agent_config", agent_config.as_deref(), "template_config", template_config.as_deref())?;
-    let update = config::update("agent_config", config)?;
-    apply_update(state, app, &record, update).await?;
+        to_model::read_configs("agent_config", agent_config.as_deref(), "template_config", template_config.as_deref())?;
+    let update = to_model::update("agent_config", config)?;
+    super::apply_update(state, app, &record, update).await?;
     Ok(json!({ "result": true }))
-}
-
-/// Applies an update to a running instance; an empty update only checks that it runs.
-pub async fn apply_update(
-    state: &AppState,
-    app: &App,
-    record: &colloquy_model::AgentRecord,
-    update: colloquy_model::SpecUpdate,
-) -> Result<(), Failure> {
-    if update.is_empty() {
-        if record.state.status().is_terminal() {
-            return Err(colloquy_supervisor::SupervisorError::NotRunning(record.state.status()).into());
-        }
-        return Ok(());
-    }
-    state.supervisor().update(&app.id, &record.id, update).await?;
-    Ok(())
 }

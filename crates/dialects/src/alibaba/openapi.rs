@@ -7,11 +7,14 @@
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use colloquy_model::{AgentCommand, AgentSpec, HistoryEntry, SpeakPriority, Speaker, TurnStart};
+use colloquy_model::{AgentCommand, AgentSpec, HistoryEntry, SpeakPriority};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use super::{Failure, Launch, OriginData, VOICE_CHAT, config, signature, token};
+use super::errors::{Failure, openapi_response};
+use super::to_model::{self, Launch};
+use super::wire::{AgentConfig, OriginData};
+use super::{VOICE_CHAT, from_model, signature, token};
 use crate::RawRequest;
 use colloquy_http::AppState;
 use colloquy_http::apps::App;
@@ -96,16 +99,6 @@ pub fn is_openapi_request(request: &RawRequest) -> bool {
         || is_v3(request)
 }
 
-fn error_response(failure: Failure) -> Response {
-    let body = json!({
-        "RequestId": super::request_id(),
-        "HostId": HOST_ID,
-        "Code": failure.code,
-        "Message": failure.message,
-    });
-    super::with_retry_after((failure.status, axum::Json(body)).into_response(), failure.retry_after_secs)
-}
-
 /// Serves one OpenAPI request.
 pub async fn action(state: AppState, request: RawRequest) -> Response {
     match run(&state, &request).await {
@@ -115,7 +108,7 @@ pub async fn action(state: AppState, request: RawRequest) -> Response {
             }
             (StatusCode::OK, axum::Json(body)).into_response()
         }
-        Err(failure) => error_response(failure),
+        Err(failure) => openapi_response(failure),
     }
 }
 
@@ -294,19 +287,19 @@ async fn run(state: &AppState, request: &RawRequest) -> Result<Value, Failure> {
             if params.get("UserData").is_some() {
                 tracing::warn!(field = "UserData", "UserData cannot be changed after start here; ignored");
             }
-            let config = super::read_configs(
+            let config = to_model::read_configs(
                 "AgentConfig",
                 params.get("AgentConfig"),
                 "TemplateConfig",
                 params.get("TemplateConfig"),
             )?;
-            let update = config::update("AgentConfig", config)?;
-            super::app_server::apply_update(state, app, &record, update).await?;
+            let update = to_model::update("AgentConfig", config)?;
+            super::apply_update(state, app, &record, update).await?;
             Ok(json!({}))
         }
         "DescribeAIAgentInstance" => {
             let record = super::instance(state, app, params.required("InstanceId")?).await?;
-            Ok(json!({ "Instance": super::instance_json(&record) }))
+            Ok(json!({ "Instance": from_model::instance_json(&record) }))
         }
         "ListAIAgentInstance" => list(state, app, &params).await,
         "SendAIAgentSpeech" => {
@@ -351,12 +344,12 @@ fn command_text(field: &str, text: &str, max: usize) -> Result<String, Failure> 
     Ok(text.to_owned())
 }
 
-fn read_common(params: &Params) -> Result<(String, Option<String>, Option<String>, config::AgentConfig), Failure> {
+fn read_common(params: &Params) -> Result<(String, Option<String>, Option<String>, AgentConfig), Failure> {
     let ai_agent_id = params.required("AIAgentId")?.to_owned();
     let agent_config = params.get("AgentConfig").map(str::to_owned);
     let template_config = params.get("TemplateConfig").map(str::to_owned);
     let config =
-        super::read_configs("AgentConfig", agent_config.as_deref(), "TemplateConfig", template_config.as_deref())?;
+        to_model::read_configs("AgentConfig", agent_config.as_deref(), "TemplateConfig", template_config.as_deref())?;
     if params.get("ChatSyncConfig").is_some() {
         tracing::warn!(field = "ChatSyncConfig", "IM chat sync is not supported; ignored");
     }
@@ -370,11 +363,11 @@ async fn generate(state: &AppState, app: &App, params: &Params) -> Result<Value,
         secs => secs.unsigned_abs(),
     };
     let user = match params.get("UserId").filter(|u| !u.is_empty()) {
-        Some(user) => super::uid_param("UserId", user)?,
-        None => super::uid_param("UserId", &super::random_id())?,
+        Some(user) => to_model::uid_param("UserId", user)?,
+        None => to_model::uid_param("UserId", &super::random_id())?,
     };
-    let channel = super::channel_param("ChannelId", &super::random_id())?;
-    let agent_uid = super::uid_param("AIAgentUserId", &super::random_id())?;
+    let channel = to_model::channel_param("ChannelId", &super::random_id())?;
+    let agent_uid = to_model::uid_param("AIAgentUserId", &super::random_id())?;
     let origin = OriginData {
         ai_agent_id,
         channel_id: channel.to_string(),
@@ -394,7 +387,7 @@ async fn generate(state: &AppState, app: &App, params: &Params) -> Result<Value,
         config_field: "AgentConfig",
         origin,
     };
-    let record = super::launch(state, app, launch).await?;
+    let record = to_model::launch(state, app, launch).await?;
     let expires_at = super::unix_now() + expire;
     Ok(json!({
         "AIAgentUserId": agent_uid.as_str(),
@@ -407,7 +400,7 @@ async fn generate(state: &AppState, app: &App, params: &Params) -> Result<Value,
 
 async fn start(state: &AppState, app: &App, params: &Params) -> Result<Value, Failure> {
     let (ai_agent_id, agent_config, template_config, config) = read_common(params)?;
-    let runtime: Value = config::parse_json_param("RuntimeConfig", params.required("RuntimeConfig")?)?;
+    let runtime: Value = to_model::parse_json_param("RuntimeConfig", params.required("RuntimeConfig")?)?;
     for unsupported in ["AvatarChat3D", "VisionChat"] {
         if runtime.get(unsupported).is_some() {
             return Err(Failure::invalid(format!(
@@ -418,10 +411,10 @@ async fn start(state: &AppState, app: &App, params: &Params) -> Result<Value, Fa
     let runtime = runtime.get("VoiceChat").cloned().unwrap_or(runtime);
     let text = |name: &str| runtime.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
     let channel = text("ChannelId").ok_or_else(|| Failure::missing("RuntimeConfig.ChannelId"))?;
-    let channel = super::channel_param("RuntimeConfig.ChannelId", &channel)?;
+    let channel = to_model::channel_param("RuntimeConfig.ChannelId", &channel)?;
     let agent_uid = match text("AgentUserId") {
-        Some(uid) => super::uid_param("RuntimeConfig.AgentUserId", &uid)?,
-        None => super::uid_param("RuntimeConfig.AgentUserId", &super::random_id())?,
+        Some(uid) => to_model::uid_param("RuntimeConfig.AgentUserId", &uid)?,
+        None => to_model::uid_param("RuntimeConfig.AgentUserId", &super::random_id())?,
     };
     if let Some(auth) = text("AuthToken") {
         let grant = token::verify_rtc_auth_token(state.apps(), &auth, super::unix_now())
@@ -446,7 +439,7 @@ async fn start(state: &AppState, app: &App, params: &Params) -> Result<Value, Fa
         template_config,
     };
     let launch = Launch { channel, agent_uid, user: None, config, config_field: "AgentConfig", origin };
-    let record = super::launch(state, app, launch).await?;
+    let record = to_model::launch(state, app, launch).await?;
     Ok(json!({ "InstanceId": record.id.as_str() }))
 }
 
@@ -477,16 +470,8 @@ async fn list(state: &AppState, app: &App, params: &Params) -> Result<Value, Fai
             start.is_none_or(|s| created >= s) && end.is_none_or(|e| created <= e)
         })
         .collect();
-    let instances: Vec<Value> = matching.iter().skip((page - 1) * size).take(size).map(super::instance_json).collect();
+    let instances: Vec<Value> = matching.iter().skip((page - 1) * size).take(size).map(from_model::instance_json).collect();
     Ok(json!({ "Instances": instances, "TotalCount": matching.len(), "PageNumber": page, "PageSize": size }))
-}
-
-fn dialogue_type(start: Option<TurnStart>) -> &'static str {
-    match start {
-        Some(TurnStart::Greeting) => "greeting",
-        Some(TurnStart::ApiSpeak) => "speech",
-        _ => "normal",
-    }
 }
 
 async fn dialogues(state: &AppState, app: &App, params: &Params) -> Result<Value, Failure> {
@@ -514,27 +499,7 @@ async fn dialogues(state: &AppState, app: &App, params: &Params) -> Result<Value
             if entry.at.0 < start || entry.at.0 > end {
                 continue;
             }
-            let kind = dialogue_type(turns.iter().find(|t| t.turn_id == entry.turn_id).map(|t| t.start));
-            let producer = match entry.speaker {
-                Speaker::User => "user",
-                Speaker::Assistant => "agent",
-            };
-            rows.push((
-                entry.at.0,
-                json!({
-                    "DialogueId": format!("{}-{i}", record.id),
-                    "RoundId": entry.turn_id.to_string(),
-                    "NodeId": record.id.as_str(),
-                    "Producer": producer,
-                    "Source": "call",
-                    "Text": entry.content,
-                    "ReasoningText": "",
-                    "Time": entry.at.0,
-                    "Type": if producer == "user" { "normal" } else { kind },
-                    "Extend": if entry.interrupted { r#"{"interrupted":true}"# } else { "" },
-                    "AttachedFileList": [],
-                }),
-            ));
+            rows.push((entry.at.0, from_model::dialogue_json(&record, i, entry, &turns)));
         }
     }
     rows.sort_by_key(|(at, _)| *at);

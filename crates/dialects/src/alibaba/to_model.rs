@@ -1,186 +1,62 @@
-//! `AIAgentConfig` (OpenAPI `AgentConfig`, app server `agent_config`) and the legacy
-//! `AIAgentTemplateConfig` (`TemplateConfig`, `template_config`), read into an [`AgentSpec`].
-//! Both arrive as JSON strings. Knobs this engine cannot honour are accepted with a warning, except
-//! where ignoring them would change what the caller relies on (see `docs/dialects/alibaba.md`).
+//! Alibaba's requests into the model: `AgentConfig` / `agent_config` and the legacy
+//! `TemplateConfig` / `template_config` (see `wire.rs`) onto an [`AgentSpec`] or a [`SpecUpdate`],
+//! the id parameters, and the [`Launch`] both APIs start an instance with. Knobs this engine cannot
+//! honour are accepted with a warning, except where ignoring them would change what the caller
+//! relies on (see `docs/dialects/alibaba.md`).
 
 use std::collections::BTreeMap;
 
 use colloquy_model::{
-    AgentSpec, Asr, AsrProvider, DisabledStrategy, Greeting, IdleTimeout, Interruption, InterruptionMode,
-    LocalAsrModel, PromptMessage, PromptRole, SilenceAction, SilencePrompt, Tts, TurnDetection,
+    AgentName, AgentRecord, AgentSpec, Asr, AsrProvider, ChannelName, Dialect, DisabledStrategy, Greeting,
+    IdleTimeout, Interruption, InterruptionMode, LocalAsrModel, Origin, PromptMessage, PromptRole, RemoteUids,
+    SilenceAction, SilencePrompt, SpecUpdate, Tts, TurnDetection, Uid,
 };
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::Failure;
+use super::errors::Failure;
+use super::random_id;
+use super::wire::{AgentConfig, AsrConfig, InterruptConfig, LlmConfig, OriginData, TemplateConfig, TtsConfig};
+use colloquy_http::AppState;
+use colloquy_http::apps::App;
 
 /// Vendor default of `MaxIdleTime`, seconds.
-pub const DEFAULT_MAX_IDLE_SECS: u32 = 600;
+pub(crate) const DEFAULT_MAX_IDLE_SECS: u32 = 600;
 
-/// `AIAgentConfig`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct AgentConfig {
-    pub greeting: Option<String>,
-    pub max_idle_time: Option<i64>,
-    pub enable_push_to_talk: Option<bool>,
-    pub turn_detection_config: Option<TurnDetectionConfig>,
-    pub interrupt_config: Option<InterruptConfig>,
-    pub asr_config: Option<AsrConfig>,
-    pub llm_config: Option<LlmConfig>,
-    pub tts_config: Option<TtsConfig>,
-    pub auto_speech_config: Option<AutoSpeechConfig>,
-    /// Everything else (`Volume`, `GracefulShutdown`, `AvatarConfig`, …): accepted, not applied.
-    #[serde(flatten)]
-    pub other: BTreeMap<String, Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct TurnDetectionConfig {
-    pub mode: Option<String>,
-    #[serde(flatten)]
-    pub other: BTreeMap<String, Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct InterruptConfig {
-    pub enable_voice_interrupt: Option<bool>,
-    pub interrupt_words: Option<Vec<String>>,
-    pub no_interrupt_mode: Option<String>,
-    #[serde(flatten)]
-    pub other: BTreeMap<String, Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct AsrConfig {
-    pub asr_max_silence: Option<i64>,
-    pub vad_duration: Option<i64>,
-    pub vad_level: Option<i64>,
-    pub asr_language_id: Option<String>,
-    #[serde(flatten)]
-    pub other: BTreeMap<String, Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct LlmConfig {
-    pub llm_system_prompt: Option<String>,
-    pub llm_history: Option<Vec<HistoryMessage>>,
-    pub llm_history_limit: Option<i64>,
-    #[serde(flatten)]
-    pub other: BTreeMap<String, Value>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct HistoryMessage {
-    pub role: String,
-    pub content: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct TtsConfig {
-    pub voice_id: Option<String>,
-    pub speech_rate: Option<f64>,
-    #[serde(flatten)]
-    pub other: BTreeMap<String, Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct AutoSpeechConfig {
-    pub user_idle: Option<UserIdle>,
-    #[serde(flatten)]
-    pub other: BTreeMap<String, Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct UserIdle {
-    pub wait_time: Option<i64>,
-    pub messages: Option<Vec<IdleMessage>>,
-    #[serde(flatten)]
-    pub other: BTreeMap<String, Value>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct IdleMessage {
-    pub text: String,
-    #[serde(flatten)]
-    pub other: BTreeMap<String, Value>,
-}
-
-/// The legacy `AIAgentTemplateConfig`: `{VoiceChat|AvatarChat3D|VisionChat: {flat fields}}`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct TemplateConfig {
-    pub voice_chat: Option<FlatTemplate>,
-    #[serde(rename = "AvatarChat3D")]
-    pub avatar_chat_3d: Option<Value>,
-    pub vision_chat: Option<Value>,
-    #[serde(flatten)]
-    pub other: BTreeMap<String, Value>,
-}
-
-/// The flat knobs of a legacy template.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct FlatTemplate {
-    pub greeting: Option<String>,
-    pub max_idle_time: Option<i64>,
-    pub enable_push_to_talk: Option<bool>,
-    pub enable_voice_interrupt: Option<bool>,
-    pub asr_max_silence: Option<i64>,
-    pub voice_id: Option<String>,
-    pub llm_system_prompt: Option<String>,
-    pub llm_history: Option<Vec<HistoryMessage>>,
-    pub llm_history_limit: Option<i64>,
-    #[serde(flatten)]
-    pub other: BTreeMap<String, Value>,
-}
-
-impl TemplateConfig {
-    /// The `AgentConfig` this template means; refuses the avatar and vision templates.
-    pub fn into_agent_config(self, field: &str) -> Result<AgentConfig, Failure> {
-        if self.avatar_chat_3d.is_some() || self.vision_chat.is_some() {
-            return Err(Failure::invalid(format!(
-                "{field}: AvatarChat3D and VisionChat templates are not supported; this server runs voice agents only"
-            )));
-        }
-        warn_other(field, &self.other);
-        let Some(flat) = self.voice_chat else { return Ok(AgentConfig::default()) };
-        warn_other(&format!("{field}.VoiceChat"), &flat.other);
-        Ok(AgentConfig {
-            greeting: flat.greeting,
-            max_idle_time: flat.max_idle_time,
-            enable_push_to_talk: flat.enable_push_to_talk,
-            interrupt_config: flat
-                .enable_voice_interrupt
-                .map(|on| InterruptConfig { enable_voice_interrupt: Some(on), ..InterruptConfig::default() }),
-            asr_config: flat.asr_max_silence.map(|ms| AsrConfig { asr_max_silence: Some(ms), ..AsrConfig::default() }),
-            tts_config: flat.voice_id.map(|voice| TtsConfig { voice_id: Some(voice), ..TtsConfig::default() }),
-            llm_config: (flat.llm_system_prompt.is_some()
-                || flat.llm_history.is_some()
-                || flat.llm_history_limit.is_some())
-            .then(|| LlmConfig {
-                llm_system_prompt: flat.llm_system_prompt,
-                llm_history: flat.llm_history,
-                llm_history_limit: flat.llm_history_limit,
-                other: BTreeMap::new(),
-            }),
-            ..AgentConfig::default()
-        })
+/// The `AgentConfig` a legacy template means; refuses the avatar and vision templates.
+fn from_template(field: &str, template: TemplateConfig) -> Result<AgentConfig, Failure> {
+    if template.avatar_chat_3d.is_some() || template.vision_chat.is_some() {
+        return Err(Failure::invalid(format!(
+            "{field}: AvatarChat3D and VisionChat templates are not supported; this server runs voice agents only"
+        )));
     }
+    warn_other(field, &template.other);
+    let Some(flat) = template.voice_chat else { return Ok(AgentConfig::default()) };
+    warn_other(&format!("{field}.VoiceChat"), &flat.other);
+    Ok(AgentConfig {
+        greeting: flat.greeting,
+        max_idle_time: flat.max_idle_time,
+        enable_push_to_talk: flat.enable_push_to_talk,
+        interrupt_config: flat
+            .enable_voice_interrupt
+            .map(|on| InterruptConfig { enable_voice_interrupt: Some(on), ..InterruptConfig::default() }),
+        asr_config: flat.asr_max_silence.map(|ms| AsrConfig { asr_max_silence: Some(ms), ..AsrConfig::default() }),
+        tts_config: flat.voice_id.map(|voice| TtsConfig { voice_id: Some(voice), ..TtsConfig::default() }),
+        llm_config: (flat.llm_system_prompt.is_some()
+            || flat.llm_history.is_some()
+            || flat.llm_history_limit.is_some())
+        .then(|| LlmConfig {
+            llm_system_prompt: flat.llm_system_prompt,
+            llm_history: flat.llm_history,
+            llm_history_limit: flat.llm_history_limit,
+            other: BTreeMap::new(),
+        }),
+        ..AgentConfig::default()
+    })
 }
 
 /// Parses a JSON-string parameter, naming the field (and the path inside it) on error.
-pub fn parse_json_param<T: DeserializeOwned>(field: &str, text: &str) -> Result<T, Failure> {
+pub(crate) fn parse_json_param<T: DeserializeOwned>(field: &str, text: &str) -> Result<T, Failure> {
     let mut de = serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -258,7 +134,7 @@ fn language(field: &str, id: &str) -> Result<&'static str, Failure> {
 }
 
 /// Applies `config` to a spec being built. `field` names the parameter (`AgentConfig`, `agent_config`).
-pub fn apply(field: &str, config: AgentConfig, spec: &mut AgentSpec) -> Result<(), Failure> {
+pub(crate) fn apply(field: &str, config: AgentConfig, spec: &mut AgentSpec) -> Result<(), Failure> {
     warn_other(field, &config.other);
     if let Some(greeting) = config.greeting {
         spec.greeting = if greeting.trim().is_empty() {
@@ -419,8 +295,8 @@ pub fn apply(field: &str, config: AgentConfig, spec: &mut AgentSpec) -> Result<(
 
 /// What `UpdateAIAgentInstance` can change on a running agent: the prompt (with its history) and
 /// the speech rate. Anything else that would change behaviour is refused (see the docs).
-pub fn update(field: &str, config: AgentConfig) -> Result<colloquy_model::SpecUpdate, Failure> {
-    let mut update = colloquy_model::SpecUpdate::default();
+pub(crate) fn update(field: &str, config: AgentConfig) -> Result<SpecUpdate, Failure> {
+    let mut update = SpecUpdate::default();
     warn_other(field, &config.other);
     if config.greeting.is_some() {
         tracing::warn!(field = %format!("{field}.Greeting"), "the greeting was already said; ignored");
@@ -458,4 +334,70 @@ pub fn update(field: &str, config: AgentConfig) -> Result<colloquy_model::SpecUp
         )));
     }
     Ok(update)
+}
+
+/// Checks a uid-like parameter.
+pub(crate) fn uid_param(field: &str, value: &str) -> Result<Uid, Failure> {
+    Uid::new(value).map_err(|e| Failure::invalid(format!("{field}: {e}")))
+}
+
+/// Checks a channel parameter.
+pub(crate) fn channel_param(field: &str, value: &str) -> Result<ChannelName, Failure> {
+    ChannelName::new(value).map_err(|e| Failure::invalid(format!("{field}: {e}")))
+}
+
+/// Reads `AgentConfig` and/or the legacy `TemplateConfig` (JSON strings) into one config.
+pub(crate) fn read_configs(
+    agent_field: &str,
+    agent_config: Option<&str>,
+    template_field: &str,
+    template_config: Option<&str>,
+) -> Result<AgentConfig, Failure> {
+    let agent_config = agent_config.filter(|s| !s.trim().is_empty());
+    let template_config = template_config.filter(|s| !s.trim().is_empty());
+    match (agent_config, template_config) {
+        (Some(text), template) => {
+            if template.is_some() {
+                tracing::warn!(
+                    field = template_field,
+                    "ignored: AgentConfig takes precedence over the deprecated TemplateConfig"
+                );
+            }
+            parse_json_param(agent_field, text)
+        }
+        (None, Some(text)) => from_template(template_field, parse_json_param(template_field, text)?),
+        (None, None) => Ok(AgentConfig::default()),
+    }
+}
+
+/// An instance to start.
+#[derive(Debug)]
+pub(crate) struct Launch {
+    pub(crate) channel: ChannelName,
+    pub(crate) agent_uid: Uid,
+    /// The user the agent listens to; anyone when `None`.
+    pub(crate) user: Option<Uid>,
+    pub(crate) config: AgentConfig,
+    /// The parameter the config came in, for error messages.
+    pub(crate) config_field: &'static str,
+    pub(crate) origin: OriginData,
+}
+
+/// Starts an instance for `app`; answers once it runs.
+pub(crate) async fn launch(state: &AppState, app: &App, launch: Launch) -> Result<AgentRecord, Failure> {
+    let name = AgentName::new(format!("ali-{}", random_id())).map_err(|e| Failure::invalid(e.0))?;
+    let mut spec = AgentSpec::with_defaults(name, launch.channel);
+    spec.agent_uid = launch.agent_uid;
+    spec.remote_uids = match launch.user {
+        Some(user) => RemoteUids::Only(vec![user]),
+        None => RemoteUids::Any,
+    };
+    spec.idle_timeout = IdleTimeout::from_secs(DEFAULT_MAX_IDLE_SECS);
+    apply(launch.config_field, launch.config, &mut spec)?;
+    spec.callbacks = app.callbacks();
+    spec.origin = Origin {
+        dialect: Dialect::Alibaba,
+        data: Some(serde_json::to_string(&launch.origin).expect("origin data serializes")),
+    };
+    Ok(state.supervisor().start(app.id.clone(), spec).await?)
 }
