@@ -470,7 +470,8 @@ async fn list(state: &AppState, app: &App, params: &Params) -> Result<Value, Fai
             start.is_none_or(|s| created >= s) && end.is_none_or(|e| created <= e)
         })
         .collect();
-    let instances: Vec<Value> = matching.iter().skip((page - 1) * size).take(size).map(from_model::instance_json).collect();
+    let instances: Vec<Value> =
+        matching.iter().skip((page - 1) * size).take(size).map(from_model::instance_json).collect();
     Ok(json!({ "Instances": instances, "TotalCount": matching.len(), "PageNumber": page, "PageSize": size }))
 }
 

@@ -7,18 +7,22 @@
 use std::collections::BTreeMap;
 
 use colloquy_model::{
-    AgentName, AgentRecord, AgentSpec, Asr, AsrProvider, ChannelName, Dialect, DisabledStrategy, Greeting,
-    IdleTimeout, Interruption, InterruptionMode, LocalAsrModel, Origin, PromptMessage, PromptRole, RemoteUids,
-    SilenceAction, SilencePrompt, SpecUpdate, Tts, TurnDetection, Uid,
+    AgentName, AgentRecord, AgentSpec, Asr, AsrProvider, ChannelName, Dialect, DisabledStrategy, Greeting, IdleTimeout,
+    Interruption, InterruptionMode, LocalAsrModel, Origin, PromptMessage, PromptRole, RemoteUids, SilenceAction,
+    SilencePrompt, SpecUpdate, Tts, TurnDetection, Uid,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::errors::Failure;
 use super::random_id;
-use super::wire::{AgentConfig, AsrConfig, InterruptConfig, LlmConfig, OriginData, TemplateConfig, TtsConfig};
+use super::wire::{
+    AgentConfig, AsrConfig, AutoSpeechConfig, InterruptConfig, LlmConfig, OriginData, TemplateConfig, TtsConfig,
+    TurnDetectionConfig,
+};
 use colloquy_http::AppState;
 use colloquy_http::apps::App;
+use colloquy_http::fields;
 
 /// Vendor default of `MaxIdleTime`, seconds.
 pub(crate) const DEFAULT_MAX_IDLE_SECS: u32 = 600;
@@ -81,7 +85,7 @@ fn role(field: &str, role: &str) -> Result<Option<PromptRole>, Failure> {
             ignored(field);
             Ok(None)
         }
-        other => Ok(Some(colloquy_http::fields::prompt_role(field, other)?)),
+        other => Ok(Some(fields::prompt_role(field, other)?)),
     }
 }
 
@@ -136,24 +140,12 @@ fn language(field: &str, id: &str) -> Result<&'static str, Failure> {
 /// Applies `config` to a spec being built. `field` names the parameter (`AgentConfig`, `agent_config`).
 pub(crate) fn apply(field: &str, config: AgentConfig, spec: &mut AgentSpec) -> Result<(), Failure> {
     warn_other(field, &config.other);
-    if let Some(greeting) = config.greeting {
-        spec.greeting = if greeting.trim().is_empty() {
-            None
-        } else if greeting.chars().count() > AgentSpec::MAX_TEXT_CHARS {
-            return Err(Failure::invalid(format!(
-                "{field}.Greeting is longer than {} characters",
-                AgentSpec::MAX_TEXT_CHARS
-            )));
-        } else {
-            Some(Greeting { text: greeting, interruptible: true })
-        };
+    if let Some(text) = config.greeting {
+        spec.greeting = greeting(field, text)?;
     }
     if let Some(secs) = config.max_idle_time {
-        spec.idle_timeout = IdleTimeout::from_secs(colloquy_http::fields::u32_in_range(
-            &format!("{field}.MaxIdleTime"),
-            secs,
-            0..=IdleTimeout::MAX_SECS,
-        )?);
+        let secs = fields::u32_in_range(&format!("{field}.MaxIdleTime"), secs, 0..=IdleTimeout::MAX_SECS)?;
+        spec.idle_timeout = IdleTimeout::from_secs(secs);
     }
     if config.enable_push_to_talk == Some(true) {
         return Err(Failure::invalid(format!(
@@ -161,135 +153,177 @@ pub(crate) fn apply(field: &str, config: AgentConfig, spec: &mut AgentSpec) -> R
         )));
     }
     if let Some(turn) = config.turn_detection_config {
-        let at = format!("{field}.TurnDetectionConfig");
-        warn_other(&at, &turn.other);
-        match turn.mode.as_deref() {
-            None | Some("Normal") => {}
-            Some("Semantic") => {
-                tracing::warn!(field = %format!("{at}.Mode"), "semantic turn detection is not supported; VAD turn detection is used")
-            }
-            Some(other) => {
-                return Err(Failure::invalid(format!("{at}.Mode is {other:?}; it must be Normal or Semantic")));
-            }
-        }
+        turn_detection(&format!("{field}.TurnDetectionConfig"), turn)?;
     }
     if let Some(interrupt) = config.interrupt_config {
-        let at = format!("{field}.InterruptConfig");
-        warn_other(&at, &interrupt.other);
-        if let Some(on) = interrupt.enable_voice_interrupt {
-            spec.interruption.enabled = on;
-        }
-        if let Some(words) = interrupt.interrupt_words.filter(|w| !w.is_empty()) {
-            if words.len() > Interruption::MAX_KEYWORDS {
-                return Err(Failure::invalid(format!(
-                    "{at}.InterruptWords has more than {} words",
-                    Interruption::MAX_KEYWORDS
-                )));
-            }
-            if let Some(bad) =
-                words.iter().find(|w| w.trim().is_empty() || w.chars().count() > Interruption::MAX_KEYWORD_CHARS)
-            {
-                return Err(Failure::invalid(format!(
-                    "{at}.InterruptWords has {bad:?}; each word must be 1 to {} characters",
-                    Interruption::MAX_KEYWORD_CHARS
-                )));
-            }
-            spec.interruption.mode = InterruptionMode::Keywords;
-            spec.interruption.keywords = words;
-        }
-        match interrupt.no_interrupt_mode.as_deref() {
-            None => {}
-            Some("cache") => spec.interruption.when_disabled = DisabledStrategy::Append,
-            Some("discard") => spec.interruption.when_disabled = DisabledStrategy::Ignore,
-            Some(other) => {
-                return Err(Failure::invalid(format!(
-                    "{at}.NoInterruptMode is {other:?}; it must be cache or discard"
-                )));
-            }
-        }
+        interruption(&format!("{field}.InterruptConfig"), interrupt, &mut spec.interruption)?;
     }
     if let Some(asr) = config.asr_config {
-        let at = format!("{field}.AsrConfig");
-        warn_other(&at, &asr.other);
-        if let Some(ms) = asr.asr_max_silence {
-            let ms = colloquy_http::fields::u32_in_range(&format!("{at}.AsrMaxSilence"), ms, 200..=1200)?;
-            spec.turn_detection.silence_duration_ms = ms;
-            spec.turn_detection.max_wait_ms = spec.turn_detection.max_wait_ms.max(ms);
-        }
-        if let Some(ms) = asr.vad_duration {
-            let ms = if ms == 0 {
-                0
-            } else {
-                colloquy_http::fields::u32_in_range(&format!("{at}.VadDuration"), ms, 200..=2000)?
-            };
-            spec.interruption.min_speech_ms = ms;
-        }
-        if let Some(level) = asr.vad_level {
-            let level = colloquy_http::fields::u32_in_range(&format!("{at}.VadLevel"), level, 0..=11)?;
-            if level == 0 {
-                tracing::warn!(field = %format!("{at}.VadLevel"), "VAD cannot be turned off here; the default threshold is kept");
-            } else {
-                // 1 (most sensitive) .. 11 (hardest to trigger) onto the VAD speech probability.
-                spec.turn_detection.vad_threshold = 0.3 + 0.05 * level as f32;
-            }
-        }
-        if let Some(id) = asr.asr_language_id {
-            let lang = language(&format!("{at}.AsrLanguageId"), &id)?;
-            spec.asr = Asr {
-                provider: AsrProvider::Local {
-                    model: if lang == "en" { Asr::DEFAULT_LOCAL_MODEL } else { LocalAsrModel::WhisperBase },
-                },
-                language: lang.to_owned(),
-            };
-        }
+        speech_recognition(&format!("{field}.AsrConfig"), asr, spec)?;
     }
     if let Some(llm) = config.llm_config {
-        let at = format!("{field}.LlmConfig");
-        warn_other(&at, &llm.other);
-        if let Some(messages) = prompt_messages(&at, &llm)? {
-            spec.llm.system_messages = messages;
-        }
-        if let Some(limit) = llm.llm_history_limit {
-            spec.max_history = colloquy_http::fields::u32_in_range(
-                &format!("{at}.LlmHistoryLimit"),
-                limit,
-                AgentSpec::MAX_HISTORY_RANGE,
-            )?;
-        }
+        language_model(&format!("{field}.LlmConfig"), llm, spec)?;
     }
     if let Some(tts) = config.tts_config {
-        let at = format!("{field}.TtsConfig");
-        warn_other(&at, &tts.other);
-        if tts.voice_id.is_some() {
-            tracing::warn!(field = %format!("{at}.VoiceId"), "vendor voices cannot run here; the local voice is used");
-        }
-        if let Some(rate) = tts.speech_rate {
-            let rate = rate as f32;
-            if !rate.is_finite() || !Tts::SPEED_RANGE.contains(&rate) {
-                return Err(Failure::invalid(format!("{at}.SpeechRate is {rate}; it must be between 0.5 and 2.0")));
-            }
-            spec.tts.speed = rate;
-        }
+        speech_synthesis(&format!("{field}.TtsConfig"), tts, &mut spec.tts)?;
     }
     if let Some(auto) = config.auto_speech_config {
-        let at = format!("{field}.AutoSpeechConfig");
-        warn_other(&at, &auto.other);
-        if let Some(idle) = auto.user_idle {
-            let at = format!("{at}.UserIdle");
-            warn_other(&at, &idle.other);
-            let text = idle.messages.unwrap_or_default().into_iter().map(|m| m.text).find(|t| !t.trim().is_empty());
-            if let Some(text) = text {
-                let wait = idle.wait_time.unwrap_or(5000);
-                let wait = colloquy_http::fields::u32_in_range(&format!("{at}.WaitTime"), wait, 5000..=600_000)?;
-                let wait = wait.clamp(*SilencePrompt::TIMEOUT_RANGE_MS.start(), *SilencePrompt::TIMEOUT_RANGE_MS.end());
-                spec.silence_prompt =
-                    Some(SilencePrompt { timeout_ms: wait, action: SilenceAction::Speak, content: text });
-            }
-        }
+        auto_speech(&format!("{field}.AutoSpeechConfig"), auto, &mut spec.silence_prompt)?;
     }
     // Keep the turn detection consistent whatever was set.
     let TurnDetection { silence_duration_ms, .. } = spec.turn_detection;
     spec.turn_detection.max_wait_ms = spec.turn_detection.max_wait_ms.max(silence_duration_ms);
+    Ok(())
+}
+
+/// `Greeting`: none when blank.
+fn greeting(field: &str, text: String) -> Result<Option<Greeting>, Failure> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    if text.chars().count() > AgentSpec::MAX_TEXT_CHARS {
+        return Err(Failure::invalid(format!(
+            "{field}.Greeting is longer than {} characters",
+            AgentSpec::MAX_TEXT_CHARS
+        )));
+    }
+    Ok(Some(Greeting { text, interruptible: true }))
+}
+
+/// `TurnDetectionConfig` (at `at`): only VAD turn detection runs here.
+fn turn_detection(at: &str, turn: TurnDetectionConfig) -> Result<(), Failure> {
+    warn_other(at, &turn.other);
+    match turn.mode.as_deref() {
+        None | Some("Normal") => Ok(()),
+        Some("Semantic") => {
+            tracing::warn!(field = %format!("{at}.Mode"), "semantic turn detection is not supported; VAD turn detection is used");
+            Ok(())
+        }
+        Some(other) => Err(Failure::invalid(format!("{at}.Mode is {other:?}; it must be Normal or Semantic"))),
+    }
+}
+
+/// `InterruptConfig` (at `at`): voice interruption, its keywords and what an uninterruptible agent
+/// does with what it hears.
+fn interruption(at: &str, interrupt: InterruptConfig, spec: &mut Interruption) -> Result<(), Failure> {
+    warn_other(at, &interrupt.other);
+    if let Some(on) = interrupt.enable_voice_interrupt {
+        spec.enabled = on;
+    }
+    if let Some(words) = interrupt.interrupt_words.filter(|w| !w.is_empty()) {
+        spec.keywords = interrupt_words(at, words)?;
+        spec.mode = InterruptionMode::Keywords;
+    }
+    match interrupt.no_interrupt_mode.as_deref() {
+        None => {}
+        Some("cache") => spec.when_disabled = DisabledStrategy::Append,
+        Some("discard") => spec.when_disabled = DisabledStrategy::Ignore,
+        Some(other) => {
+            return Err(Failure::invalid(format!("{at}.NoInterruptMode is {other:?}; it must be cache or discard")));
+        }
+    }
+    Ok(())
+}
+
+/// `InterruptWords`: at most [`Interruption::MAX_KEYWORDS`], each 1 to
+/// [`Interruption::MAX_KEYWORD_CHARS`] characters.
+fn interrupt_words(at: &str, words: Vec<String>) -> Result<Vec<String>, Failure> {
+    if words.len() > Interruption::MAX_KEYWORDS {
+        return Err(Failure::invalid(format!(
+            "{at}.InterruptWords has more than {} words",
+            Interruption::MAX_KEYWORDS
+        )));
+    }
+    if let Some(bad) = words.iter().find(|w| w.trim().is_empty() || w.chars().count() > Interruption::MAX_KEYWORD_CHARS)
+    {
+        return Err(Failure::invalid(format!(
+            "{at}.InterruptWords has {bad:?}; each word must be 1 to {} characters",
+            Interruption::MAX_KEYWORD_CHARS
+        )));
+    }
+    Ok(words)
+}
+
+/// `AsrConfig` (at `at`): end-of-turn silence, the speech that interrupts, VAD sensitivity and the
+/// language.
+fn speech_recognition(at: &str, asr: AsrConfig, spec: &mut AgentSpec) -> Result<(), Failure> {
+    warn_other(at, &asr.other);
+    if let Some(ms) = asr.asr_max_silence {
+        let ms = fields::u32_in_range(&format!("{at}.AsrMaxSilence"), ms, 200..=1200)?;
+        spec.turn_detection.silence_duration_ms = ms;
+        spec.turn_detection.max_wait_ms = spec.turn_detection.max_wait_ms.max(ms);
+    }
+    if let Some(ms) = asr.vad_duration {
+        let ms = if ms == 0 { 0 } else { fields::u32_in_range(&format!("{at}.VadDuration"), ms, 200..=2000)? };
+        spec.interruption.min_speech_ms = ms;
+    }
+    if let Some(level) = asr.vad_level {
+        let level = fields::u32_in_range(&format!("{at}.VadLevel"), level, 0..=11)?;
+        if level == 0 {
+            tracing::warn!(field = %format!("{at}.VadLevel"), "VAD cannot be turned off here; the default threshold is kept");
+        } else {
+            // 1 (most sensitive) .. 11 (hardest to trigger) onto the VAD speech probability.
+            spec.turn_detection.vad_threshold = 0.3 + 0.05 * level as f32;
+        }
+    }
+    if let Some(id) = asr.asr_language_id {
+        let lang = language(&format!("{at}.AsrLanguageId"), &id)?;
+        spec.asr = Asr {
+            provider: AsrProvider::Local {
+                model: if lang == "en" { Asr::DEFAULT_LOCAL_MODEL } else { LocalAsrModel::WhisperBase },
+            },
+            language: lang.to_owned(),
+        };
+    }
+    Ok(())
+}
+
+/// `LlmConfig` (at `at`): the prompt with its history, and how much history is kept.
+fn language_model(at: &str, llm: LlmConfig, spec: &mut AgentSpec) -> Result<(), Failure> {
+    warn_other(at, &llm.other);
+    if let Some(messages) = prompt_messages(at, &llm)? {
+        spec.llm.system_messages = messages;
+    }
+    if let Some(limit) = llm.llm_history_limit {
+        spec.max_history = fields::u32_in_range(&format!("{at}.LlmHistoryLimit"), limit, AgentSpec::MAX_HISTORY_RANGE)?;
+    }
+    Ok(())
+}
+
+/// `TtsConfig` (at `at`): the speech rate; a vendor voice cannot run here.
+fn speech_synthesis(at: &str, tts: TtsConfig, spec: &mut Tts) -> Result<(), Failure> {
+    warn_other(at, &tts.other);
+    if tts.voice_id.is_some() {
+        tracing::warn!(field = %format!("{at}.VoiceId"), "vendor voices cannot run here; the local voice is used");
+    }
+    if let Some(rate) = tts.speech_rate {
+        spec.speed = speech_rate(at, rate)?;
+    }
+    Ok(())
+}
+
+/// `TtsConfig.SpeechRate`, within [`Tts::SPEED_RANGE`].
+fn speech_rate(at: &str, rate: f64) -> Result<f32, Failure> {
+    let rate = rate as f32;
+    if !rate.is_finite() || !Tts::SPEED_RANGE.contains(&rate) {
+        return Err(Failure::invalid(format!("{at}.SpeechRate is {rate}; it must be between 0.5 and 2.0")));
+    }
+    Ok(rate)
+}
+
+/// `AutoSpeechConfig` (at `at`): `UserIdle`'s first message, said after `WaitTime` of silence.
+fn auto_speech(at: &str, auto: AutoSpeechConfig, prompt: &mut Option<SilencePrompt>) -> Result<(), Failure> {
+    warn_other(at, &auto.other);
+    let Some(idle) = auto.user_idle else { return Ok(()) };
+    let at = format!("{at}.UserIdle");
+    warn_other(&at, &idle.other);
+    let text = idle.messages.unwrap_or_default().into_iter().map(|m| m.text).find(|t| !t.trim().is_empty());
+    if let Some(text) = text {
+        let wait = idle.wait_time.unwrap_or(5000);
+        let wait = fields::u32_in_range(&format!("{at}.WaitTime"), wait, 5000..=600_000)?;
+        let wait = wait.clamp(*SilencePrompt::TIMEOUT_RANGE_MS.start(), *SilencePrompt::TIMEOUT_RANGE_MS.end());
+        *prompt = Some(SilencePrompt { timeout_ms: wait, action: SilenceAction::Speak, content: text });
+    }
     Ok(())
 }
 
@@ -313,11 +347,7 @@ pub(crate) fn update(field: &str, config: AgentConfig) -> Result<SpecUpdate, Fai
             tracing::warn!(field = %format!("{at}.VoiceId"), "vendor voices cannot run here; the local voice is kept");
         }
         if let Some(rate) = tts.speech_rate {
-            let rate = rate as f32;
-            if !rate.is_finite() || !Tts::SPEED_RANGE.contains(&rate) {
-                return Err(Failure::invalid(format!("{at}.SpeechRate is {rate}; it must be between 0.5 and 2.0")));
-            }
-            update.speed = Some(rate);
+            update.speed = Some(speech_rate(&at, rate)?);
         }
     }
     let unchangeable = [
@@ -338,12 +368,12 @@ pub(crate) fn update(field: &str, config: AgentConfig) -> Result<SpecUpdate, Fai
 
 /// Checks a uid-like parameter.
 pub(crate) fn uid_param(field: &str, value: &str) -> Result<Uid, Failure> {
-    Uid::new(value).map_err(|e| Failure::invalid(format!("{field}: {e}")))
+    Ok(fields::name(field, value.to_owned(), Uid::new)?)
 }
 
 /// Checks a channel parameter.
 pub(crate) fn channel_param(field: &str, value: &str) -> Result<ChannelName, Failure> {
-    ChannelName::new(value).map_err(|e| Failure::invalid(format!("{field}: {e}")))
+    Ok(fields::name(field, value.to_owned(), ChannelName::new)?)
 }
 
 /// Reads `AgentConfig` and/or the legacy `TemplateConfig` (JSON strings) into one config.
