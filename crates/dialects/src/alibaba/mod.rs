@@ -12,6 +12,7 @@
 //! failures and their two envelopes (`errors.rs`) and the authentication (`auth.rs`).
 
 mod app_server;
+mod auth;
 mod errors;
 mod from_model;
 pub mod openapi;

@@ -9,12 +9,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use colloquy_model::{AgentCommand, AgentSpec, HistoryEntry, SpeakPriority};
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 
 use super::errors::{Failure, openapi_response};
 use super::to_model::{self, Launch};
 use super::wire::{AgentConfig, OriginData};
-use super::{VOICE_CHAT, from_model, signature, token};
+use super::{VOICE_CHAT, auth, from_model, signature, token};
 use crate::RawRequest;
 use colloquy_http::AppState;
 use colloquy_http::apps::App;
@@ -28,14 +27,14 @@ pub const MAX_SPEECH_CHARS: usize = 1024;
 
 /// The request's parameters: the query's, then a form body's.
 #[derive(Debug, Default)]
-struct Params(Vec<(String, String)>);
+pub(crate) struct Params(pub(crate) Vec<(String, String)>);
 
 impl Params {
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
-    fn required(&self, name: &str) -> Result<&str, Failure> {
+    pub(crate) fn required(&self, name: &str) -> Result<&str, Failure> {
         self.get(name).filter(|v| !v.trim().is_empty()).ok_or_else(|| Failure::missing(name))
     }
 
@@ -76,11 +75,11 @@ fn is_form(request: &RawRequest) -> bool {
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }
 
-fn header<'a>(request: &'a RawRequest, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(request: &'a RawRequest, name: &str) -> Option<&'a str> {
     request.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn is_v3(request: &RawRequest) -> bool {
+pub(crate) fn is_v3(request: &RawRequest) -> bool {
     header(request, "authorization").is_some_and(|v| v.trim_start().starts_with(signature::V3_ALGORITHM))
 }
 
@@ -112,133 +111,6 @@ pub async fn action(state: AppState, request: RawRequest) -> Response {
     }
 }
 
-fn check_time(time: u64, now: u64, name: &str, value: &str) -> Result<(), Failure> {
-    if time.abs_diff(now) > signature::MAX_SKEW_SECS {
-        return Err(Failure::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidTimeStamp.Expired",
-            format!(
-                "Specified time stamp or date value is expired: {name} {value} is more than 15 minutes from the server's time."
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn unknown_key(key: &str) -> Failure {
-    Failure::new(
-        StatusCode::NOT_FOUND,
-        "InvalidAccessKeyId.NotFound",
-        format!("Specified access key is not found: {key:?}."),
-    )
-}
-
-fn mismatch(detail: &str) -> Failure {
-    Failure::new(
-        StatusCode::BAD_REQUEST,
-        "SignatureDoesNotMatch",
-        format!("Specified signature is not matched with our calculation. {detail}"),
-    )
-}
-
-/// Takes `nonce` for `app` once: kept in the records for twice the allowed clock skew (the longest
-/// a signature with it can be accepted), across restarts and nodes.
-async fn take_nonce(state: &AppState, app: &App, nonce: &str) -> Result<(), Failure> {
-    let now = colloquy_supervisor::now();
-    let keep_until = colloquy_model::UnixMillis(now.0 + 2 * signature::MAX_SKEW_SECS as i64 * 1000);
-    let fresh = state.supervisor().store().use_nonce(&format!("alibaba:{}", app.key), nonce, now, keep_until).await;
-    match fresh {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(Failure::new(
-            StatusCode::BAD_REQUEST,
-            "SignatureNonceUsed",
-            "Specified signature nonce was used already.",
-        )),
-        Err(e) => Err(Failure::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            format!("The request's nonce could not be recorded: {e}"),
-        )),
-    }
-}
-
-/// Checks a V3 signature; answers the app and the request's nonce.
-fn verify_v3<'a>(
-    state: &'a AppState,
-    request: &RawRequest,
-    query: &[(String, String)],
-) -> Result<(&'a App, String), Failure> {
-    let incomplete = |m: &str| Failure::new(StatusCode::BAD_REQUEST, "IncompleteSignature", m.to_owned());
-    let auth = header(request, "authorization").unwrap_or_default();
-    let auth = signature::parse_v3_authorization(auth).ok_or_else(|| {
-        incomplete("The Authorization header must be ACS3-HMAC-SHA256 Credential=…,SignedHeaders=…,Signature=…")
-    })?;
-    let app = state.apps().by_key(&auth.access_key_id).ok_or_else(|| unknown_key(&auth.access_key_id))?;
-    for needed in ["x-acs-action", "x-acs-content-sha256", "x-acs-date", "x-acs-signature-nonce"] {
-        if !auth.signed_headers.iter().any(|h| h == needed) {
-            return Err(incomplete(&format!("SignedHeaders must include {needed}.")));
-        }
-    }
-    let mut signed = Vec::new();
-    for name in &auth.signed_headers {
-        let value =
-            header(request, name).ok_or_else(|| incomplete(&format!("The signed header {name} is missing.")))?;
-        signed.push((name.clone(), value.to_owned()));
-    }
-    let date = header(request, "x-acs-date").unwrap_or_default();
-    let time = signature::parse_iso8601(date).ok_or_else(|| {
-        Failure::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidTimeStamp.Format",
-            format!("x-acs-date {date:?} is not yyyy-MM-ddTHH:mm:ssZ."),
-        )
-    })?;
-    let now = super::unix_now();
-    check_time(time, now, "x-acs-date", date)?;
-    let payload_hash = header(request, "x-acs-content-sha256").unwrap_or_default();
-    if !payload_hash.eq_ignore_ascii_case(&signature::sha256_hex(&request.body)) {
-        return Err(mismatch("x-acs-content-sha256 is not the SHA-256 of the body."));
-    }
-    let canonical =
-        signature::v3_canonical_request(request.method.as_str(), request.uri.path(), query, &signed, payload_hash);
-    let expected = signature::v3_signature(app.secret.expose(), &canonical);
-    if !bool::from(expected.as_bytes().ct_eq(auth.signature.to_ascii_lowercase().as_bytes())) {
-        return Err(mismatch("Check the AccessKeySecret and the canonical request."));
-    }
-    Ok((app, header(request, "x-acs-signature-nonce").unwrap_or_default().to_owned()))
-}
-
-/// Checks an RPC v1 signature; answers the app and the request's nonce.
-fn verify_rpc<'a>(state: &'a AppState, request: &RawRequest, params: &Params) -> Result<(&'a App, String), Failure> {
-    let key = params.required("AccessKeyId")?;
-    let given = params.required("Signature")?;
-    let app = state.apps().by_key(key).ok_or_else(|| unknown_key(key))?;
-    let method = params.get("SignatureMethod").unwrap_or("HMAC-SHA1");
-    if method != "HMAC-SHA1" {
-        return Err(Failure::invalid(format!("SignatureMethod is {method:?}; this server takes HMAC-SHA1")));
-    }
-    if let Some(version) = params.get("SignatureVersion").filter(|v| *v != "1.0") {
-        return Err(Failure::invalid(format!("SignatureVersion is {version:?}; it must be 1.0")));
-    }
-    let timestamp = params.required("Timestamp")?;
-    let time = signature::parse_iso8601(timestamp).ok_or_else(|| {
-        Failure::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidTimeStamp.Format",
-            format!("Timestamp {timestamp:?} is not yyyy-MM-ddTHH:mm:ssZ."),
-        )
-    })?;
-    let now = super::unix_now();
-    check_time(time, now, "Timestamp", timestamp)?;
-    let nonce = params.required("SignatureNonce")?;
-    let string_to_sign = signature::rpc_string_to_sign(request.method.as_str(), &params.0);
-    let expected = signature::rpc_signature(app.secret.expose(), &string_to_sign);
-    if !bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
-        return Err(mismatch(&format!("Server string to sign is: {string_to_sign}")));
-    }
-    Ok((app, nonce.to_owned()))
-}
-
 async fn run(state: &AppState, request: &RawRequest) -> Result<Value, Failure> {
     let query = request.query.as_deref().map(query_pairs).unwrap_or_default();
     let mut params = Params(query.clone());
@@ -262,18 +134,7 @@ async fn run(state: &AppState, request: &RawRequest) -> Result<Value, Failure> {
             format!("Specified parameter Version {version:?} is not valid; this server speaks {VERSION}."),
         ));
     }
-    let named_key = match v3 {
-        true => header(request, "authorization")
-            .and_then(signature::parse_v3_authorization)
-            .map(|auth| auth.access_key_id)
-            .unwrap_or_default(),
-        false => params.get("AccessKeyId").unwrap_or_default().to_owned(),
-    };
-    let (app, nonce) = state.braked(request.peer, &format!("alibaba:{named_key}"), || {
-        if v3 { verify_v3(state, request, &query) } else { verify_rpc(state, request, &params) }
-    })?;
-    state.rate_limit(&app.key)?;
-    take_nonce(state, app, &nonce).await?;
+    let app = auth::openapi_caller(state, request, &query, &params).await?;
     match action.as_str() {
         "GenerateAIAgentCall" => generate(state, app, &params).await,
         "StartAIAgentInstance" => start(state, app, &params).await,
