@@ -17,12 +17,12 @@ use colloquy_model::{AgentEvent, AgentEventKind, ConversationEvent};
 use colloquy_store::OutgoingWebhook;
 use serde_json::{Value, json};
 
-use super::OriginData;
+use super::wire::OriginData;
 
 /// The instances that already had their `session_start`. Events of one agent are formatted in
 /// order by the one delivery task; an instance is forgotten when it ends.
 #[derive(Debug, Default)]
-pub struct SessionStarts {
+pub(crate) struct SessionStarts {
     started: Mutex<HashSet<String>>,
 }
 
@@ -92,7 +92,7 @@ fn event_and_data(
 }
 
 /// The callback for `event`, when the agent has callbacks and the event is one Alibaba sends.
-pub fn format(event: &AgentEvent, session_starts: &SessionStarts) -> Vec<OutgoingWebhook> {
+pub(crate) fn format(event: &AgentEvent, session_starts: &SessionStarts) -> Vec<OutgoingWebhook> {
     let Some(callbacks) = event.agent.spec.callbacks.as_ref() else { return Vec::new() };
     let origin = OriginData::of(&event.agent);
     let Some((name, data)) = event_and_data(event, &origin, session_starts) else { return Vec::new() };
