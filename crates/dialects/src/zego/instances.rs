@@ -48,29 +48,39 @@ impl InstanceGate {
     /// maximum live or being created.
     pub async fn reserve(&self, state: &AppState, app: &AppId, name: &AgentName) -> ZegoResult<Reservation<'_>> {
         let _counting = self.counting.lock().await;
+        // The creates under way, read *before* the records: a create's agent is recorded before
+        // its reservation ends, so one that ends between the two reads is in the records, and
+        // one that ended before the first read is there too. Read the other way round, a create
+        // that ended in between would be in neither, and an eleventh instance would get through.
+        let under_way: HashSet<AgentName> = self.reserved_names(app);
+        if under_way.contains(name) {
+            // A create of the same instance (room and agent user) is under way.
+            return Err(colloquy_supervisor::SupervisorError::NameTaken(name.to_string()).into());
+        }
         let filter = AgentFilter {
             statuses: AgentStatus::ALL.into_iter().filter(|s| !s.is_terminal()).collect(),
             ..AgentFilter::default()
         };
         let page = state.supervisor().list(app, &filter, None, 1000).await?;
-        let mut reserved = self.reserved.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let names = reserved.entry(app.clone()).or_default();
-        if names.contains(name) {
-            // A create of the same instance (room and agent user) is under way.
-            return Err(colloquy_supervisor::SupervisorError::NameTaken(name.to_string()).into());
-        }
-        let live = page
+        let recorded = page
             .agents
             .iter()
-            .filter(|a| a.spec.origin.dialect == Dialect::Zego && !names.contains(&a.spec.name))
+            .filter(|a| a.spec.origin.dialect == Dialect::Zego && !under_way.contains(&a.spec.name))
             .count();
-        if live + names.len() >= MAX_INSTANCES {
+        if recorded + under_way.len() >= MAX_INSTANCES {
             return Err(ZegoError::new(
                 codes::INSTANCE_LIMIT,
                 format!("the app already has its maximum of {MAX_INSTANCES} agent instances"),
             ));
         }
+        let mut reserved = self.reserved.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let names = reserved.entry(app.clone()).or_default();
         names.insert(name.clone());
         Ok(Reservation { gate: self, app: app.clone(), name: name.clone() })
+    }
+
+    fn reserved_names(&self, app: &AppId) -> HashSet<AgentName> {
+        let reserved = self.reserved.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        reserved.get(app).cloned().unwrap_or_default()
     }
 }
