@@ -86,6 +86,22 @@ impl Dialects for VendorDialects {
         if agora::serves(path) {
             return Some(agora::AgoraError::edge(error).into_response());
         }
+        if alibaba::serves_app_server(path) {
+            return Some(alibaba::app_server_edge_error(error));
+        }
+        if zego::serves(path) {
+            return Some(zego::edge_error(error));
+        }
+        // `/` is shared: Alibaba's OpenAPI by its markers, ZEGO's by its `Action` (the
+        // playground's page is there too, for a plain GET).
+        let query = request.uri.query();
+        if path == "/" && alibaba::openapi::is_openapi_head(query, &request.headers) {
+            return Some(alibaba::openapi_edge_error(error));
+        }
+        let zego_action = query.is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "Action"));
+        if path == "/" && (zego_action || request.method == Method::POST) {
+            return Some(zego::edge_error(error));
+        }
         None
     }
 }

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 
 use axum::http::StatusCode;
 use common::{APP_ID, APP_KEY, APP_SECRET, Options, basic};
+
 use serde_json::Value;
 
 const AGORA: &str = "/api/conversational-ai-agent/v2/projects";
@@ -89,6 +90,58 @@ async fn agora_routes_answer_edge_errors_in_agoras_envelope() {
         StatusCode::URI_TOO_LONG,
         "InvalidRequestBody",
     );
+}
+
+#[tokio::test]
+async fn zego_routes_answer_edge_errors_in_zegos_envelope() {
+    let (_api, addr) = serve().await;
+    let client = reqwest::Client::new();
+    let assert_zego = |answer: &Answer, code: u64| {
+        // ZEGO answers every request with HTTP 200; `Code` says what went wrong.
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+        assert_eq!(answer.json["Code"], code, "{}", answer.json);
+        assert!(answer.json["Message"].as_str().is_some_and(|m| !m.is_empty()), "{}", answer.json);
+        assert!(answer.json["RequestId"].is_string() && answer.json["Data"].is_object(), "{}", answer.json);
+    };
+    let unknown = send(client.post(format!("http://{addr}/zego/nothing?Action=ListAgents"))).await;
+    assert_zego(&unknown, 100_000_007);
+    let wrong_method = send(client.get(format!("http://{addr}/zego?Action=ListAgents"))).await;
+    assert_zego(&wrong_method, 100_000_007);
+    // A 3 MB body, declared and chunked.
+    let big = "x".repeat(3 * 1024 * 1024);
+    let url = format!("http://{addr}/?Action=CreateAgentInstance&AppId={APP_ID}");
+    assert_zego(&send(client.post(&url).body(big.clone())).await, 410_000_003);
+    let chunked = client.post(&url).body(reqwest::Body::wrap_stream(chunks(big.into_bytes())));
+    assert_zego(&send(chunked).await, 410_000_003);
+    let long = format!("http://{addr}/zego?Action=ListAgents&AppId={}", "1".repeat(20_000));
+    assert_zego(&send(client.post(long)).await, 410_000_003);
+}
+
+#[tokio::test]
+async fn alibaba_routes_answer_edge_errors_in_alibabas_envelopes() {
+    let (_api, addr) = serve().await;
+    let client = reqwest::Client::new();
+    // The app server: `{code, message, error_code, request_id}`.
+    let app_server = send(client.get(format!("http://{addr}/api/v2/aiagent/describeAIAgentInstance"))).await;
+    assert_eq!(app_server.status, StatusCode::METHOD_NOT_ALLOWED, "{}", app_server.json);
+    assert_eq!(app_server.json["code"], 405, "{}", app_server.json);
+    assert_eq!(app_server.json["error_code"], "UnsupportedHTTPMethod", "{}", app_server.json);
+    assert!(app_server.json["request_id"].is_string(), "{}", app_server.json);
+    let unknown = send(client.post(format!("http://{addr}/api/v2/aiagent/nothing/else"))).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.json);
+    assert_eq!(unknown.json["error_code"], "InvalidAction.NotFound", "{}", unknown.json);
+    // The OpenAPI: `{RequestId, HostId, Code, Message}`, chosen by its RPC parameters on `POST /`.
+    let long = format!("http://{addr}/?Action=DescribeAIAgentInstance&Version=2020-11-09&X={}", "y".repeat(20_000));
+    let openapi = send(client.post(long)).await;
+    assert_eq!(openapi.status, StatusCode::URI_TOO_LONG, "{}", openapi.json);
+    assert_eq!(openapi.json["Code"], "InvalidParameter.UriTooLong", "{}", openapi.json);
+    assert!(openapi.json["HostId"].is_string() && openapi.json["RequestId"].is_string(), "{}", openapi.json);
+    let big = "x".repeat(3 * 1024 * 1024);
+    let form =
+        client.post(format!("http://{addr}/")).header("content-type", "application/x-www-form-urlencoded").body(big);
+    let too_large = send(form).await;
+    assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", too_large.json);
+    assert_eq!(too_large.json["Code"], "InvalidParameter.TooLarge", "{}", too_large.json);
 }
 
 #[tokio::test]

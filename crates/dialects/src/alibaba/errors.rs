@@ -5,7 +5,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use colloquy_http::error::ApiError;
+use colloquy_http::error::{ApiError, ErrorCode};
 use colloquy_supervisor::SupervisorError;
 use serde_json::json;
 
@@ -84,6 +84,24 @@ impl From<SupervisorError> for Failure {
                     "the records could not be read or written",
                 )
             }
+        }
+    }
+}
+
+impl Failure {
+    /// An error the HTTP edge raised under Alibaba's paths: an unknown path or method, a body or
+    /// URI over the limits. The codes are the ones Alibaba's gateway uses where it has one.
+    pub(crate) fn edge(e: ApiError) -> Failure {
+        match e.code {
+            ErrorCode::NotFound => Failure::new(
+                StatusCode::NOT_FOUND,
+                "InvalidAction.NotFound",
+                "no such action or path in Alibaba's AICallKit or IMS API on this server",
+            ),
+            ErrorCode::MethodNotAllowed => Failure::new(e.status, "UnsupportedHTTPMethod", e.message),
+            ErrorCode::PayloadTooLarge => Failure::new(e.status, "InvalidParameter.TooLarge", e.message),
+            ErrorCode::UriTooLong => Failure::new(e.status, "InvalidParameter.UriTooLong", e.message),
+            _ => e.into(),
         }
     }
 }

@@ -39,6 +39,21 @@ pub struct Alibaba {
     session_starts: webhooks::SessionStarts,
 }
 
+/// Whether `path` is under the app server's paths.
+pub fn serves_app_server(path: &str) -> bool {
+    path.starts_with("/api/v1/aiagent/") || path.starts_with("/api/v2/aiagent/")
+}
+
+/// An edge error in the app server's envelope.
+pub fn app_server_edge_error(error: colloquy_http::error::ApiError) -> axum::response::Response {
+    errors::app_server_response(errors::Failure::edge(error))
+}
+
+/// An edge error in the OpenAPI's envelope.
+pub fn openapi_edge_error(error: colloquy_http::error::ApiError) -> axum::response::Response {
+    errors::openapi_response(errors::Failure::edge(error))
+}
+
 impl Alibaba {
     /// The app-server routes (the OpenAPI is reached through `POST /`, which the crate routes by
     /// [`openapi::is_openapi_request`]).

@@ -63,6 +63,20 @@ impl ZegoError {
     }
 }
 
+impl ZegoError {
+    /// An error the HTTP edge raised under ZEGO's paths: an unknown path or method, a body or URI
+    /// over the limits.
+    pub fn edge(e: ApiError) -> ZegoError {
+        match e.code {
+            ErrorCode::NotFound | ErrorCode::MethodNotAllowed => ZegoError::new(
+                codes::ACTION_UNSUPPORTED,
+                "this path or method serves no ZEGO action: POST /?Action=… or POST /zego?Action=…",
+            ),
+            _ => e.into(),
+        }
+    }
+}
+
 impl From<ApiError> for ZegoError {
     fn from(e: ApiError) -> ZegoError {
         let code = match e.code {

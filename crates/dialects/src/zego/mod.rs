@@ -54,6 +54,16 @@ pub struct Zego {
     sequences: webhooks::Sequences,
 }
 
+/// Whether `path` is one of ZEGO's own (`POST /` is shared with Alibaba's OpenAPI; see the crate).
+pub fn serves(path: &str) -> bool {
+    path == "/zego" || path.starts_with("/zego/")
+}
+
+/// An edge error in ZEGO's envelope (HTTP 200, `Code` saying what went wrong).
+pub fn edge_error(error: colloquy_http::error::ApiError) -> axum::response::Response {
+    errors::envelope(Err(errors::ZegoError::edge(error)))
+}
+
 impl Zego {
     /// `POST /zego?Action=…` and `POST /zego/?Action=…` (`POST /?Action=…` is shared with
     /// Alibaba's OpenAPI, and routed by the crate).

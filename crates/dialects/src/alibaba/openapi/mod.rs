@@ -18,7 +18,7 @@ mod start_ai_agent_instance;
 mod stop_ai_agent_instance;
 mod update_ai_agent_instance;
 
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -71,9 +71,8 @@ fn query_pairs(text: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(text.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
-fn is_form(request: &RawRequest) -> bool {
-    request
-        .headers
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
@@ -85,22 +84,35 @@ pub(crate) fn header<'a>(request: &'a RawRequest, name: &str) -> Option<&'a str>
 }
 
 pub(crate) fn is_v3(request: &RawRequest) -> bool {
-    header(request, "authorization").is_some_and(|v| v.trim_start().starts_with(signature::V3_ALGORITHM))
+    is_v3_signed(&request.headers)
+}
+
+fn is_v3_signed(headers: &HeaderMap) -> bool {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with(signature::V3_ALGORITHM))
 }
 
 /// Whether `POST /` is Alibaba's: a `Version` parameter in the query or a form body, or Alibaba's
 /// signature headers.
 pub fn is_openapi_request(request: &RawRequest) -> bool {
+    is_openapi_head(request.query.as_deref(), &request.headers)
+}
+
+/// [`is_openapi_request`] from the query and headers alone (all it reads), for errors raised
+/// before the body is read.
+pub fn is_openapi_head(query: Option<&str>, headers: &HeaderMap) -> bool {
     // Parameters only Alibaba's RPC style sends (ZEGO's are `AppId`, `SignatureNonce`, …).
     let alibaba_only = |k: &str| matches!(k, "Version" | "AccessKeyId" | "SignatureMethod" | "RegionId" | "Format");
-    let in_query = request.query.as_deref().is_some_and(|q| query_pairs(q).iter().any(|(k, _)| alibaba_only(k)));
+    let in_query = query.is_some_and(|q| query_pairs(q).iter().any(|(k, _)| alibaba_only(k)));
     // ZEGO sends its parameters in the query and a JSON body: a form body is Alibaba's, even with
     // a damaged `Version` key, so that it gets Alibaba's error rather than ZEGO's.
     in_query
-        || is_form(request)
-        || request.headers.contains_key("x-acs-signature-nonce")
-        || request.headers.contains_key("x-acs-action")
-        || is_v3(request)
+        || is_form(headers)
+        || headers.contains_key("x-acs-signature-nonce")
+        || headers.contains_key("x-acs-action")
+        || is_v3_signed(headers)
 }
 
 /// Serves one OpenAPI request.
@@ -119,7 +131,7 @@ pub async fn action(state: AppState, request: RawRequest) -> Response {
 async fn run(state: &AppState, request: &RawRequest) -> Result<Value, Failure> {
     let query = request.query.as_deref().map(query_pairs).unwrap_or_default();
     let mut params = Params(query.clone());
-    if is_form(request) {
+    if is_form(&request.headers) {
         params.0.extend(query_pairs(&String::from_utf8_lossy(&request.body)));
     }
     let action = read_action(request, &params)?;
