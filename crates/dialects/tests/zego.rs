@@ -521,12 +521,20 @@ async fn controls_reach_the_media_as_commands() {
         410_000_003,
         "LLM.Model",
     );
+    // ZEGO's own sample sends the instance's endpoint again with every update: that is no change.
+    let unchanged = json!({"AgentInstanceId": id, "LLM": {
+        "Url": "https://ark.cn-beijing.volces.com/api/v3/chat/completions", "ApiKey": "zego_test",
+        "Model": "doubao-1-5-lite-32k-250115", "Vendor": "OpenAIChat", "SystemPrompt": "Same endpoint"
+    }});
+    assert_ok(&call(&api, "UpdateAgentInstance", unchanged).await);
+    let other_key = json!({"AgentInstanceId": id, "LLM": {"ApiKey": "another"}});
+    assert_code(&call(&api, "UpdateAgentInstance", other_key).await, 410_000_003, "LLM.ApiKey");
     assert_code(
         &call(&api, "InterruptAgentInstance", json!({"AgentInstanceId": "nope"})).await,
         410_001_010,
         "not found",
     );
-    assert_eq!(media.received(&id).len(), 8, "refused requests reach nothing");
+    assert_eq!(media.received(&id).len(), 9, "refused requests reach nothing (the unchanged update did)");
 }
 
 #[tokio::test]
@@ -759,4 +767,19 @@ async fn a_signed_url_is_taken_once_even_as_another_action() {
 /// The test server's options, with the vendor dialects mounted.
 fn dialects() -> Options {
     Options { dialects: std::sync::Arc::new(colloquy_dialects::VendorDialects::new()), ..Options::default() }
+}
+
+/// The template's ByteDance voice and hot words cannot run here: the instance runs, and says so in
+/// its record (`GET /v1/agents/{id}` with the app's credentials).
+#[tokio::test]
+async fn settings_not_honoured_are_reported_with_the_instance() {
+    let api = media_api().await;
+    let id = instance(&api, "warned", "room_w").await;
+    let record =
+        api.supervisor.get(&colloquy_model::AppId::new(APP_ID).unwrap(), &AgentId::from_string(id)).await.unwrap();
+    let fields: Vec<&str> = record.spec.warnings.iter().map(|w| w.field.as_str()).collect();
+    for field in ["TTS.Vendor", "TTS.Params", "ASR.HotWord"] {
+        assert!(fields.contains(&field), "{field} in {fields:?}");
+    }
+    assert!(record.spec.warnings.iter().any(|w| w.message.contains("ByteDance")), "{:?}", record.spec.warnings);
 }

@@ -1,11 +1,12 @@
 //! ZEGO's shapes into the model: the `LLM`, `TTS` and `ASR` groups into an [`AgentSpec`], a
 //! template checked by applying it, `CreateAgentInstance`'s body into the spec of the instance,
 //! `UpdateAgentInstance`'s into a change of a running one, and `Priority` into a [`SpeakPriority`]. What this server cannot honour is accepted with a
-//! `tracing::warn!` where ignoring it is harmless, and refused where the caller relies on it;
-//! `docs/dialects/zego.md` lists which.
+//! warning kept with the instance (its `GET /v1/agents/{id}` shows them) where ignoring it is
+//! harmless, and refused where the caller relies on it; `docs/dialects/zego.md` lists which.
 
 use colloquy_http::apps::App;
 use colloquy_http::fields;
+use colloquy_http::fields::Warnings;
 use colloquy_model as model;
 use colloquy_model::{
     AgentName, AgentSpec, ChannelName, Dialect, IdleTimeout, LlmParams, LlmProvider, Origin, PromptMessage, PromptRole,
@@ -23,10 +24,10 @@ use super::{DEFAULT_MAX_IDLE_SECS, DEFAULT_WINDOW_SIZE, MAX_HISTORY_MESSAGES, MA
 
 /// Applies a template's `LLM`, `TTS` and `ASR` groups to `spec`, each read with errors named after
 /// its group.
-fn apply_groups(spec: &mut AgentSpec, groups: &wire::SavedTemplate) -> ZegoResult<()> {
-    apply_llm(spec, &parse_group("LLM", &groups.llm)?)?;
-    apply_tts(spec, &parse_group("TTS", &groups.tts)?)?;
-    apply_asr(spec, &parse_group("ASR", &groups.asr)?)?;
+fn apply_groups(spec: &mut AgentSpec, groups: &wire::SavedTemplate, w: &mut Warnings) -> ZegoResult<()> {
+    apply_llm(spec, &parse_group("LLM", &groups.llm)?, w)?;
+    apply_tts(spec, &parse_group("TTS", &groups.tts)?, w)?;
+    apply_asr(spec, &parse_group("ASR", &groups.asr)?, w)?;
     Ok(())
 }
 
@@ -37,7 +38,7 @@ fn llm_base_url(url: &str) -> String {
 }
 
 /// The `LLM` group into `spec`: the endpoint, the system prompt and the parameters.
-fn apply_llm(spec: &mut AgentSpec, llm: &wire::LlmConfig) -> ZegoResult<()> {
+fn apply_llm(spec: &mut AgentSpec, llm: &wire::LlmConfig, w: &mut Warnings) -> ZegoResult<()> {
     if let Some(url) = &llm.url {
         let model = llm.model.clone().ok_or_else(|| ZegoError::param("LLM.Model is required with LLM.Url"))?;
         let endpoint = fields::EndpointFields {
@@ -51,26 +52,26 @@ fn apply_llm(spec: &mut AgentSpec, llm: &wire::LlmConfig) -> ZegoResult<()> {
         .map_err(|e| ZegoError::param(format!("LLM.Url or LLM.Model: {}", e.message)))?;
         spec.llm.provider = LlmProvider::OpenAiCompatible(endpoint);
     } else if llm.model.is_some() || llm.api_key.is_some() {
-        tracing::warn!(field = "LLM.Model", "LLM.Model and LLM.ApiKey without LLM.Url: the embedded model answers");
+        w.ignored("LLM.Model", "LLM.Model and LLM.ApiKey without LLM.Url: the embedded model answers");
     }
     if let Some(vendor) = &llm.vendor
         && vendor != "OpenAIChat"
     {
-        tracing::warn!(field = "LLM.Vendor", vendor, "only the OpenAI chat-completions protocol is spoken");
+        w.ignored("LLM.Vendor", format!("{vendor:?}: only the OpenAI chat-completions protocol is spoken"));
     }
     if let Some(prompt) = &llm.system_prompt {
         let prompt = fields::text("LLM.SystemPrompt", prompt.clone())?;
         set_system_prompt(&mut spec.llm.system_messages, prompt);
     }
-    spec.llm.params = llm_params(spec.llm.params, llm)?;
+    spec.llm.params = llm_params(spec.llm.params, llm, w)?;
     if llm.add_agent_info == Some(true) || llm.agent_extra_info.is_some() {
-        tracing::warn!(field = "LLM.AddAgentInfo", "agent info is not added to LLM requests; ignored");
+        w.ignored("LLM.AddAgentInfo", "agent info is not added to LLM requests; ignored");
     }
     Ok(())
 }
 
 /// `params` with the `LLM` group's `Temperature`, `TopP` and `Params.max_tokens`.
-fn llm_params(mut params: LlmParams, llm: &wire::LlmConfig) -> ZegoResult<LlmParams> {
+fn llm_params(mut params: LlmParams, llm: &wire::LlmConfig, w: &mut Warnings) -> ZegoResult<LlmParams> {
     if let Some(t) = llm.temperature {
         params.temperature = fields::finite("LLM.Temperature", t, LlmParams::TEMPERATURE_RANGE)?;
     }
@@ -85,7 +86,7 @@ fn llm_params(mut params: LlmParams, llm: &wire::LlmConfig) -> ZegoResult<LlmPar
                 .ok_or_else(|| ZegoError::param("LLM.Params.max_tokens must be a positive integer"))?;
             params.max_tokens = fields::in_range("LLM.Params.max_tokens", max, LlmParams::MAX_TOKENS_RANGE)?;
         } else {
-            tracing::warn!(field = %format!("LLM.Params.{key}"), "LLM parameter not supported; ignored");
+            w.ignored(format!("LLM.Params.{key}"), "LLM parameter not supported; ignored");
         }
     }
     Ok(params)
@@ -106,33 +107,33 @@ fn local_voice(tts: &wire::TtsConfig) -> Option<String> {
 }
 
 /// The `TTS` group into `spec`: only an embedded voice can speak.
-fn apply_tts(spec: &mut AgentSpec, tts: &wire::TtsConfig) -> ZegoResult<()> {
+fn apply_tts(spec: &mut AgentSpec, tts: &wire::TtsConfig, w: &mut Warnings) -> ZegoResult<()> {
     if let Some(vendor) = &tts.vendor {
-        tracing::warn!(field = "TTS.Vendor", vendor, "vendor TTS cannot run here; the embedded voice speaks");
+        w.ignored("TTS.Vendor", format!("{vendor:?}: vendor TTS cannot run here; the embedded voice speaks"));
     }
     match local_voice(tts) {
         Some(voice) => spec.tts.voice = voice,
         None if tts.params.is_some() => {
-            tracing::warn!(field = "TTS.Params", "vendor TTS parameters ignored; the embedded voice speaks")
+            w.ignored("TTS.Params", "vendor TTS parameters ignored; the embedded voice speaks")
         }
         None => {}
     }
     if tts.filter_text.is_some() || tts.terminator_text.is_some() {
-        tracing::warn!(field = "TTS.FilterText", "TTS text filters are not supported; ignored");
+        w.ignored("TTS.FilterText", "TTS text filters are not supported; ignored");
     }
     Ok(())
 }
 
 /// The `ASR` group into `spec`: the turn detection's silence and wait.
-fn apply_asr(spec: &mut AgentSpec, asr: &wire::AsrConfig) -> ZegoResult<()> {
+fn apply_asr(spec: &mut AgentSpec, asr: &wire::AsrConfig, w: &mut Warnings) -> ZegoResult<()> {
     if let Some(vendor) = &asr.vendor {
-        tracing::warn!(field = "ASR.Vendor", vendor, "vendor ASR cannot run here; the embedded model listens");
+        w.ignored("ASR.Vendor", format!("{vendor:?}: vendor ASR cannot run here; the embedded model listens"));
     }
     if asr.hot_word.is_some() {
-        tracing::warn!(field = "ASR.HotWord", "hot words are not supported by the embedded ASR; ignored");
+        w.ignored("ASR.HotWord", "hot words are not supported by the embedded ASR; ignored");
     }
     if asr.params.is_some() {
-        tracing::warn!(field = "ASR.Params", "vendor ASR parameters ignored");
+        w.ignored("ASR.Params", "vendor ASR parameters ignored");
     }
     let td = &mut spec.turn_detection;
     if let Some(ms) = asr.vad_silence_segmentation {
@@ -152,7 +153,7 @@ pub(crate) fn check_template(saved: &wire::SavedTemplate) -> ZegoResult<()> {
         AgentName::new("check").map_err(|e| ZegoError::param(e.0))?,
         ChannelName::new("check").map_err(|e| ZegoError::param(e.0))?,
     );
-    apply_groups(&mut spec, saved)
+    apply_groups(&mut spec, saved, &mut Warnings::default())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -221,16 +222,18 @@ pub(crate) fn instance_spec(
     spec.remote_uids = RemoteUids::Only(vec![
         Uid::new(origin.user_id.clone()).map_err(|e| ZegoError::param(format!("UserId: {}", e.0)))?,
     ]);
+    let mut w = Warnings::default();
     template.merge_groups(body.llm, body.tts, body.asr);
-    apply_groups(&mut spec, &template)?;
+    apply_groups(&mut spec, &template, &mut w)?;
     if let Some(welcome) = welcome {
         let text = fields::text("RTC.WelcomeMessage", welcome)?;
         spec.greeting = Some(model::Greeting { text, interruptible: true });
     }
     apply_history(&mut spec, body.message_history)?;
-    origin.callback_config = callback_config(body.callback_config.unwrap_or_default())?;
+    origin.callback_config = callback_config(body.callback_config.unwrap_or_default(), &mut w)?;
     apply_advanced(&mut spec, body.advanced_config)?;
     spec.callbacks = app.callbacks();
+    spec.warnings = w.into_vec();
     spec.origin = Origin {
         dialect: Dialect::Zego,
         data: Some(serde_json::to_string(&origin).map_err(|e| ZegoError::new(codes::SYSTEM_ERROR, e.to_string()))?),
@@ -275,14 +278,14 @@ fn apply_history(spec: &mut AgentSpec, history: Option<wire::MessageHistory>) ->
 }
 
 /// `CallbackConfig`, each flag checked.
-fn callback_config(config: wire::CallbackConfig) -> ZegoResult<wire::CallbackConfig> {
+fn callback_config(config: wire::CallbackConfig, w: &mut Warnings) -> ZegoResult<wire::CallbackConfig> {
     flag("CallbackConfig.ASRResult", config.asr_result)?;
     flag("CallbackConfig.LLMResult", config.llm_result)?;
     flag("CallbackConfig.Interrupted", config.interrupted)?;
     flag("CallbackConfig.UserSpeakAction", config.user_speak_action)?;
     flag("CallbackConfig.AgentSpeakAction", config.agent_speak_action)?;
     if flag("CallbackConfig.UserAudioData", config.user_audio_data)? == 1 {
-        tracing::warn!(field = "CallbackConfig.UserAudioData", "user audio callbacks are not sent; ignored");
+        w.ignored("CallbackConfig.UserAudioData", "user audio callbacks are not sent; ignored");
     }
     Ok(config)
 }
@@ -341,26 +344,15 @@ pub(crate) fn running_update(
     let mut update = SpecUpdate::default();
     if let Some(llm) = llm {
         let llm: wire::LlmConfig = parse_group("LLM", &llm)?;
-        for (field, set) in [
-            ("LLM.Url", llm.url.is_some()),
-            ("LLM.ApiKey", llm.api_key.is_some()),
-            ("LLM.Model", llm.model.is_some()),
-            ("LLM.Vendor", llm.vendor.is_some()),
-        ] {
-            if set {
-                return Err(ZegoError::param(format!(
-                    "{field} cannot change while the instance runs; only LLM.SystemPrompt, LLM.Temperature, LLM.TopP \
-                     and LLM.Params.max_tokens can"
-                )));
-            }
-        }
+        refuse_endpoint_change(spec, &llm)?;
         if let Some(prompt) = llm.system_prompt.clone() {
             let prompt = fields::text("LLM.SystemPrompt", prompt)?;
             let mut messages = spec.llm.system_messages.clone();
             set_system_prompt(&mut messages, prompt);
             update.system_messages = Some(messages);
         }
-        let params = llm_params(spec.llm.params, &llm)?;
+        // A running instance has no place for warnings yet; they are logged.
+        let params = llm_params(spec.llm.params, &llm, &mut Warnings::default())?;
         if params != spec.llm.params {
             update.llm_params = Some(params);
         }
@@ -376,6 +368,35 @@ pub(crate) fn running_update(
         tracing::warn!(field = "ASR", "ASR settings cannot change while the instance runs; ignored");
     }
     Ok(update)
+}
+
+/// ZEGO's update "covers" the `LLM` group, and its own sample sends the instance's `Url`, `ApiKey`
+/// and `Model` again: those are accepted when they are the instance's. A real change of endpoint
+/// or model cannot be made while the instance runs, and is refused naming the field.
+fn refuse_endpoint_change(spec: &AgentSpec, llm: &wire::LlmConfig) -> ZegoResult<()> {
+    let current = match &spec.llm.provider {
+        LlmProvider::OpenAiCompatible(endpoint) => Some(endpoint),
+        LlmProvider::Local { .. } => None,
+    };
+    let unchanged = [
+        ("LLM.Url", llm.url.as_deref().map(|url| current.is_some_and(|e| e.url == llm_base_url(url)))),
+        (
+            "LLM.ApiKey",
+            llm.api_key
+                .as_deref()
+                .map(|key| current.is_some_and(|e| e.api_key.as_ref().is_some_and(|k| k.expose() == key))),
+        ),
+        ("LLM.Model", llm.model.as_deref().map(|model| current.is_some_and(|e| e.model == model))),
+    ];
+    for (field, same) in unchanged {
+        if same == Some(false) {
+            return Err(ZegoError::param(format!(
+                "{field} cannot change while the instance runs (it may be sent again unchanged); only \
+                 LLM.SystemPrompt, LLM.Temperature, LLM.TopP and LLM.Params.max_tokens can"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// ZEGO's `Priority` and `SamePriorityOption` as our speak priority:
