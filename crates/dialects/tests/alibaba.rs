@@ -638,6 +638,9 @@ async fn openapi_start_update_with_the_v3_signature() {
     let agent = native(&api, &id).await;
     assert_eq!((agent["channel"].clone(), agent["config"]["agent_uid"].clone()), (json!("room-v3"), json!("agent_1")));
     assert_eq!(agent["config"]["greeting"]["text"], "Hi from V3");
+    // Semantic turn detection cannot run here: the agent runs with VAD, and its record says so.
+    let warnings = agent["warnings"].as_array().unwrap();
+    assert!(warnings.iter().any(|w| w["field"] == "AgentConfig.TurnDetectionConfig.Mode"), "{warnings:?}");
 
     let update = json!({ "LlmConfig": { "LlmSystemPrompt": "New prompt" } }).to_string();
     let reply =

@@ -23,20 +23,23 @@ use super::wire::{
 use colloquy_http::AppState;
 use colloquy_http::apps::App;
 use colloquy_http::fields;
+use colloquy_http::fields::Warnings;
 
 /// Vendor default of `MaxIdleTime`, seconds.
 pub(crate) const DEFAULT_MAX_IDLE_SECS: u32 = 600;
 
 /// The `AgentConfig` a legacy template means; refuses the avatar and vision templates.
 fn from_template(field: &str, template: TemplateConfig) -> Result<AgentConfig, Failure> {
+    let mut noticed = Warnings::default();
+    let w = &mut noticed;
     if template.avatar_chat_3d.is_some() || template.vision_chat.is_some() {
         return Err(Failure::invalid(format!(
             "{field}: AvatarChat3D and VisionChat templates are not supported; this server runs voice agents only"
         )));
     }
-    warn_other(field, &template.other);
-    let Some(flat) = template.voice_chat else { return Ok(AgentConfig::default()) };
-    warn_other(&format!("{field}.VoiceChat"), &flat.other);
+    warn_other(w, field, &template.other);
+    let Some(flat) = template.voice_chat else { return Ok(AgentConfig { noticed, ..AgentConfig::default() }) };
+    warn_other(w, &format!("{field}.VoiceChat"), &flat.other);
     Ok(AgentConfig {
         greeting: flat.greeting,
         max_idle_time: flat.max_idle_time,
@@ -55,6 +58,7 @@ fn from_template(field: &str, template: TemplateConfig) -> Result<AgentConfig, F
             llm_history_limit: flat.llm_history_limit,
             other: BTreeMap::new(),
         }),
+        noticed,
         ..AgentConfig::default()
     })
 }
@@ -69,20 +73,16 @@ pub(crate) fn parse_json_param<T: DeserializeOwned>(field: &str, text: &str) -> 
     })
 }
 
-fn warn_other(field: &str, other: &BTreeMap<String, Value>) {
+fn warn_other(w: &mut Warnings, field: &str, other: &BTreeMap<String, Value>) {
     for key in other.keys() {
-        tracing::warn!(field = %format!("{field}.{key}"), "accepted but not supported by this engine; ignored");
+        w.ignored(format!("{field}.{key}"), "accepted but not supported by this engine");
     }
 }
 
-fn ignored(field: &str) {
-    tracing::warn!(field, "accepted but not supported by this engine; ignored");
-}
-
-fn role(field: &str, role: &str) -> Result<Option<PromptRole>, Failure> {
+fn role(field: &str, role: &str, w: &mut Warnings) -> Result<Option<PromptRole>, Failure> {
     match role {
         "function" | "plugin" | "tool" => {
-            ignored(field);
+            w.ignored(field, "accepted but not supported by this engine");
             Ok(None)
         }
         other => Ok(Some(fields::prompt_role(field, other)?)),
@@ -90,7 +90,7 @@ fn role(field: &str, role: &str) -> Result<Option<PromptRole>, Failure> {
 }
 
 /// The messages of `LlmSystemPrompt` + `LlmHistory`, when either is set.
-fn prompt_messages(field: &str, llm: &LlmConfig) -> Result<Option<Vec<PromptMessage>>, Failure> {
+fn prompt_messages(field: &str, llm: &LlmConfig, w: &mut Warnings) -> Result<Option<Vec<PromptMessage>>, Failure> {
     if llm.llm_system_prompt.is_none() && llm.llm_history.is_none() {
         return Ok(None);
     }
@@ -109,7 +109,7 @@ fn prompt_messages(field: &str, llm: &LlmConfig) -> Result<Option<Vec<PromptMess
     }
     for (i, message) in llm.llm_history.iter().flatten().enumerate() {
         let at = format!("{field}.LlmHistory[{i}]");
-        let Some(role) = role(&format!("{at}.Role"), &message.role)? else { continue };
+        let Some(role) = role(&format!("{at}.Role"), &message.role, w)? else { continue };
         if message.content.chars().count() > AgentSpec::MAX_TEXT_CHARS {
             return Err(Failure::invalid(format!(
                 "{at}.Content is longer than {} characters",
@@ -138,8 +138,10 @@ fn language(field: &str, id: &str) -> Result<&'static str, Failure> {
 }
 
 /// Applies `config` to a spec being built. `field` names the parameter (`AgentConfig`, `agent_config`).
-pub(crate) fn apply(field: &str, config: AgentConfig, spec: &mut AgentSpec) -> Result<(), Failure> {
-    warn_other(field, &config.other);
+pub(crate) fn apply(field: &str, mut config: AgentConfig, spec: &mut AgentSpec) -> Result<(), Failure> {
+    let mut noticed = std::mem::take(&mut config.noticed);
+    let w = &mut noticed;
+    warn_other(w, field, &config.other);
     if let Some(text) = config.greeting {
         spec.greeting = greeting(field, text)?;
     }
@@ -153,26 +155,27 @@ pub(crate) fn apply(field: &str, config: AgentConfig, spec: &mut AgentSpec) -> R
         )));
     }
     if let Some(turn) = config.turn_detection_config {
-        turn_detection(&format!("{field}.TurnDetectionConfig"), turn)?;
+        turn_detection(&format!("{field}.TurnDetectionConfig"), turn, w)?;
     }
     if let Some(interrupt) = config.interrupt_config {
-        interruption(&format!("{field}.InterruptConfig"), interrupt, &mut spec.interruption)?;
+        interruption(&format!("{field}.InterruptConfig"), interrupt, &mut spec.interruption, w)?;
     }
     if let Some(asr) = config.asr_config {
-        speech_recognition(&format!("{field}.AsrConfig"), asr, spec)?;
+        speech_recognition(&format!("{field}.AsrConfig"), asr, spec, w)?;
     }
     if let Some(llm) = config.llm_config {
-        language_model(&format!("{field}.LlmConfig"), llm, spec)?;
+        language_model(&format!("{field}.LlmConfig"), llm, spec, w)?;
     }
     if let Some(tts) = config.tts_config {
-        speech_synthesis(&format!("{field}.TtsConfig"), tts, &mut spec.tts)?;
+        speech_synthesis(&format!("{field}.TtsConfig"), tts, &mut spec.tts, w)?;
     }
     if let Some(auto) = config.auto_speech_config {
-        auto_speech(&format!("{field}.AutoSpeechConfig"), auto, &mut spec.silence_prompt)?;
+        auto_speech(&format!("{field}.AutoSpeechConfig"), auto, &mut spec.silence_prompt, w)?;
     }
     // Keep the turn detection consistent whatever was set.
     let TurnDetection { silence_duration_ms, .. } = spec.turn_detection;
     spec.turn_detection.max_wait_ms = spec.turn_detection.max_wait_ms.max(silence_duration_ms);
+    spec.warnings.extend(noticed.into_vec());
     Ok(())
 }
 
@@ -191,12 +194,12 @@ fn greeting(field: &str, text: String) -> Result<Option<Greeting>, Failure> {
 }
 
 /// `TurnDetectionConfig` (at `at`): only VAD turn detection runs here.
-fn turn_detection(at: &str, turn: TurnDetectionConfig) -> Result<(), Failure> {
-    warn_other(at, &turn.other);
+fn turn_detection(at: &str, turn: TurnDetectionConfig, w: &mut Warnings) -> Result<(), Failure> {
+    warn_other(w, at, &turn.other);
     match turn.mode.as_deref() {
         None | Some("Normal") => Ok(()),
         Some("Semantic") => {
-            tracing::warn!(field = %format!("{at}.Mode"), "semantic turn detection is not supported; VAD turn detection is used");
+            w.ignored(format!("{at}.Mode"), "semantic turn detection is not supported; VAD turn detection is used");
             Ok(())
         }
         Some(other) => Err(Failure::invalid(format!("{at}.Mode is {other:?}; it must be Normal or Semantic"))),
@@ -205,8 +208,13 @@ fn turn_detection(at: &str, turn: TurnDetectionConfig) -> Result<(), Failure> {
 
 /// `InterruptConfig` (at `at`): voice interruption, its keywords and what an uninterruptible agent
 /// does with what it hears.
-fn interruption(at: &str, interrupt: InterruptConfig, spec: &mut Interruption) -> Result<(), Failure> {
-    warn_other(at, &interrupt.other);
+fn interruption(
+    at: &str,
+    interrupt: InterruptConfig,
+    spec: &mut Interruption,
+    w: &mut Warnings,
+) -> Result<(), Failure> {
+    warn_other(w, at, &interrupt.other);
     if let Some(on) = interrupt.enable_voice_interrupt {
         spec.enabled = on;
     }
@@ -246,8 +254,8 @@ fn interrupt_words(at: &str, words: Vec<String>) -> Result<Vec<String>, Failure>
 
 /// `AsrConfig` (at `at`): end-of-turn silence, the speech that interrupts, VAD sensitivity and the
 /// language.
-fn speech_recognition(at: &str, asr: AsrConfig, spec: &mut AgentSpec) -> Result<(), Failure> {
-    warn_other(at, &asr.other);
+fn speech_recognition(at: &str, asr: AsrConfig, spec: &mut AgentSpec, w: &mut Warnings) -> Result<(), Failure> {
+    warn_other(w, at, &asr.other);
     if let Some(ms) = asr.asr_max_silence {
         let ms = fields::u32_in_range(&format!("{at}.AsrMaxSilence"), ms, 200..=1200)?;
         spec.turn_detection.silence_duration_ms = ms;
@@ -260,7 +268,7 @@ fn speech_recognition(at: &str, asr: AsrConfig, spec: &mut AgentSpec) -> Result<
     if let Some(level) = asr.vad_level {
         let level = fields::u32_in_range(&format!("{at}.VadLevel"), level, 0..=11)?;
         if level == 0 {
-            tracing::warn!(field = %format!("{at}.VadLevel"), "VAD cannot be turned off here; the default threshold is kept");
+            w.ignored(format!("{at}.VadLevel"), "VAD cannot be turned off here; the default threshold is kept");
         } else {
             // 1 (most sensitive) .. 11 (hardest to trigger) onto the VAD speech probability.
             spec.turn_detection.vad_threshold = 0.3 + 0.05 * level as f32;
@@ -279,9 +287,9 @@ fn speech_recognition(at: &str, asr: AsrConfig, spec: &mut AgentSpec) -> Result<
 }
 
 /// `LlmConfig` (at `at`): the prompt with its history, and how much history is kept.
-fn language_model(at: &str, llm: LlmConfig, spec: &mut AgentSpec) -> Result<(), Failure> {
-    warn_other(at, &llm.other);
-    if let Some(messages) = prompt_messages(at, &llm)? {
+fn language_model(at: &str, llm: LlmConfig, spec: &mut AgentSpec, w: &mut Warnings) -> Result<(), Failure> {
+    warn_other(w, at, &llm.other);
+    if let Some(messages) = prompt_messages(at, &llm, w)? {
         spec.llm.system_messages = messages;
     }
     if let Some(limit) = llm.llm_history_limit {
@@ -291,10 +299,10 @@ fn language_model(at: &str, llm: LlmConfig, spec: &mut AgentSpec) -> Result<(), 
 }
 
 /// `TtsConfig` (at `at`): the speech rate; a vendor voice cannot run here.
-fn speech_synthesis(at: &str, tts: TtsConfig, spec: &mut Tts) -> Result<(), Failure> {
-    warn_other(at, &tts.other);
+fn speech_synthesis(at: &str, tts: TtsConfig, spec: &mut Tts, w: &mut Warnings) -> Result<(), Failure> {
+    warn_other(w, at, &tts.other);
     if tts.voice_id.is_some() {
-        tracing::warn!(field = %format!("{at}.VoiceId"), "vendor voices cannot run here; the local voice is used");
+        w.ignored(format!("{at}.VoiceId"), "vendor voices cannot run here; the local voice is used");
     }
     if let Some(rate) = tts.speech_rate {
         spec.speed = speech_rate(at, rate)?;
@@ -312,11 +320,16 @@ fn speech_rate(at: &str, rate: f64) -> Result<f32, Failure> {
 }
 
 /// `AutoSpeechConfig` (at `at`): `UserIdle`'s first message, said after `WaitTime` of silence.
-fn auto_speech(at: &str, auto: AutoSpeechConfig, prompt: &mut Option<SilencePrompt>) -> Result<(), Failure> {
-    warn_other(at, &auto.other);
+fn auto_speech(
+    at: &str,
+    auto: AutoSpeechConfig,
+    prompt: &mut Option<SilencePrompt>,
+    w: &mut Warnings,
+) -> Result<(), Failure> {
+    warn_other(w, at, &auto.other);
     let Some(idle) = auto.user_idle else { return Ok(()) };
     let at = format!("{at}.UserIdle");
-    warn_other(&at, &idle.other);
+    warn_other(w, &at, &idle.other);
     let text = idle.messages.unwrap_or_default().into_iter().map(|m| m.text).find(|t| !t.trim().is_empty());
     if let Some(text) = text {
         let wait = idle.wait_time.unwrap_or(5000);
@@ -331,20 +344,23 @@ fn auto_speech(at: &str, auto: AutoSpeechConfig, prompt: &mut Option<SilenceProm
 /// the speech rate. Anything else that would change behaviour is refused (see the docs).
 pub(crate) fn update(field: &str, config: AgentConfig) -> Result<SpecUpdate, Failure> {
     let mut update = SpecUpdate::default();
-    warn_other(field, &config.other);
+    // A running instance has no place for warnings yet: they are logged.
+    let mut noticed = Warnings::default();
+    let w = &mut noticed;
+    warn_other(w, field, &config.other);
     if config.greeting.is_some() {
-        tracing::warn!(field = %format!("{field}.Greeting"), "the greeting was already said; ignored");
+        w.ignored(format!("{field}.Greeting"), "the greeting was already said; ignored");
     }
     if let Some(llm) = config.llm_config {
         let at = format!("{field}.LlmConfig");
-        warn_other(&at, &llm.other);
-        update.system_messages = prompt_messages(&at, &llm)?;
+        warn_other(w, &at, &llm.other);
+        update.system_messages = prompt_messages(&at, &llm, w)?;
     }
     if let Some(tts) = config.tts_config {
         let at = format!("{field}.TtsConfig");
-        warn_other(&at, &tts.other);
+        warn_other(w, &at, &tts.other);
         if tts.voice_id.is_some() {
-            tracing::warn!(field = %format!("{at}.VoiceId"), "vendor voices cannot run here; the local voice is kept");
+            w.ignored(format!("{at}.VoiceId"), "vendor voices cannot run here; the local voice is kept");
         }
         if let Some(rate) = tts.speech_rate {
             update.speed = Some(speech_rate(&at, rate)?);
@@ -387,13 +403,14 @@ pub(crate) fn read_configs(
     let template_config = template_config.filter(|s| !s.trim().is_empty());
     match (agent_config, template_config) {
         (Some(text), template) => {
+            let mut config: AgentConfig = parse_json_param(agent_field, text)?;
             if template.is_some() {
-                tracing::warn!(
-                    field = template_field,
-                    "ignored: AgentConfig takes precedence over the deprecated TemplateConfig"
+                config.noticed.ignored(
+                    template_field,
+                    format!("{agent_field} takes precedence over the deprecated {template_field}"),
                 );
             }
-            parse_json_param(agent_field, text)
+            Ok(config)
         }
         (None, Some(text)) => from_template(template_field, parse_json_param(template_field, text)?),
         (None, None) => Ok(AgentConfig::default()),

@@ -27,6 +27,10 @@ pub(crate) struct AgentConfig {
     /// Everything else (`Volume`, `GracefulShutdown`, `AvatarConfig`, …): accepted, not applied.
     #[serde(flatten)]
     pub(crate) other: BTreeMap<String, Value>,
+    /// What reading it found that cannot be honoured (a deprecated template beside it, the
+    /// template's unknown keys), for the agent's warnings.
+    #[serde(skip)]
+    pub(crate) noticed: colloquy_http::fields::Warnings,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -37,7 +37,7 @@ pub(super) fn prompt_messages(
 
 /// `llm.params`: the sampling parameters this server uses, and the model name. Starts from the
 /// defaults, as Agora's `params` replaces the whole object.
-pub(super) fn llm_params(field: &str, params: &BTreeMap<String, Value>) -> Checked<model::LlmParams> {
+pub(super) fn llm_params(field: &str, params: &BTreeMap<String, Value>, w: &mut Warnings) -> Checked<model::LlmParams> {
     let mut out = model::LlmParams::DEFAULT;
     for (key, value) in params {
         let path = format!("{field}.{key}");
@@ -56,9 +56,7 @@ pub(super) fn llm_params(field: &str, params: &BTreeMap<String, Value>) -> Check
                 out.max_tokens = u32_in_range(&path, v, model::LlmParams::MAX_TOKENS_RANGE)?;
             }
             "model" | "stream" => {}
-            _ => {
-                tracing::warn!(field = %path, "Agora: {path} is not passed to the LLM; only model, temperature, top_p and max_tokens are")
-            }
+            _ => w.ignored(path, "not passed to the LLM; only model, temperature, top_p and max_tokens are"),
         }
     }
     Ok(out)
@@ -236,7 +234,7 @@ pub(super) fn llm(
         spec.llm.system_messages = prompt_messages("llm.system_messages", messages, &vars)?;
     }
     if let Some(params) = &llm.params {
-        spec.llm.params = llm_params("llm.params", params)?;
+        spec.llm.params = llm_params("llm.params", params, w)?;
     }
     if let Some(max) = llm.max_history {
         spec.max_history = u32_in_range("llm.max_history", max, AgentSpec::MAX_HISTORY_RANGE)?;

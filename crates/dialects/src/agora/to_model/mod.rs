@@ -1,6 +1,7 @@
 //! Agora requests into the model, checking every value. Properties this server cannot honour are
-//! either accepted with a `tracing::warn!` (where ignoring them is harmless) or refused with
-//! `InvalidFieldValue` (where the caller relies on them); `docs/dialects/agora.md` lists which.
+//! either accepted with a warning kept with the agent (where ignoring them is harmless) or
+//! refused with `InvalidFieldValue` (where the caller relies on them); `docs/dialects/agora.md`
+//! lists which.
 
 mod llm;
 mod speech;
@@ -350,7 +351,8 @@ pub fn update_from_request(request: wire::UpdateRequest) -> Checked<model::SpecU
                 Some(prompt_messages("properties.llm.system_messages", messages, &BTreeMap::new())?);
         }
         if let Some(params) = llm.params {
-            update.llm_params = Some(llm_params("properties.llm.params", &params)?);
+            // A running agent's record has no place for warnings yet: they are logged.
+            update.llm_params = Some(llm_params("properties.llm.params", &params, &mut Warnings::default())?);
         }
     }
     if update.is_empty() && p.token.is_none() {

@@ -148,9 +148,9 @@ pub(super) async fn start_call(
     let expires_at = unix_now() + expire(body.expire)?;
     let channel = to_model::channel_param("channel_id", &channel.unwrap_or_else(random_id))?;
     let agent_uid = to_model::uid_param("ai_agent_user_id", &random_id())?;
-    let (agent_config, template_config, config) = configs(body.agent_config, body.template_config)?;
+    let (agent_config, template_config, mut config) = configs(body.agent_config, body.template_config)?;
     if body.chat_sync_config.is_some() {
-        tracing::warn!(field = "chat_sync_config", "IM chat sync is not supported; ignored");
+        config.noticed.ignored("chat_sync_config", "IM chat sync is not supported");
     }
     let ai_agent_id = body.ai_agent_id.unwrap_or_default();
     let origin = OriginData {

@@ -192,10 +192,10 @@ fn read_start(params: &Params) -> Result<(OriginData, AgentConfig), Failure> {
     let ai_agent_id = params.required("AIAgentId")?.to_owned();
     let agent_config = params.get("AgentConfig").map(str::to_owned);
     let template_config = params.get("TemplateConfig").map(str::to_owned);
-    let config =
+    let mut config =
         to_model::read_configs("AgentConfig", agent_config.as_deref(), "TemplateConfig", template_config.as_deref())?;
     if params.get("ChatSyncConfig").is_some() {
-        tracing::warn!(field = "ChatSyncConfig", "IM chat sync is not supported; ignored");
+        config.noticed.ignored("ChatSyncConfig", "IM chat sync is not supported");
     }
     let origin = OriginData {
         ai_agent_id,
