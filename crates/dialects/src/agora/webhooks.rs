@@ -102,51 +102,11 @@ pub async fn format(event: &AgentEvent, store: &Store) -> Vec<OutgoingWebhook> {
         return Vec::new();
     }
     let agent = &event.agent;
-    let mut out = Vec::new();
     match &event.kind {
         AgentEventKind::Started => {
-            out.extend(delivery(event, 101, &notice_id(event, 101, None), base_payload(agent)));
+            delivery(event, 101, &notice_id(event, 101, None), base_payload(agent)).into_iter().collect()
         }
-        AgentEventKind::Stopped | AgentEventKind::Failed => {
-            let stop_ts = secs(agent.stopped_at.unwrap_or(event.at).0);
-            let mut payload = base_payload(agent);
-            payload.insert("stop_ts".into(), json!(stop_ts));
-            let status = if agent.state.status() == AgentStatus::Failed { "FAILED" } else { "STOPPED" };
-            payload.insert("status".into(), json!(status));
-            payload.insert("message".into(), json!(leave_message(agent)));
-            out.extend(delivery(event, 102, &notice_id(event, 102, None), payload));
-
-            match store.history(&agent.id).await {
-                Ok(history) => {
-                    let keep = agent.spec.max_history as usize;
-                    let skip = history.len().saturating_sub(keep);
-                    let contents: Vec<Value> = history
-                        .into_iter()
-                        .skip(skip)
-                        .map(|e| json!({"role": e.speaker.as_str(), "content": e.content}))
-                        .collect();
-                    let mut payload = base_payload(agent);
-                    payload.insert("stop_ts".into(), json!(stop_ts));
-                    payload.insert("contents".into(), Value::Array(contents));
-                    out.extend(delivery(event, 103, &notice_id(event, 103, None), payload));
-                }
-                Err(e) => tracing::error!(agent_id = %agent.id, error = %e, "reading history for Agora webhook 103"),
-            }
-            match store.turns(&agent.id).await {
-                Ok(turns) => {
-                    let total = turns.len();
-                    let skip = total.saturating_sub(MAX_TURNS);
-                    let turns: Vec<Value> =
-                        turns.iter().skip(skip).map(|t| super::from_model::turn_json(agent, t, true)).collect();
-                    let mut payload = base_payload(agent);
-                    payload.insert("total_turn_count".into(), json!(total));
-                    payload.insert("is_truncated".into(), json!(total > MAX_TURNS));
-                    payload.insert("turns".into(), Value::Array(turns));
-                    out.extend(delivery(event, 112, &notice_id(event, 112, None), payload));
-                }
-                Err(e) => tracing::error!(agent_id = %agent.id, error = %e, "reading turns for Agora webhook 112"),
-            }
-        }
+        AgentEventKind::Stopped | AgentEventKind::Failed => ended(event, store).await,
         AgentEventKind::Conversation(ConversationEvent::Error { turn, stage, message }) => {
             let mut payload = base_payload(agent);
             payload.insert("turn_id".into(), json!(turn));
@@ -154,29 +114,76 @@ pub async fn format(event: &AgentEvent, store: &Store) -> Vec<OutgoingWebhook> {
                 "errors".into(),
                 json!([{"module": stage, "turn_id": turn, "code": ERROR_CODE, "message": message}]),
             );
-            out.extend(delivery(event, 110, &notice_id(event, 110, Some(*turn)), payload));
+            delivery(event, 110, &notice_id(event, 110, Some(*turn)), payload).into_iter().collect()
         }
         AgentEventKind::Conversation(ConversationEvent::TurnEnded(turn)) => {
-            let m = &turn.metrics;
-            let mut metric = Map::new();
-            metric.insert("turn_id".into(), json!(turn.turn_id));
-            for (name, value) in [
-                ("asr_ttlw", m.asr_ttlw_ms),
-                ("llm_ttfb", m.llm_ttft_ms),
-                ("llm_ttfs", m.llm_ttfs_ms),
-                ("tts_ttfb", m.tts_ttfb_ms),
-            ] {
-                if let Some(value) = value {
-                    metric.insert(name.into(), json!(value));
-                }
-            }
             let mut payload = base_payload(agent);
-            payload.insert("metrics".into(), json!([Value::Object(metric)]));
-            out.extend(delivery(event, 111, &notice_id(event, 111, Some(turn.turn_id)), payload));
+            payload.insert("metrics".into(), json!([turn_metrics(turn)]));
+            delivery(event, 111, &notice_id(event, 111, Some(turn.turn_id)), payload).into_iter().collect()
         }
-        AgentEventKind::Conversation(_) => {}
+        AgentEventKind::Conversation(_) => Vec::new(),
+    }
+}
+
+/// An ended agent's 102 (stopped or failed), then its history (103) and turns (112) from `store`.
+async fn ended(event: &AgentEvent, store: &Store) -> Vec<OutgoingWebhook> {
+    let agent = &event.agent;
+    let mut out = Vec::new();
+    let stop_ts = secs(agent.stopped_at.unwrap_or(event.at).0);
+    let mut payload = base_payload(agent);
+    payload.insert("stop_ts".into(), json!(stop_ts));
+    let status = if agent.state.status() == AgentStatus::Failed { "FAILED" } else { "STOPPED" };
+    payload.insert("status".into(), json!(status));
+    payload.insert("message".into(), json!(leave_message(agent)));
+    out.extend(delivery(event, 102, &notice_id(event, 102, None), payload));
+    match store.history(&agent.id).await {
+        Ok(history) => {
+            let skip = history.len().saturating_sub(agent.spec.max_history as usize);
+            let contents: Vec<Value> = history
+                .into_iter()
+                .skip(skip)
+                .map(|e| json!({"role": e.speaker.as_str(), "content": e.content}))
+                .collect();
+            let mut payload = base_payload(agent);
+            payload.insert("stop_ts".into(), json!(stop_ts));
+            payload.insert("contents".into(), Value::Array(contents));
+            out.extend(delivery(event, 103, &notice_id(event, 103, None), payload));
+        }
+        Err(e) => tracing::error!(agent_id = %agent.id, error = %e, "reading history for Agora webhook 103"),
+    }
+    match store.turns(&agent.id).await {
+        Ok(turns) => {
+            let total = turns.len();
+            let skip = total.saturating_sub(MAX_TURNS);
+            let turns: Vec<Value> =
+                turns.iter().skip(skip).map(|t| super::from_model::turn_json(agent, t, true)).collect();
+            let mut payload = base_payload(agent);
+            payload.insert("total_turn_count".into(), json!(total));
+            payload.insert("is_truncated".into(), json!(total > MAX_TURNS));
+            payload.insert("turns".into(), Value::Array(turns));
+            out.extend(delivery(event, 112, &notice_id(event, 112, None), payload));
+        }
+        Err(e) => tracing::error!(agent_id = %agent.id, error = %e, "reading turns for Agora webhook 112"),
     }
     out
+}
+
+/// Event 111's metrics of one turn, in Agora's names.
+fn turn_metrics(turn: &colloquy_model::TurnRecord) -> Value {
+    let m = &turn.metrics;
+    let mut metric = Map::new();
+    metric.insert("turn_id".into(), json!(turn.turn_id));
+    for (name, value) in [
+        ("asr_ttlw", m.asr_ttlw_ms),
+        ("llm_ttfb", m.llm_ttft_ms),
+        ("llm_ttfs", m.llm_ttfs_ms),
+        ("tts_ttfb", m.tts_ttfb_ms),
+    ] {
+        if let Some(value) = value {
+            metric.insert(name.into(), json!(value));
+        }
+    }
+    Value::Object(metric)
 }
 
 #[cfg(test)]
