@@ -154,10 +154,32 @@ async fn templates_register_query_list_update_unregister() {
     assert_ok(&reply);
     assert_eq!(reply["Data"]["Agents"][0]["AgentId"], "agent_a");
     assert_eq!(reply["Data"]["Cursor"], "agent_a");
+    assert_eq!(reply["Data"]["Total"], 2, "Total counts every template, not the page");
     let reply = call(&api, "ListAgents", json!({"Limit": 1, "Cursor": "agent_a"})).await;
     assert_eq!(reply["Data"]["Agents"][0]["AgentId"], "agent_b");
     assert_eq!(reply["Data"]["Cursor"], "");
-    assert_code(&call(&api, "ListAgents", json!({"Limit": 0})).await, 410_000_003, "Limit");
+    // ZEGO: Limit 0 or absent means 5; above 10 is a parameter error.
+    for _ in 0..5 {
+        let id = format!("bulk_{}", nonce());
+        assert_ok(&call(&api, "RegisterAgent", json!({"AgentId": id, "Name": "Bulk"})).await);
+    }
+    for limit in [json!({"Limit": 0}), json!({})] {
+        let reply = call(&api, "ListAgents", limit).await;
+        assert_eq!(reply["Data"]["Agents"].as_array().unwrap().len(), 5, "{reply}");
+        assert_eq!(reply["Data"]["Total"], 7);
+    }
+    assert_code(&call(&api, "ListAgents", json!({"Limit": 11})).await, 410_000_003, "Limit");
+    // AgentIds may use the punctuation ZEGO allows.
+    let punctuated = "agent!#$%&()+-:;<=.>?@[]^_{}|~,1";
+    assert_ok(&call(&api, "RegisterAgent", json!({"AgentId": punctuated, "Name": "P"})).await);
+    let reply = call(&api, "QueryAgents", json!({"AgentIds": [punctuated]})).await;
+    assert_eq!(reply["Data"]["Agents"][0]["AgentId"], punctuated);
+    assert_code(
+        &call(&api, "RegisterAgent", json!({"AgentId": "no spaces", "Name": "P"})).await,
+        410_000_003,
+        "AgentId",
+    );
+    assert_ok(&call(&api, "UnregisterAgent", json!({"AgentId": punctuated})).await);
 
     let reply =
         call(&api, "UpdateAgent", json!({"AgentId": "agent_a", "Name": "Sales", "LLM": {"Temperature": 0.2}})).await;
@@ -255,7 +277,8 @@ async fn create_instance_and_query_it() {
 
     let reply = call(&api, "QueryAgentInstanceStatus", json!({"AgentInstanceId": id})).await;
     assert_ok(&reply);
-    assert_eq!(reply["Data"]["Status"], "LISTENING");
+    // Nobody it listens to has joined yet: ZEGO's IDLE, not LISTENING.
+    assert_eq!(reply["Data"]["Status"], "IDLE");
     assert!(reply["Data"].get("LLMFirstTokenLatency").is_none(), "no turn yet");
 
     // A turn with metrics: its latencies show.
@@ -597,7 +620,7 @@ async fn the_zego_path_takes_the_same_actions() {
         let id = reply["Data"]["AgentInstanceId"].as_str().unwrap().to_owned();
         let reply =
             call_as(&api, path, APP_ID, APP_SECRET, "QueryAgentInstanceStatus", &json!({"AgentInstanceId": id})).await;
-        assert_eq!(reply["Data"]["Status"], "LISTENING");
+        assert_eq!(reply["Data"]["Status"], "IDLE");
         let uri = signed_uri(path, "QueryAgents", APP_ID, "wrong", now_secs());
         let reply = api.send("POST", &uri, None, Some("{}")).await;
         assert_eq!(reply.json["Code"], 100_000_005);
@@ -761,7 +784,7 @@ async fn a_signed_url_is_taken_once_even_as_another_action() {
     // The victim's instance still runs.
     let status = call(&api, "QueryAgentInstanceStatus", json!({ "AgentInstanceId": instance })).await;
     assert_ok(&status);
-    assert_eq!(status["Data"]["Status"], "LISTENING");
+    assert_eq!(status["Data"]["Status"], "IDLE");
 }
 
 /// The test server's options, with the vendor dialects mounted.

@@ -919,6 +919,16 @@ impl Store {
         row.as_ref().map(template_from_row).transpose()
     }
 
+    /// How many templates `app` keeps under `dialect`.
+    pub async fn count_templates(&self, app: &AppId, dialect: &str) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM templates WHERE app_id = ? AND dialect = ?")
+            .bind(app.as_str())
+            .bind(dialect)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")?.max(0) as u64)
+    }
+
     /// Up to `limit` templates ordered by id, after the id `after` when given (a cursor).
     pub async fn list_templates(
         &self,

@@ -62,9 +62,13 @@ pub(crate) fn instance_id(value: Option<String>) -> ZegoResult<AgentId> {
 }
 
 /// `AgentId` (a template's): required; letters, digits, `-`, `_` and `.`; at most 128 bytes.
+/// What an `AgentId` may hold besides digits and letters (ZEGO's RegisterAgent page: up to 128
+/// characters).
+pub(crate) const AGENT_ID_PUNCTUATION: &str = "!#$%&()+-:;<=.>?@[]^_{}|~,";
+
 pub(crate) fn agent_id(value: Option<String>) -> ZegoResult<String> {
     let id = required("AgentId", value)?;
-    zego_id("AgentId", &id, 128, "-_.")?;
+    zego_id("AgentId", &id, 128, AGENT_ID_PUNCTUATION)?;
     Ok(id)
 }
 

@@ -18,8 +18,9 @@ pub(crate) fn template_to_wire(body: &str) -> ZegoResult<Value> {
     serde_json::to_value(saved).map_err(|e| ZegoError::new(codes::SYSTEM_ERROR, e.to_string()))
 }
 
-/// ZEGO's name for where an instance is: a running one is where its conversation is; one without
-/// media (or before its first report) counts as listening.
+/// ZEGO's name for where an instance is: a running one is where its conversation is; before its
+/// conversation's first report (nobody it listens to has come yet, or it runs without media) it
+/// is `IDLE`, ZEGO's state while nobody it listens to is in the room.
 pub(crate) fn status_name(status: AgentStatus, moment: Option<ConversationState>) -> &'static str {
     match (status, moment) {
         (AgentStatus::Running | AgentStatus::Recovering, Some(moment)) => match moment {
@@ -28,7 +29,6 @@ pub(crate) fn status_name(status: AgentStatus, moment: Option<ConversationState>
             ConversationState::Thinking => "THINKING",
             ConversationState::Speaking => "SPEAKING",
         },
-        (AgentStatus::Running | AgentStatus::Recovering, None) => "LISTENING",
         _ => "IDLE",
     }
 }

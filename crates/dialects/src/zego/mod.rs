@@ -43,8 +43,8 @@ pub const MAX_WINDOW_SIZE: u32 = 100;
 /// The most `MessageHistory.Messages`.
 pub const MAX_HISTORY_MESSAGES: usize = 100;
 /// The most templates `ListAgents` answers at once, and its default.
-pub const MAX_LIST_LIMIT: u32 = 100;
-pub const DEFAULT_LIST_LIMIT: u32 = 10;
+pub const MAX_LIST_LIMIT: u32 = 10;
+pub const DEFAULT_LIST_LIMIT: u32 = 5;
 
 /// ZEGO's dialect, with what it keeps between requests: the instance limit under racing creates,
 /// and each instance's callback `Sequence`.
