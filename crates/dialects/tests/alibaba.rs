@@ -1066,3 +1066,59 @@ async fn rate_limits_answer_in_each_envelope() {
 fn dialects() -> Options {
     Options { dialects: std::sync::Arc::new(colloquy_dialects::VendorDialects::new()), ..Options::default() }
 }
+
+/// Alibaba's SDK serialises every list, so each update carries `LlmHistory: []`: that changes
+/// nothing, and an update never drops the running prompt for the built-in one.
+#[tokio::test]
+async fn an_update_with_an_empty_history_keeps_the_prompt() {
+    let api = api(Options { media: true, ..dialects() }).await;
+    let runtime = json!({ "AgentUserId": "agent_1", "ChannelId": "room-keep" }).to_string();
+    let start = json!({ "LlmConfig": {
+        "LlmSystemPrompt": "You are Ann, the bakery's assistant.",
+        "LlmHistory": [{"Role": "user", "Content": "Hi"}, {"Role": "assistant", "Content": "Hello!"}]
+    }})
+    .to_string();
+    let reply = v3_call(
+        &api,
+        APP_KEY,
+        APP_SECRET,
+        "StartAIAgentInstance",
+        &[("AIAgentId", "a"), ("RuntimeConfig", &runtime), ("AgentConfig", &start)],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let id = reply.json["InstanceId"].as_str().unwrap().to_owned();
+    let update = |config: Value| {
+        let config = config.to_string();
+        let api = &api;
+        let id = id.clone();
+        async move {
+            let params = [("InstanceId", id.as_str()), ("AgentConfig", config.as_str())];
+            let reply = v3_call(api, APP_KEY, APP_SECRET, "UpdateAIAgentInstance", &params).await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        }
+    };
+    let updates = || {
+        let received = api.media.as_ref().unwrap().received(&id);
+        received
+            .into_iter()
+            .filter_map(|r| if let Received::Update(u) = r { Some(u) } else { None })
+            .collect::<Vec<_>>()
+    };
+
+    // The SDK's speech-rate update, with its empty list: the prompt is untouched.
+    update(json!({ "LlmConfig": { "LlmHistory": [] }, "TtsConfig": { "SpeechRate": 1.2 } })).await;
+    let last = updates().pop().unwrap();
+    assert_eq!(last.system_messages, None, "{last:?}");
+    assert!(last.speed.is_some());
+
+    // A new history without a prompt keeps the prompt; a new prompt keeps the history.
+    update(json!({ "LlmConfig": { "LlmHistory": [{"Role": "user", "Content": "Bread?"}] } })).await;
+    let messages = updates().pop().unwrap().system_messages.unwrap();
+    let contents: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(contents, ["You are Ann, the bakery's assistant.", "Bread?"]);
+    update(json!({ "LlmConfig": { "LlmSystemPrompt": "You are Bo.", "LlmHistory": [] } })).await;
+    let messages = updates().pop().unwrap().system_messages.unwrap();
+    let contents: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(contents, ["You are Bo.", "Bread?"], "the history the last update gave stays");
+}

@@ -127,6 +127,35 @@ fn prompt_messages(field: &str, llm: &LlmConfig, w: &mut Warnings) -> Result<Opt
     Ok(Some(messages))
 }
 
+/// The prompt of a running instance after an update: a non-blank `LlmSystemPrompt` replaces its
+/// system prompt and a non-empty `LlmHistory` its initial history; an absent or empty one changes
+/// nothing (Alibaba's SDK sends every list, so each update carries `LlmHistory: []`), and the
+/// prompt is never dropped for the built-in one.
+fn updated_prompt(
+    field: &str,
+    llm: &LlmConfig,
+    current: &AgentSpec,
+    w: &mut Warnings,
+) -> Result<Option<Vec<PromptMessage>>, Failure> {
+    let prompt = llm.llm_system_prompt.as_ref().filter(|p| !p.trim().is_empty());
+    let history = llm.llm_history.as_ref().filter(|h| !h.is_empty());
+    if prompt.is_none() && history.is_none() {
+        return Ok(None);
+    }
+    let given = LlmConfig { llm_system_prompt: prompt.cloned(), llm_history: history.cloned(), ..LlmConfig::default() };
+    let Some(new) = prompt_messages(field, &given, w)? else { return Ok(None) };
+    let (system, initial): (Vec<PromptMessage>, Vec<PromptMessage>) =
+        current.llm.system_messages.iter().cloned().partition(|m| m.role == PromptRole::System);
+    let mut messages =
+        if prompt.is_some() { new.iter().filter(|m| m.role == PromptRole::System).cloned().collect() } else { system };
+    if history.is_some() {
+        messages.extend(new.into_iter().skip_while(|m| m.role == PromptRole::System));
+    } else {
+        messages.extend(initial);
+    }
+    Ok(Some(messages))
+}
+
 fn language(field: &str, id: &str) -> Result<&'static str, Failure> {
     match id {
         "zh_mandarin" | "zh_en" => Ok("zh"),
@@ -342,7 +371,7 @@ fn auto_speech(
 
 /// What `UpdateAIAgentInstance` can change on a running agent: the prompt (with its history) and
 /// the speech rate. Anything else that would change behaviour is refused (see the docs).
-pub(crate) fn update(field: &str, config: AgentConfig) -> Result<SpecUpdate, Failure> {
+pub(crate) fn update(field: &str, config: AgentConfig, current: &AgentSpec) -> Result<SpecUpdate, Failure> {
     let mut update = SpecUpdate::default();
     // A running instance has no place for warnings yet: they are logged.
     let mut noticed = Warnings::default();
@@ -354,7 +383,7 @@ pub(crate) fn update(field: &str, config: AgentConfig) -> Result<SpecUpdate, Fai
     if let Some(llm) = config.llm_config {
         let at = format!("{field}.LlmConfig");
         warn_other(w, &at, &llm.other);
-        update.system_messages = prompt_messages(&at, &llm, w)?;
+        update.system_messages = updated_prompt(&at, &llm, current, w)?;
     }
     if let Some(tts) = config.tts_config {
         let at = format!("{field}.TtsConfig");

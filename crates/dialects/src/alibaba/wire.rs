@@ -72,7 +72,7 @@ pub(crate) struct LlmConfig {
     pub(crate) other: BTreeMap<String, Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct HistoryMessage {
     pub(crate) role: String,

@@ -18,7 +18,7 @@ pub(super) async fn handle(state: &AppState, app: &App, body: Body) -> Result<Va
         tracing::warn!(field = "user_data", "user_data cannot be changed after start here; ignored");
     }
     let (_, _, config) = configs(body.agent_config, body.template_config)?;
-    let update = to_model::update("agent_config", config)?;
+    let update = to_model::update("agent_config", config, &record.spec)?;
     apply_update(state, app, &record, update).await?;
     Ok(json!({ "result": true }))
 }

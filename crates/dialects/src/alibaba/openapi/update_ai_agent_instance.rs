@@ -20,7 +20,7 @@ pub(super) async fn handle(state: &AppState, app: &App, params: &Params) -> Resu
         "TemplateConfig",
         params.get("TemplateConfig"),
     )?;
-    let update = to_model::update("AgentConfig", config)?;
+    let update = to_model::update("AgentConfig", config, &record.spec)?;
     apply_update(state, app, &record, update).await?;
     Ok(json!({}))
 }
