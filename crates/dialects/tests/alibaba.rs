@@ -330,7 +330,8 @@ async fn generate_ai_agent_call_starts_an_agent_and_answers_the_documented_shape
     let runtime: Value = serde_json::from_str(reply.json["runtime_config"].as_str().unwrap()).unwrap();
     assert_eq!(runtime["ChannelId"], channel);
     assert!(reply.json["agent_config"].as_str().unwrap().contains("MaxIdleTime"));
-    assert!(reply.json["template_config"].is_string());
+    // No template_config was given: "{}", which the AUI web client can JSON.parse.
+    assert_eq!(reply.json["template_config"], "{}");
 
     // stop, then describe says Finished and the native API STOPPED.
     let reply = app_post(&api, "stopAIAgentInstance", &json!({ "ai_agent_instance_id": id })).await;
@@ -653,6 +654,19 @@ async fn openapi_start_update_with_the_v3_signature() {
         "{received:?}"
     );
 
+    // `VoiceChat` as a JSON string, as Alibaba's AUI Java sample server sends it.
+    let nested =
+        json!({"VoiceChat": json!({"AgentUserId": "agent_s", "ChannelId": "room-string"}).to_string()}).to_string();
+    let reply =
+        v3_call(&api, APP_KEY, APP_SECRET, "StartAIAgentInstance", &[("AIAgentId", "a"), ("RuntimeConfig", &nested)])
+            .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let agent = native(&api, reply.json["InstanceId"].as_str().unwrap()).await;
+    assert_eq!(
+        (agent["channel"].clone(), agent["config"]["agent_uid"].clone()),
+        (json!("room-string"), json!("agent_s"))
+    );
+
     // RuntimeConfig.AuthToken, when given, must be the agent's token for that channel.
     let runtime =
         json!({ "AgentUserId": "agent_2", "ChannelId": "room-v3", "AuthToken": "bm90IGEgdG9rZW4=" }).to_string();
@@ -898,7 +912,7 @@ async fn dialogues_come_from_the_history_of_the_session() {
         APP_KEY,
         APP_SECRET,
         "ListAIAgentDialogues",
-        &[("SessionId", "s-1"), ("StartTime", "0"), ("EndTime", "2500")],
+        &[("SessionId", "s-1"), ("StartTime", "0"), ("EndTime", "2500"), ("Order", "ASC")],
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
@@ -919,6 +933,32 @@ async fn dialogues_come_from_the_history_of_the_session() {
     .await;
     assert_eq!(reply.json["Dialogues"][0]["Text"], "Bye", "{}", reply.text);
     assert_eq!(reply.json["Dialogues"].as_array().unwrap().len(), 1);
+    // Alibaba's default order is DESC; RoundLimit keeps the most recent rounds, all of them.
+    let reply =
+        rpc_call(&api, APP_KEY, APP_SECRET, "ListAIAgentDialogues", &[("SessionId", "s-1"), ("EndTime", "9999")]).await;
+    assert_eq!(reply.json["Dialogues"][0]["Text"], "Bye", "{}", reply.text);
+    let reply = rpc_call(
+        &api,
+        APP_KEY,
+        APP_SECRET,
+        "ListAIAgentDialogues",
+        &[("SessionId", "s-1"), ("EndTime", "9999"), ("RoundLimit", "1"), ("PageSize", "1")],
+    )
+    .await;
+    let texts: Vec<&str> =
+        reply.json["Dialogues"].as_array().unwrap().iter().map(|d| d["Text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["Bye"], "{}", reply.text);
+    let reply = rpc_call(
+        &api,
+        APP_KEY,
+        APP_SECRET,
+        "ListAIAgentDialogues",
+        &[("SessionId", "s-1"), ("EndTime", "9999"), ("RoundLimit", "2"), ("PageSize", "1"), ("Order", "ASC")],
+    )
+    .await;
+    let texts: Vec<&str> =
+        reply.json["Dialogues"].as_array().unwrap().iter().map(|d| d["Text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["Hello", "Hi! How can I help?", "Bye"], "RoundLimit overrides the paging: {}", reply.text);
     let reply = rpc_call(&api, APP_KEY, APP_SECRET, "ListAIAgentDialogues", &[("SessionId", "s-1")]).await;
     assert_ali_error(&reply, StatusCode::BAD_REQUEST, "MissingParameter");
     assert!(reply.json["Message"].as_str().unwrap().contains("EndTime"));

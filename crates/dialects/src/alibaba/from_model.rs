@@ -48,8 +48,9 @@ pub(crate) fn app_server_instance_json(record: &AgentRecord) -> Value {
         "status": status_name(record),
         "call_log_url": "",
         "runtime_config": runtime.to_string(),
-        "agent_config": data.agent_config.unwrap_or_default(),
-        "template_config": data.template_config.unwrap_or_default(),
+        // The AUI web client `JSON.parse`s both: a config that was not given is "{}", not "".
+        "agent_config": data.agent_config.filter(|c| !c.trim().is_empty()).unwrap_or_else(|| "{}".to_owned()),
+        "template_config": data.template_config.filter(|c| !c.trim().is_empty()).unwrap_or_else(|| "{}".to_owned()),
         "user_data": data.user_data.unwrap_or_default(),
         "session_id": data.session_id.unwrap_or_default(),
         "channel_id": data.channel_id,

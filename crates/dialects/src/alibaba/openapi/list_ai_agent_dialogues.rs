@@ -1,6 +1,7 @@
 //! `ListAIAgentDialogues`: what was said in the session `SessionId` (every instance started with
 //! it), between `StartTime` and `EndTime` (Unix milliseconds; `EndTime` required), in `Order`
-//! `ASC` or `DESC` of time, a page at a time (`PageNumber`, `PageSize` 1 to 100, 20 when absent);
+//! `DESC` (Alibaba's default) or `ASC` of time, a page at a time (`PageNumber`, `PageSize` 1 to
+//! 100, 20 when absent), or only the most recent `RoundLimit` rounds (overriding the paging);
 //! answers `{Dialogues, TotalCount}`.
 
 use colloquy_model::HistoryEntry;
@@ -20,14 +21,16 @@ pub(super) async fn handle(state: &AppState, app: &App, params: &Params) -> Resu
     if params.get("EndTime").is_none_or(str::is_empty) {
         return Err(Failure::missing("EndTime"));
     }
-    let descending = match params.get("Order").unwrap_or("ASC") {
-        "ASC" | "asc" | "" => false,
-        "DESC" | "desc" => true,
+    let descending = match params.get("Order").unwrap_or("DESC") {
+        "DESC" | "desc" | "" => true,
+        "ASC" | "asc" => false,
         other => return Err(Failure::invalid(format!("Order is {other:?}; it must be ASC or DESC"))),
     };
     let page = params.int("PageNumber", 1, 1..=i64::from(u32::MAX))?.unsigned_abs() as usize;
     let size = params.int("PageSize", 20, 1..=100)?.unsigned_abs() as usize;
-    let mut rows: Vec<(i64, Value)> = Vec::new();
+    let round_limit = params.int("RoundLimit", 0, 0..=i64::from(u32::MAX))?.unsigned_abs() as usize;
+    // (time, round: the instance and its turn, the dialogue)
+    let mut rows: Vec<(i64, (String, u64), Value)> = Vec::new();
     for record in all_instances(state, app).await? {
         if OriginData::of(&record).session_id.as_deref() != Some(session) {
             continue;
@@ -38,14 +41,29 @@ pub(super) async fn handle(state: &AppState, app: &App, params: &Params) -> Resu
             if entry.at.0 < start || entry.at.0 > end {
                 continue;
             }
-            rows.push((entry.at.0, from_model::dialogue_json(&record, i, entry, &turns)));
+            let round = (record.id.to_string(), entry.turn_id);
+            rows.push((entry.at.0, round, from_model::dialogue_json(&record, i, entry, &turns)));
         }
     }
-    rows.sort_by_key(|(at, _)| *at);
+    rows.sort_by_key(|(at, _, _)| *at);
+    if round_limit > 0 {
+        // The most recent rounds: those whose latest line is among the last `round_limit`.
+        let mut recent: Vec<&(String, u64)> = Vec::new();
+        for (_, round, _) in rows.iter().rev() {
+            if !recent.contains(&round) {
+                recent.push(round);
+            }
+        }
+        recent.truncate(round_limit);
+        let recent: Vec<(String, u64)> = recent.into_iter().cloned().collect();
+        rows.retain(|(_, round, _)| recent.contains(round));
+    }
     if descending {
         rows.reverse();
     }
     let total = rows.len();
-    let dialogues: Vec<Value> = rows.into_iter().skip((page - 1) * size).take(size).map(|(_, v)| v).collect();
+    let rows = rows.into_iter().map(|(_, _, dialogue)| dialogue);
+    let dialogues: Vec<Value> =
+        if round_limit > 0 { rows.collect() } else { rows.skip((page - 1) * size).take(size).collect() };
     Ok(json!({ "Dialogues": dialogues, "TotalCount": total }))
 }

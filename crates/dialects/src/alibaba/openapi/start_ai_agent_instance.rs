@@ -1,7 +1,7 @@
 //! `StartAIAgentInstance`: start an agent in the channel `RuntimeConfig.ChannelId` (as
 //! `RuntimeConfig.AgentUserId`, a new uid when absent; `RuntimeConfig.AuthToken`, when given, must
 //! be an ARTC token for that channel and uid), listening to anyone there. `RuntimeConfig` may be
-//! nested under `VoiceChat`; the avatar and vision workflows are refused. Takes `AIAgentId`,
+//! nested under `VoiceChat` (an object, or one as a JSON string); the avatar and vision workflows are refused. Takes `AIAgentId`,
 //! `RuntimeConfig`, `AgentConfig` / `TemplateConfig`, `SessionId`, `UserData`; answers `{InstanceId}`.
 
 use serde_json::{Value, json};
@@ -24,7 +24,13 @@ pub(super) async fn handle(state: &AppState, app: &App, params: &Params) -> Resu
             )));
         }
     }
-    let runtime = runtime.get("VoiceChat").cloned().unwrap_or(runtime);
+    // `VoiceChat` may hold the object, or the object as a JSON string (what Alibaba's AUI Java
+    // sample server sends).
+    let runtime = match runtime.get("VoiceChat") {
+        Some(Value::String(text)) => to_model::parse_json_param("RuntimeConfig.VoiceChat", text)?,
+        Some(voice_chat) => voice_chat.clone(),
+        None => runtime,
+    };
     let text = |name: &str| runtime.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
     let channel = text("ChannelId").ok_or_else(|| Failure::missing("RuntimeConfig.ChannelId"))?;
     let channel = to_model::channel_param("RuntimeConfig.ChannelId", &channel)?;
