@@ -34,7 +34,9 @@ pub struct ConfigFile {
 #[serde(deny_unknown_fields)]
 pub struct AppSection {
     pub id: String,
-    pub key: String,
+    /// Absent for an app only ZEGO calls (ZEGO signs with the secret alone).
+    #[serde(default)]
+    pub key: Option<String>,
     pub secret: String,
     /// Where the webhooks of agents started through a vendor dialect go, in that dialect's form.
     pub webhook_url: Option<String>,
@@ -292,8 +294,8 @@ fn resolve_apps(sections: Vec<AppSection>) -> anyhow::Result<Vec<colloquy_http::
         if id == AppId::native() {
             bail!("{at}.id: \"native\" is the native API's own app");
         }
-        if section.key.trim().is_empty() {
-            bail!("{at}.key must not be empty");
+        if section.key.as_deref().is_some_and(|key| key.trim().is_empty()) {
+            bail!("{at}.key must not be empty (leave it out for an app only ZEGO calls)");
         }
         if section.secret.len() < 8 {
             bail!("{at}.secret must be at least 8 characters long");
@@ -301,7 +303,7 @@ fn resolve_apps(sections: Vec<AppSection>) -> anyhow::Result<Vec<colloquy_http::
         if apps.iter().any(|app| app.id == id) {
             bail!("{at}.id: another app has the id {id}");
         }
-        if apps.iter().any(|app| app.key == section.key) {
+        if section.key.is_some() && apps.iter().any(|app| app.key == section.key) {
             bail!("{at}.key: another app has this key");
         }
         let webhook = match section.webhook_url {
@@ -381,6 +383,12 @@ mod tests {
         );
         assert_eq!(config.apps[0].webhook.as_ref().unwrap().url, "http://127.0.0.1:9/hook");
         assert!(config.apps[1].webhook.is_none());
+        // A ZEGO app has no key: it may be left out (twice), but not given empty.
+        let keyless = |id: &str| format!("[[apps]]\nid = \"{id}\"\nsecret = \"12345678\"\n");
+        let text = format!("{}{}", keyless("1234567890"), keyless("1234567891"));
+        let config = resolve(toml::from_str(&text).unwrap(), overrides()).unwrap();
+        assert_eq!((config.apps[0].key.as_deref(), config.apps[0].rate_key()), (None, "1234567890"));
+        assert_eq!(config.apps[1].key, None);
         for (text, expected) in [
             (format!("{}{}", app("a", "k"), app("a", "k2")), "apps[1].id"),
             (format!("{}{}", app("a", "k"), app("b", "k")), "apps[1].key"),
@@ -389,6 +397,7 @@ mod tests {
             ("[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"short\"\n".to_owned(), "apps[0].secret"),
             (format!("{}webhook_url = \"ftp://x\"\n", app("a", "k")), "apps[0].webhook_url"),
             (format!("{}artc_tokens = \"all\"\n", app("a", "k")), "apps[0].artc_tokens"),
+            (app("a", " "), "apps[0].key"),
         ] {
             let err = resolve(toml::from_str(&text).unwrap(), overrides()).unwrap_err().to_string();
             assert!(err.contains(expected), "{text}: {err}");

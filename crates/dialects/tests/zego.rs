@@ -806,3 +806,16 @@ async fn settings_not_honoured_are_reported_with_the_instance() {
     }
     assert!(record.spec.warnings.iter().any(|w| w.message.contains("ByteDance")), "{:?}", record.spec.warnings);
 }
+
+/// ZEGO has no key, only an AppId and a ServerSecret: an app configured without a key serves ZEGO,
+/// and no Basic credentials (an empty user with its secret) reach it through another dialect.
+#[tokio::test]
+async fn an_app_without_a_key_serves_zego() {
+    let api = media_api().await;
+    let reply = call_as(&api, "/", common::KEYLESS_APP_ID, common::KEYLESS_APP_SECRET, "ListAgents", &json!({})).await;
+    assert_ok(&reply);
+    let basic = common::basic("", common::KEYLESS_APP_SECRET);
+    let agora = format!("/api/conversational-ai-agent/v2/projects/{}/agents", common::KEYLESS_APP_ID);
+    assert_eq!(api.send("GET", &agora, Some(&basic), None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.send("GET", "/v1/agents", Some(&basic), None).await.status, StatusCode::UNAUTHORIZED);
+}

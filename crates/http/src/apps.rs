@@ -6,7 +6,7 @@
 //! |---|---|---|---|
 //! | native `/v1` | – | Basic user | Basic password |
 //! | Agora | `{appid}` in the path | Basic customer id | Basic customer secret |
-//! | ZEGO | `AppId` | – | `ServerSecret` (signs requests) |
+//! | ZEGO | `AppId` | – (may be left out) | `ServerSecret` (signs requests) |
 //! | Alibaba OpenAPI | – | `AccessKeyId` | `AccessKeySecret` (signs requests) |
 //! | Alibaba app server | – | Basic user | Basic password |
 //! | Alibaba ARTC token | `appid` | – | the ARTC app key the token is hashed with |
@@ -17,7 +17,9 @@ use colloquy_model::{AppId, Secret};
 #[derive(Clone, Debug)]
 pub struct App {
     pub id: AppId,
-    pub key: String,
+    /// `None` for an app whose dialect has no key (ZEGO's): Basic auth and Alibaba's
+    /// `AccessKeyId` then find nothing.
+    pub key: Option<String>,
     pub secret: Secret,
     /// Where the webhooks of the agents this app starts through a vendor dialect go, in that
     /// dialect's form. Native agents name their own `callbacks`.
@@ -27,6 +29,11 @@ pub struct App {
 }
 
 impl App {
+    /// What the app's requests are rate-limited by: its key, else its id.
+    pub fn rate_key(&self) -> &str {
+        self.key.as_deref().unwrap_or(self.id.as_str())
+    }
+
     /// The callbacks of an agent this app starts through a vendor dialect.
     pub fn callbacks(&self) -> Option<colloquy_model::Callbacks> {
         self.webhook
@@ -81,6 +88,6 @@ impl Apps {
 
     /// The app with this key (Alibaba's `AccessKeyId`).
     pub fn by_key(&self, key: &str) -> Option<&App> {
-        self.0.iter().find(|app| app.key == key)
+        self.0.iter().find(|app| app.key.as_deref() == Some(key))
     }
 }

@@ -79,11 +79,11 @@ struct StateInner {
 /// The whole HTTP API as one router, ready to serve or to call in process with `oneshot`.
 pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
     let mut credentials = config.credentials;
-    credentials.extend(config.apps.all().iter().map(|app| Credential {
-        key: app.key.clone(),
-        secret: app.secret.clone(),
-        app: app.id.clone(),
-    }));
+    credentials.extend(
+        config.apps.all().iter().filter_map(|app| {
+            Some(Credential { key: app.key.clone()?, secret: app.secret.clone(), app: app.id.clone() })
+        }),
+    );
     let state = AppState {
         inner: Arc::new(StateInner {
             metrics: Metrics::new(supervisor.clone()),

@@ -64,7 +64,7 @@ impl Caller {
 /// request from the app's rate limit.
 pub(crate) fn authorize(state: &AppState, peer: Peer, appid: &str, headers: &HeaderMap) -> AgoraResult<Caller> {
     let caller = state.braked(peer, &format!("agora:{appid}"), || authenticate(state, appid, headers))?;
-    state.rate_limit(&caller.app.key)?;
+    state.rate_limit(caller.app.rate_key())?;
     Ok(caller)
 }
 
@@ -85,7 +85,10 @@ fn authenticate(state: &AppState, appid: &str, headers: &HeaderMap) -> AgoraResu
         let (key, secret) = decoded
             .split_once(':')
             .ok_or_else(|| AgoraError::unauthorized("the Basic credentials must be \"customer_id:customer_secret\""))?;
-        let key_ok = app.key.as_bytes().ct_eq(key.as_bytes());
+        let Some(app_key) = app.key.as_deref() else {
+            return Err(AgoraError::unauthorized("this app has no key in [[apps]]: use an agora token"));
+        };
+        let key_ok = app_key.as_bytes().ct_eq(key.as_bytes());
         let secret_ok = app.secret.expose().as_bytes().ct_eq(secret.as_bytes());
         if !bool::from(key_ok & secret_ok) {
             return Err(AgoraError::unauthorized("wrong customer id or secret for this appid"));

@@ -25,7 +25,7 @@ use colloquy_http::brake::Peer;
 pub(crate) fn app_server_caller<'a>(state: &'a AppState, peer: Peer, headers: &HeaderMap) -> Result<&'a App, Failure> {
     let named_key = colloquy_http::auth::presented_key(headers.get(header::AUTHORIZATION));
     let app = state.braked(peer, &format!("alibaba-app:{named_key}"), || basic(state, headers))?;
-    state.rate_limit(&app.key)?;
+    state.rate_limit(app.rate_key())?;
     Ok(app)
 }
 
@@ -49,8 +49,9 @@ fn basic<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a App, Failur
         decoded.split_once(':').ok_or_else(|| forbidden("the Basic credentials must be \"key:secret\""))?;
     let mut found = None;
     for app in state.apps().all() {
+        let Some(app_key) = app.key.as_deref() else { continue };
         let matches =
-            app.key.as_bytes().ct_eq(key.as_bytes()) & app.secret.expose().as_bytes().ct_eq(secret.as_bytes());
+            app_key.as_bytes().ct_eq(key.as_bytes()) & app.secret.expose().as_bytes().ct_eq(secret.as_bytes());
         if bool::from(matches) {
             found = Some(app);
         }
@@ -77,7 +78,7 @@ pub(crate) async fn openapi_caller<'a>(
     let (app, nonce) = state.braked(request.peer, &format!("alibaba:{named_key}"), || {
         if v3 { verify_v3(state, request, query) } else { verify_rpc(state, request, params) }
     })?;
-    state.rate_limit(&app.key)?;
+    state.rate_limit(app.rate_key())?;
     take_nonce(state, app, &nonce).await?;
     Ok(app)
 }
@@ -116,7 +117,8 @@ fn mismatch(detail: &str) -> Failure {
 async fn take_nonce(state: &AppState, app: &App, nonce: &str) -> Result<(), Failure> {
     let now = colloquy_supervisor::now();
     let keep_until = colloquy_model::UnixMillis(now.0 + 2 * signature::MAX_SKEW_SECS as i64 * 1000);
-    let fresh = state.supervisor().store().use_nonce(&format!("alibaba:{}", app.key), nonce, now, keep_until).await;
+    let fresh =
+        state.supervisor().store().use_nonce(&format!("alibaba:{}", app.rate_key()), nonce, now, keep_until).await;
     match fresh {
         Ok(true) => Ok(()),
         Ok(false) => Err(Failure::new(

@@ -132,7 +132,7 @@ mod tests {
     fn apps() -> Apps {
         Apps::new(vec![App {
             id: AppId::new("app1").unwrap(),
-            key: "k".into(),
+            key: Some("k".into()),
             secret: Secret::new("s"),
             webhook: None,
             artc_tokens: ArtcTokens::Signed,

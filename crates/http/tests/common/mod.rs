@@ -35,6 +35,10 @@ pub const OTHER_APP_ID: &str = "987654321";
 pub const OTHER_APP_KEY: &str = "app-key-2";
 pub const OTHER_APP_SECRET: &str = "app-secret-2";
 /// The secret the apps' webhooks are signed with.
+/// An app with no key, as a ZEGO-only app is configured.
+pub const KEYLESS_APP_ID: &str = "555555555";
+pub const KEYLESS_APP_SECRET: &str = "app-secret-5";
+
 pub const WEBHOOK_SECRET: &str = "webhook-secret-1";
 
 #[derive(Debug)]
@@ -97,16 +101,23 @@ pub async fn api(options: Options) -> Api {
     let apps = Apps::new(vec![
         App {
             id: AppId::new(APP_ID).unwrap(),
-            key: APP_KEY.into(),
+            key: Some(APP_KEY.into()),
             secret: Secret::new(APP_SECRET),
             webhook: webhook.clone(),
             artc_tokens: Default::default(),
         },
         App {
             id: AppId::new(OTHER_APP_ID).unwrap(),
-            key: OTHER_APP_KEY.into(),
+            key: Some(OTHER_APP_KEY.into()),
             secret: Secret::new(OTHER_APP_SECRET),
             webhook,
+            artc_tokens: Default::default(),
+        },
+        App {
+            id: AppId::new(KEYLESS_APP_ID).unwrap(),
+            key: None,
+            secret: Secret::new(KEYLESS_APP_SECRET),
+            webhook: None,
             artc_tokens: Default::default(),
         },
     ]);
