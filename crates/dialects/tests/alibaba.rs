@@ -1051,7 +1051,13 @@ async fn callbacks_carry_the_token_and_the_documented_events() {
         assert_eq!(body["instanceId"], id.as_str());
         assert_eq!(body["sessionId"], "session-1");
         assert_eq!(body["userData"], "{\"Key\":\"Value\"}");
+        // Alibaba's required `code` and `message` (strings), and `timestamp` as ISO 8601.
+        assert!(body["code"].is_string() && body["message"].is_string(), "{body}");
+        let timestamp = body["timestamp"].as_str().unwrap();
+        assert!(timestamp.len() == 20 && timestamp.ends_with('Z') && timestamp.as_bytes()[10] == b'T', "{timestamp}");
     }
+    assert_eq!((bodies[0]["code"].clone(), bodies[0]["message"].clone()), (json!("0"), json!("agent_start")));
+    assert_eq!(bodies[4]["code"], "LLMError");
     assert_eq!(bodies[0]["data"]["channelId"], reply_channel(&api, &id).await);
     assert_eq!(
         (bodies[2]["data"]["role"].clone(), bodies[2]["data"]["text"].clone()),

@@ -91,19 +91,36 @@ fn event_and_data(
     }
 }
 
+/// The callback's required top-level `code` and `message` (strings): Alibaba's page refers to a
+/// table of status codes we could not read, so these are our choice: `"0"` and the event's name
+/// for what is not a failure, the failure's own code and message otherwise.
+fn status(name: &str, data: &Value) -> (String, String) {
+    let text = |key: &str| data.get(key).and_then(Value::as_str).map(str::to_owned);
+    match name {
+        "error" => (text("code").unwrap_or_else(|| "error".into()), text("message").unwrap_or_default()),
+        "agent_stop" if data.get("status").and_then(Value::as_str) == Some("FAILED") => {
+            (text("code").unwrap_or_else(|| "error".into()), text("message").unwrap_or_default())
+        }
+        _ => ("0".to_owned(), name.to_owned()),
+    }
+}
+
 /// The callback for `event`, when the agent has callbacks and the event is one Alibaba sends.
 pub(crate) fn format(event: &AgentEvent, session_starts: &SessionStarts) -> Vec<OutgoingWebhook> {
     let Some(callbacks) = event.agent.spec.callbacks.as_ref() else { return Vec::new() };
     let origin = OriginData::of(&event.agent);
     let Some((name, data)) = event_and_data(event, &origin, session_starts) else { return Vec::new() };
+    let (code, message) = status(name, &data);
     let body = json!({
         "aiAgentId": origin.ai_agent_id,
         "instanceId": event.agent.id.as_str(),
         "event": name,
         "data": data,
+        "code": code,
+        "message": message,
         "sessionId": origin.session_id,
         "userData": origin.user_data,
-        "timestamp": event.at.0,
+        "timestamp": super::signature::format_iso8601(u64::try_from(event.at.0.div_euclid(1000)).unwrap_or(0)),
     });
     let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
     if let Some(secret) = &callbacks.secret {
