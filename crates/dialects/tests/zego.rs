@@ -670,7 +670,10 @@ async fn callbacks_are_signed_and_follow_the_callback_config() {
     media.emit(&id, ConversationEvent::AgentSpeech { turn: 1, speaking: true });
     media.emit(&id, ConversationEvent::AgentReply { turn: 1, text: "Hello user".to_owned(), interrupted: true });
     media.emit(&id, ConversationEvent::Interrupted { turn: 1, cause: InterruptCause::ApiSpeak });
-    media.emit(&id, ConversationEvent::Error { turn: 2, stage: "llm", message: "timeout".to_owned() });
+    media.emit(
+        &id,
+        ConversationEvent::Error { turn: 2, stage: "llm", message: "HTTP 401: Incorrect API key provided".to_owned() },
+    );
     receiver.accepted(created.len() + 5).await;
     assert_ok(&call(&api, "DeleteAgentInstance", json!({"AgentInstanceId": id})).await);
     let all = receiver.accepted(created.len() + 6).await;
@@ -709,8 +712,8 @@ async fn callbacks_are_signed_and_follow_the_callback_config() {
     assert_eq!(events[2].1, json!({"UserId": "user_1", "Round": 1, "Text": "Hello agent"}));
     assert_eq!(events[3].1, json!({"Round": 1, "Text": "Hello user"}));
     assert_eq!(events[4].1, json!({"Round": 1, "Reason": 3}));
-    assert_eq!(events[5].1["Code"], 1001);
-    assert!(events[5].1["Message"].as_str().unwrap().contains("timeout"));
+    assert_eq!(events[5].1["Code"], 2203, "ZEGO's code for an LLM authentication failure");
+    assert!(events[5].1["Message"].as_str().unwrap().contains("Incorrect API key"));
     assert_eq!(events[6].1["Code"], 0);
     assert!(events[6].1["DeletedTimestamp"].is_i64());
     assert!(events[6].1["LatencyData"].is_object());

@@ -124,7 +124,8 @@ async fn event_body(event: &AgentEvent, origin: &OriginData, store: &Store) -> O
                 ("AgentSpeakAction", json!({ "Action": action(*speaking) }))
             }
             ConversationEvent::Error { stage, message, .. } => {
-                ("Exception", json!({ "Code": exception_code(stage), "Message": format!("{stage}: {message}") }))
+                let code = exception_code(stage, message);
+                ("Exception", json!({ "Code": code, "Message": format!("{stage}: {message}") }))
             }
             _ => return None,
         },
@@ -135,9 +136,22 @@ fn action(speaking: bool) -> &'static str {
     if speaking { "SPEAK_BEGIN" } else { "SPEAK_END" }
 }
 
-/// ZEGO's exception codes: 1001 is its general error; the stage is named in the message.
-fn exception_code(_stage: &str) -> u32 {
-    1001
+/// ZEGO's exception code for an error in `stage` (zegocloud.com/docs/aiagent-server/callbacks/
+/// exception-codes): 2101 ASR general error; for the LLM 2203 authentication failed, 2204 the
+/// concurrency limit reached, 2202 a parameter error, 2201 any other; 1001 the general error
+/// (TTS's codes are not in what we could read of that page). The LLM's cases are told by the
+/// provider's message, which carries its HTTP status.
+fn exception_code(stage: &str, message: &str) -> u32 {
+    let message = message.to_ascii_lowercase();
+    let says = |words: &[&str]| words.iter().any(|w| message.contains(w));
+    match stage {
+        "asr" => 2101,
+        "llm" if says(&["401", "403", "unauthorized", "api key", "authentication", "forbidden"]) => 2203,
+        "llm" if says(&["429", "rate limit", "concurrency", "too many requests"]) => 2204,
+        "llm" if says(&["400", "invalid", "parameter"]) => 2202,
+        "llm" => 2201,
+        _ => 1001,
+    }
 }
 
 /// `AgentInstanceDeleted.Code`: 0 deleted through the API, 1202 the room was idle, 1205 the node
@@ -191,6 +205,16 @@ mod tests {
         };
         let data = latency_data(&[turn(Some(100)), turn(None), turn(Some(200))]);
         assert_eq!(data, json!({"LLMTTFT": 150, "TTSAudioFirstFrameTime": 0, "TotalCost": 0}));
+    }
+
+    #[test]
+    fn exceptions_carry_zegos_code_for_their_stage() {
+        assert_eq!(exception_code("asr", "the model failed"), 2101);
+        assert_eq!(exception_code("llm", "HTTP 401: Incorrect API key provided"), 2203);
+        assert_eq!(exception_code("llm", "rate limited (429)"), 2204);
+        assert_eq!(exception_code("llm", "HTTP 400: max_tokens is too large"), 2202);
+        assert_eq!(exception_code("llm", "timed out after 10 s"), 2201);
+        assert_eq!(exception_code("tts", "the voice failed"), 1001);
     }
 
     #[test]
