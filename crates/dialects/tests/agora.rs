@@ -551,6 +551,7 @@ async fn speak_interrupt_think_and_update_reach_the_agent() {
                 llm_params: Some(LlmParams { max_tokens: 1024, ..LlmParams::DEFAULT }),
                 voice: None,
                 speed: None,
+                interruption: None,
             }),
         ]
     );

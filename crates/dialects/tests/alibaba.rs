@@ -490,6 +490,17 @@ async fn start_and_update_through_the_app_server() {
     let reply = app_post(&api, "updateAIAgentInstance", &update).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
     assert!(reply.json["message"].as_str().unwrap().contains("AsrConfig"));
+    // The AICallKit clients' voice-interrupt switch (off at start), as a flat template: honoured
+    // mid-call.
+    let switch =
+        json!({ "ai_agent_instance_id": id, "template_config": "{\"VoiceChat\":{\"EnableVoiceInterrupt\":true}}" });
+    let reply = app_post(&api, "updateAIAgentInstance", &switch).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let received = api.media.as_ref().unwrap().received(&id);
+    let Some(Received::Update(update)) = received.last() else { panic!("no update: {received:?}") };
+    assert!(update.interruption.as_ref().unwrap_or_else(|| panic!("{received:?}")).enabled, "{update:?}");
+    let agent = native(&api, &id).await;
+    assert_eq!(agent["config"]["interruption"]["enabled"], true, "the record says so too");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -494,6 +494,8 @@ pub struct SpecUpdate {
     pub llm_params: Option<LlmParams>,
     pub voice: Option<String>,
     pub speed: Option<f32>,
+    /// New interruption settings, from the next time the user speaks over the agent.
+    pub interruption: Option<Interruption>,
 }
 
 impl SpecUpdate {
@@ -514,6 +516,9 @@ impl SpecUpdate {
         }
         if let Some(speed) = self.speed {
             spec.tts.speed = speed;
+        }
+        if let Some(interruption) = &self.interruption {
+            spec.interruption = interruption.clone();
         }
     }
 }

@@ -399,14 +399,22 @@ pub(crate) fn update(field: &str, config: AgentConfig, current: &AgentSpec) -> R
         ("MaxIdleTime", config.max_idle_time.is_some()),
         ("EnablePushToTalk", config.enable_push_to_talk == Some(true)),
         ("TurnDetectionConfig", config.turn_detection_config.is_some()),
-        ("InterruptConfig", config.interrupt_config.is_some()),
         ("AsrConfig", config.asr_config.is_some()),
         ("AutoSpeechConfig", config.auto_speech_config.is_some()),
     ];
     if let Some((name, _)) = unchangeable.iter().find(|(_, set)| *set) {
         return Err(Failure::invalid(format!(
-            "{field}.{name} cannot be changed on a running instance by this server; only LlmConfig.LlmSystemPrompt/LlmHistory and TtsConfig.SpeechRate can"
+            "{field}.{name} cannot be changed on a running instance by this server; only LlmConfig.LlmSystemPrompt/LlmHistory, TtsConfig.SpeechRate and InterruptConfig can"
         )));
+    }
+    // The AICallKit clients' voice-interrupt switch (and the interrupt words): from the next time
+    // the user speaks over the agent.
+    if let Some(interrupt) = config.interrupt_config {
+        let mut interruption = current.interruption.clone();
+        self::interruption(&format!("{field}.InterruptConfig"), interrupt, &mut interruption, w)?;
+        if interruption != current.interruption {
+            update.interruption = Some(interruption);
+        }
     }
     Ok(update)
 }
