@@ -664,6 +664,15 @@ async fn openapi_start_update_with_the_v3_signature() {
         matches!(received.last(), Some(Received::Update(u)) if u.system_messages.as_ref().unwrap()[0].content == "New prompt"),
         "{received:?}"
     );
+    // Describe shows the running settings, the update included (the AUI clients read them back).
+    let update = json!({ "TtsConfig": { "SpeechRate": 1.5 } }).to_string();
+    let params = [("InstanceId", id.as_str()), ("AgentConfig", update.as_str())];
+    assert_eq!(v3_call(&api, APP_KEY, APP_SECRET, "UpdateAIAgentInstance", &params).await.status, StatusCode::OK);
+    let reply = v3_call(&api, APP_KEY, APP_SECRET, "DescribeAIAgentInstance", &[("InstanceId", &id)]).await;
+    let config = &reply.json["Instance"]["AgentConfig"];
+    assert_eq!(config["LlmConfig"]["LlmSystemPrompt"], "New prompt", "{config}");
+    assert_eq!(config["TtsConfig"]["SpeechRate"], 1.5, "{config}");
+    assert_eq!(config["Greeting"], "Hi from V3", "what was sent and not changed stays");
 
     // `VoiceChat` as a JSON string, as Alibaba's AUI Java sample server sends it.
     let nested =

@@ -17,6 +17,29 @@ fn parsed(text: Option<&String>) -> Value {
     text.and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null)
 }
 
+/// The instance's `AgentConfig` as it was sent, with what an update can change as it is now (the
+/// system prompt, the speech rate, the voice-interrupt switch): the AUI clients read the running
+/// settings back from describe.
+fn current_config(record: &AgentRecord, sent: Option<&String>) -> Value {
+    let mut config = match parsed(sent) {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    let spec = &record.spec;
+    let mut group = |name: &str, key: &str, value: Value| {
+        let entry = config.entry(name.to_owned()).or_insert_with(|| json!({}));
+        if let Value::Object(group) = entry {
+            group.insert(key.to_owned(), value);
+        }
+    };
+    if let Some(prompt) = spec.llm.system_messages.iter().find(|m| m.role == colloquy_model::PromptRole::System) {
+        group("LlmConfig", "LlmSystemPrompt", json!(prompt.content));
+    }
+    group("TtsConfig", "SpeechRate", json!(spec.tts.speed));
+    group("InterruptConfig", "EnableVoiceInterrupt", json!(spec.interruption.enabled));
+    Value::Object(config)
+}
+
 /// An instance in the OpenAPI's shape (`DescribeAIAgentInstance.Instance`, `ListAIAgentInstance.Instances[]`).
 pub(crate) fn instance_json(record: &AgentRecord) -> Value {
     let data = OriginData::of(record);
@@ -27,7 +50,7 @@ pub(crate) fn instance_json(record: &AgentRecord) -> Value {
         "Status": status_name(record),
         "RuntimeConfig": { "VoiceChat": { "AgentUserId": data.agent_user_id, "ChannelId": data.channel_id },
                            "AgentUserId": data.agent_user_id, "ChannelId": data.channel_id },
-        "AgentConfig": parsed(data.agent_config.as_ref()),
+        "AgentConfig": current_config(record, data.agent_config.as_ref()),
         "TemplateConfig": parsed(data.template_config.as_ref()),
         "UserData": data.user_data.unwrap_or_default(),
         "SessionId": data.session_id.unwrap_or_default(),
