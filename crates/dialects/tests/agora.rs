@@ -552,6 +552,7 @@ async fn speak_interrupt_think_and_update_reach_the_agent() {
                 voice: None,
                 speed: None,
                 interruption: None,
+                warnings: Vec::new(),
             }),
         ]
     );
@@ -886,6 +887,14 @@ async fn settings_not_honoured_are_reported_with_the_agent() {
     assert!(fields.contains(&"properties.tts.vendor"), "{fields:?}");
     assert!(fields.contains(&"properties.made_up"), "{fields:?}");
     assert!(warnings.iter().all(|w| !w["message"].as_str().unwrap().is_empty()), "{warnings:?}");
+    // An update's too: a parameter the LLM is not given.
+    let update = json!({"properties": {"llm": {"params": {"max_tokens": 64, "frequency_penalty": 1}}}}).to_string();
+    let reply = api.send("POST", &path(APP_ID, &format!("/agents/{id}/update")), Some(&auth()), Some(&update)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let native = api.send("GET", &format!("/v1/agents/{id}"), Some(&basic(APP_KEY, APP_SECRET)), None).await;
+    let warnings = native.json["warnings"].as_array().unwrap();
+    assert!(warnings.iter().any(|w| w["field"] == "properties.llm.params.frequency_penalty"), "{warnings:?}");
+    assert!(warnings.iter().any(|w| w["field"] == "properties.tts.vendor"), "the join's stay: {warnings:?}");
     // A join without such settings has none.
     let plain = join(&api, &small_join("plain")).await;
     let native = api.send("GET", &format!("/v1/agents/{plain}"), Some(&basic(APP_KEY, APP_SECRET)), None).await;

@@ -496,6 +496,8 @@ pub struct SpecUpdate {
     pub speed: Option<f32>,
     /// New interruption settings, from the next time the user speaks over the agent.
     pub interruption: Option<Interruption>,
+    /// What the update set but cannot be honoured, added to the agent's warnings.
+    pub warnings: Vec<SpecWarning>,
 }
 
 impl SpecUpdate {
@@ -519,6 +521,11 @@ impl SpecUpdate {
         }
         if let Some(interruption) = &self.interruption {
             spec.interruption = interruption.clone();
+        }
+        for warning in &self.warnings {
+            if !spec.warnings.contains(warning) {
+                spec.warnings.push(warning.clone());
+            }
         }
     }
 }

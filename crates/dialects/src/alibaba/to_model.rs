@@ -371,10 +371,9 @@ fn auto_speech(
 
 /// What `UpdateAIAgentInstance` can change on a running agent: the prompt (with its history) and
 /// the speech rate. Anything else that would change behaviour is refused (see the docs).
-pub(crate) fn update(field: &str, config: AgentConfig, current: &AgentSpec) -> Result<SpecUpdate, Failure> {
+pub(crate) fn update(field: &str, mut config: AgentConfig, current: &AgentSpec) -> Result<SpecUpdate, Failure> {
     let mut update = SpecUpdate::default();
-    // A running instance has no place for warnings yet: they are logged.
-    let mut noticed = Warnings::default();
+    let mut noticed = std::mem::take(&mut config.noticed);
     let w = &mut noticed;
     warn_other(w, field, &config.other);
     if config.greeting.is_some() {
@@ -416,6 +415,7 @@ pub(crate) fn update(field: &str, config: AgentConfig, current: &AgentSpec) -> R
             update.interruption = Some(interruption);
         }
     }
+    update.warnings = noticed.into_vec();
     Ok(update)
 }
 

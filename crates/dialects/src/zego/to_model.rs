@@ -342,6 +342,7 @@ pub(crate) fn running_update(
     asr: Option<Map<String, Value>>,
 ) -> ZegoResult<SpecUpdate> {
     let mut update = SpecUpdate::default();
+    let mut w = Warnings::default();
     if let Some(llm) = llm {
         let llm: wire::LlmConfig = parse_group("LLM", &llm)?;
         refuse_endpoint_change(spec, &llm)?;
@@ -351,8 +352,7 @@ pub(crate) fn running_update(
             set_system_prompt(&mut messages, prompt);
             update.system_messages = Some(messages);
         }
-        // A running instance has no place for warnings yet; they are logged.
-        let params = llm_params(spec.llm.params, &llm, &mut Warnings::default())?;
+        let params = llm_params(spec.llm.params, &llm, &mut w)?;
         if params != spec.llm.params {
             update.llm_params = Some(params);
         }
@@ -361,12 +361,13 @@ pub(crate) fn running_update(
         let tts: wire::TtsConfig = parse_group("TTS", &tts)?;
         match local_voice(&tts) {
             Some(voice) => update.voice = Some(voice),
-            None => tracing::warn!(field = "TTS", "only an embedded voice in TTS.Params.voice can be set; ignored"),
+            None => w.ignored("TTS", "only an embedded voice in TTS.Params.voice can be set"),
         }
     }
     if asr.is_some() {
-        tracing::warn!(field = "ASR", "ASR settings cannot change while the instance runs; ignored");
+        w.ignored("ASR", "ASR settings cannot change while the instance runs");
     }
+    update.warnings = w.into_vec();
     Ok(update)
 }
 

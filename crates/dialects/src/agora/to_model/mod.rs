@@ -351,8 +351,9 @@ pub fn update_from_request(request: wire::UpdateRequest) -> Checked<model::SpecU
                 Some(prompt_messages("properties.llm.system_messages", messages, &BTreeMap::new())?);
         }
         if let Some(params) = llm.params {
-            // A running agent's record has no place for warnings yet: they are logged.
-            update.llm_params = Some(llm_params("properties.llm.params", &params, &mut Warnings::default())?);
+            let mut w = Warnings::default();
+            update.llm_params = Some(llm_params("properties.llm.params", &params, &mut w)?);
+            update.warnings = w.into_vec();
         }
     }
     if update.is_empty() && p.token.is_none() {

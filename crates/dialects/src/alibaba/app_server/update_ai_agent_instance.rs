@@ -14,11 +14,15 @@ use colloquy_http::apps::App;
 pub(super) async fn handle(state: &AppState, app: &App, body: Body) -> Result<Value, Failure> {
     let id = required(body.ai_agent_instance_id.as_deref(), "ai_agent_instance_id")?;
     let record = instance(state, app, id).await?;
-    if body.user_data.is_some() {
-        tracing::warn!(field = "user_data", "user_data cannot be changed after start here; ignored");
-    }
+    let user_data = body.user_data.is_some();
     let (_, _, config) = configs(body.agent_config, body.template_config)?;
-    let update = to_model::update("agent_config", config, &record.spec)?;
+    let mut update = to_model::update("agent_config", config, &record.spec)?;
+    if user_data {
+        update.warnings.push(colloquy_model::SpecWarning {
+            field: "user_data".to_owned(),
+            message: "user_data cannot be changed after the start here".to_owned(),
+        });
+    }
     apply_update(state, app, &record, update).await?;
     Ok(json!({ "result": true }))
 }

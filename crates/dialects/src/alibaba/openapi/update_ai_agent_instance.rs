@@ -11,16 +11,20 @@ use colloquy_http::apps::App;
 
 pub(super) async fn handle(state: &AppState, app: &App, params: &Params) -> Result<Value, Failure> {
     let record = instance(state, app, params.required("InstanceId")?).await?;
-    if params.get("UserData").is_some() {
-        tracing::warn!(field = "UserData", "UserData cannot be changed after start here; ignored");
-    }
+    let user_data = params.get("UserData").is_some();
     let config = to_model::read_configs(
         "AgentConfig",
         params.get("AgentConfig"),
         "TemplateConfig",
         params.get("TemplateConfig"),
     )?;
-    let update = to_model::update("AgentConfig", config, &record.spec)?;
+    let mut update = to_model::update("AgentConfig", config, &record.spec)?;
+    if user_data {
+        update.warnings.push(colloquy_model::SpecWarning {
+            field: "UserData".to_owned(),
+            message: "UserData cannot be changed after the start here".to_owned(),
+        });
+    }
     apply_update(state, app, &record, update).await?;
     Ok(json!({}))
 }
