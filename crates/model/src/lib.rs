@@ -10,12 +10,14 @@ mod commands;
 mod config;
 mod ids;
 mod lifecycle;
+mod profile;
 mod records;
 
 pub use commands::*;
 pub use config::*;
 pub use ids::*;
 pub use lifecycle::*;
+pub use profile::*;
 pub use records::*;
 
 /// A point in wall-clock time, in milliseconds since the Unix epoch. Records carry these; the model

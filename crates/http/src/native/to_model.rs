@@ -22,35 +22,77 @@ pub fn spec_from_wire(config: wire::AgentConfig) -> Checked<AgentSpec> {
     if let Some(uids) = config.remote_uids {
         spec.remote_uids = remote_uids(uids)?;
     }
-    if let Some(secs) = config.idle_timeout {
-        spec.idle_timeout = IdleTimeout::from_secs(in_range("idle_timeout", secs, 0..=IdleTimeout::MAX_SECS)?);
+    let profile = profile_from_wire(wire::ProfileConfig {
+        prompt: None,
+        idle_timeout: config.idle_timeout,
+        llm: config.llm,
+        asr: config.asr,
+        tts: config.tts,
+        turn_detection: config.turn_detection,
+        interruption: config.interruption,
+        greeting: config.greeting,
+        failure_message: config.failure_message,
+        max_history: config.max_history,
+        silence_prompt: config.silence_prompt,
+    })?;
+    profile.apply_to(&mut spec);
+    if let Some(callbacks) = config.callbacks {
+        spec.callbacks = Some(model::Callbacks {
+            url: http_url("callbacks.url", callbacks.url)?,
+            secret: match callbacks.secret {
+                Some(secret) => Some(Secret::new(short_text("callbacks.secret", secret, 256)?)),
+                None => None,
+            },
+        });
     }
+    Ok(spec)
+}
+
+/// Checks a configured agent's settings (and the same fields of a `POST /v1/agents` body).
+pub fn profile_from_wire(config: wire::ProfileConfig) -> Checked<model::AgentProfile> {
+    let mut profile = model::AgentProfile::default();
+    if let Some(secs) = config.idle_timeout {
+        profile.idle_timeout = Some(IdleTimeout::from_secs(in_range("idle_timeout", secs, 0..=IdleTimeout::MAX_SECS)?));
+    }
+    let sets_messages = config.llm.as_ref().is_some_and(|llm| llm.system_messages.is_some());
     if let Some(llm) = config.llm {
-        spec.llm = llm_from_wire(llm)?;
+        profile.llm = Some(llm_from_wire(llm)?);
+    }
+    if let Some(prompt) = config.prompt {
+        if sets_messages {
+            return Err(ApiError::invalid("prompt", "set prompt or llm.system_messages, not both"));
+        }
+        let mut llm = match profile.llm.take() {
+            Some(llm) => llm,
+            None => llm_from_wire(wire::LlmConfig::default())?,
+        };
+        llm.system_messages =
+            vec![model::PromptMessage { role: model::PromptRole::System, content: text("prompt", prompt)? }];
+        profile.llm = Some(llm);
     }
     if let Some(asr) = config.asr {
-        spec.asr = asr_from_wire(asr)?;
+        profile.asr = Some(asr_from_wire(asr)?);
     }
     if let Some(tts) = config.tts {
-        spec.tts = tts_from_wire(tts)?;
+        profile.tts = Some(tts_from_wire(tts)?);
     }
     if let Some(turn) = config.turn_detection {
-        spec.turn_detection = turn_detection_from_wire(turn)?;
+        profile.turn_detection = Some(turn_detection_from_wire(turn)?);
     }
     if let Some(interruption) = config.interruption {
-        spec.interruption = interruption_from_wire(interruption)?;
+        profile.interruption = Some(interruption_from_wire(interruption)?);
     }
     if let Some(greeting) = config.greeting {
-        spec.greeting = Some(model::Greeting {
+        profile.greeting = Some(model::Greeting {
             text: text("greeting.text", greeting.text)?,
             interruptible: greeting.interruptible.unwrap_or(true),
         });
     }
     if let Some(message) = config.failure_message {
-        spec.failure_message = Some(text("failure_message", message)?);
+        profile.failure_message = Some(text("failure_message", message)?);
     }
     if let Some(prompt) = config.silence_prompt {
-        spec.silence_prompt = Some(model::SilencePrompt {
+        profile.silence_prompt = Some(model::SilencePrompt {
             timeout_ms: in_range(
                 "silence_prompt.timeout_ms",
                 prompt.timeout_ms,
@@ -64,18 +106,9 @@ pub fn spec_from_wire(config: wire::AgentConfig) -> Checked<AgentSpec> {
         });
     }
     if let Some(max) = config.max_history {
-        spec.max_history = in_range("max_history", max, AgentSpec::MAX_HISTORY_RANGE)?;
+        profile.max_history = Some(in_range("max_history", max, AgentSpec::MAX_HISTORY_RANGE)?);
     }
-    if let Some(callbacks) = config.callbacks {
-        spec.callbacks = Some(model::Callbacks {
-            url: http_url("callbacks.url", callbacks.url)?,
-            secret: match callbacks.secret {
-                Some(secret) => Some(Secret::new(short_text("callbacks.secret", secret, 256)?)),
-                None => None,
-            },
-        });
-    }
-    Ok(spec)
+    Ok(profile)
 }
 
 fn remote_uids(uids: Vec<String>) -> Checked<model::RemoteUids> {

@@ -57,6 +57,37 @@ pub struct AgentConfig {
     pub callbacks: Option<CallbacksConfig>,
 }
 
+/// A configured agent's settings: the config file's `[[apps.agents]]`, which the vendor dialects
+/// start by id (Alibaba's `AIAgentId`, ZEGO's `AgentId`). The fields of an [`AgentConfig`] that
+/// describe the agent rather than the call, in the same shape, and `prompt`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// The system prompt: one system message. Set it here or in `llm.system_messages`, not both.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub idle_timeout: Option<u32>,
+    #[serde(default)]
+    pub llm: Option<LlmConfig>,
+    #[serde(default)]
+    pub asr: Option<AsrConfig>,
+    #[serde(default)]
+    pub tts: Option<TtsConfig>,
+    #[serde(default)]
+    pub turn_detection: Option<TurnDetectionConfig>,
+    #[serde(default)]
+    pub interruption: Option<InterruptionConfig>,
+    #[serde(default)]
+    pub greeting: Option<GreetingConfig>,
+    #[serde(default)]
+    pub failure_message: Option<String>,
+    #[serde(default)]
+    pub max_history: Option<u32>,
+    #[serde(default)]
+    pub silence_prompt: Option<SilencePromptConfig>,
+}
+
 /// Which implementation of a provider to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
