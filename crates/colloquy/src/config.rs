@@ -46,6 +46,14 @@ pub struct AppSection {
     /// `"issued_only"`: only the tokens this server issued (closes the vendor scheme's
     /// channel/user boundary hole; see `docs/security.md`).
     pub artc_tokens: Option<String>,
+    /// The agents configured ahead of their calls, started by id (Alibaba's `AIAgentId`, ZEGO's
+    /// `AgentId` when it was not registered through the API). Each is a table with `id`, an
+    /// optional `webhook_url` and `webhook_secret` (instead of the app's), and the native API's
+    /// agent fields: `prompt`, `llm`, `asr`, `tts`, `greeting`, `turn_detection`,
+    /// `interruption`, `idle_timeout`, `max_history`, `failure_message`, `silence_prompt`
+    /// (see `docs/configuration.md`). When an app configures agents, an unknown id is refused.
+    #[serde(default)]
+    pub agents: Vec<toml::Table>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -285,7 +293,7 @@ pub fn resolve(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config>
 
 /// Checks the `[[apps]]` entries: valid, unique ids and keys, a secret, an http(s) webhook URL.
 fn resolve_apps(sections: Vec<AppSection>) -> anyhow::Result<Vec<colloquy_http::apps::App>> {
-    use colloquy_http::apps::{App, AppWebhook, ArtcTokens};
+    use colloquy_http::apps::{App, ArtcTokens};
     use colloquy_model::{AppId, Secret};
     let mut apps: Vec<App> = Vec::new();
     for (index, section) in sections.into_iter().enumerate() {
@@ -306,26 +314,97 @@ fn resolve_apps(sections: Vec<AppSection>) -> anyhow::Result<Vec<colloquy_http::
         if section.key.is_some() && apps.iter().any(|app| app.key == section.key) {
             bail!("{at}.key: another app has this key");
         }
-        let webhook = match section.webhook_url {
-            Some(url) => {
-                let parsed: axum::http::Uri =
-                    url.parse().map_err(|_| anyhow::anyhow!("{at}.webhook_url is not a URL"))?;
-                if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
-                    bail!("{at}.webhook_url must be an http:// or https:// URL with a host");
-                }
-                Some(AppWebhook { url, secret: section.webhook_secret.map(Secret::new) })
-            }
-            None if section.webhook_secret.is_some() => bail!("{at}.webhook_secret is set without webhook_url"),
-            None => None,
-        };
+        let webhook = webhook(&at, section.webhook_url, section.webhook_secret)?;
         let artc_tokens = match section.artc_tokens.as_deref() {
             None | Some("signed") => ArtcTokens::Signed,
             Some("issued_only") => ArtcTokens::IssuedOnly,
             Some(other) => bail!("{at}.artc_tokens is {other:?}; it must be \"signed\" or \"issued_only\""),
         };
-        apps.push(App { id, key: section.key, secret: Secret::new(section.secret), webhook, artc_tokens });
+        let agents = section
+            .agents
+            .into_iter()
+            .enumerate()
+            .map(|(i, table)| configured_agent(&format!("{at}.agents[{i}]"), table))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for (i, agent) in agents.iter().enumerate() {
+            if agents[..i].iter().any(|other| other.id == agent.id) {
+                bail!("{at}.agents[{i}].id: another agent of this app has the id {:?}", agent.id);
+            }
+        }
+        apps.push(App { id, key: section.key, secret: Secret::new(section.secret), webhook, artc_tokens, agents });
     }
     Ok(apps)
+}
+
+/// A webhook receiver: an http(s) URL with a host, and a secret only with a URL.
+fn webhook(
+    at: &str,
+    url: Option<String>,
+    secret: Option<String>,
+) -> anyhow::Result<Option<colloquy_http::apps::AppWebhook>> {
+    let Some(url) = url else {
+        if secret.is_some() {
+            bail!("{at}.webhook_secret is set without webhook_url");
+        }
+        return Ok(None);
+    };
+    let parsed: axum::http::Uri = url.parse().map_err(|_| anyhow::anyhow!("{at}.webhook_url is not a URL"))?;
+    if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
+        bail!("{at}.webhook_url must be an http:// or https:// URL with a host");
+    }
+    Ok(Some(colloquy_http::apps::AppWebhook { url, secret: secret.map(colloquy_model::Secret::new) }))
+}
+
+/// One `[[apps.agents]]` table: its `id` and webhook, and the rest read as the native API reads
+/// an agent's fields, so each is checked the same way and an error names it.
+fn configured_agent(at: &str, mut table: toml::Table) -> anyhow::Result<colloquy_http::apps::ConfiguredAgent> {
+    use colloquy_http::apps::ConfiguredAgent;
+    let mut text = |key: &str| -> anyhow::Result<Option<String>> {
+        match table.remove(key) {
+            None => Ok(None),
+            Some(toml::Value::String(text)) => Ok(Some(text)),
+            Some(other) => bail!("{at}.{key} must be a string, not {}", other.type_str()),
+        }
+    };
+    let id = text("id")?.ok_or_else(|| anyhow::anyhow!("{at}.id is required"))?;
+    if id.is_empty() || id.chars().count() > ConfiguredAgent::MAX_ID_CHARS || !id.chars().all(|c| c.is_ascii_graphic())
+    {
+        bail!(
+            "{at}.id {id:?} must be 1 to {} printable ASCII characters without spaces",
+            ConfiguredAgent::MAX_ID_CHARS
+        );
+    }
+    let webhook = webhook(at, text("webhook_url")?, text("webhook_secret")?)?;
+    let wire: colloquy_http::native::wire::ProfileConfig =
+        toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("{at}: {}", e.message()))?;
+    let profile = colloquy_http::native::to_model::profile_from_wire(wire).map_err(|e| in_config(at, e))?;
+    Ok(ConfiguredAgent { id, profile, webhook })
+}
+
+/// An API error about a field of the table at `at`, as a config error naming the whole path.
+fn in_config(at: &str, error: colloquy_http::error::ApiError) -> anyhow::Error {
+    match error.field {
+        Some(field) => anyhow::anyhow!("{at}.{field}: {}", error.message),
+        None => anyhow::anyhow!("{at}: {}", error.message),
+    }
+}
+
+/// Refuses a configured agent whose LLM is a local model this machine does not have.
+pub fn check_local_models(
+    apps: &[colloquy_http::apps::App],
+    models: &dyn colloquy_http::fields::LocalModels,
+) -> anyhow::Result<()> {
+    for (a, app) in apps.iter().enumerate() {
+        for (i, agent) in app.agents.iter().enumerate() {
+            if let Some(colloquy_model::Llm { provider: colloquy_model::LlmProvider::Local { model }, .. }) =
+                &agent.profile.llm
+            {
+                colloquy_http::fields::local_llm("llm.model", model, models)
+                    .map_err(|e| in_config(&format!("apps[{a}].agents[{i}]"), e))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {
@@ -415,5 +494,59 @@ mod tests {
         assert!(parse("[playground]\nenable = true\n").unwrap_err().to_string().contains("enable"));
         assert!(PlaygroundSwitch::Auto.enabled(true) && !PlaygroundSwitch::Auto.enabled(false));
         assert!(PlaygroundSwitch::On.enabled(false) && !PlaygroundSwitch::Off.enabled(true));
+    }
+
+    #[test]
+    fn configured_agents_are_read_as_native_fields_and_checked() {
+        let overrides = || Overrides { data_dir: Some("/tmp".into()), ..Overrides::default() };
+        let app = "[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"12345678\"\n";
+        let text = format!(
+            "{app}[[apps.agents]]\nid = \"39f8e0bc005e4f309379701645f4****\"\nprompt = \"You are Ada.\"\n\
+             webhook_url = \"http://127.0.0.1:9/ada\"\nidle_timeout = 90\n\
+             [apps.agents.llm]\nvendor = \"openai\"\nurl = \"http://127.0.0.1:8000/v1\"\nmodel = \"m\"\n\
+             [apps.agents.greeting]\ntext = \"Hello\"\n\
+             [[apps.agents]]\nid = \"plain\"\n"
+        );
+        let config = resolve(toml::from_str(&text).unwrap(), overrides()).unwrap();
+        let agents = &config.apps[0].agents;
+        assert_eq!(agents.len(), 2);
+        let ada = &agents[0].profile;
+        let llm = ada.llm.as_ref().unwrap();
+        assert_eq!(llm.system_messages[0].content, "You are Ada.");
+        assert!(matches!(&llm.provider, colloquy_model::LlmProvider::OpenAiCompatible(e) if e.model == "m"));
+        assert_eq!(ada.greeting.as_ref().unwrap().text, "Hello");
+        assert_eq!(ada.idle_timeout, Some(colloquy_model::IdleTimeout::AfterSecs(90)));
+        assert_eq!(agents[0].webhook.as_ref().unwrap().url, "http://127.0.0.1:9/ada");
+        assert_eq!(agents[1].profile, colloquy_model::AgentProfile::default());
+        assert!(config.apps[0].configured_agent("plain").unwrap().is_some());
+        assert!(config.apps[0].configured_agent("other").is_err());
+
+        for (agent, expected) in [
+            ("voice = \"x\"\n", "apps[0].agents[0]: unknown field `voice`"),
+            ("[apps.agents.llm]\nurl = \"ftp://x\"\nvendor = \"openai\"\n", "apps[0].agents[0].llm.url"),
+            ("prompt = \"p\"\n[apps.agents.llm]\nsystem_messages = []\n", "apps[0].agents[0].prompt"),
+            ("idle_timeout = 999999\n", "apps[0].agents[0].idle_timeout"),
+            ("webhook_secret = \"s\"\n", "apps[0].agents[0].webhook_secret is set without webhook_url"),
+            ("webhook_url = 5\n", "apps[0].agents[0].webhook_url must be a string"),
+        ] {
+            let text = format!("{app}[[apps.agents]]\nid = \"x\"\n{agent}");
+            let err = resolve(toml::from_str(&text).unwrap(), overrides()).unwrap_err().to_string();
+            assert!(err.contains(expected), "{agent}: {err}");
+        }
+        for (agents, expected) in [
+            ("[[apps.agents]]\nprompt = \"p\"\n", "apps[0].agents[0].id is required"),
+            ("[[apps.agents]]\nid = \"has space\"\n", "apps[0].agents[0].id"),
+            ("[[apps.agents]]\nid = \"x\"\n[[apps.agents]]\nid = \"x\"\n", "apps[0].agents[1].id"),
+        ] {
+            let err = resolve(toml::from_str(&format!("{app}{agents}")).unwrap(), overrides()).unwrap_err().to_string();
+            assert!(err.contains(expected), "{agents}: {err}");
+        }
+
+        // A local LLM this machine does not have is refused at start-up, naming the agent.
+        let text = format!("{app}[[apps.agents]]\nid = \"x\"\n[apps.agents.llm]\nmodel = \"missing\"\n");
+        let config = resolve(toml::from_str(&text).unwrap(), overrides()).unwrap();
+        let models = colloquy_http::fields::ListedModels::default_llm();
+        let err = check_local_models(&config.apps, &models).unwrap_err().to_string();
+        assert!(err.starts_with("apps[0].agents[0].llm.model:") && err.contains("missing"), "{err}");
     }
 }

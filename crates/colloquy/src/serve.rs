@@ -39,6 +39,7 @@ pub fn run(args: ServeArgs, log_format: Option<LogFormat>, started: Instant) -> 
     if !args.no_media {
         // A missing model is a start-up error naming the fix, not a surprise at the first agent.
         colloquy_agent::EmbeddedModels::check_files()?;
+        config::check_local_models(&config.apps, &crate::models::ModelsDir)?;
     }
     let media = !args.no_media;
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config, media, started))

@@ -11,7 +11,7 @@
 //! | Alibaba app server | – | Basic user | Basic password |
 //! | Alibaba ARTC token | `appid` | – | the ARTC app key the token is hashed with |
 
-use colloquy_model::{AppId, Secret};
+use colloquy_model::{AgentProfile, AppId, Secret};
 
 /// One `[[apps]]` entry.
 #[derive(Clone, Debug)]
@@ -26,6 +26,9 @@ pub struct App {
     pub webhook: Option<AppWebhook>,
     /// Which Alibaba ARTC `rtc_auth_token`s open this app's channels.
     pub artc_tokens: ArtcTokens,
+    /// The agents configured ahead of their calls (`[[apps.agents]]`), which the dialects start by
+    /// id. Empty: any id is taken, and the agent runs with the dialect's defaults.
+    pub agents: Vec<ConfiguredAgent>,
 }
 
 impl App {
@@ -34,13 +37,43 @@ impl App {
         self.key.as_deref().unwrap_or(self.id.as_str())
     }
 
-    /// The callbacks of an agent this app starts through a vendor dialect.
-    pub fn callbacks(&self) -> Option<colloquy_model::Callbacks> {
-        self.webhook
-            .as_ref()
+    /// The callbacks of an agent this app starts through a vendor dialect: the configured
+    /// agent's own webhook when it has one, else the app's.
+    pub fn callbacks(&self, agent: Option<&ConfiguredAgent>) -> Option<colloquy_model::Callbacks> {
+        agent
+            .and_then(|agent| agent.webhook.as_ref())
+            .or(self.webhook.as_ref())
             .map(|hook| colloquy_model::Callbacks { url: hook.url.clone(), secret: hook.secret.clone() })
     }
+
+    /// The configured agent with this id: `Ok(None)` when the app configures none (any id is
+    /// taken), [`UnknownAgent`] when it configures others.
+    pub fn configured_agent(&self, id: &str) -> Result<Option<&ConfiguredAgent>, UnknownAgent> {
+        if self.agents.is_empty() {
+            return Ok(None);
+        }
+        self.agents.iter().find(|agent| agent.id == id).map(Some).ok_or(UnknownAgent)
+    }
 }
+
+/// One `[[apps.agents]]` entry: an agent as a vendor's console keeps it.
+#[derive(Clone, Debug)]
+pub struct ConfiguredAgent {
+    /// The id the dialects name it by (Alibaba's `AIAgentId`, ZEGO's `AgentId`).
+    pub id: String,
+    pub profile: AgentProfile,
+    /// Where this agent's webhooks go instead of the app's.
+    pub webhook: Option<AppWebhook>,
+}
+
+impl ConfiguredAgent {
+    /// The longest id.
+    pub const MAX_ID_CHARS: usize = 128;
+}
+
+/// An app that configures agents was asked for one it does not have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownAgent;
 
 /// `[[apps]] artc_tokens`: which ARTC tokens the channel server takes for an app.
 ///

@@ -67,6 +67,8 @@ pub struct Options {
     /// The vendor dialects mounted beside the native API (none by default; the dialects' own
     /// tests mount theirs).
     pub dialects: Arc<dyn colloquy_http::dialects::Dialects>,
+    /// The agents configured for the first app (`APP_ID`).
+    pub agents: Vec<colloquy_http::apps::ConfiguredAgent>,
 }
 
 impl Default for Options {
@@ -80,6 +82,7 @@ impl Default for Options {
             media: false,
             webhook_url: None,
             dialects: Arc::new(colloquy_http::dialects::NoDialects),
+            agents: Vec::new(),
         }
     }
 }
@@ -105,6 +108,7 @@ pub async fn api(options: Options) -> Api {
             secret: Secret::new(APP_SECRET),
             webhook: webhook.clone(),
             artc_tokens: Default::default(),
+            agents: options.agents,
         },
         App {
             id: AppId::new(OTHER_APP_ID).unwrap(),
@@ -112,6 +116,7 @@ pub async fn api(options: Options) -> Api {
             secret: Secret::new(OTHER_APP_SECRET),
             webhook,
             artc_tokens: Default::default(),
+            agents: Vec::new(),
         },
         App {
             id: AppId::new(KEYLESS_APP_ID).unwrap(),
@@ -119,6 +124,7 @@ pub async fn api(options: Options) -> Api {
             secret: Secret::new(KEYLESS_APP_SECRET),
             webhook: None,
             artc_tokens: Default::default(),
+            agents: Vec::new(),
         },
     ]);
     let router = colloquy_http::router(
@@ -326,4 +332,30 @@ pub fn assert_error(reply: &Reply, status: StatusCode, code: &str, field: Option
     assert_eq!(reply.json["error"]["code"], code, "{}", reply.text);
     assert!(reply.json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", reply.text);
     assert_eq!(reply.json["error"]["field"].as_str(), field, "{}", reply.text);
+}
+
+/// A configured agent (`[[apps.agents]]`) whose settings are written as the native API writes an
+/// agent's (`prompt`, `llm`, `greeting`, …), checked as the config file's are.
+pub fn configured_agent(id: &str, settings: Value, webhook_url: Option<&str>) -> colloquy_http::apps::ConfiguredAgent {
+    let wire = serde_json::from_value(settings).expect("the settings are a native profile");
+    colloquy_http::apps::ConfiguredAgent {
+        id: id.to_owned(),
+        profile: colloquy_http::native::to_model::profile_from_wire(wire).expect("the settings are valid"),
+        webhook: webhook_url.map(|url| AppWebhook { url: url.to_owned(), secret: Some(Secret::new("agent-hook")) }),
+    }
+}
+
+/// A support agent with its own LLM, prompt, greeting and idle time, and its own webhook.
+pub fn support_agent() -> colloquy_http::apps::ConfiguredAgent {
+    configured_agent(
+        "support",
+        serde_json::json!({
+            "prompt": "You are Ada, Acme's support agent.",
+            "llm": { "vendor": "openai", "url": "http://127.0.0.1:9/v1", "model": "acme-chat" },
+            "greeting": { "text": "Welcome to Acme." },
+            "idle_timeout": 90,
+            "turn_detection": { "silence_duration_ms": 500 }
+        }),
+        Some("http://127.0.0.1:9/support-hook"),
+    )
 }
