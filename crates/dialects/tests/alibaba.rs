@@ -1188,3 +1188,54 @@ async fn an_update_with_an_empty_history_keeps_the_prompt() {
     let contents: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(contents, ["You are Bo.", "Bread?"], "the history the last update gave stays");
 }
+
+/// An `AIAgentId` the app configures starts that agent: its LLM, prompt, greeting, idle time and
+/// webhook, with the request's `AgentConfig` over them. In an app that configures agents an
+/// unknown id is refused in each envelope; an app with none takes any id.
+#[tokio::test]
+async fn a_configured_ai_agent_id_starts_that_agent() {
+    let api = api(Options { agents: vec![common::support_agent()], ..dialects() }).await;
+    let body = json!({
+        "user_id": "user_1", "ai_agent_id": "support", "workflow_type": "VoiceChat",
+        "agent_config": json!({ "TtsConfig": { "SpeechRate": 1.1 } }).to_string(),
+    });
+    let reply = app_post(&api, "generateAIAgentCall", &body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let config = native(&api, reply.json["ai_agent_instance_id"].as_str().unwrap()).await["config"].clone();
+    assert_eq!(
+        (config["llm"]["vendor"].clone(), config["llm"]["model"].clone()),
+        (json!("openai"), json!("acme-chat"))
+    );
+    assert_eq!(config["llm"]["url"], "http://127.0.0.1:9/v1", "{config}");
+    assert_eq!(config["llm"]["system_messages"][0]["content"], "You are Ada, Acme's support agent.", "{config}");
+    assert_eq!(config["greeting"]["text"], "Welcome to Acme.", "{config}");
+    assert_eq!(config["idle_timeout"], 90, "{config}");
+    assert_eq!(config["turn_detection"]["silence_duration_ms"], 500, "{config}");
+    assert!((config["tts"]["speed"].as_f64().unwrap() - 1.1).abs() < 1e-6, "the request's own setting: {config}");
+    assert_eq!(config["callbacks"]["url"], "http://127.0.0.1:9/support-hook", "the agent's webhook: {config}");
+
+    // The request's settings win over the configured ones.
+    let params = [
+        ("AIAgentId", "support"),
+        ("AgentConfig", r#"{"Greeting":"Hi, Ada here.","LlmConfig":{"LlmSystemPrompt":"Be brief."}}"#),
+    ];
+    let reply = rpc_call(&api, APP_KEY, APP_SECRET, "GenerateAIAgentCall", &params).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let config = native(&api, reply.json["InstanceId"].as_str().unwrap()).await["config"].clone();
+    assert_eq!(config["greeting"]["text"], "Hi, Ada here.", "{config}");
+    assert_eq!(config["llm"]["system_messages"][0]["content"], "Be brief.", "{config}");
+    assert_eq!(config["llm"]["model"], "acme-chat", "{config}");
+
+    // An id the app does not configure: the vendor's not-found, in both envelopes.
+    let reply = rpc_call(&api, APP_KEY, APP_SECRET, "GenerateAIAgentCall", &[("AIAgentId", "sales")]).await;
+    assert_ali_error(&reply, StatusCode::NOT_FOUND, "InvalidAIAgentId.NotFound");
+    assert!(reply.json["Message"].as_str().unwrap().contains("sales"), "{}", reply.text);
+    let reply = app_post(&api, "generateAIAgentCall", &json!({ "user_id": "u", "ai_agent_id": "sales" })).await;
+    assert_eq!((reply.status, reply.json["error_code"].clone()), (StatusCode::NOT_FOUND, json!("AgentNotFound")));
+    let app = colloquy_model::AppId::new(APP_ID).unwrap();
+    assert_eq!(api.supervisor.count(&app, &Default::default()).await.unwrap(), 2, "nothing started for them");
+
+    // The other app configures none: any id starts an agent with the defaults.
+    let reply = rpc_call(&api, OTHER_APP_KEY, OTHER_APP_SECRET, "GenerateAIAgentCall", &[("AIAgentId", "sales")]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+}

@@ -822,3 +822,35 @@ async fn an_app_without_a_key_serves_zego() {
     assert_eq!(api.send("GET", &agora, Some(&basic), None).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(api.send("GET", "/v1/agents", Some(&basic), None).await.status, StatusCode::UNAUTHORIZED);
 }
+
+/// An `AgentId` never registered through the API starts the app's configured agent of that id;
+/// a registered one wins; an id neither registered nor configured is ZEGO's agent-not-found.
+#[tokio::test]
+async fn an_unregistered_agent_id_falls_back_to_the_configured_agent() {
+    let api = common::api(Options { agents: vec![common::support_agent()], media: true, ..dialects() }).await;
+    let app = colloquy_model::AppId::new(APP_ID).unwrap();
+    let reply = call(&api, "CreateAgentInstance", create_body("support", "room_c", "agent_1")).await;
+    assert_ok(&reply);
+    let id = AgentId::from_string(reply["Data"]["AgentInstanceId"].as_str().unwrap().to_owned());
+    let spec = api.supervisor.get(&app, &id).await.unwrap().spec;
+    match &spec.llm.provider {
+        colloquy_model::LlmProvider::OpenAiCompatible(endpoint) => assert_eq!(endpoint.model, "acme-chat"),
+        other => panic!("the configured LLM, not {other:?}"),
+    }
+    assert_eq!(spec.llm.system_messages[0].content, "You are Ada, Acme's support agent.");
+    assert_eq!(spec.greeting.as_ref().map(|g| g.text.as_str()), Some("Welcome to Acme."));
+    assert_eq!(spec.idle_timeout, colloquy_model::IdleTimeout::AfterSecs(90));
+    assert_eq!(spec.max_history, 10, "the request's MessageHistory.WindowSize");
+    assert_eq!(spec.callbacks.as_ref().map(|c| c.url.as_str()), Some("http://127.0.0.1:9/support-hook"));
+
+    // Registered through the API, the registered template is used.
+    assert_ok(&call(&api, "RegisterAgent", register_body("support")).await);
+    let reply = call(&api, "CreateAgentInstance", create_body("support", "room_d", "agent_1")).await;
+    assert_ok(&reply);
+    let id = AgentId::from_string(reply["Data"]["AgentInstanceId"].as_str().unwrap().to_owned());
+    let spec = api.supervisor.get(&app, &id).await.unwrap().spec;
+    assert_eq!(spec.llm.system_messages[0].content, "You are a helpful assistant.");
+
+    let reply = call(&api, "CreateAgentInstance", create_body("sales", "room_e", "agent_1")).await;
+    assert_code(&reply, 410_001_009, "sales");
+}

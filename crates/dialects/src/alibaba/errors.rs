@@ -52,6 +52,17 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// 404: the app configures agents, and none has this `AIAgentId`.
+    pub(crate) fn agent_not_found(id: &str) -> Failure {
+        Failure::new(
+            StatusCode::NOT_FOUND,
+            "InvalidAIAgentId.NotFound",
+            format!("The specified AIAgentId {id:?} is not one of this app's configured agents."),
+        )
+    }
+}
+
 impl From<SupervisorError> for Failure {
     fn from(e: SupervisorError) -> Failure {
         let message = e.to_string();
@@ -131,9 +142,10 @@ fn with_retry_after(mut response: Response, failure_retry: Option<u64>) -> Respo
 }
 
 /// The app server's envelope: `{code, message, error_code, request_id}` with the same HTTP status
-/// as `code`; a missing instance is `AgentNotFound`, as the AUI server says.
+/// as `code`; a missing instance or agent is `AgentNotFound`, as the AUI server says.
 pub(crate) fn app_server_response(failure: Failure) -> Response {
-    let error_code = if failure.status == StatusCode::NOT_FOUND && failure.code.contains("Instance") {
+    let missing = ["InvalidInstanceId.NotFound", "InvalidAIAgentId.NotFound"];
+    let error_code = if failure.status == StatusCode::NOT_FOUND && missing.contains(&failure.code.as_str()) {
         "AgentNotFound".to_owned()
     } else {
         failure.code

@@ -477,8 +477,13 @@ pub(crate) async fn launch(state: &AppState, app: &App, launch: Launch) -> Resul
         None => RemoteUids::Any,
     };
     spec.idle_timeout = IdleTimeout::from_secs(DEFAULT_MAX_IDLE_SECS);
+    let ai_agent_id = &launch.origin.ai_agent_id;
+    let configured = app.configured_agent(ai_agent_id).map_err(|_| Failure::agent_not_found(ai_agent_id))?;
+    if let Some(agent) = configured {
+        agent.profile.apply_to(&mut spec);
+    }
     apply(launch.config_field, launch.config, &mut spec)?;
-    spec.callbacks = app.callbacks();
+    spec.callbacks = app.callbacks(configured);
     spec.origin = Origin {
         dialect: Dialect::Alibaba,
         data: Some(serde_json::to_string(&launch.origin).expect("origin data serializes")),

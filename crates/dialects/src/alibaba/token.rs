@@ -136,6 +136,7 @@ mod tests {
             secret: Secret::new("s"),
             webhook: None,
             artc_tokens: ArtcTokens::Signed,
+            agents: Vec::new(),
         }])
     }
 

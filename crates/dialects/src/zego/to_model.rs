@@ -4,7 +4,7 @@
 //! warning kept with the instance (its `GET /v1/agents/{id}` shows them) where ignoring it is
 //! harmless, and refused where the caller relies on it; `docs/dialects/zego.md` lists which.
 
-use colloquy_http::apps::App;
+use colloquy_http::apps::{App, ConfiguredAgent};
 use colloquy_http::fields;
 use colloquy_http::fields::Warnings;
 use colloquy_model as model;
@@ -213,6 +213,7 @@ pub(crate) fn instance_spec(
     app: &App,
     placement: Placement,
     mut template: wire::SavedTemplate,
+    configured: Option<&ConfiguredAgent>,
     body: wire::CreateInstance,
 ) -> ZegoResult<AgentSpec> {
     let Placement { mut origin, channel, welcome } = placement;
@@ -222,6 +223,11 @@ pub(crate) fn instance_spec(
     spec.remote_uids = RemoteUids::Only(vec![
         Uid::new(origin.user_id.clone()).map_err(|e| ZegoError::param(format!("UserId: {}", e.0)))?,
     ]);
+    spec.max_history = DEFAULT_WINDOW_SIZE;
+    spec.idle_timeout = IdleTimeout::AfterSecs(DEFAULT_MAX_IDLE_SECS);
+    if let Some(agent) = configured {
+        agent.profile.apply_to(&mut spec);
+    }
     let mut w = Warnings::default();
     template.merge_groups(body.llm, body.tts, body.asr);
     apply_groups(&mut spec, &template, &mut w)?;
@@ -232,7 +238,7 @@ pub(crate) fn instance_spec(
     apply_history(&mut spec, body.message_history)?;
     origin.callback_config = callback_config(body.callback_config.unwrap_or_default(), &mut w)?;
     apply_advanced(&mut spec, body.advanced_config)?;
-    spec.callbacks = app.callbacks();
+    spec.callbacks = app.callbacks(configured);
     spec.warnings = w.into_vec();
     spec.origin = Origin {
         dialect: Dialect::Zego,
@@ -243,7 +249,6 @@ pub(crate) fn instance_spec(
 
 /// `MessageHistory`: the window size, and the messages the conversation starts with.
 fn apply_history(spec: &mut AgentSpec, history: Option<wire::MessageHistory>) -> ZegoResult<()> {
-    spec.max_history = DEFAULT_WINDOW_SIZE;
     let Some(history) = history else { return Ok(()) };
     if history.sync_mode.unwrap_or(1) == 0 && history.zim.is_some() {
         return Err(ZegoError::param(
@@ -292,7 +297,6 @@ fn callback_config(config: wire::CallbackConfig, w: &mut Warnings) -> ZegoResult
 
 /// `AdvancedConfig`: whether the user can interrupt the agent, and the room idle time.
 fn apply_advanced(spec: &mut AgentSpec, advanced: Option<wire::AdvancedConfig>) -> ZegoResult<()> {
-    let mut idle = DEFAULT_MAX_IDLE_SECS;
     if let Some(advanced) = advanced {
         if let Some(mode) = advanced.interrupt_mode {
             spec.interruption.enabled = match mode {
@@ -306,10 +310,10 @@ fn apply_advanced(spec: &mut AgentSpec, advanced: Option<wire::AdvancedConfig>) 
             };
         }
         if let Some(secs) = advanced.max_idle_time {
-            idle = fields::in_range("AdvancedConfig.MaxIdleTime", secs, 1..=IdleTimeout::MAX_SECS)?;
+            let secs = fields::in_range("AdvancedConfig.MaxIdleTime", secs, 1..=IdleTimeout::MAX_SECS)?;
+            spec.idle_timeout = IdleTimeout::AfterSecs(secs);
         }
     }
-    spec.idle_timeout = IdleTimeout::AfterSecs(idle);
     Ok(())
 }
 

@@ -36,8 +36,14 @@ pub(crate) fn agent_not_found(id: &str) -> ZegoError {
 
 /// The template saved under `id`.
 pub(crate) async fn load_template(state: &AppState, app: &AppId, id: &str) -> ZegoResult<wire::SavedTemplate> {
-    let template = state.supervisor().store().template(app, TEMPLATES, id).await?.ok_or_else(|| agent_not_found(id))?;
+    find_template(state, app, id).await?.ok_or_else(|| agent_not_found(id))
+}
+
+/// The template saved under `id`, if there is one.
+async fn find_template(state: &AppState, app: &AppId, id: &str) -> ZegoResult<Option<wire::SavedTemplate>> {
+    let Some(template) = state.supervisor().store().template(app, TEMPLATES, id).await? else { return Ok(None) };
     serde_json::from_str(&template.body)
+        .map(Some)
         .map_err(|e| ZegoError::new(codes::SYSTEM_ERROR, format!("a saved agent could not be read: {e}")))
 }
 
