@@ -1122,6 +1122,7 @@ async fn rate_limits_answer_in_each_envelope() {
     let second = rpc_call(&api, APP_KEY, APP_SECRET, "DescribeAIAgentInstance", &[("InstanceId", "x")]).await;
     assert_ali_error(&second, StatusCode::TOO_MANY_REQUESTS, "Throttling.User");
     assert_eq!(second.headers["retry-after"], "1", "a throttled answer says when to come back");
+    assert_eq!(second.headers["x-acs-retry-after"], "1000", "and in the SDKs' own header, in milliseconds");
     let third = app_post(&api, "describeAIAgentInstance", &json!({ "ai_agent_instance_id": "x" })).await;
     assert_eq!((third.status, third.json["code"].clone()), (StatusCode::TOO_MANY_REQUESTS, json!(429)));
     assert_eq!(third.json["error_code"], "Throttling.User");

@@ -159,6 +159,9 @@ pub(crate) fn app_server_response(failure: Failure) -> Response {
     with_retry_after((failure.status, axum::Json(body)).into_response(), failure.retry_after_secs)
 }
 
+/// The header Alibaba's OpenAPI SDKs back off by (Darabonba's throttling retry), in milliseconds.
+const ACS_RETRY_AFTER: &str = "x-acs-retry-after";
+
 /// The OpenAPI's envelope: `{RequestId, HostId, Code, Message}` with Alibaba's status.
 pub(crate) fn openapi_response(failure: Failure) -> Response {
     let body = json!({
@@ -167,5 +170,9 @@ pub(crate) fn openapi_response(failure: Failure) -> Response {
         "Code": failure.code,
         "Message": failure.message,
     });
-    with_retry_after((failure.status, axum::Json(body)).into_response(), failure.retry_after_secs)
+    let mut response = with_retry_after((failure.status, axum::Json(body)).into_response(), failure.retry_after_secs);
+    if let Some(secs) = failure.retry_after_secs {
+        response.headers_mut().insert(ACS_RETRY_AFTER, HeaderValue::from(secs.saturating_mul(1000)));
+    }
+    response
 }
