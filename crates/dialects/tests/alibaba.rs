@@ -360,6 +360,32 @@ async fn app_server_accepts_v1_paths_and_the_pascal_case_action() {
     assert_eq!(native(&api, id).await["config"]["idle_timeout"], 600);
 }
 
+/// `expire` is in hours on /api/v1 (the AUI app-server page: `"expire": 24`, default 24) and in
+/// seconds on /api/v2 (the current clients send 86400): both are a day.
+#[tokio::test]
+async fn app_server_expire_is_hours_on_v1_and_seconds_on_v2() {
+    let api = api(dialects()).await;
+    for (path, expire) in [("/api/v1/aiagent/generateAIAgentCall", 24), ("/api/v2/aiagent/generateAIAgentCall", 86400)]
+    {
+        let body = json!({ "user_id": "u1", "ai_agent_id": "a1", "workflow_type": "VoiceChat", "expire": expire });
+        let reply = api.send("POST", path, Some(&basic(APP_KEY, APP_SECRET)), Some(&body.to_string())).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        let token = decode_token(reply.json["rtc_auth_token"].as_str().unwrap());
+        let lifetime = token["timestamp"].as_i64().unwrap() - now();
+        assert!((lifetime - 86400).abs() < 10, "{path}: a day, not {lifetime} s");
+    }
+    let reply = api
+        .send(
+            "POST",
+            "/api/v1/aiagent/getRtcAuthToken",
+            Some(&basic(APP_KEY, APP_SECRET)),
+            Some(r#"{"user_id":"u1","channel_id":"c1","expire":169}"#),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    assert!(reply.json["message"].as_str().unwrap().contains("hours"), "{}", reply.text);
+}
+
 #[tokio::test]
 async fn app_server_refuses_bad_credentials_with_403() {
     let api = api(dialects()).await;

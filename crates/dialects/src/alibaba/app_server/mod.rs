@@ -35,7 +35,34 @@ pub(crate) const MAX_EXPIRE_SECS: i64 = 7 * 24 * 3600;
 
 /// `POST /api/v1/aiagent/{action}` and `POST /api/v2/aiagent/{action}`.
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/aiagent/{action}", post(handle)).route("/api/v2/aiagent/{action}", post(handle))
+    Router::new().route("/api/v1/aiagent/{action}", post(handle_v1)).route("/api/v2/aiagent/{action}", post(handle_v2))
+}
+
+/// Which version of the app-server API a request came through. They differ in one unit: `expire`
+/// is in hours on v1 (the AUI app-server page, default 24) and in seconds on v2 (what the current
+/// AUI clients send, `expire: 86400`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Version {
+    V1,
+    V2,
+}
+
+impl Version {
+    /// `expire` as seconds, whatever unit this version takes it in.
+    fn expire_secs(self, expire: Option<i64>) -> Result<Option<i64>, Failure> {
+        match (self, expire) {
+            (Version::V1, Some(hours)) => {
+                let max = MAX_EXPIRE_SECS / 3600;
+                if !(1..=max).contains(&hours) {
+                    return Err(Failure::invalid(format!(
+                        "expire is {hours}; on /api/v1 it is in hours and must be 1 to {max}"
+                    )));
+                }
+                Ok(Some(hours * 3600))
+            }
+            (_, expire) => Ok(expire),
+        }
+    }
 }
 
 fn ok(mut body: Value) -> Response {
@@ -46,14 +73,28 @@ fn ok(mut body: Value) -> Response {
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
-async fn handle(
+async fn handle_v1(
     State(state): State<AppState>,
     Path(action): Path<String>,
     peer: colloquy_http::brake::Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match run(&state, peer, &action, &headers, &body).await {
+    answer(run(&state, peer, Version::V1, &action, &headers, &body).await)
+}
+
+async fn handle_v2(
+    State(state): State<AppState>,
+    Path(action): Path<String>,
+    peer: colloquy_http::brake::Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(run(&state, peer, Version::V2, &action, &headers, &body).await)
+}
+
+fn answer(result: Result<Value, Failure>) -> Response {
+    match result {
         Ok(body) => ok(body),
         Err(failure) => app_server_response(failure),
     }
@@ -62,18 +103,20 @@ async fn handle(
 async fn run(
     state: &AppState,
     peer: colloquy_http::brake::Peer,
+    version: Version,
     action: &str,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, Failure> {
     let app = auth::app_server_caller(state, peer, headers)?;
-    let body: Body = if body.iter().all(u8::is_ascii_whitespace) {
+    let mut body: Body = if body.iter().all(u8::is_ascii_whitespace) {
         Body::default()
     } else {
         let mut de = serde_json::Deserializer::from_slice(body);
         serde_path_to_error::deserialize(&mut de)
             .map_err(|e| Failure::invalid(format!("the body is not the JSON expected: {}: {}", e.path(), e.inner())))?
     };
+    body.expire = version.expire_secs(body.expire)?;
     if let Some(region) = &body.region {
         tracing::debug!(region, "region is not used: this server is the region");
     }
