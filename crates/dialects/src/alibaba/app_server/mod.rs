@@ -35,7 +35,9 @@ pub(crate) const MAX_EXPIRE_SECS: i64 = 7 * 24 * 3600;
 
 /// `POST /api/v1/aiagent/{action}` and `POST /api/v2/aiagent/{action}`.
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/aiagent/{action}", post(handle_v1)).route("/api/v2/aiagent/{action}", post(handle_v2))
+    Router::new()
+        .route("/api/v1/aiagent/{action}", post(handle::<1>))
+        .route("/api/v2/aiagent/{action}", post(handle::<2>))
 }
 
 /// Which version of the app-server API a request came through. They differ in one unit: `expire`
@@ -73,24 +75,16 @@ fn ok(mut body: Value) -> Response {
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
-async fn handle_v1(
+/// One action, on `/api/v{VERSION}/aiagent/`.
+async fn handle<const VERSION: u8>(
     State(state): State<AppState>,
     Path(action): Path<String>,
     peer: colloquy_http::brake::Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer(run(&state, peer, Version::V1, &action, &headers, &body).await)
-}
-
-async fn handle_v2(
-    State(state): State<AppState>,
-    Path(action): Path<String>,
-    peer: colloquy_http::brake::Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(run(&state, peer, Version::V2, &action, &headers, &body).await)
+    let version = if VERSION == 1 { Version::V1 } else { Version::V2 };
+    answer(run(&state, peer, version, &action, &headers, &body).await)
 }
 
 fn answer(result: Result<Value, Failure>) -> Response {
