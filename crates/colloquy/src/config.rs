@@ -51,7 +51,7 @@ pub struct AppSection {
     /// optional `webhook_url` and `webhook_secret` (instead of the app's), and the native API's
     /// agent fields: `prompt`, `llm`, `asr`, `tts`, `greeting`, `turn_detection`,
     /// `interruption`, `idle_timeout`, `max_history`, `failure_message`, `silence_prompt`
-    /// (see `docs/configuration.md`). When an app configures agents, an unknown id is refused.
+    /// (see the README's Configuration). When an app configures agents, an unknown id is refused.
     #[serde(default)]
     pub agents: Vec<toml::Table>,
 }

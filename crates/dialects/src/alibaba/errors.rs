@@ -50,9 +50,7 @@ impl Failure {
             format!("The specified instance {id:?} does not exist."),
         )
     }
-}
 
-impl Failure {
     /// 404: the app configures agents, and none has this `AIAgentId`.
     pub(crate) fn agent_not_found(id: &str) -> Failure {
         Failure::new(

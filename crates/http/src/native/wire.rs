@@ -64,27 +64,16 @@ pub struct AgentConfig {
 #[serde(deny_unknown_fields)]
 pub struct ProfileConfig {
     /// The system prompt: one system message. Set it here or in `llm.system_messages`, not both.
-    #[serde(default)]
     pub prompt: Option<String>,
-    #[serde(default)]
     pub idle_timeout: Option<u32>,
-    #[serde(default)]
     pub llm: Option<LlmConfig>,
-    #[serde(default)]
     pub asr: Option<AsrConfig>,
-    #[serde(default)]
     pub tts: Option<TtsConfig>,
-    #[serde(default)]
     pub turn_detection: Option<TurnDetectionConfig>,
-    #[serde(default)]
     pub interruption: Option<InterruptionConfig>,
-    #[serde(default)]
     pub greeting: Option<GreetingConfig>,
-    #[serde(default)]
     pub failure_message: Option<String>,
-    #[serde(default)]
     pub max_history: Option<u32>,
-    #[serde(default)]
     pub silence_prompt: Option<SilencePromptConfig>,
 }
 
