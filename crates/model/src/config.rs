@@ -9,7 +9,7 @@ use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AgentName, ChannelName, Secret, Uid};
+use crate::{AgentName, ChannelName, Secret, Uid, VendorChoice};
 
 /// Everything an agent is started with.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -302,8 +302,12 @@ pub struct Asr {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AsrProvider {
-    Local { model: LocalAsrModel },
+    Local {
+        model: LocalAsrModel,
+    },
     OpenAiCompatible(RemoteEndpoint),
+    /// A cloud vendor from the providers' registry (Deepgram, …).
+    Vendor(VendorChoice),
 }
 
 /// The embedded Whisper models.
@@ -356,6 +360,8 @@ pub struct Tts {
 pub enum TtsProvider {
     Local,
     OpenAiCompatible(RemoteEndpoint),
+    /// A cloud vendor from the providers' registry (ElevenLabs, …); its voice is in its params.
+    Vendor(VendorChoice),
 }
 
 impl Tts {

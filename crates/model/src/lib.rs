@@ -12,6 +12,7 @@ mod ids;
 mod lifecycle;
 mod profile;
 mod records;
+mod vendor;
 
 pub use commands::*;
 pub use config::*;
@@ -19,6 +20,7 @@ pub use ids::*;
 pub use lifecycle::*;
 pub use profile::*;
 pub use records::*;
+pub use vendor::*;
 
 /// A point in wall-clock time, in milliseconds since the Unix epoch. Records carry these; the model
 /// never reads a clock itself: whoever creates a record passes the time in.

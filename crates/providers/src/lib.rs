@@ -10,9 +10,10 @@
 //! step). Failures are [`ProviderError`]s the engine can act on.
 //!
 //! `remote` holds the OpenAI-compatible implementations (OpenAI, Azure OpenAI, Groq, vLLM, Ollama,
-//! llama.cpp's server, DashScope's compatible mode, …).
+//! llama.cpp's server, DashScope's compatible mode, …). `vendors` holds the cloud speech vendors
+//! (Deepgram, ElevenLabs, …) by name: their parameter structs and streaming clients.
 //!
-//! **API boundary:** this crate knows the providers' wire formats (OpenAI's JSON and SSE) and nothing
+//! **API boundary:** this crate knows the providers' wire formats (OpenAI's JSON and SSE, the speech vendors' WebSocket protocols) and nothing
 //! of colloquy's own HTTP API, the records or WebRTC.
 
 pub mod asr;
@@ -22,6 +23,7 @@ pub mod models;
 pub mod remote;
 pub mod tts;
 pub mod vad;
+pub mod vendors;
 pub mod wer;
 
 use std::time::Duration;

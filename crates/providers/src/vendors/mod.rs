@@ -1,0 +1,277 @@
+//! The cloud speech vendors, by name: one module per vendor, one line per vendor in the registry.
+//!
+//! Each vendor module holds its parameter struct (the vendor's own names, unknown keys refused,
+//! secrets marked) and its client, which implements [`AsrProvider`] or [`TtsProvider`] over the
+//! vendor's streaming protocol. Everything else reaches vendors through this registry: the HTTP edge
+//! checks a request's `vendor` and `params` with [`check`] (through the binary, since the edge does
+//! not depend on this crate), the agent runtime builds clients with [`asr`] and [`tts`], and
+//! `colloquy asr|tts --vendor` does both.
+//!
+//! Adding a vendor: write `vendors/<name>.rs` with its params (implementing [`VendorParams`]) and
+//! its client, and add its entry to [`ASR_VENDORS`] or [`TTS_VENDORS`].
+
+pub mod deepgram;
+pub mod elevenlabs;
+mod ws;
+
+use std::sync::Arc;
+
+use colloquy_model::{Secret, SpeechKind, SpeechVendors, VendorChoice, VendorParamError};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::asr::AsrProvider;
+use crate::tts::TtsProvider;
+
+/// A vendor's parameter struct: deserialized from the `params` object with unknown keys refused.
+pub trait VendorParams: DeserializeOwned {
+    /// The parameters that are secrets: kept out of records, logs and answers.
+    const SECRETS: &'static [&'static str];
+
+    /// Checks what serde cannot (ranges, URL schemes), naming the parameter.
+    fn validate(&self) -> Result<(), VendorParamError> {
+        Ok(())
+    }
+}
+
+/// One speech recognition vendor.
+#[derive(Debug)]
+pub struct AsrVendor {
+    /// The name requests use.
+    pub name: &'static str,
+    /// What it is, for listings and errors.
+    pub about: &'static str,
+    /// The parameter holding the endpoint URL (what `--url` overrides).
+    pub url_param: &'static str,
+    check: fn(&Map<String, Value>) -> Result<(), VendorParamError>,
+    secrets: &'static [&'static str],
+    build: fn(&VendorChoice) -> Result<Arc<dyn AsrProvider>, String>,
+}
+
+/// One speech synthesis vendor.
+#[derive(Debug)]
+pub struct TtsVendor {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub url_param: &'static str,
+    /// The parameter naming the voice: it becomes the agent's `tts.voice`, which updates change.
+    pub voice_param: &'static str,
+    check: fn(&Map<String, Value>) -> Result<(), VendorParamError>,
+    secrets: &'static [&'static str],
+    build: fn(&VendorChoice) -> Result<Arc<dyn TtsProvider>, String>,
+}
+
+/// The speech recognition vendors.
+pub static ASR_VENDORS: &[AsrVendor] = &[deepgram::ASR];
+
+/// The speech synthesis vendors.
+pub static TTS_VENDORS: &[TtsVendor] = &[elevenlabs::TTS];
+
+/// The registry as the HTTP edge sees it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Registry;
+
+impl SpeechVendors for Registry {
+    fn names(&self, kind: SpeechKind) -> Vec<String> {
+        names(kind).into_iter().map(str::to_owned).collect()
+    }
+
+    fn check(
+        &self,
+        kind: SpeechKind,
+        vendor: &str,
+        params: Map<String, Value>,
+    ) -> Option<Result<VendorChoice, VendorParamError>> {
+        check(kind, vendor, params)
+    }
+
+    fn voice(&self, choice: &VendorChoice) -> Option<String> {
+        voice(choice)
+    }
+}
+
+/// The parameter holding `vendor`'s endpoint URL.
+pub fn url_param(kind: SpeechKind, vendor: &str) -> Option<&'static str> {
+    match kind {
+        SpeechKind::Asr => ASR_VENDORS.iter().find(|v| v.name == vendor).map(|v| v.url_param),
+        SpeechKind::Tts => TTS_VENDORS.iter().find(|v| v.name == vendor).map(|v| v.url_param),
+    }
+}
+
+/// The names of the vendors of `kind`.
+pub fn names(kind: SpeechKind) -> Vec<&'static str> {
+    match kind {
+        SpeechKind::Asr => ASR_VENDORS.iter().map(|v| v.name).collect(),
+        SpeechKind::Tts => TTS_VENDORS.iter().map(|v| v.name).collect(),
+    }
+}
+
+/// Checks `params` for `vendor`: `None` when there is no such vendor of `kind`.
+pub fn check(
+    kind: SpeechKind,
+    vendor: &str,
+    params: Map<String, Value>,
+) -> Option<Result<VendorChoice, VendorParamError>> {
+    let (name, check, secrets) = match kind {
+        SpeechKind::Asr => ASR_VENDORS.iter().find(|v| v.name == vendor).map(|v| (v.name, v.check, v.secrets))?,
+        SpeechKind::Tts => TTS_VENDORS.iter().find(|v| v.name == vendor).map(|v| (v.name, v.check, v.secrets))?,
+    };
+    Some(check(&params).and_then(|()| split_secrets(name, params, secrets)))
+}
+
+/// The voice a TTS choice names (its vendor's voice parameter), if it names one.
+pub fn voice(choice: &VendorChoice) -> Option<String> {
+    let vendor = TTS_VENDORS.iter().find(|v| v.name == choice.vendor)?;
+    choice.params.get(vendor.voice_param).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The client for an ASR choice.
+pub fn asr(choice: &VendorChoice) -> Result<Arc<dyn AsrProvider>, String> {
+    let vendor = ASR_VENDORS
+        .iter()
+        .find(|v| v.name == choice.vendor)
+        .ok_or_else(|| format!("no ASR vendor {:?} on this node", choice.vendor))?;
+    (vendor.build)(choice)
+}
+
+/// The client for a TTS choice.
+pub fn tts(choice: &VendorChoice) -> Result<Arc<dyn TtsProvider>, String> {
+    let vendor = TTS_VENDORS
+        .iter()
+        .find(|v| v.name == choice.vendor)
+        .ok_or_else(|| format!("no TTS vendor {:?} on this node", choice.vendor))?;
+    (vendor.build)(choice)
+}
+
+/// The stream a vendor's task feeds; dropping it closes the channel, which the task watches.
+fn channel_stream<T: Send + 'static>(
+    out: tokio::sync::mpsc::Receiver<Result<T, crate::ProviderError>>,
+) -> crate::ProviderStream<T> {
+    Box::pin(futures_util::stream::unfold(out, |mut out| async move { out.recv().await.map(|e| (e, out)) }))
+}
+
+/// The registry entry's check: the params parse into `P` and pass its validation.
+fn check_params<P: VendorParams>(params: &Map<String, Value>) -> Result<(), VendorParamError> {
+    parse::<P>(params)?.validate()
+}
+
+/// `params` as `P`, or the error naming the parameter.
+fn parse<P: VendorParams>(params: &Map<String, Value>) -> Result<P, VendorParamError> {
+    let value = Value::Object(params.clone());
+    serde_path_to_error::deserialize::<_, P>(value).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.inner().to_string();
+        // An unknown or missing key is reported on its parent; name the key itself.
+        let named = message
+            .strip_prefix("unknown field `")
+            .or_else(|| message.strip_prefix("missing field `"))
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned);
+        let field = match (path.as_str(), named) {
+            (".", Some(key)) => key,
+            (_, Some(key)) => format!("{path}.{key}"),
+            (".", None) => String::new(),
+            (path, None) => path.to_owned(),
+        };
+        VendorParamError { field, message }
+    })
+}
+
+/// The client's params from a checked choice (secrets put back).
+fn params_of<P: VendorParams>(choice: &VendorChoice) -> Result<P, String> {
+    parse::<P>(&choice.exposed_params()).map_err(|e| format!("{} params: {}: {}", choice.vendor, e.field, e.message))
+}
+
+fn split_secrets(
+    vendor: &str,
+    mut params: Map<String, Value>,
+    secrets: &[&str],
+) -> Result<VendorChoice, VendorParamError> {
+    let mut kept = std::collections::BTreeMap::new();
+    for name in secrets {
+        match params.remove(*name) {
+            None => {}
+            Some(Value::String(value)) => {
+                kept.insert((*name).to_owned(), Secret::new(value));
+            }
+            Some(_) => {
+                return Err(VendorParamError {
+                    field: (*name).to_owned(),
+                    message: format!("{name} must be a string"),
+                });
+            }
+        }
+    }
+    Ok(VendorChoice { vendor: vendor.to_owned(), params, secrets: kept })
+}
+
+/// Percent-encodes a query value or a path segment.
+fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// A URL parameter must be `ws://` or `wss://`.
+fn websocket_url(field: &str, url: &str) -> Result<(), VendorParamError> {
+    if url.starts_with("wss://") || url.starts_with("ws://") {
+        Ok(())
+    } else {
+        Err(VendorParamError { field: field.to_owned(), message: format!("{field} must be a ws:// or wss:// URL") })
+    }
+}
+
+/// A number parameter must be in `range`.
+fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+    field: &str,
+    value: Option<T>,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<(), VendorParamError> {
+    match value {
+        Some(v) if !range.contains(&v) => Err(VendorParamError {
+            field: field.to_owned(),
+            message: format!("{field} must be between {} and {}, not {v}", range.start(), range.end()),
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn unknown_and_missing_keys_are_named() {
+        let error = check(SpeechKind::Asr, "deepgram", object(serde_json::json!({"key": "k", "modle": "x"})))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(error.field, "modle");
+        let error = check(SpeechKind::Asr, "deepgram", object(serde_json::json!({}))).unwrap().unwrap_err();
+        assert_eq!(error.field, "key");
+        let error = check(SpeechKind::Tts, "elevenlabs", object(serde_json::json!({"key": "k", "voice_id": 7})))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(error.field, "voice_id");
+        assert!(check(SpeechKind::Asr, "elevenlabs", Map::new()).is_none());
+    }
+
+    #[test]
+    fn secrets_leave_the_params() {
+        let choice = check(SpeechKind::Tts, "elevenlabs", object(serde_json::json!({"key": "xi", "voice_id": "v1"})))
+            .unwrap()
+            .unwrap();
+        assert!(!choice.params.contains_key("key"));
+        assert_eq!(choice.secrets["key"].expose(), "xi");
+        assert_eq!(voice(&choice).as_deref(), Some("v1"));
+        assert!(tts(&choice).is_ok());
+    }
+}

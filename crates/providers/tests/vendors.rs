@@ -1,0 +1,246 @@
+//! The speech vendors' clients against local fakes of their documented protocols (`fakes/`), with
+//! the failures each vendor plays: a wrong key, rate limits, a slow answer, a stream cut in the
+//! middle, frames that are not the vendor's.
+
+mod fakes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use colloquy_model::{SpeechKind, VendorChoice};
+use colloquy_providers::asr::{AsrEvent, AsrProvider, AsrRequest};
+use colloquy_providers::tts::{TtsProvider, TtsRequest};
+use colloquy_providers::vendors;
+use colloquy_providers::{ProviderError, TurnId};
+use fakes::{deepgram, elevenlabs};
+use futures_util::StreamExt;
+
+fn choice(kind: SpeechKind, vendor: &str, params: serde_json::Value) -> VendorChoice {
+    let params = params.as_object().cloned().expect("an object");
+    vendors::check(kind, vendor, params).expect("a vendor").expect("valid params")
+}
+
+// ---- Deepgram ----
+
+fn deepgram(fake: &fakes::Fake, extra: serde_json::Value) -> Arc<dyn AsrProvider> {
+    let mut params = serde_json::json!({"key": deepgram::KEY, "url": format!("ws://{}/v1/listen", fake.addr)});
+    params.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+    vendors::asr(&choice(SpeechKind::Asr, "deepgram", params)).expect("a client")
+}
+
+/// One utterance of `secs` seconds of a quiet tone, sent in 20 ms frames, and every event back.
+async fn utterance(asr: &dyn AsrProvider, secs: f32) -> Vec<Result<AsrEvent, ProviderError>> {
+    let (audio, receiver) = tokio::sync::mpsc::channel(1024);
+    let mut events = asr.transcribe(AsrRequest { turn: TurnId(7), language: "de".into(), audio: receiver });
+    let frames = (secs * 50.0) as usize;
+    for i in 0..frames {
+        let frame: Vec<f32> = (0..320).map(|n| (((i * 320 + n) as f32) * 0.05).sin() * 0.1).collect();
+        if audio.send(frame).await.is_err() {
+            break;
+        }
+    }
+    drop(audio);
+    let mut out = Vec::new();
+    while let Some(event) =
+        tokio::time::timeout(Duration::from_secs(10), events.next()).await.expect("an event in time")
+    {
+        out.push(event);
+    }
+    out
+}
+
+#[tokio::test]
+async fn deepgram_streams_the_utterance_and_answers_its_whole_transcript() {
+    let fake = deepgram::start(deepgram::Mode::Normal, deepgram::counting()).await;
+    let asr = deepgram(
+        &fake,
+        serde_json::json!({"smart_format": true, "keyterm": ["colloquy", "Agora"], "endpointing": 300}),
+    );
+    let events = utterance(asr.as_ref(), 1.0).await;
+    let events: Vec<AsrEvent> = events.into_iter().map(|e| e.expect("no error")).collect();
+    assert!(
+        events.iter().any(|e| matches!(e, AsrEvent::Partial { turn: TurnId(7), text } if text == "heard 8000 samples")),
+        "{events:?}"
+    );
+    assert_eq!(events.last(), Some(&AsrEvent::Final { turn: TurnId(7), text: "heard 16000 samples".into() }));
+    let shake = &fake.handshakes()[0];
+    assert_eq!(shake.header("authorization"), Some("Token dg-test-key"));
+    for (name, value) in [
+        ("model", "nova-3"),
+        ("language", "de"),
+        ("interim_results", "true"),
+        ("smart_format", "true"),
+        ("endpointing", "300"),
+    ] {
+        assert_eq!(shake.query(name), Some(value), "{name} in {:?}", shake.query);
+    }
+    let terms: Vec<&str> = shake.query.iter().filter(|(k, _)| k == "keyterm").map(|(_, v)| v.as_str()).collect();
+    assert_eq!(terms, ["colloquy", "Agora"]);
+}
+
+#[tokio::test]
+async fn deepgram_failures_are_typed() {
+    let fake = deepgram::start(deepgram::Mode::WrongKey, deepgram::counting()).await;
+    let events = utterance(deepgram(&fake, serde_json::json!({})).as_ref(), 0.2).await;
+    assert!(matches!(&events[..], [Err(ProviderError::Auth(m))] if m.contains("Invalid credentials")), "{events:?}");
+    assert_eq!(fake.connection_count(), 1, "a refused key is not retried");
+
+    let fake = deepgram::start(deepgram::Mode::RateLimited, deepgram::counting()).await;
+    let events = utterance(deepgram(&fake, serde_json::json!({"max_retries": 1})).as_ref(), 0.2).await;
+    assert!(matches!(&events[..], [Err(ProviderError::RateLimited { retry_after: Some(_), .. })]), "{events:?}");
+    assert_eq!(fake.connection_count(), 2, "one retry after the Retry-After");
+
+    let fake = deepgram::start(deepgram::Mode::SlowFinal(Duration::from_secs(3)), deepgram::counting()).await;
+    let events = utterance(deepgram(&fake, serde_json::json!({"timeout_ms": 300})).as_ref(), 0.2).await;
+    assert!(
+        matches!(events.last(), Some(Err(ProviderError::CutStream(m))) if m.contains("no final transcript")),
+        "{events:?}"
+    );
+
+    let fake = deepgram::start(deepgram::Mode::CutAfterFrames(10), deepgram::counting()).await;
+    let events = utterance(deepgram(&fake, serde_json::json!({})).as_ref(), 1.0).await;
+    assert!(matches!(events.last(), Some(Err(ProviderError::CutStream(m))) if m.contains("1011")), "{events:?}");
+
+    let fake = deepgram::start(deepgram::Mode::Garbage, deepgram::counting()).await;
+    let events = utterance(deepgram(&fake, serde_json::json!({})).as_ref(), 0.2).await;
+    assert!(matches!(events.last(), Some(Err(ProviderError::BadResponse(m))) if m.contains("502")), "{events:?}");
+
+    // Nobody listening: refused at once, named.
+    let events = utterance(
+        vendors::asr(&choice(
+            SpeechKind::Asr,
+            "deepgram",
+            serde_json::json!({"key": "k", "url": "ws://127.0.0.1:9/v1/listen", "max_retries": 0}),
+        ))
+        .unwrap()
+        .as_ref(),
+        0.1,
+    )
+    .await;
+    assert!(matches!(&events[..], [Err(ProviderError::Unavailable(_))]), "{events:?}");
+}
+
+#[tokio::test]
+async fn dropping_a_deepgram_stream_cancels_it() {
+    let fake = deepgram::start(deepgram::Mode::Normal, deepgram::counting()).await;
+    let asr = deepgram(&fake, serde_json::json!({}));
+    let (audio, receiver) = tokio::sync::mpsc::channel(1024);
+    let mut events = asr.transcribe(AsrRequest { turn: TurnId(1), language: "en".into(), audio: receiver });
+    for _ in 0..30 {
+        audio.send(vec![0.01; 320]).await.unwrap();
+    }
+    let first = tokio::time::timeout(Duration::from_secs(5), events.next()).await.expect("a partial");
+    assert!(matches!(first, Some(Ok(AsrEvent::Partial { .. }))), "{first:?}");
+    drop(events);
+    // The client's task lets go of the audio: the engine's sender sees it closed.
+    tokio::time::timeout(Duration::from_secs(5), audio.closed()).await.expect("the recognition stopped");
+}
+
+// ---- ElevenLabs ----
+
+fn elevenlabs(fake: &fakes::Fake, extra: serde_json::Value) -> Arc<dyn TtsProvider> {
+    let mut params = serde_json::json!({
+        "key": elevenlabs::KEY,
+        "voice_id": elevenlabs::VOICE,
+        "base_url": format!("ws://{}/v1", fake.addr),
+        "sample_rate": 16000,
+    });
+    params.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+    vendors::tts(&choice(SpeechKind::Tts, "elevenlabs", params)).expect("a client")
+}
+
+async fn say(tts: &dyn TtsProvider, text: &str, speed: f32) -> (Vec<i16>, Vec<u32>, Option<ProviderError>) {
+    let request = TtsRequest { turn: TurnId(3), text: text.into(), voice: elevenlabs::VOICE.into(), speed };
+    let mut chunks = tts.synthesize(request);
+    let (mut pcm, mut rates) = (Vec::new(), Vec::new());
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), chunks.next()).await.expect("a chunk in time")
+    {
+        match chunk {
+            Ok(chunk) => {
+                assert_eq!(chunk.turn, TurnId(3));
+                rates.push(chunk.sample_rate);
+                pcm.extend(chunk.pcm);
+            }
+            Err(error) => return (pcm, rates, Some(error)),
+        }
+    }
+    (pcm, rates, None)
+}
+
+#[tokio::test]
+async fn elevenlabs_speaks_the_whole_clause_as_pcm() {
+    let (fake, received) = elevenlabs::start(elevenlabs::Mode::Normal, elevenlabs::tone()).await;
+    let tts = elevenlabs(&fake, serde_json::json!({"stability": 0.5, "model_id": "eleven_turbo_v2_5"}));
+    let (pcm, rates, error) = say(tts.as_ref(), "Hello there.", 1.5).await;
+    assert_eq!(error, None);
+    // 12 characters at 10 ms each, at 16 kHz, every sample through the odd-sized chunks.
+    assert_eq!(pcm, (elevenlabs::tone())("Hello there.", 16_000));
+    assert!(rates.iter().all(|r| *r == 16_000));
+    let shake = &fake.handshakes()[0];
+    assert_eq!(shake.header("xi-api-key"), Some(elevenlabs::KEY));
+    assert_eq!(shake.query("output_format"), Some("pcm_16000"));
+    assert_eq!(shake.query("model_id"), Some("eleven_turbo_v2_5"));
+    let received = received.lock().unwrap().clone();
+    assert_eq!(received.texts, ["Hello there. "]);
+    let settings = &received.openings[0]["voice_settings"];
+    assert_eq!(settings["stability"], 0.5);
+    // The agent's speed 1.5 is beyond ElevenLabs' 0.7–1.2: the nearest it takes.
+    assert!((settings["speed"].as_f64().unwrap() - 1.2).abs() < 1e-6, "{settings}");
+}
+
+#[tokio::test]
+async fn elevenlabs_failures_are_typed() {
+    let (fake, _) = elevenlabs::start(elevenlabs::Mode::WrongKey, elevenlabs::tone()).await;
+    let (_, _, error) = say(elevenlabs(&fake, serde_json::json!({})).as_ref(), "Hi.", 1.0).await;
+    assert!(matches!(&error, Some(ProviderError::Auth(m)) if m.contains("Invalid API key")), "{error:?}");
+
+    let (fake, _) = elevenlabs::start(elevenlabs::Mode::RateLimited, elevenlabs::tone()).await;
+    let (_, _, error) = say(elevenlabs(&fake, serde_json::json!({"max_retries": 0})).as_ref(), "Hi.", 1.0).await;
+    assert!(matches!(&error, Some(ProviderError::RateLimited { .. })), "{error:?}");
+    assert_eq!(fake.connection_count(), 1);
+
+    let (fake, _) =
+        elevenlabs::start(elevenlabs::Mode::SlowFirstAudio(Duration::from_secs(3)), elevenlabs::tone()).await;
+    let (pcm, _, error) = say(elevenlabs(&fake, serde_json::json!({"timeout_ms": 300})).as_ref(), "Hi.", 1.0).await;
+    assert!(pcm.is_empty());
+    assert!(matches!(&error, Some(ProviderError::Timeout(_))), "{error:?}");
+
+    let (fake, _) = elevenlabs::start(elevenlabs::Mode::CutMidStream, elevenlabs::tone()).await;
+    let long = "This sentence is long enough to need several chunks of audio.";
+    let (pcm, _, error) = say(elevenlabs(&fake, serde_json::json!({})).as_ref(), long, 1.0).await;
+    assert!(!pcm.is_empty(), "the first half played");
+    assert!(matches!(&error, Some(ProviderError::CutStream(_))), "{error:?}");
+
+    let (fake, _) = elevenlabs::start(elevenlabs::Mode::Garbage, elevenlabs::tone()).await;
+    let (_, _, error) = say(elevenlabs(&fake, serde_json::json!({})).as_ref(), "Hi.", 1.0).await;
+    assert!(matches!(&error, Some(ProviderError::BadResponse(_))), "{error:?}");
+
+    let (fake, _) = elevenlabs::start(elevenlabs::Mode::QuotaExceeded, elevenlabs::tone()).await;
+    let (_, _, error) = say(elevenlabs(&fake, serde_json::json!({})).as_ref(), "Hi.", 1.0).await;
+    assert!(
+        matches!(&error, Some(ProviderError::RateLimited { message, .. }) if message.contains("quota")),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn the_registry_refuses_what_a_vendor_does_not_take() {
+    let refuse = |kind, vendor: &str, params: serde_json::Value| {
+        vendors::check(kind, vendor, params.as_object().cloned().unwrap()).unwrap().unwrap_err()
+    };
+    let error =
+        refuse(SpeechKind::Tts, "elevenlabs", serde_json::json!({"key": "k", "voice_id": "v", "sample_rate": 12000}));
+    assert_eq!(error.field, "sample_rate");
+    let error = refuse(
+        SpeechKind::Tts,
+        "elevenlabs",
+        serde_json::json!({"key": "k", "voice_id": "v", "base_url": "https://x"}),
+    );
+    assert_eq!(error.field, "base_url");
+    let error = refuse(SpeechKind::Asr, "deepgram", serde_json::json!({"key": "k", "endpointing": -1}));
+    assert_eq!(error.field, "endpointing");
+    let error = refuse(SpeechKind::Asr, "deepgram", serde_json::json!({"key": 5}));
+    assert_eq!(error.field, "key");
+    assert_eq!(vendors::names(SpeechKind::Asr), ["deepgram"]);
+    assert_eq!(vendors::names(SpeechKind::Tts), ["elevenlabs"]);
+}
