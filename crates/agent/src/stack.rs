@@ -17,6 +17,7 @@ use colloquy_providers::models::{
 use colloquy_providers::remote::{RemoteAsr, RemoteLlm, RemoteTts};
 use colloquy_providers::tts::TtsProvider;
 use colloquy_providers::vad::VadModel;
+use colloquy_providers::vendors;
 
 /// The providers of one agent.
 #[derive(Clone, Debug)]
@@ -107,6 +108,7 @@ impl EmbeddedModels {
             AsrChoice::OpenAiCompatible(endpoint) => {
                 Arc::new(RemoteAsr::new(endpoint.clone()).map_err(|e| format!("asr: {e}"))?)
             }
+            AsrChoice::Vendor(choice) => vendors::asr(choice).map_err(|e| format!("asr: {e}"))?,
         };
         let llm: Arc<dyn LlmProvider> = match &spec.llm.provider {
             LlmChoice::Local { model } => self.llm(model).map_err(|e| e.to_string())?,
@@ -120,6 +122,7 @@ impl EmbeddedModels {
             TtsChoice::OpenAiCompatible(endpoint) => {
                 Arc::new(RemoteTts::new(endpoint.clone()).map_err(|e| format!("tts: {e}"))?)
             }
+            TtsChoice::Vendor(choice) => vendors::tts(choice).map_err(|e| format!("tts: {e}"))?,
         };
         Ok(Stack { vad: self.vad.clone(), asr, llm, tts })
     }

@@ -54,6 +54,11 @@ pub struct AppSection {
     /// (see the README's Configuration). When an app configures agents, an unknown id is refused.
     #[serde(default)]
     pub agents: Vec<toml::Table>,
+    /// When a dialect names a speech vendor this server does not implement: `false` (default)
+    /// refuses the start, naming the vendors it has; `true` runs the embedded model instead and
+    /// puts a warning on the agent.
+    #[serde(default)]
+    pub substitute_unsupported_vendors: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -331,7 +336,15 @@ fn resolve_apps(sections: Vec<AppSection>) -> anyhow::Result<Vec<colloquy_http::
                 bail!("{at}.agents[{i}].id: another agent of this app has the id {:?}", agent.id);
             }
         }
-        apps.push(App { id, key: section.key, secret: Secret::new(section.secret), webhook, artc_tokens, agents });
+        apps.push(App {
+            id,
+            key: section.key,
+            secret: Secret::new(section.secret),
+            webhook,
+            artc_tokens,
+            agents,
+            substitute_unsupported_vendors: section.substitute_unsupported_vendors,
+        });
     }
     Ok(apps)
 }
@@ -377,7 +390,8 @@ fn configured_agent(at: &str, mut table: toml::Table) -> anyhow::Result<colloquy
     let webhook = webhook(at, text("webhook_url")?, text("webhook_secret")?)?;
     let wire: colloquy_http::native::wire::ProfileConfig =
         toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("{at}: {}", e.message()))?;
-    let profile = colloquy_http::native::to_model::profile_from_wire(wire).map_err(|e| in_config(at, e))?;
+    let profile = colloquy_http::native::to_model::profile_from_wire(wire, &colloquy_providers::vendors::Registry)
+        .map_err(|e| in_config(at, e))?;
     Ok(ConfiguredAgent { id, profile, webhook })
 }
 

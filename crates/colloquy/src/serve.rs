@@ -146,6 +146,7 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
             playground,
             dialects: dialects.clone(),
             local_models: Arc::new(crate::models::ModelsDir),
+            speech_vendors: Arc::new(colloquy_providers::vendors::Registry),
         },
     );
     let listener = tokio::net::TcpListener::bind(config.http)

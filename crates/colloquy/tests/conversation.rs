@@ -8,29 +8,11 @@ mod common;
 /// barge-in test times its interruption against the agent's answer.
 static ONE_CALL_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-use std::path::Path;
 use std::process::Command;
 
 use colloquy_providers::wer::{letter_error_rate, word_error_rate};
+use common::{colloquy, compose, hear, say};
 use serde_json::{Value, json};
-
-fn colloquy(args: &[&str]) -> std::process::Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_colloquy")).args(args).output().expect("colloquy runs");
-    if !output.status.success() {
-        panic!("colloquy {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
-    }
-    output
-}
-
-/// Piper says `text` into `path`.
-fn say(text: &str, path: &Path) {
-    colloquy(&["tts", text, "-o", path.to_str().unwrap()]);
-}
-
-/// Our ASR's transcript of a WAV file.
-fn hear(path: &Path) -> String {
-    String::from_utf8(colloquy(&["asr", path.to_str().unwrap()]).stdout).unwrap().trim().to_owned()
-}
 
 #[test]
 fn the_demo_answers_a_spoken_question_and_the_answer_audio_says_what_its_transcript_says() {
@@ -67,21 +49,6 @@ fn the_demo_answers_a_spoken_question_and_the_answer_audio_says_what_its_transcr
     let (wer, cer) = (word_error_rate(agent_text, &heard), letter_error_rate(agent_text, &heard));
     eprintln!("agent said {agent_text:?}; the recording says {heard:?}; WER {wer:.2}, letter error rate {cer:.2}");
     assert!(cer <= 0.15, "agent said {agent_text:?}, the recording says {heard:?} (letter error rate {cer:.2})");
-}
-
-/// Concatenates WAV files and silences (seconds) into one 22,050 Hz file.
-fn compose(parts: &[Result<&Path, f64>], out: &Path) {
-    let mut samples: Vec<i16> = Vec::new();
-    for part in parts {
-        match part {
-            Ok(path) => {
-                let (audio, rate) = colloquy_rtc::audio::read_wav(path).unwrap();
-                samples.extend(colloquy_rtc::audio::to_i16(&colloquy_rtc::audio::resample(&audio, rate, 22_050)));
-            }
-            Err(seconds) => samples.extend(std::iter::repeat_n(0, (seconds * 22_050.0) as usize)),
-        }
-    }
-    colloquy_rtc::audio::write_wav(out, &samples, 22_050).unwrap();
 }
 
 #[test]

@@ -29,6 +29,9 @@ pub struct App {
     /// The agents configured ahead of their calls (`[[apps.agents]]`), which the dialects start by
     /// id. Empty: any id is taken, and the agent runs with the dialect's defaults.
     pub agents: Vec<ConfiguredAgent>,
+    /// Whether a speech vendor this node does not implement is replaced by the embedded model
+    /// (with a warning on the agent) instead of refused.
+    pub substitute_unsupported_vendors: bool,
 }
 
 impl App {

@@ -112,6 +112,11 @@ impl std::fmt::Debug for EndpointFields {
 impl EndpointFields {
     /// With vendor `local`, an endpoint field would be silently ignored: refuse it instead.
     pub fn refuse_for_local(&self, group: &str) -> Checked<()> {
+        self.refuse_for(group, "local")
+    }
+
+    /// With any vendor but `openai`, an endpoint field would be silently ignored: refuse it.
+    pub fn refuse_for(&self, group: &str, vendor: &str) -> Checked<()> {
         let set = [
             ("url", self.url.is_some()),
             ("api_key", self.api_key.is_some()),
@@ -122,7 +127,7 @@ impl EndpointFields {
         match set.iter().find(|(_, is_set)| *is_set) {
             Some((field, _)) => Err(ApiError::invalid(
                 format!("{group}.{field}"),
-                format!("{group}.{field} applies only to vendor \"openai\"; {group}.vendor is \"local\""),
+                format!("{group}.{field} applies only to vendor \"openai\"; {group}.vendor is {vendor:?}"),
             )),
             None => Ok(()),
         }

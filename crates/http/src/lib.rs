@@ -19,6 +19,7 @@ pub mod native;
 pub mod openapi;
 pub mod playground;
 pub mod rtc;
+pub mod vendors;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -54,6 +55,8 @@ pub struct HttpConfig {
     pub dialects: Arc<dyn dialects::Dialects>,
     /// The embedded models requests may name.
     pub local_models: Arc<dyn fields::LocalModels>,
+    /// The speech vendors requests may name ([`vendors::NoVendors`] for none).
+    pub speech_vendors: Arc<dyn vendors::SpeechVendors>,
 }
 
 /// What every handler can reach; cheap to clone.
@@ -71,6 +74,7 @@ struct StateInner {
     brake: brake::AuthBrake,
     dialects: Arc<dyn dialects::Dialects>,
     local_models: Arc<dyn fields::LocalModels>,
+    speech_vendors: Arc<dyn vendors::SpeechVendors>,
     metrics: Metrics,
     rtc: rtc::RtcEdge,
     playground: playground::Playground,
@@ -94,6 +98,7 @@ pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
             brake: brake::AuthBrake::new(config.brake),
             dialects: config.dialects.clone(),
             local_models: config.local_models,
+            speech_vendors: config.speech_vendors,
             rtc: config.rtc,
             playground: playground::Playground::new(config.playground),
         }),
@@ -158,6 +163,20 @@ impl AppState {
     /// The embedded models requests may name.
     pub fn local_models(&self) -> &dyn fields::LocalModels {
         self.inner.local_models.as_ref()
+    }
+
+    /// The speech vendors requests may name.
+    pub fn speech_vendors(&self) -> &dyn vendors::SpeechVendors {
+        self.inner.speech_vendors.as_ref()
+    }
+
+    /// How a request of `app` may choose speech vendors (`None`: the native API, which never
+    /// substitutes).
+    pub fn vendor_scope(&self, app: Option<&apps::App>) -> vendors::VendorScope<'_> {
+        vendors::VendorScope {
+            vendors: self.inner.speech_vendors.as_ref(),
+            substitute_unsupported: app.is_some_and(|app| app.substitute_unsupported_vendors),
+        }
     }
 
     pub(crate) fn dialects(&self) -> &dyn dialects::Dialects {

@@ -62,6 +62,7 @@ fn router(supervisor: &Supervisor) -> axum::Router {
             playground: false,
             dialects: std::sync::Arc::new(colloquy_http::dialects::NoDialects),
             local_models: std::sync::Arc::new(colloquy_http::fields::ListedModels::default_llm()),
+            speech_vendors: std::sync::Arc::new(colloquy_http::vendors::NoVendors),
         },
     )
 }
@@ -236,6 +237,7 @@ fn two_app_router(supervisor: &Supervisor) -> axum::Router {
             playground: false,
             dialects: std::sync::Arc::new(colloquy_http::dialects::NoDialects),
             local_models: std::sync::Arc::new(colloquy_http::fields::ListedModels::default_llm()),
+            speech_vendors: std::sync::Arc::new(colloquy_http::vendors::NoVendors),
         },
     )
 }

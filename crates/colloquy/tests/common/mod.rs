@@ -147,3 +147,37 @@ impl Server {
         panic!("colloquy did not exit within 10 s");
     }
 }
+
+/// Runs the `colloquy` binary with `args`; panics with its stderr when it fails.
+pub fn colloquy(args: &[&str]) -> std::process::Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_colloquy")).args(args).output().expect("colloquy runs");
+    if !output.status.success() {
+        panic!("colloquy {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    output
+}
+
+/// Piper says `text` into `path`.
+pub fn say(text: &str, path: &Path) {
+    colloquy(&["tts", text, "-o", path.to_str().unwrap()]);
+}
+
+/// Our ASR's transcript of a WAV file.
+pub fn hear(path: &Path) -> String {
+    String::from_utf8(colloquy(&["asr", path.to_str().unwrap()]).stdout).unwrap().trim().to_owned()
+}
+
+/// Concatenates WAV files and silences (seconds) into one 22,050 Hz file.
+pub fn compose(parts: &[Result<&Path, f64>], out: &Path) {
+    let mut samples: Vec<i16> = Vec::new();
+    for part in parts {
+        match part {
+            Ok(path) => {
+                let (audio, rate) = colloquy_rtc::audio::read_wav(path).unwrap();
+                samples.extend(colloquy_rtc::audio::to_i16(&colloquy_rtc::audio::resample(&audio, rate, 22_050)));
+            }
+            Err(seconds) => samples.extend(std::iter::repeat_n(0, (seconds * 22_050.0) as usize)),
+        }
+    }
+    colloquy_rtc::audio::write_wav(out, &samples, 22_050).unwrap();
+}

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use colloquy_model::{
     AgentName, AgentRecord, AgentSpec, Asr, AsrProvider, ChannelName, Dialect, DisabledStrategy, Greeting, IdleTimeout,
     Interruption, InterruptionMode, LocalAsrModel, Origin, PromptMessage, PromptRole, RemoteUids, SilenceAction,
-    SilencePrompt, SpecUpdate, Tts, TurnDetection, Uid,
+    SilencePrompt, SpecUpdate, SpeechKind, Tts, TurnDetection, Uid,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -24,6 +24,7 @@ use colloquy_http::AppState;
 use colloquy_http::apps::App;
 use colloquy_http::fields;
 use colloquy_http::fields::Warnings;
+use colloquy_http::vendors::VendorScope;
 
 /// Vendor default of `MaxIdleTime`, seconds.
 pub(crate) const DEFAULT_MAX_IDLE_SECS: u32 = 600;
@@ -167,7 +168,12 @@ fn language(field: &str, id: &str) -> Result<&'static str, Failure> {
 }
 
 /// Applies `config` to a spec being built. `field` names the parameter (`AgentConfig`, `agent_config`).
-pub(crate) fn apply(field: &str, mut config: AgentConfig, spec: &mut AgentSpec) -> Result<(), Failure> {
+pub(crate) fn apply(
+    field: &str,
+    mut config: AgentConfig,
+    spec: &mut AgentSpec,
+    scope: VendorScope<'_>,
+) -> Result<(), Failure> {
     let mut noticed = std::mem::take(&mut config.noticed);
     let w = &mut noticed;
     warn_other(w, field, &config.other);
@@ -196,7 +202,7 @@ pub(crate) fn apply(field: &str, mut config: AgentConfig, spec: &mut AgentSpec) 
         language_model(&format!("{field}.LlmConfig"), llm, spec, w)?;
     }
     if let Some(tts) = config.tts_config {
-        speech_synthesis(&format!("{field}.TtsConfig"), tts, &mut spec.tts, w)?;
+        speech_synthesis(&format!("{field}.TtsConfig"), tts, &mut spec.tts, scope, w)?;
     }
     if let Some(auto) = config.auto_speech_config {
         auto_speech(&format!("{field}.AutoSpeechConfig"), auto, &mut spec.silence_prompt, w)?;
@@ -327,11 +333,19 @@ fn language_model(at: &str, llm: LlmConfig, spec: &mut AgentSpec, w: &mut Warnin
     Ok(())
 }
 
-/// `TtsConfig` (at `at`): the speech rate; a vendor voice cannot run here.
-fn speech_synthesis(at: &str, tts: TtsConfig, spec: &mut Tts, w: &mut Warnings) -> Result<(), Failure> {
+/// `TtsConfig` (at `at`): the speech rate. An Alibaba voice (`VoiceId`) exists only in Alibaba's
+/// cloud: refused, or replaced by the embedded voice when the app allows substitution.
+fn speech_synthesis(
+    at: &str,
+    tts: TtsConfig,
+    spec: &mut Tts,
+    scope: VendorScope<'_>,
+    w: &mut Warnings,
+) -> Result<(), Failure> {
     warn_other(w, at, &tts.other);
-    if tts.voice_id.is_some() {
-        w.ignored(format!("{at}.VoiceId"), "vendor voices cannot run here; the local voice is used");
+    if let Some(voice) = &tts.voice_id {
+        let vendor = format!("Alibaba voice {voice}");
+        scope.unsupported(&format!("{at}.VoiceId"), SpeechKind::Tts, &vendor, &[], w)?;
     }
     if let Some(rate) = tts.speech_rate {
         spec.speed = speech_rate(at, rate)?;
@@ -482,7 +496,7 @@ pub(crate) async fn launch(state: &AppState, app: &App, launch: Launch) -> Resul
     if let Some(agent) = configured {
         agent.profile.apply_to(&mut spec);
     }
-    apply(launch.config_field, launch.config, &mut spec)?;
+    apply(launch.config_field, launch.config, &mut spec, state.vendor_scope(Some(app)))?;
     spec.callbacks = app.callbacks(configured);
     spec.origin = Origin {
         dialect: Dialect::Alibaba,

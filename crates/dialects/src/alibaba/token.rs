@@ -137,6 +137,7 @@ mod tests {
             webhook: None,
             artc_tokens: ArtcTokens::Signed,
             agents: Vec::new(),
+            substitute_unsupported_vendors: false,
         }])
     }
 

@@ -7,10 +7,11 @@
 use colloquy_http::apps::{App, ConfiguredAgent};
 use colloquy_http::fields;
 use colloquy_http::fields::Warnings;
+use colloquy_http::vendors::{Chosen, VendorFields, VendorScope};
 use colloquy_model as model;
 use colloquy_model::{
     AgentName, AgentSpec, ChannelName, Dialect, IdleTimeout, LlmParams, LlmProvider, Origin, PromptMessage, PromptRole,
-    RemoteUids, SpeakPriority, SpecUpdate, Uid,
+    RemoteUids, SpeakPriority, SpecUpdate, SpeechKind, Uid,
 };
 use serde_json::{Map, Value};
 
@@ -24,10 +25,15 @@ use super::{DEFAULT_MAX_IDLE_SECS, DEFAULT_WINDOW_SIZE, MAX_HISTORY_MESSAGES, MA
 
 /// Applies a template's `LLM`, `TTS` and `ASR` groups to `spec`, each read with errors named after
 /// its group.
-fn apply_groups(spec: &mut AgentSpec, groups: &wire::SavedTemplate, w: &mut Warnings) -> ZegoResult<()> {
+fn apply_groups(
+    spec: &mut AgentSpec,
+    groups: &wire::SavedTemplate,
+    scope: VendorScope<'_>,
+    w: &mut Warnings,
+) -> ZegoResult<()> {
     apply_llm(spec, &parse_group("LLM", &groups.llm)?, w)?;
-    apply_tts(spec, &parse_group("TTS", &groups.tts)?, w)?;
-    apply_asr(spec, &parse_group("ASR", &groups.asr)?, w)?;
+    apply_tts(spec, &parse_group("TTS", &groups.tts)?, scope, w)?;
+    apply_asr(spec, &parse_group("ASR", &groups.asr)?, scope, w)?;
     Ok(())
 }
 
@@ -106,17 +112,35 @@ fn local_voice(tts: &wire::TtsConfig) -> Option<String> {
     fields::LOCAL_VOICES.contains(&voice).then(|| voice.to_owned())
 }
 
-/// The `TTS` group into `spec`: only an embedded voice can speak.
-fn apply_tts(spec: &mut AgentSpec, tts: &wire::TtsConfig, w: &mut Warnings) -> ZegoResult<()> {
+/// A ZEGO `Vendor` as the registry names vendors (`ElevenLabs` is `elevenlabs`).
+fn registry_name(vendor: &str) -> String {
+    vendor.to_ascii_lowercase()
+}
+
+/// The `TTS` group into `spec`: a vendor of the registry with its `Params`, or an embedded voice.
+fn apply_tts(spec: &mut AgentSpec, tts: &wire::TtsConfig, scope: VendorScope<'_>, w: &mut Warnings) -> ZegoResult<()> {
     if let Some(vendor) = &tts.vendor {
-        w.ignored("TTS.Vendor", format!("{vendor:?}: vendor TTS cannot run here; the embedded voice speaks"));
-    }
-    match local_voice(tts) {
-        Some(voice) => spec.tts.voice = voice,
-        None if tts.params.is_some() => {
-            w.ignored("TTS.Params", "vendor TTS parameters ignored; the embedded voice speaks")
+        let at = VendorFields { vendor: "TTS.Vendor", params: "TTS.Params" };
+        let params = tts.params.clone().unwrap_or_default();
+        match scope.choose(at, SpeechKind::Tts, &registry_name(vendor), params, &[], w)? {
+            Chosen::Vendor(choice) => {
+                spec.tts.voice = scope.voice(&choice).unwrap_or_default();
+                spec.tts.provider = model::TtsProvider::Vendor(choice);
+            }
+            Chosen::Substituted => {
+                if tts.params.is_some() {
+                    w.ignored("TTS.Params", "the vendor's parameters do not apply to the embedded voice");
+                }
+            }
         }
-        None => {}
+    } else {
+        match local_voice(tts) {
+            Some(voice) => spec.tts.voice = voice,
+            None if tts.params.is_some() => {
+                return Err(ZegoError::param("TTS.Params without TTS.Vendor: name the vendor they are for"));
+            }
+            None => {}
+        }
     }
     if tts.filter_text.is_some() || tts.terminator_text.is_some() {
         w.ignored("TTS.FilterText", "TTS text filters are not supported; ignored");
@@ -124,16 +148,34 @@ fn apply_tts(spec: &mut AgentSpec, tts: &wire::TtsConfig, w: &mut Warnings) -> Z
     Ok(())
 }
 
-/// The `ASR` group into `spec`: the turn detection's silence and wait.
-fn apply_asr(spec: &mut AgentSpec, asr: &wire::AsrConfig, w: &mut Warnings) -> ZegoResult<()> {
+/// The `ASR` group into `spec`: a vendor of the registry with its `Params`, and the turn
+/// detection's silence and wait.
+fn apply_asr(spec: &mut AgentSpec, asr: &wire::AsrConfig, scope: VendorScope<'_>, w: &mut Warnings) -> ZegoResult<()> {
+    let mut vendor_runs = false;
     if let Some(vendor) = &asr.vendor {
-        w.ignored("ASR.Vendor", format!("{vendor:?}: vendor ASR cannot run here; the embedded model listens"));
+        let at = VendorFields { vendor: "ASR.Vendor", params: "ASR.Params" };
+        let params = asr.params.clone().unwrap_or_default();
+        match scope.choose(at, SpeechKind::Asr, &registry_name(vendor), params, &[], w)? {
+            Chosen::Vendor(choice) => {
+                spec.asr.provider = model::AsrProvider::Vendor(choice);
+                vendor_runs = true;
+            }
+            Chosen::Substituted => {
+                if asr.params.is_some() {
+                    w.ignored("ASR.Params", "the vendor's parameters do not apply to the embedded model");
+                }
+            }
+        }
+    } else if asr.params.is_some() {
+        return Err(ZegoError::param("ASR.Params without ASR.Vendor: name the vendor they are for"));
     }
     if asr.hot_word.is_some() {
-        w.ignored("ASR.HotWord", "hot words are not supported by the embedded ASR; ignored");
-    }
-    if asr.params.is_some() {
-        w.ignored("ASR.Params", "vendor ASR parameters ignored");
+        let why = if vendor_runs {
+            "ASR.HotWord is not passed to the vendor; set the vendor's own boost words in ASR.Params"
+        } else {
+            "hot words are not supported by the embedded ASR; ignored"
+        };
+        w.ignored("ASR.HotWord", why);
     }
     let td = &mut spec.turn_detection;
     if let Some(ms) = asr.vad_silence_segmentation {
@@ -148,12 +190,12 @@ fn apply_asr(spec: &mut AgentSpec, asr: &wire::AsrConfig, w: &mut Warnings) -> Z
 }
 
 /// Checks a template's groups by applying them to a default spec.
-pub(crate) fn check_template(saved: &wire::SavedTemplate) -> ZegoResult<()> {
+pub(crate) fn check_template(saved: &wire::SavedTemplate, scope: VendorScope<'_>) -> ZegoResult<()> {
     let mut spec = AgentSpec::with_defaults(
         AgentName::new("check").map_err(|e| ZegoError::param(e.0))?,
         ChannelName::new("check").map_err(|e| ZegoError::param(e.0))?,
     );
-    apply_groups(&mut spec, saved, &mut Warnings::default())
+    apply_groups(&mut spec, saved, scope, &mut Warnings::default())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -215,6 +257,7 @@ pub(crate) fn instance_spec(
     mut template: wire::SavedTemplate,
     configured: Option<&ConfiguredAgent>,
     body: wire::CreateInstance,
+    scope: VendorScope<'_>,
 ) -> ZegoResult<AgentSpec> {
     let Placement { mut origin, channel, welcome } = placement;
     let mut spec = AgentSpec::with_defaults(instance_name(&origin.room_id, &origin.agent_user_id)?, channel);
@@ -230,7 +273,7 @@ pub(crate) fn instance_spec(
     }
     let mut w = Warnings::default();
     template.merge_groups(body.llm, body.tts, body.asr);
-    apply_groups(&mut spec, &template, &mut w)?;
+    apply_groups(&mut spec, &template, scope, &mut w)?;
     if let Some(welcome) = welcome {
         let text = fields::text("RTC.WelcomeMessage", welcome)?;
         spec.greeting = Some(model::Greeting { text, interruptible: true });

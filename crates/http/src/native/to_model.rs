@@ -9,9 +9,11 @@ use crate::fields::{
     Checked, EndpointFields, OPENAI_ASR_MODEL, OPENAI_LLM_MODEL, OPENAI_TTS_MODEL, command_text, finite, http_url,
     in_range, local_voice, name, prompt_length, short_text, text,
 };
+use crate::vendors::{Chosen, SpeechVendors, VendorFields, VendorScope};
+use colloquy_model::SpeechKind;
 
 /// Checks a `POST /v1/agents` body and resolves its defaults.
-pub fn spec_from_wire(config: wire::AgentConfig) -> Checked<AgentSpec> {
+pub fn spec_from_wire(config: wire::AgentConfig, vendors: &dyn SpeechVendors) -> Checked<AgentSpec> {
     let mut spec = AgentSpec::with_defaults(
         name("name", config.name, AgentName::new)?,
         name("channel", config.channel, ChannelName::new)?,
@@ -22,19 +24,22 @@ pub fn spec_from_wire(config: wire::AgentConfig) -> Checked<AgentSpec> {
     if let Some(uids) = config.remote_uids {
         spec.remote_uids = remote_uids(uids)?;
     }
-    let profile = profile_from_wire(wire::ProfileConfig {
-        prompt: None,
-        idle_timeout: config.idle_timeout,
-        llm: config.llm,
-        asr: config.asr,
-        tts: config.tts,
-        turn_detection: config.turn_detection,
-        interruption: config.interruption,
-        greeting: config.greeting,
-        failure_message: config.failure_message,
-        max_history: config.max_history,
-        silence_prompt: config.silence_prompt,
-    })?;
+    let profile = profile_from_wire(
+        wire::ProfileConfig {
+            prompt: None,
+            idle_timeout: config.idle_timeout,
+            llm: config.llm,
+            asr: config.asr,
+            tts: config.tts,
+            turn_detection: config.turn_detection,
+            interruption: config.interruption,
+            greeting: config.greeting,
+            failure_message: config.failure_message,
+            max_history: config.max_history,
+            silence_prompt: config.silence_prompt,
+        },
+        vendors,
+    )?;
     profile.apply_to(&mut spec);
     if let Some(callbacks) = config.callbacks {
         spec.callbacks = Some(model::Callbacks {
@@ -49,7 +54,7 @@ pub fn spec_from_wire(config: wire::AgentConfig) -> Checked<AgentSpec> {
 }
 
 /// Checks a configured agent's settings (and the same fields of a `POST /v1/agents` body).
-pub fn profile_from_wire(config: wire::ProfileConfig) -> Checked<model::AgentProfile> {
+pub fn profile_from_wire(config: wire::ProfileConfig, vendors: &dyn SpeechVendors) -> Checked<model::AgentProfile> {
     let mut profile = model::AgentProfile::default();
     if let Some(secs) = config.idle_timeout {
         profile.idle_timeout = Some(IdleTimeout::from_secs(in_range("idle_timeout", secs, 0..=IdleTimeout::MAX_SECS)?));
@@ -71,10 +76,10 @@ pub fn profile_from_wire(config: wire::ProfileConfig) -> Checked<model::AgentPro
         profile.llm = Some(llm);
     }
     if let Some(asr) = config.asr {
-        profile.asr = Some(asr_from_wire(asr)?);
+        profile.asr = Some(asr_from_wire(asr, vendors)?);
     }
     if let Some(tts) = config.tts {
-        profile.tts = Some(tts_from_wire(tts)?);
+        profile.tts = Some(tts_from_wire(tts, vendors)?);
     }
     if let Some(turn) = config.turn_detection {
         profile.turn_detection = Some(turn_detection_from_wire(turn)?);
@@ -202,7 +207,54 @@ fn llm_from_wire(llm: wire::LlmConfig) -> Checked<model::Llm> {
     })
 }
 
-fn asr_from_wire(asr: wire::AsrConfig) -> Checked<model::Asr> {
+/// The names the native API takes for `asr.vendor` and `tts.vendor` besides the registry's.
+const BUILT_IN_SPEECH: [&str; 2] = ["local", "openai"];
+
+/// A registry vendor for the group `group`: its endpoint fields and model are refused (they go in
+/// its `params`), and the registry checks the rest.
+fn registry_vendor(
+    group: &str,
+    kind: SpeechKind,
+    vendor: &str,
+    fields: &EndpointFields,
+    model: bool,
+    params: Option<serde_json::Map<String, serde_json::Value>>,
+    vendors: &dyn SpeechVendors,
+) -> Checked<model::VendorChoice> {
+    fields.refuse_for(group, vendor)?;
+    if model {
+        return Err(ApiError::invalid(
+            format!("{group}.model"),
+            format!(
+                "{group}.model applies to vendors \"local\" and \"openai\"; put {vendor:?}'s model in {group}.params"
+            ),
+        ));
+    }
+    let scope = VendorScope { vendors, substitute_unsupported: false };
+    let (vendor_field, params_field) = VendorFields::lower(group);
+    let at = VendorFields { vendor: &vendor_field, params: &params_field };
+    match scope.choose(at, kind, vendor, params.unwrap_or_default(), &BUILT_IN_SPEECH, &mut Default::default())? {
+        Chosen::Vendor(choice) => Ok(choice),
+        Chosen::Substituted => Err(ApiError::internal("the native API never substitutes a vendor")),
+    }
+}
+
+/// `params` belongs to a registry vendor: refused for `local` and `openai`.
+fn refuse_params(
+    group: &str,
+    vendor: &str,
+    params: &Option<serde_json::Map<String, serde_json::Value>>,
+) -> Checked<()> {
+    match params {
+        Some(_) => Err(ApiError::invalid(
+            format!("{group}.params"),
+            format!("{group}.params applies to a speech vendor such as \"deepgram\"; {group}.vendor is {vendor:?}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn asr_from_wire(asr: wire::AsrConfig, vendors: &dyn SpeechVendors) -> Checked<model::Asr> {
     let fields = EndpointFields {
         url: asr.url,
         api_key: asr.api_key,
@@ -215,8 +267,10 @@ fn asr_from_wire(asr: wire::AsrConfig) -> Checked<model::Asr> {
     if !language.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(ApiError::invalid("asr.language", "asr.language must be a BCP-47 tag such as \"en\" or \"en-US\""));
     }
-    let provider = match asr.vendor.unwrap_or(wire::Vendor::Local) {
-        wire::Vendor::Local => {
+    let vendor = asr.vendor.unwrap_or_else(|| "local".to_owned());
+    let provider = match vendor.as_str() {
+        "local" => {
+            refuse_params("asr", &vendor, &asr.params)?;
             fields.refuse_for_local("asr")?;
             let model = match asr.model.as_deref() {
                 None => model::Asr::DEFAULT_LOCAL_MODEL,
@@ -238,14 +292,26 @@ fn asr_from_wire(asr: wire::AsrConfig) -> Checked<model::Asr> {
             }
             model::AsrProvider::Local { model }
         }
-        wire::Vendor::Openai => model::AsrProvider::OpenAiCompatible(
-            fields.into_endpoint("asr", asr.model.unwrap_or_else(|| OPENAI_ASR_MODEL.to_owned()))?,
-        ),
+        "openai" => {
+            refuse_params("asr", &vendor, &asr.params)?;
+            model::AsrProvider::OpenAiCompatible(
+                fields.into_endpoint("asr", asr.model.unwrap_or_else(|| OPENAI_ASR_MODEL.to_owned()))?,
+            )
+        }
+        _ => model::AsrProvider::Vendor(registry_vendor(
+            "asr",
+            SpeechKind::Asr,
+            &vendor,
+            &fields,
+            asr.model.is_some(),
+            asr.params,
+            vendors,
+        )?),
     };
     Ok(model::Asr { provider, language })
 }
 
-fn tts_from_wire(tts: wire::TtsConfig) -> Checked<model::Tts> {
+fn tts_from_wire(tts: wire::TtsConfig, vendors: &dyn SpeechVendors) -> Checked<model::Tts> {
     let fields = EndpointFields {
         url: tts.url,
         api_key: tts.api_key,
@@ -254,8 +320,10 @@ fn tts_from_wire(tts: wire::TtsConfig) -> Checked<model::Tts> {
         max_retries: tts.max_retries,
     };
     let speed = finite("tts.speed", tts.speed.unwrap_or(model::Tts::DEFAULT_SPEED), model::Tts::SPEED_RANGE)?;
-    let (provider, voice) = match tts.vendor.unwrap_or(wire::Vendor::Local) {
-        wire::Vendor::Local => {
+    let vendor = tts.vendor.unwrap_or_else(|| "local".to_owned());
+    let (provider, voice) = match vendor.as_str() {
+        "local" => {
+            refuse_params("tts", &vendor, &tts.params)?;
             fields.refuse_for_local("tts")?;
             if tts.model.is_some() {
                 return Err(ApiError::invalid(
@@ -266,10 +334,23 @@ fn tts_from_wire(tts: wire::TtsConfig) -> Checked<model::Tts> {
             let voice = tts.voice.unwrap_or_else(|| model::Tts::DEFAULT_LOCAL_VOICE.to_owned());
             (model::TtsProvider::Local, local_voice("tts.voice", voice)?)
         }
-        wire::Vendor::Openai => {
+        "openai" => {
+            refuse_params("tts", &vendor, &tts.params)?;
             let endpoint = fields.into_endpoint("tts", tts.model.unwrap_or_else(|| OPENAI_TTS_MODEL.to_owned()))?;
             let voice = tts.voice.unwrap_or_else(|| model::Tts::DEFAULT_REMOTE_VOICE.to_owned());
             (model::TtsProvider::OpenAiCompatible(endpoint), short_text("tts.voice", voice, 128)?)
+        }
+        _ => {
+            if tts.voice.is_some() {
+                return Err(ApiError::invalid(
+                    "tts.voice",
+                    format!("{vendor:?} takes its voice in tts.params, in its own name for it (elevenlabs: voice_id)"),
+                ));
+            }
+            let choice =
+                registry_vendor("tts", SpeechKind::Tts, &vendor, &fields, tts.model.is_some(), tts.params, vendors)?;
+            let voice = vendors.voice(&choice).unwrap_or_default();
+            (model::TtsProvider::Vendor(choice), voice)
         }
     };
     Ok(model::Tts { provider, voice, speed })
@@ -382,7 +463,9 @@ pub fn update_from_wire(request: wire::UpdateRequest, current: &AgentSpec) -> Ch
         if let Some(voice) = tts.voice {
             update.voice = Some(match current.tts.provider {
                 model::TtsProvider::Local => local_voice("tts.voice", voice)?,
-                model::TtsProvider::OpenAiCompatible(_) => short_text("tts.voice", voice, 128)?,
+                model::TtsProvider::OpenAiCompatible(_) | model::TtsProvider::Vendor(_) => {
+                    short_text("tts.voice", voice, 128)?
+                }
             });
         }
         if let Some(speed) = tts.speed {
@@ -469,15 +552,24 @@ pub fn spec_to_wire(spec: &AgentSpec) -> wire::AgentConfig {
         model::LlmProvider::Local { model } => (wire::Vendor::Local, model.clone(), None),
         model::LlmProvider::OpenAiCompatible(e) => (wire::Vendor::Openai, e.model.clone(), Some(endpoint_to_wire(e))),
     };
-    let (asr_vendor, asr_model, asr_endpoint) = match &spec.asr.provider {
-        model::AsrProvider::Local { model } => (wire::Vendor::Local, model.as_str().to_owned(), None),
-        model::AsrProvider::OpenAiCompatible(e) => (wire::Vendor::Openai, e.model.clone(), Some(endpoint_to_wire(e))),
-    };
-    let (tts_vendor, tts_model, tts_endpoint) = match &spec.tts.provider {
-        model::TtsProvider::Local => (wire::Vendor::Local, None, None),
-        model::TtsProvider::OpenAiCompatible(e) => {
-            (wire::Vendor::Openai, Some(e.model.clone()), Some(endpoint_to_wire(e)))
+    let (asr_vendor, asr_model, asr_endpoint, asr_params) = match &spec.asr.provider {
+        model::AsrProvider::Local { model } => ("local".to_owned(), Some(model.as_str().to_owned()), None, None),
+        model::AsrProvider::OpenAiCompatible(e) => {
+            ("openai".to_owned(), Some(e.model.clone()), Some(endpoint_to_wire(e)), None)
         }
+        model::AsrProvider::Vendor(choice) => (choice.vendor.clone(), None, None, Some(choice.redacted_params())),
+    };
+    let (tts_vendor, tts_model, tts_endpoint, tts_params) = match &spec.tts.provider {
+        model::TtsProvider::Local => ("local".to_owned(), None, None, None),
+        model::TtsProvider::OpenAiCompatible(e) => {
+            ("openai".to_owned(), Some(e.model.clone()), Some(endpoint_to_wire(e)), None)
+        }
+        model::TtsProvider::Vendor(choice) => (choice.vendor.clone(), None, None, Some(choice.redacted_params())),
+    };
+    let tts_voice = match &spec.tts.provider {
+        // A vendor's voice is in its params.
+        model::TtsProvider::Vendor(_) => None,
+        _ => Some(spec.tts.voice.clone()),
     };
     let [llm_endpoint, asr_endpoint, tts_endpoint] = [llm_endpoint, asr_endpoint, tts_endpoint].map(|e| {
         e.unwrap_or(EndpointFields { url: None, api_key: None, headers: None, timeout_ms: None, max_retries: None })
@@ -519,7 +611,8 @@ pub fn spec_to_wire(spec: &AgentSpec) -> wire::AgentConfig {
         }),
         asr: Some(wire::AsrConfig {
             vendor: Some(asr_vendor),
-            model: Some(asr_model),
+            params: asr_params,
+            model: asr_model,
             language: Some(spec.asr.language.clone()),
             url: asr_endpoint.url,
             api_key: asr_endpoint.api_key,
@@ -529,8 +622,9 @@ pub fn spec_to_wire(spec: &AgentSpec) -> wire::AgentConfig {
         }),
         tts: Some(wire::TtsConfig {
             vendor: Some(tts_vendor),
+            params: tts_params,
             model: tts_model,
-            voice: Some(spec.tts.voice.clone()),
+            voice: tts_voice,
             speed: Some(spec.tts.speed),
             url: tts_endpoint.url,
             api_key: tts_endpoint.api_key,

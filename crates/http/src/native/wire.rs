@@ -158,9 +158,14 @@ pub struct LlmParams {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AsrConfig {
-    /// Default `local`.
+    /// `local` (default), `openai`, or a speech vendor (`deepgram`) whose settings go in `params`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vendor: Option<Vendor>,
+    pub vendor: Option<String>,
+    /// A speech vendor's parameters, in the vendor's own names (`deepgram`: `key`, `model`,
+    /// `language`, `url`, …; see `docs/vendors.md`). Keys are never shown back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<serde_json::Map<String, serde_json::Value>>,
     /// `local`: `whisper-tiny.en` (default, English only) or `whisper-base` (multilingual).
     /// `openai`: the model name (default `whisper-1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,9 +194,14 @@ pub struct AsrConfig {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TtsConfig {
-    /// Default `local`.
+    /// `local` (default), `openai`, or a speech vendor (`elevenlabs`) whose settings go in `params`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vendor: Option<Vendor>,
+    pub vendor: Option<String>,
+    /// A speech vendor's parameters, in the vendor's own names (`elevenlabs`: `key`, `voice_id`,
+    /// `model_id`, `base_url`, …; see `docs/vendors.md`). Keys are never shown back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<serde_json::Map<String, serde_json::Value>>,
     /// `openai` only: the model name (default `tts-1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,

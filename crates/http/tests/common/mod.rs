@@ -69,6 +69,8 @@ pub struct Options {
     pub dialects: Arc<dyn colloquy_http::dialects::Dialects>,
     /// The agents configured for the first app (`APP_ID`).
     pub agents: Vec<colloquy_http::apps::ConfiguredAgent>,
+    /// `[[apps]] substitute_unsupported_vendors` of the first app.
+    pub substitute_unsupported_vendors: bool,
 }
 
 impl Default for Options {
@@ -83,6 +85,7 @@ impl Default for Options {
             webhook_url: None,
             dialects: Arc::new(colloquy_http::dialects::NoDialects),
             agents: Vec::new(),
+            substitute_unsupported_vendors: false,
         }
     }
 }
@@ -109,6 +112,7 @@ pub async fn api(options: Options) -> Api {
             webhook: webhook.clone(),
             artc_tokens: Default::default(),
             agents: options.agents,
+            substitute_unsupported_vendors: options.substitute_unsupported_vendors,
         },
         App {
             id: AppId::new(OTHER_APP_ID).unwrap(),
@@ -117,6 +121,7 @@ pub async fn api(options: Options) -> Api {
             webhook,
             artc_tokens: Default::default(),
             agents: Vec::new(),
+            substitute_unsupported_vendors: false,
         },
         App {
             id: AppId::new(KEYLESS_APP_ID).unwrap(),
@@ -125,6 +130,7 @@ pub async fn api(options: Options) -> Api {
             webhook: None,
             artc_tokens: Default::default(),
             agents: Vec::new(),
+            substitute_unsupported_vendors: false,
         },
     ]);
     let router = colloquy_http::router(
@@ -148,6 +154,7 @@ pub async fn api(options: Options) -> Api {
             playground: options.playground,
             dialects: options.dialects,
             local_models: std::sync::Arc::new(colloquy_http::fields::ListedModels::default_llm()),
+            speech_vendors: std::sync::Arc::new(colloquy_providers::vendors::Registry),
         },
     );
     Api { router, supervisor, store, media, _dir: dir }
@@ -340,7 +347,8 @@ pub fn configured_agent(id: &str, settings: Value, webhook_url: Option<&str>) ->
     let wire = serde_json::from_value(settings).expect("the settings are a native profile");
     colloquy_http::apps::ConfiguredAgent {
         id: id.to_owned(),
-        profile: colloquy_http::native::to_model::profile_from_wire(wire).expect("the settings are valid"),
+        profile: colloquy_http::native::to_model::profile_from_wire(wire, &colloquy_providers::vendors::Registry)
+            .expect("the settings are valid"),
         webhook: webhook_url.map(|url| AppWebhook { url: url.to_owned(), secret: Some(Secret::new("agent-hook")) }),
     }
 }

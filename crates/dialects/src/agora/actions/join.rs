@@ -19,7 +19,13 @@ pub(crate) async fn handle(
     let Caller { app, scope } = caller;
     let unknown = serde_json::from_slice::<Value>(&body).map(|v| to_model::unknown_properties(&v)).unwrap_or_default();
     let request: wire::JoinRequest = parse(&body)?;
-    let spec = to_model::spec_from_join(request, app.callbacks(None), unknown, state.local_models())?;
+    let spec = to_model::spec_from_join(
+        request,
+        app.callbacks(None),
+        unknown,
+        state.local_models(),
+        state.vendor_scope(Some(&app)),
+    )?;
     scope.check(spec.channel.as_str(), spec.agent_uid.as_str())?;
     let name = spec.name.clone();
     let record = state.supervisor().start(app.id.clone(), spec).await.map_err(|e| match e {

@@ -17,6 +17,7 @@ use serde_json::Value;
 use super::wire;
 use colloquy_http::error::{ApiError, ErrorCode};
 use colloquy_http::fields::{LocalModels, Warnings, finite, name, text, u32_in_range};
+use colloquy_http::vendors::VendorScope;
 use llm::{llm, llm_params, prompt_messages};
 use speech::{asr, tts};
 use turn_taking::turn_taking;
@@ -274,6 +275,7 @@ pub fn spec_from_join(
     callbacks: Option<model::Callbacks>,
     unknown: Vec<String>,
     models: &dyn LocalModels,
+    vendors: VendorScope<'_>,
 ) -> Checked<AgentSpec> {
     let mut warnings = Warnings::default();
     for key in unknown {
@@ -306,10 +308,10 @@ pub fn spec_from_join(
         None => BTreeMap::new(),
     };
     if let Some(a) = p.asr {
-        asr(&mut spec, a, w).map_err(|e| prefix(e, "properties."))?;
+        asr(&mut spec, a, vendors, w).map_err(|e| prefix(e, "properties."))?;
     }
     if let Some(t) = p.tts {
-        tts(&mut spec, t, w).map_err(|e| prefix(e, "properties."))?;
+        tts(&mut spec, t, vendors, w).map_err(|e| prefix(e, "properties."))?;
     }
     turn_taking(&mut spec, p.turn_detection, p.vad, p.interruption, w).map_err(|e| prefix(e, "properties."))?;
     if let Some(params) = p.parameters {
@@ -430,7 +432,13 @@ mod tests {
 
     fn join(body: &str) -> Checked<AgentSpec> {
         let request: wire::JoinRequest = colloquy_http::extract::parse_json(body.as_bytes())?;
-        spec_from_join(request, None, Vec::new(), &colloquy_http::fields::ListedModels::default_llm())
+        spec_from_join(
+            request,
+            None,
+            Vec::new(),
+            &colloquy_http::fields::ListedModels::default_llm(),
+            VendorScope { vendors: &colloquy_model::NoVendors, substitute_unsupported: false },
+        )
     }
 
     #[test]

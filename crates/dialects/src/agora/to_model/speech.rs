@@ -1,20 +1,21 @@
 //! `properties.asr` and `properties.tts`: the recognizer and the voice.
+//!
+//! A vendor and its `params` go to the speech vendors' registry as they are (Agora's params are
+//! the vendors' own names): a vendor the node implements runs with them, one it does not is refused
+//! or, when the app allows it, replaced by the embedded model with a warning. `ares`, Agora's own
+//! recognizer, exists only in Agora's cloud: it means the default, without a warning.
 
 use colloquy_http::fields::{EndpointFields, Warnings, short_text};
+use colloquy_http::vendors::{Chosen, VendorFields, VendorScope};
 use colloquy_model as model;
-use colloquy_model::AgentSpec;
+use colloquy_model::{AgentSpec, SpeechKind};
 use serde_json::Value;
 
 use super::{Checked, f32_field, invalid};
 use crate::agora::wire;
 
-/// `properties.asr`: the language picks the embedded Whisper model.
-pub(super) fn asr(spec: &mut AgentSpec, asr: wire::Asr, w: &mut Warnings) -> Checked<()> {
-    if let Some(vendor) = asr.vendor.as_deref()
-        && vendor != "ares"
-    {
-        w.ignored("asr.vendor", "speech is recognised by the embedded Whisper model");
-    }
+/// `properties.asr`: a vendor from the registry, or the embedded Whisper model the language picks.
+pub(super) fn asr(spec: &mut AgentSpec, asr: wire::Asr, scope: VendorScope<'_>, w: &mut Warnings) -> Checked<()> {
     if let Some(language) = asr.language {
         let language = short_text("asr.language", language, 35)?;
         if !language.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
@@ -27,22 +28,39 @@ pub(super) fn asr(spec: &mut AgentSpec, asr: wire::Asr, w: &mut Warnings) -> Che
         };
         spec.asr = model::Asr { provider: model::AsrProvider::Local { model }, language };
     }
+    let Some(vendor) = asr.vendor.filter(|v| v != "ares") else { return Ok(()) };
+    let params = asr.params.unwrap_or_default().into_iter().collect();
+    let at = VendorFields { vendor: "asr.vendor", params: "asr.params" };
+    match scope.choose(at, SpeechKind::Asr, &vendor, params, &["ares"], w)? {
+        Chosen::Vendor(choice) => spec.asr.provider = model::AsrProvider::Vendor(choice),
+        Chosen::Substituted => {}
+    }
     Ok(())
 }
 
-/// `properties.tts`: `openai` maps to an OpenAI-compatible endpoint, every other vendor to the
-/// embedded voice.
-pub(super) fn tts(spec: &mut AgentSpec, tts: wire::Tts, w: &mut Warnings) -> Checked<()> {
+/// `properties.tts`: `openai` maps to an OpenAI-compatible endpoint, `local` to an embedded voice,
+/// any other vendor to the registry.
+pub(super) fn tts(spec: &mut AgentSpec, tts: wire::Tts, scope: VendorScope<'_>, w: &mut Warnings) -> Checked<()> {
     let params = tts.params.unwrap_or_default();
     let string = |key: &str| params.get(key).and_then(Value::as_str).map(str::to_owned);
     if tts.skip_patterns.as_ref().is_some_and(|p| !p.is_empty()) {
         w.ignored("tts.skip_patterns", "bracketed text is spoken");
     }
     match tts.vendor.as_deref() {
-        Some("openai") if string("api_key").is_some() => {
+        Some("openai") => {
+            if string("api_key").is_none() && scope.substitute_unsupported {
+                w.ignored("tts.vendor", "Agora-managed OpenAI needs an api_key here; the embedded Piper voice speaks");
+                return Ok(());
+            }
             let fields = EndpointFields {
                 url: Some(string("base_url").unwrap_or_else(|| colloquy_http::fields::OPENAI_URL.to_owned())),
-                api_key: string("api_key"),
+                api_key: Some(string("api_key").ok_or_else(|| {
+                    colloquy_http::error::ApiError::field(
+                        colloquy_http::error::ErrorCode::MissingField,
+                        "tts.params.api_key",
+                        "tts.params.api_key is required: there is no Agora-managed OpenAI account here",
+                    )
+                })?),
                 headers: None,
                 timeout_ms: None,
                 max_retries: None,
@@ -61,7 +79,17 @@ pub(super) fn tts(spec: &mut AgentSpec, tts: wire::Tts, w: &mut Warnings) -> Che
                 spec.tts.voice = colloquy_http::fields::local_voice("tts.params.voice", voice)?;
             }
         }
-        Some(_) => w.ignored("tts.vendor", "speech is synthesised with the embedded Piper voice"),
+        Some(vendor) => {
+            let params = params.clone().into_iter().collect();
+            let at = VendorFields { vendor: "tts.vendor", params: "tts.params" };
+            match scope.choose(at, SpeechKind::Tts, vendor, params, &["openai", "local"], w)? {
+                Chosen::Vendor(choice) => {
+                    spec.tts.voice = scope.voice(&choice).unwrap_or_default();
+                    spec.tts.provider = model::TtsProvider::Vendor(choice);
+                }
+                Chosen::Substituted => {}
+            }
+        }
         None => {}
     }
     Ok(())

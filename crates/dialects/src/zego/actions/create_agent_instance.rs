@@ -30,7 +30,7 @@ pub(crate) async fn run(
             Ok(None) | Err(_) => return Err(agent_not_found(id)),
         },
     };
-    let spec = to_model::instance_spec(app, placement, template, configured, body)?;
+    let spec = to_model::instance_spec(app, placement, template, configured, body, state.vendor_scope(Some(app)))?;
     if state.supervisor().name_is_live(&app.id, &spec.name) {
         return Err(SupervisorError::NameTaken(spec.name.to_string()).into());
     }

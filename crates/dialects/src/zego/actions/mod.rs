@@ -48,8 +48,8 @@ async fn find_template(state: &AppState, app: &AppId, id: &str) -> ZegoResult<Op
 }
 
 /// A template as it is saved, once it is checked.
-fn checked_text(saved: &wire::SavedTemplate) -> ZegoResult<String> {
-    to_model::check_template(saved)?;
+fn checked_text(state: &AppState, app: &AppId, saved: &wire::SavedTemplate) -> ZegoResult<String> {
+    to_model::check_template(saved, state.vendor_scope(state.apps().by_id(app.as_str())))?;
     serde_json::to_string(saved).map_err(|e| ZegoError::new(codes::SYSTEM_ERROR, e.to_string()))
 }
 

@@ -20,7 +20,7 @@ pub(crate) async fn run(state: &AppState, app: &AppId, body: wire::AgentTemplate
         tts: body.tts.unwrap_or_default(),
         asr: body.asr.unwrap_or_default(),
     };
-    let text = checked_text(&saved)?;
+    let text = checked_text(state, app, &saved)?;
     let store = state.supervisor().store();
     if !store.insert_template(app, TEMPLATES, &id, &text, colloquy_supervisor::now()).await? {
         return Err(ZegoError::new(codes::AGENT_EXISTS, format!("AgentId {id:?} is already registered")));

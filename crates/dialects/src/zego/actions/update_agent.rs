@@ -18,7 +18,7 @@ pub(crate) async fn run(state: &AppState, app: &AppId, body: wire::AgentTemplate
         saved.name = name;
     }
     saved.merge_groups(body.llm, body.tts, body.asr);
-    let text = checked_text(&saved)?;
+    let text = checked_text(state, app, &saved)?;
     let store = state.supervisor().store();
     if !store.update_template(app, TEMPLATES, &id, &text, colloquy_supervisor::now()).await? {
         return Err(agent_not_found(&id));

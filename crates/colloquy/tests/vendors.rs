@@ -1,0 +1,131 @@
+//! Speech vendors end to end over real UDP: an agent that hears through a fake Deepgram and speaks
+//! through a fake ElevenLabs (both speaking their vendors' WebSocket protocols, `providers/tests/
+//! fakes`), whose transcripts come from our embedded Whisper and whose audio comes from Piper, so
+//! the caller's voice and the agent's really flow through both protocols. Needs the models.
+
+mod common;
+#[path = "../../providers/tests/fakes/mod.rs"]
+mod fakes;
+
+use std::process::Command;
+use std::sync::Arc;
+
+use colloquy_providers::wer::letter_error_rate;
+use common::{compose, hear, say};
+use fakes::{deepgram, elevenlabs};
+use serde_json::{Value, json};
+
+/// Whisper's transcript of 16 kHz samples, through `colloquy asr` (the final result only: the
+/// interim ones would run Whisper every half second).
+fn whisper(dir: &std::path::Path) -> deepgram::Transcriber {
+    let dir = dir.to_owned();
+    Arc::new(move |samples: &[i16], is_final: bool| {
+        if !is_final {
+            return String::new();
+        }
+        let path = dir.join(format!("heard-{}.wav", samples.len()));
+        colloquy_rtc::audio::write_wav(&path, samples, 16_000).unwrap();
+        hear(&path)
+    })
+}
+
+/// Piper's voice for `text` at `rate`, through `colloquy tts`.
+fn piper(dir: &std::path::Path) -> elevenlabs::Synthesizer {
+    let dir = dir.to_owned();
+    Arc::new(move |text: &str, rate: u32| {
+        let path = dir.join(format!("said-{}.wav", text.len()));
+        say(text, &path);
+        let (audio, from) = colloquy_rtc::audio::read_wav(&path).unwrap();
+        colloquy_rtc::audio::to_i16(&colloquy_rtc::audio::resample(&audio, from, rate))
+    })
+}
+
+#[test]
+fn a_call_hears_through_deepgram_and_speaks_through_elevenlabs() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let deepgram = runtime.block_on(deepgram::start(deepgram::Mode::Normal, whisper(dir.path())));
+    let (elevenlabs, spoken) = runtime.block_on(elevenlabs::start(elevenlabs::Mode::Normal, piper(dir.path())));
+    let server = common::start_with_media(&dir.path().join("data"), "", &[]);
+    let (status, agent) = runtime.block_on(server.post(
+        "/v1/agents",
+        json!({
+            "name": "vendors", "channel": "vendors", "idle_timeout": 0,
+            "llm": {"system_messages": [{"role": "system", "content": "Answer in one short sentence."}],
+                    "params": {"temperature": 0.0, "max_tokens": 40}},
+            "asr": {"vendor": "deepgram", "params": {
+                "key": deepgram::KEY, "url": format!("ws://{}/v1/listen", deepgram.addr), "smart_format": true}},
+            "tts": {"vendor": "elevenlabs", "params": {
+                "key": elevenlabs::KEY, "voice_id": elevenlabs::VOICE,
+                "base_url": format!("ws://{}/v1", elevenlabs.addr), "sample_rate": 16000}}
+        }),
+    ));
+    assert_eq!(status, 200, "{agent}");
+    assert_eq!(agent["config"]["asr"]["params"]["key"], "<redacted>", "{agent}");
+    assert_eq!(agent["config"]["tts"]["params"]["key"], "<redacted>", "{agent}");
+    assert!(!agent.to_string().contains(deepgram::KEY) && !agent.to_string().contains(elevenlabs::KEY));
+
+    let (question, call, reply) = (dir.path().join("q.wav"), dir.path().join("call.wav"), dir.path().join("reply.wav"));
+    say("What is the capital of France?", &question);
+    compose(&[Err(0.5), Ok(&question), Err(9.0)], &call);
+    let output = Command::new(env!("CARGO_BIN_EXE_colloquy"))
+        .args(["call", "--server", &server.base, "--channel", "vendors", "--uid", "caller", "--play"])
+        .arg(&call)
+        .arg("--record")
+        .arg(&reply)
+        .env("COLLOQUY_API_KEY", common::KEY)
+        .env("COLLOQUY_API_SECRET", common::SECRET)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let messages: Vec<Value> =
+        String::from_utf8_lossy(&output.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+
+    // The caller's question went to Deepgram as audio, and its transcript came back.
+    let user = messages
+        .iter()
+        .find(|m| m["object"] == "user.transcription" && m["final"] == true)
+        .unwrap_or_else(|| panic!("no final user transcript: {messages:?}"));
+    let user = user["text"].as_str().unwrap().to_lowercase();
+    assert!(user.contains("capital") && user.contains("france"), "{user:?}");
+    let shake = &deepgram.handshakes()[0];
+    assert_eq!(shake.header("authorization"), Some(format!("Token {}", deepgram::KEY).as_str()));
+    assert_eq!(shake.query("smart_format"), Some("true"));
+
+    // The answer went to ElevenLabs as text, and its audio is what the caller heard.
+    let answer = messages
+        .iter()
+        .filter(|m| m["object"] == "assistant.transcription" && m["turn_status"] == 1)
+        .filter_map(|m| m["text"].as_str())
+        .next_back()
+        .unwrap_or_else(|| panic!("no finished answer: {messages:?}"))
+        .to_owned();
+    let sent = spoken.lock().unwrap().texts.join("");
+    assert!(!sent.trim().is_empty(), "nothing reached ElevenLabs");
+    assert!(letter_error_rate(&answer, sent.trim()) <= 0.05, "answer {answer:?}, sent to ElevenLabs {sent:?}");
+    let heard = hear(&reply);
+    let cer = letter_error_rate(&answer, &heard);
+    eprintln!("agent said {answer:?}; the caller heard {heard:?}; letter error rate {cer:.2}");
+    assert!(cer <= 0.2, "agent said {answer:?}, the caller heard {heard:?} ({cer:.2})");
+}
+
+#[test]
+fn a_vendor_the_node_does_not_have_is_refused_naming_those_it_has() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(&dir.path().join("data"), true);
+    let (status, body) = runtime.block_on(server.post(
+        "/v1/agents",
+        json!({"name": "a", "channel": "c", "tts": {"vendor": "cartesia", "params": {"api_key": "k"}}}),
+    ));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "tts.vendor", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("cartesia") && message.contains("elevenlabs"), "{message}");
+    let (status, body) = runtime.block_on(server.post(
+        "/v1/agents",
+        json!({"name": "a", "channel": "c", "asr": {"vendor": "deepgram", "params": {"key": "k", "modle": "nova-3"}}}),
+    ));
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("asr.params.modle")), "{body}");
+}
