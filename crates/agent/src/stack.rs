@@ -1,5 +1,6 @@
 //! Which providers an agent talks with: the embedded models, loaded once per process and shared by
-//! every agent, or OpenAI-compatible servers, one client per agent.
+//! every agent, or OpenAI-compatible servers and speech vendors, one client per agent; each chained
+//! to the fallbacks its configuration lists.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use colloquy_model::{
 };
 use colloquy_providers::asr::AsrProvider;
 use colloquy_providers::embedded::{LocalLlm, OnnxRuntime, PiperTts, SileroVad, WhisperAsr};
+use colloquy_providers::fallback::{FallbackAsr, FallbackTts, TtsLink};
 use colloquy_providers::llm::LlmProvider;
 use colloquy_providers::models::{
     ModelError, ONNXRUNTIME_LIBRARY, PIPER_JOE, SILERO_VAD, SMOLLM2_135M, WHISPER_TINY_EN, models_dir,
@@ -101,14 +103,16 @@ impl EmbeddedModels {
         &self.runtime
     }
 
-    /// The providers `spec` asks for. Fails with a sentence for the API caller.
+    /// The providers `spec` asks for, each chained to its fallbacks. Fails with a sentence for the
+    /// API caller.
     pub fn stack(&self, spec: &AgentSpec) -> Result<Stack, String> {
-        let asr: Arc<dyn AsrProvider> = match &spec.asr.provider {
-            AsrChoice::Local { model } => self.asr(*model).map_err(|e| e.to_string())?,
-            AsrChoice::OpenAiCompatible(endpoint) => {
-                Arc::new(RemoteAsr::new(endpoint.clone()).map_err(|e| format!("asr: {e}"))?)
-            }
-            AsrChoice::Vendor(choice) => vendors::asr(choice).map_err(|e| format!("asr: {e}"))?,
+        let mut asr = vec![self.asr_provider(&spec.asr.provider)?];
+        for fallback in &spec.asr.fallback {
+            asr.push(self.asr_provider(fallback)?);
+        }
+        let asr: Arc<dyn AsrProvider> = match asr.len() {
+            1 => asr.remove(0),
+            _ => Arc::new(FallbackAsr::new(asr)),
         };
         let llm: Arc<dyn LlmProvider> = match &spec.llm.provider {
             LlmChoice::Local { model } => self.llm(model).map_err(|e| e.to_string())?,
@@ -116,14 +120,41 @@ impl EmbeddedModels {
                 Arc::new(RemoteLlm::new(endpoint.clone()).map_err(|e| format!("llm: {e}"))?)
             }
         };
-        let tts: Arc<dyn TtsProvider> = match &spec.tts.provider {
-            TtsChoice::Local if spec.tts.voice == Tts::DEFAULT_LOCAL_VOICE => self.tts.clone(),
-            TtsChoice::Local => return Err(format!("tts: no local voice {:?}", spec.tts.voice)),
+        let mut links =
+            vec![TtsLink { provider: self.tts_provider(&spec.tts.provider, &spec.tts.voice)?, voice: None }];
+        for fallback in &spec.tts.fallback {
+            let provider = self.tts_provider(&fallback.provider, &fallback.voice)?;
+            links.push(TtsLink { provider, voice: Some(fallback.voice.clone()) });
+        }
+        // Without fallbacks, a remote voice that fails has its failure message said by the
+        // embedded one.
+        let failover = (links.len() == 1 && spec.tts.provider != TtsChoice::Local)
+            .then(|| TtsLink { provider: self.tts.clone(), voice: Some(Tts::DEFAULT_LOCAL_VOICE.to_owned()) });
+        let tts: Arc<dyn TtsProvider> = match (links.len(), failover) {
+            (1, None) => links.remove(0).provider,
+            (_, failover) => Arc::new(FallbackTts::new(links, failover)),
+        };
+        Ok(Stack { vad: self.vad.clone(), asr, llm, tts })
+    }
+
+    fn asr_provider(&self, choice: &AsrChoice) -> Result<Arc<dyn AsrProvider>, String> {
+        Ok(match choice {
+            AsrChoice::Local { model } => self.asr(*model).map_err(|e| e.to_string())?,
+            AsrChoice::OpenAiCompatible(endpoint) => {
+                Arc::new(RemoteAsr::new(endpoint.clone()).map_err(|e| format!("asr: {e}"))?)
+            }
+            AsrChoice::Vendor(choice) => vendors::asr(choice).map_err(|e| format!("asr: {e}"))?,
+        })
+    }
+
+    fn tts_provider(&self, choice: &TtsChoice, voice: &str) -> Result<Arc<dyn TtsProvider>, String> {
+        Ok(match choice {
+            TtsChoice::Local if voice == Tts::DEFAULT_LOCAL_VOICE => self.tts.clone(),
+            TtsChoice::Local => return Err(format!("tts: no local voice {voice:?}")),
             TtsChoice::OpenAiCompatible(endpoint) => {
                 Arc::new(RemoteTts::new(endpoint.clone()).map_err(|e| format!("tts: {e}"))?)
             }
             TtsChoice::Vendor(choice) => vendors::tts(choice).map_err(|e| format!("tts: {e}"))?,
-        };
-        Ok(Stack { vad: self.vad.clone(), asr, llm, tts })
+        })
     }
 }

@@ -110,6 +110,61 @@ fn a_call_hears_through_deepgram_and_speaks_through_elevenlabs() {
     assert!(cer <= 0.2, "agent said {answer:?}, the caller heard {heard:?} ({cer:.2})");
 }
 
+/// The vendor voice breaks off in the middle of the answer: the failure is reported, and the
+/// fallback voice says the failure message and speaks from then on.
+#[test]
+fn when_the_vendor_voice_dies_mid_answer_the_fallback_finishes_the_call() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (elevenlabs, spoken) = runtime.block_on(elevenlabs::start(elevenlabs::Mode::CutMidStream, piper(dir.path())));
+    let server = common::start_with_media(&dir.path().join("data"), "", &[]);
+    let failure = "Sorry, my voice broke. This is my backup voice.";
+    let (status, agent) = runtime.block_on(server.post(
+        "/v1/agents",
+        json!({
+            "name": "fallback", "channel": "fallback", "idle_timeout": 0, "failure_message": failure,
+            "llm": {"system_messages": [{"role": "system", "content": "Answer in two sentences."}],
+                    "params": {"temperature": 0.0, "max_tokens": 60}},
+            "tts": {"vendor": "elevenlabs", "params": {
+                "key": elevenlabs::KEY, "voice_id": elevenlabs::VOICE,
+                "base_url": format!("ws://{}/v1", elevenlabs.addr), "sample_rate": 16000},
+                "fallback": [{"vendor": "local"}]}
+        }),
+    ));
+    assert_eq!(status, 200, "{agent}");
+
+    let (question, call, reply) = (dir.path().join("q.wav"), dir.path().join("call.wav"), dir.path().join("reply.wav"));
+    say("What is the capital of France?", &question);
+    compose(&[Err(0.5), Ok(&question), Err(10.0)], &call);
+    let output = Command::new(env!("CARGO_BIN_EXE_colloquy"))
+        .args(["call", "--server", &server.base, "--channel", "fallback", "--uid", "caller", "--play"])
+        .arg(&call)
+        .arg("--record")
+        .arg(&reply)
+        .env("COLLOQUY_API_KEY", common::KEY)
+        .env("COLLOQUY_API_SECRET", common::SECRET)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let messages: Vec<Value> =
+        String::from_utf8_lossy(&output.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let error = messages
+        .iter()
+        .find(|m| m["object"] == "message.error")
+        .unwrap_or_else(|| panic!("the failure was not reported: {messages:?}"));
+    assert_eq!(error["module"], "tts", "{error}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["object"] == "assistant.transcription" && m["text"] == failure && m["turn_status"] == 1),
+        "the failure message was not said: {messages:?}"
+    );
+    assert_eq!(spoken.lock().unwrap().texts.len(), 1, "one clause went to the vendor, then the fallback spoke");
+    let heard = hear(&reply).to_lowercase();
+    assert!(heard.contains("backup"), "the caller heard {heard:?}");
+}
+
 #[test]
 fn a_vendor_the_node_does_not_have_is_refused_naming_those_it_has() {
     let runtime = tokio::runtime::Runtime::new().unwrap();

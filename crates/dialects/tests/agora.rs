@@ -108,7 +108,8 @@ fn assert_agora_error(reply: &common::Reply, status: StatusCode, reason: &str, m
 
 #[tokio::test]
 async fn join_with_the_docs_example_answers_the_documented_shapes() {
-    let api = common::api(dialects()).await;
+    // The example's Microsoft voice is not implemented: this app lets the embedded one stand in.
+    let api = common::api(Options { substitute_unsupported_vendors: true, ..dialects() }).await;
     let before = now_secs();
     let reply = api
         .send(
@@ -876,7 +877,7 @@ async fn an_azure_openai_url_is_taken_as_given() {
 /// the docs example's Microsoft voice, and a property Agora does not define.
 #[tokio::test]
 async fn settings_not_honoured_are_reported_with_the_agent() {
-    let api = common::api(dialects()).await;
+    let api = common::api(Options { substitute_unsupported_vendors: true, ..dialects() }).await;
     let mut body = docs_join("warned", "room-1");
     body["properties"]["made_up"] = json!(true);
     let id = join(&api, &body).await;
@@ -924,4 +925,72 @@ async fn local_model_names_are_checked_at_the_edge() {
     assert_agora_error(&reply, StatusCode::BAD_REQUEST, "InvalidFieldValue", default);
     assert!(reply.json["detail"].as_str().unwrap().contains("llama-70b"), "{}", reply.text);
     assert_eq!(api.supervisor.live_counts().values().sum::<usize>(), 1, "the refused join started nothing");
+}
+
+/// A vendor that is not implemented is refused at the join, in Agora's envelope, naming it and the
+/// vendors there are; nothing starts.
+#[tokio::test]
+async fn a_vendor_that_is_not_implemented_is_refused_unless_the_app_allows_substitution() {
+    let api = common::api(dialects()).await;
+    let reply = api
+        .send("POST", &path(APP_ID, "/join"), Some(&auth()), Some(&docs_join("refused", "room-1").to_string()))
+        .await;
+    assert_agora_error(&reply, StatusCode::BAD_REQUEST, "InvalidFieldValue", "properties.tts.vendor");
+    let detail = reply.json["detail"].as_str().unwrap();
+    assert!(detail.contains("\"microsoft\"") && detail.contains("elevenlabs"), "{detail}");
+    let list = api.send("GET", &path(APP_ID, "/agents"), Some(&auth()), None).await;
+    assert_eq!(list.json["data"]["count"], 0, "{}", list.text);
+    let mut asr = small_join("asr");
+    asr["properties"]["asr"] = json!({"vendor": "speechmatics", "params": {"key": "k"}});
+    let reply = api.send("POST", &path(APP_ID, "/join"), Some(&auth()), Some(&asr.to_string())).await;
+    assert_agora_error(&reply, StatusCode::BAD_REQUEST, "InvalidFieldValue", "properties.asr.vendor");
+    // Agora's own recognizer means our default, without a word.
+    asr["properties"]["asr"] = json!({"vendor": "ares", "language": "en-US"});
+    let id = join(&api, &asr).await;
+    let native = api.send("GET", &format!("/v1/agents/{id}"), Some(&basic(APP_KEY, APP_SECRET)), None).await;
+    assert_eq!(native.json["warnings"], json!([]), "{}", native.text);
+    assert_eq!(native.json["config"]["asr"]["vendor"], "local", "{}", native.text);
+}
+
+/// Deepgram and ElevenLabs with Agora's documented params run as those vendors; the keys are
+/// never shown back, and a param the vendor does not take is named.
+#[tokio::test]
+async fn deepgram_and_elevenlabs_params_reach_the_vendors_as_agora_documents_them() {
+    let api = common::api(dialects()).await;
+    let mut body = small_join("vendors");
+    body["properties"]["asr"] = json!({"language": "en-US", "vendor": "deepgram", "params": {
+        "url": "wss://api.deepgram.com/v1/listen", "key": "dg-secret", "model": "nova-2", "language": "en"}});
+    body["properties"]["tts"] = json!({"vendor": "elevenlabs", "params": {
+        "key": "xi-secret", "model_id": "eleven_flash_v2_5", "voice_id": "pNInz6obpgDQGcFmaJgB", "sample_rate": 24000,
+        "base_url": "wss://api.elevenlabs.io/v1", "stability": 0.5}});
+    let id = join(&api, &body).await;
+    let record = api
+        .supervisor
+        .get(&colloquy_model::AppId::new(APP_ID).unwrap(), &AgentId::from_string(id.clone()))
+        .await
+        .unwrap();
+    match (&record.spec.asr.provider, &record.spec.tts.provider) {
+        (colloquy_model::AsrProvider::Vendor(asr), colloquy_model::TtsProvider::Vendor(tts)) => {
+            assert_eq!((asr.vendor.as_str(), asr.params["model"].as_str()), ("deepgram", Some("nova-2")));
+            assert_eq!(asr.secrets["key"].expose(), "dg-secret");
+            assert_eq!((tts.vendor.as_str(), tts.secrets["key"].expose()), ("elevenlabs", "xi-secret"));
+        }
+        other => panic!("expected both vendors, got {other:?}"),
+    }
+    assert_eq!(record.spec.tts.voice, "pNInz6obpgDQGcFmaJgB");
+    let native = api.send("GET", &format!("/v1/agents/{id}"), Some(&basic(APP_KEY, APP_SECRET)), None).await;
+    assert!(!native.text.contains("dg-secret") && !native.text.contains("xi-secret"), "{}", native.text);
+    assert_eq!(native.json["config"]["tts"]["params"]["key"], "<redacted>", "{}", native.text);
+    assert_eq!(native.json["config"]["asr"]["params"]["model"], "nova-2", "{}", native.text);
+    assert_eq!(native.json["warnings"], json!([]), "{}", native.text);
+
+    let mut bad = small_join("bad");
+    bad["properties"]["tts"] =
+        json!({"vendor": "elevenlabs", "params": {"key": "k", "voice_id": "v", "sample_rate": 12345}});
+    let reply = api.send("POST", &path(APP_ID, "/join"), Some(&auth()), Some(&bad.to_string())).await;
+    assert_agora_error(&reply, StatusCode::BAD_REQUEST, "InvalidFieldValue", "properties.tts.params.sample_rate");
+    bad["properties"]["tts"] = json!({"vendor": "elevenlabs", "params": {"voice_id": "v"}});
+    let reply = api.send("POST", &path(APP_ID, "/join"), Some(&auth()), Some(&bad.to_string())).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    assert!(reply.json["detail"].as_str().unwrap().contains("properties.tts.params.key"), "{}", reply.text);
 }

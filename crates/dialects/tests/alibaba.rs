@@ -1156,8 +1156,14 @@ async fn rate_limits_answer_in_each_envelope() {
 }
 
 /// The test server's options, with the vendor dialects mounted.
+/// Alibaba's samples name its own voices (`longxiaochun`), which exist only in its cloud: the app
+/// lets the embedded voice stand in.
 fn dialects() -> Options {
-    Options { dialects: std::sync::Arc::new(colloquy_dialects::VendorDialects::new()), ..Options::default() }
+    Options {
+        dialects: std::sync::Arc::new(colloquy_dialects::VendorDialects::new()),
+        substitute_unsupported_vendors: true,
+        ..Options::default()
+    }
 }
 
 /// Alibaba's SDK serialises every list, so each update carries `LlmHistory: []`: that changes
@@ -1265,4 +1271,16 @@ async fn a_configured_ai_agent_id_starts_that_agent() {
     // The other app configures none: any id starts an agent with the defaults.
     let reply = rpc_call(&api, OTHER_APP_KEY, OTHER_APP_SECRET, "GenerateAIAgentCall", &[("AIAgentId", "sales")]).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+}
+
+/// Without substitution, an Alibaba voice is refused at the start, naming the field; nothing runs.
+#[tokio::test]
+async fn an_alibaba_voice_is_refused_unless_the_app_allows_substitution() {
+    let api = api(Options { substitute_unsupported_vendors: false, ..dialects() }).await;
+    let reply = app_post(&api, "generateAIAgentCall", &generate_body()).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    let message = reply.json["message"].as_str().unwrap_or_default();
+    assert!(message.contains("TtsConfig.VoiceId") && message.contains("longxiaochun"), "{}", reply.text);
+    let app = colloquy_model::AppId::new(common::APP_ID).unwrap();
+    assert_eq!(api.supervisor.count(&app, &Default::default()).await.unwrap(), 0, "nothing started");
 }

@@ -790,9 +790,14 @@ async fn a_signed_url_is_taken_once_even_as_another_action() {
     assert_eq!(status["Data"]["Status"], "IDLE");
 }
 
-/// The test server's options, with the vendor dialects mounted.
+/// The test server's options, with the vendor dialects mounted. ZEGO's samples name ByteDance's
+/// voice, which is not implemented: the app lets the embedded voice stand in.
 fn dialects() -> Options {
-    Options { dialects: std::sync::Arc::new(colloquy_dialects::VendorDialects::new()), ..Options::default() }
+    Options {
+        dialects: std::sync::Arc::new(colloquy_dialects::VendorDialects::new()),
+        substitute_unsupported_vendors: true,
+        ..Options::default()
+    }
 }
 
 /// The template's ByteDance voice and hot words cannot run here: the instance runs, and says so in
@@ -853,4 +858,25 @@ async fn an_unregistered_agent_id_falls_back_to_the_configured_agent() {
 
     let reply = call(&api, "CreateAgentInstance", create_body("sales", "room_e", "agent_1")).await;
     assert_code(&reply, 410_001_009, "sales");
+}
+
+/// Without substitution, the sample's ByteDance voice is refused when the agent is registered,
+/// naming the vendors there are; a registry vendor with its own params runs.
+#[tokio::test]
+async fn a_vendor_that_is_not_implemented_is_refused_at_registration() {
+    let api = common::api(Options { substitute_unsupported_vendors: false, media: true, ..dialects() }).await;
+    let reply = call(&api, "RegisterAgent", register_body("agent_b")).await;
+    assert_code(&reply, 410_000_003, "TTS.Vendor");
+    let message = reply["Message"].as_str().unwrap();
+    assert!(message.contains("ByteDance") || message.contains("bytedance"), "{message}");
+    assert!(message.contains("elevenlabs"), "{message}");
+
+    let mut body = register_body("agent_e");
+    body["TTS"] = json!({"Vendor": "ElevenLabs", "Params": {"key": "xi-secret", "voice_id": "v1"}});
+    body["ASR"] =
+        json!({"Vendor": "Deepgram", "Params": {"key": "dg-secret", "model": "nova-3"}, "VADSilenceSegmentation": 800});
+    assert_ok(&call(&api, "RegisterAgent", body.clone()).await);
+    body["TTS"]["Params"]["voiceid"] = json!("x");
+    let reply = call(&api, "RegisterAgent", body).await;
+    assert_code(&reply, 410_000_003, "TTS.Params.voiceid");
 }

@@ -115,6 +115,48 @@ async fn validation_errors_name_the_field() {
         (r#"{"name":"n","channel":"c","llm":{"temprature":1}}"#, "unknown_field", Some("llm.temprature")),
         (r#"{"name":"n","channel":"c","llm":{"vendor":"acme"}}"#, "invalid_field", Some("llm.vendor")),
         (r#"{"name":"n","channel":"c","asr":{"vendor":"acme"}}"#, "invalid_field", Some("asr.vendor")),
+        (r#"{"name":"n","channel":"c","asr":{"vendor":"deepgram"}}"#, "missing_field", Some("asr.params.key")),
+        (
+            r#"{"name":"n","channel":"c","asr":{"vendor":"deepgram","params":{"key":"k","url":"https://x"}}}"#,
+            "invalid_field",
+            Some("asr.params.url"),
+        ),
+        (
+            r#"{"name":"n","channel":"c","asr":{"vendor":"deepgram","model":"nova-3","params":{"key":"k"}}}"#,
+            "invalid_field",
+            Some("asr.model"),
+        ),
+        (
+            r#"{"name":"n","channel":"c","asr":{"vendor":"deepgram","api_key":"k","params":{"key":"k"}}}"#,
+            "invalid_field",
+            Some("asr.api_key"),
+        ),
+        (r#"{"name":"n","channel":"c","asr":{"params":{"key":"k"}}}"#, "invalid_field", Some("asr.params")),
+        (
+            r#"{"name":"n","channel":"c","tts":{"vendor":"elevenlabs","voice":"v","params":{"key":"k","voice_id":"v"}}}"#,
+            "invalid_field",
+            Some("tts.voice"),
+        ),
+        (
+            r#"{"name":"n","channel":"c","tts":{"fallback":[{"vendor":"local","speed":1.2}]}}"#,
+            "invalid_field",
+            Some("tts.fallback[0].speed"),
+        ),
+        (
+            r#"{"name":"n","channel":"c","tts":{"fallback":[{"vendor":"cartesia"}]}}"#,
+            "invalid_field",
+            Some("tts.fallback[0].vendor"),
+        ),
+        (
+            r#"{"name":"n","channel":"c","asr":{"fallback":[{"fallback":[]}]}}"#,
+            "invalid_field",
+            Some("asr.fallback[0].fallback"),
+        ),
+        (
+            r#"{"name":"n","channel":"c","asr":{"fallback":[{"language":"de"}]}}"#,
+            "invalid_field",
+            Some("asr.fallback[0].language"),
+        ),
         (
             r#"{"name":"n","channel":"c","llm":{"params":{"temperature":2.5}}}"#,
             "invalid_field",
@@ -625,4 +667,45 @@ async fn an_unknown_local_model_is_refused_naming_the_models_there_are() {
     assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_field", Some("llm.model"));
     let message = reply.json["error"]["message"].as_str().unwrap();
     assert!(message.contains(colloquy_model::LlmProvider::DEFAULT_LOCAL_MODEL), "{message}");
+}
+
+/// Speech vendors and their fallbacks are shown back with every key redacted, the vendor's voice in
+/// its params, and the records never hold a key.
+#[tokio::test]
+async fn vendors_and_fallbacks_are_shown_with_their_keys_redacted() {
+    let api = api(Options::default()).await;
+    let body = json!({
+        "name": "vendors", "channel": "room",
+        "asr": {"vendor": "deepgram", "language": "en-US", "params": {"key": "dg-1", "model": "nova-3"},
+                "fallback": [{"vendor": "local"}]},
+        "tts": {"vendor": "elevenlabs", "speed": 1.1, "params": {"key": "xi-1", "voice_id": "v1"},
+                "fallback": [{"vendor": "openai", "api_key": "sk-tts", "voice": "nova"}, {"vendor": "local"}]}
+    });
+    let reply = api.post("/v1/agents", &body.to_string()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    for secret in ["dg-1", "xi-1", "sk-tts"] {
+        assert!(!reply.text.contains(secret), "{secret} leaked: {}", reply.text);
+    }
+    let config = &reply.json["config"];
+    assert_eq!(config["asr"]["vendor"], "deepgram");
+    assert_eq!(config["asr"]["params"], json!({"key": "<redacted>", "model": "nova-3"}));
+    assert_eq!(config["asr"]["fallback"][0]["vendor"], "local");
+    assert_eq!(config["tts"]["params"], json!({"key": "<redacted>", "voice_id": "v1"}));
+    assert!(config["tts"].get("voice").is_none(), "{config}");
+    assert_eq!(config["tts"]["fallback"][0]["api_key"], "<redacted>");
+    assert_eq!(config["tts"]["fallback"][0]["voice"], "nova");
+    assert_eq!(config["tts"]["fallback"][1]["voice"], "en_US-joe-medium");
+    let id = reply.json["agent_id"].as_str().unwrap();
+    let record = api
+        .supervisor
+        .store()
+        .agent(&colloquy_model::AppId::native(), &colloquy_model::AgentId::from_string(id.into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.spec.tts.voice, "v1", "the vendor's voice is the agent's voice");
+    let colloquy_model::TtsProvider::Vendor(choice) = &record.spec.tts.provider else {
+        panic!("{:?}", record.spec.tts)
+    };
+    assert_eq!(choice.secrets["key"].expose(), "<redacted>", "the record keeps no key");
 }

@@ -86,11 +86,13 @@ impl AgentSpec {
             asr: Asr {
                 provider: AsrProvider::Local { model: Asr::DEFAULT_LOCAL_MODEL },
                 language: Asr::DEFAULT_LANGUAGE.to_owned(),
+                fallback: Vec::new(),
             },
             tts: Tts {
                 provider: TtsProvider::Local,
                 voice: Tts::DEFAULT_LOCAL_VOICE.to_owned(),
                 speed: Tts::DEFAULT_SPEED,
+                fallback: Vec::new(),
             },
             turn_detection: TurnDetection::DEFAULT,
             interruption: Interruption::default_start_of_speech(),
@@ -297,6 +299,9 @@ pub struct Asr {
     pub provider: AsrProvider,
     /// The language spoken, as a BCP-47 tag (`en`, `en-US`, `de`, …).
     pub language: String,
+    /// Tried in order when the provider fails mid-call, from the next utterance on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<AsrProvider>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -341,6 +346,8 @@ impl LocalAsrModel {
 }
 
 impl Asr {
+    /// The most fallbacks a provider may list.
+    pub const MAX_FALLBACKS: usize = 4;
     pub const DEFAULT_LANGUAGE: &'static str = "en";
     pub const DEFAULT_LOCAL_MODEL: LocalAsrModel = LocalAsrModel::WhisperTinyEn;
 }
@@ -353,6 +360,17 @@ pub struct Tts {
     pub voice: String,
     /// Speaking rate, 1.0 is normal.
     pub speed: f32,
+    /// Tried in order when the provider fails mid-call, from the next clause on (the failure
+    /// message first, when there is one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<TtsFallback>,
+}
+
+/// A fallback synthesiser and the voice it speaks with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TtsFallback {
+    pub provider: TtsProvider,
+    pub voice: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

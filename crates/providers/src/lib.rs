@@ -18,6 +18,7 @@
 
 pub mod asr;
 pub mod embedded;
+pub mod fallback;
 pub mod llm;
 pub mod models;
 pub mod remote;

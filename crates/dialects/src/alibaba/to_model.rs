@@ -311,12 +311,10 @@ fn speech_recognition(at: &str, asr: AsrConfig, spec: &mut AgentSpec, w: &mut Wa
     }
     if let Some(id) = asr.asr_language_id {
         let lang = language(&format!("{at}.AsrLanguageId"), &id)?;
-        spec.asr = Asr {
-            provider: AsrProvider::Local {
-                model: if lang == "en" { Asr::DEFAULT_LOCAL_MODEL } else { LocalAsrModel::WhisperBase },
-            },
-            language: lang.to_owned(),
+        spec.asr.provider = AsrProvider::Local {
+            model: if lang == "en" { Asr::DEFAULT_LOCAL_MODEL } else { LocalAsrModel::WhisperBase },
         };
+        spec.asr.language = lang.to_owned();
     }
     Ok(())
 }

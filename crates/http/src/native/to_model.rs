@@ -255,6 +255,76 @@ fn refuse_params(
 }
 
 fn asr_from_wire(asr: wire::AsrConfig, vendors: &dyn SpeechVendors) -> Checked<model::Asr> {
+    let language = short_text(
+        "asr.language",
+        asr.language.clone().unwrap_or_else(|| model::Asr::DEFAULT_LANGUAGE.to_owned()),
+        35,
+    )?;
+    if !language.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(ApiError::invalid("asr.language", "asr.language must be a BCP-47 tag such as \"en\" or \"en-US\""));
+    }
+    let fallback = fallbacks("asr", asr.fallback.clone(), |group, f| {
+        if f.language.is_some() {
+            return Err(ApiError::invalid(
+                format!("{group}.language"),
+                format!("{group}.language: a fallback hears the agent's asr.language"),
+            ));
+        }
+        asr_provider(group, f, &language, vendors)
+    })?;
+    let provider = asr_provider("asr", asr, &language, vendors)?;
+    Ok(model::Asr { provider, language, fallback })
+}
+
+/// A group's `fallback` list, each checked by `check` under its own name (`asr.fallback[0]`);
+/// a fallback names no fallbacks of its own.
+fn fallbacks<C, T>(group: &str, list: Option<Vec<C>>, check: impl Fn(&str, C) -> Checked<T>) -> Checked<Vec<T>>
+where
+    C: HasFallback,
+{
+    let list = list.unwrap_or_default();
+    if list.len() > model::Asr::MAX_FALLBACKS {
+        return Err(ApiError::invalid(
+            format!("{group}.fallback"),
+            format!("{group}.fallback lists {}; the most is {}", list.len(), model::Asr::MAX_FALLBACKS),
+        ));
+    }
+    list.into_iter()
+        .enumerate()
+        .map(|(i, config)| {
+            let at = format!("{group}.fallback[{i}]");
+            if config.has_fallback() {
+                return Err(ApiError::invalid(format!("{at}.fallback"), format!("{at}: a fallback has no fallbacks")));
+            }
+            check(&at, config)
+        })
+        .collect()
+}
+
+/// A speech group that may list fallbacks.
+trait HasFallback {
+    fn has_fallback(&self) -> bool;
+}
+
+impl HasFallback for wire::AsrConfig {
+    fn has_fallback(&self) -> bool {
+        self.fallback.is_some()
+    }
+}
+
+impl HasFallback for wire::TtsConfig {
+    fn has_fallback(&self) -> bool {
+        self.fallback.is_some()
+    }
+}
+
+/// One recogniser of the group named `group` (`asr`, `asr.fallback[0]`).
+fn asr_provider(
+    group: &str,
+    asr: wire::AsrConfig,
+    language: &str,
+    vendors: &dyn SpeechVendors,
+) -> Checked<model::AsrProvider> {
     let fields = EndpointFields {
         url: asr.url,
         api_key: asr.api_key,
@@ -262,30 +332,26 @@ fn asr_from_wire(asr: wire::AsrConfig, vendors: &dyn SpeechVendors) -> Checked<m
         timeout_ms: asr.timeout_ms,
         max_retries: asr.max_retries,
     };
-    let language =
-        short_text("asr.language", asr.language.unwrap_or_else(|| model::Asr::DEFAULT_LANGUAGE.to_owned()), 35)?;
-    if !language.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err(ApiError::invalid("asr.language", "asr.language must be a BCP-47 tag such as \"en\" or \"en-US\""));
-    }
     let vendor = asr.vendor.unwrap_or_else(|| "local".to_owned());
-    let provider = match vendor.as_str() {
+    Ok(match vendor.as_str() {
         "local" => {
-            refuse_params("asr", &vendor, &asr.params)?;
-            fields.refuse_for_local("asr")?;
+            refuse_params(group, &vendor, &asr.params)?;
+            fields.refuse_for_local(group)?;
             let model = match asr.model.as_deref() {
                 None => model::Asr::DEFAULT_LOCAL_MODEL,
                 Some(name) => model::LocalAsrModel::ALL.into_iter().find(|m| m.as_str() == name).ok_or_else(|| {
                     ApiError::invalid(
-                        "asr.model",
+                        format!("{group}.model"),
                         format!("unknown local ASR model {name:?}; expected \"whisper-tiny.en\" or \"whisper-base\""),
                     )
                 })?,
             };
-            if !model.understands(&language) {
+            if !model.understands(language) {
+                let field = if group == "asr" { "asr.language".to_owned() } else { format!("{group}.model") };
                 return Err(ApiError::invalid(
-                    "asr.language",
+                    field,
                     format!(
-                        "{} only understands English; use asr.model \"whisper-base\" for {language:?}",
+                        "{} only understands English; use {group}.model \"whisper-base\" for {language:?}",
                         model.as_str()
                     ),
                 ));
@@ -293,13 +359,13 @@ fn asr_from_wire(asr: wire::AsrConfig, vendors: &dyn SpeechVendors) -> Checked<m
             model::AsrProvider::Local { model }
         }
         "openai" => {
-            refuse_params("asr", &vendor, &asr.params)?;
+            refuse_params(group, &vendor, &asr.params)?;
             model::AsrProvider::OpenAiCompatible(
-                fields.into_endpoint("asr", asr.model.unwrap_or_else(|| OPENAI_ASR_MODEL.to_owned()))?,
+                fields.into_endpoint(group, asr.model.unwrap_or_else(|| OPENAI_ASR_MODEL.to_owned()))?,
             )
         }
         _ => model::AsrProvider::Vendor(registry_vendor(
-            "asr",
+            group,
             SpeechKind::Asr,
             &vendor,
             &fields,
@@ -307,11 +373,31 @@ fn asr_from_wire(asr: wire::AsrConfig, vendors: &dyn SpeechVendors) -> Checked<m
             asr.params,
             vendors,
         )?),
-    };
-    Ok(model::Asr { provider, language })
+    })
 }
 
 fn tts_from_wire(tts: wire::TtsConfig, vendors: &dyn SpeechVendors) -> Checked<model::Tts> {
+    let speed = finite("tts.speed", tts.speed.unwrap_or(model::Tts::DEFAULT_SPEED), model::Tts::SPEED_RANGE)?;
+    let fallback = fallbacks("tts", tts.fallback.clone(), |group, f| {
+        if f.speed.is_some() {
+            return Err(ApiError::invalid(
+                format!("{group}.speed"),
+                format!("{group}.speed: a fallback speaks at the agent's tts.speed"),
+            ));
+        }
+        let (provider, voice) = tts_provider(group, f, vendors)?;
+        Ok(model::TtsFallback { provider, voice })
+    })?;
+    let (provider, voice) = tts_provider("tts", tts, vendors)?;
+    Ok(model::Tts { provider, voice, speed, fallback })
+}
+
+/// One synthesiser of the group named `group` (`tts`, `tts.fallback[0]`), and its voice.
+fn tts_provider(
+    group: &str,
+    tts: wire::TtsConfig,
+    vendors: &dyn SpeechVendors,
+) -> Checked<(model::TtsProvider, String)> {
     let fields = EndpointFields {
         url: tts.url,
         api_key: tts.api_key,
@@ -319,41 +405,42 @@ fn tts_from_wire(tts: wire::TtsConfig, vendors: &dyn SpeechVendors) -> Checked<m
         timeout_ms: tts.timeout_ms,
         max_retries: tts.max_retries,
     };
-    let speed = finite("tts.speed", tts.speed.unwrap_or(model::Tts::DEFAULT_SPEED), model::Tts::SPEED_RANGE)?;
     let vendor = tts.vendor.unwrap_or_else(|| "local".to_owned());
-    let (provider, voice) = match vendor.as_str() {
+    let voice_field = format!("{group}.voice");
+    Ok(match vendor.as_str() {
         "local" => {
-            refuse_params("tts", &vendor, &tts.params)?;
-            fields.refuse_for_local("tts")?;
+            refuse_params(group, &vendor, &tts.params)?;
+            fields.refuse_for_local(group)?;
             if tts.model.is_some() {
                 return Err(ApiError::invalid(
-                    "tts.model",
-                    "tts.model applies only to vendor \"openai\"; choose a local voice with tts.voice",
+                    format!("{group}.model"),
+                    format!("{group}.model applies only to vendor \"openai\"; choose a local voice with {group}.voice"),
                 ));
             }
             let voice = tts.voice.unwrap_or_else(|| model::Tts::DEFAULT_LOCAL_VOICE.to_owned());
-            (model::TtsProvider::Local, local_voice("tts.voice", voice)?)
+            (model::TtsProvider::Local, local_voice(&voice_field, voice)?)
         }
         "openai" => {
-            refuse_params("tts", &vendor, &tts.params)?;
-            let endpoint = fields.into_endpoint("tts", tts.model.unwrap_or_else(|| OPENAI_TTS_MODEL.to_owned()))?;
+            refuse_params(group, &vendor, &tts.params)?;
+            let endpoint = fields.into_endpoint(group, tts.model.unwrap_or_else(|| OPENAI_TTS_MODEL.to_owned()))?;
             let voice = tts.voice.unwrap_or_else(|| model::Tts::DEFAULT_REMOTE_VOICE.to_owned());
-            (model::TtsProvider::OpenAiCompatible(endpoint), short_text("tts.voice", voice, 128)?)
+            (model::TtsProvider::OpenAiCompatible(endpoint), short_text(&voice_field, voice, 128)?)
         }
         _ => {
             if tts.voice.is_some() {
                 return Err(ApiError::invalid(
-                    "tts.voice",
-                    format!("{vendor:?} takes its voice in tts.params, in its own name for it (elevenlabs: voice_id)"),
+                    voice_field,
+                    format!(
+                        "{vendor:?} takes its voice in {group}.params, in its own name for it (elevenlabs: voice_id)"
+                    ),
                 ));
             }
             let choice =
-                registry_vendor("tts", SpeechKind::Tts, &vendor, &fields, tts.model.is_some(), tts.params, vendors)?;
+                registry_vendor(group, SpeechKind::Tts, &vendor, &fields, tts.model.is_some(), tts.params, vendors)?;
             let voice = vendors.voice(&choice).unwrap_or_default();
             (model::TtsProvider::Vendor(choice), voice)
         }
-    };
-    Ok(model::Tts { provider, voice, speed })
+    })
 }
 
 fn turn_detection_from_wire(turn: wire::TurnDetectionConfig) -> Checked<model::TurnDetection> {
@@ -546,34 +633,71 @@ fn params_to_wire(params: model::LlmParams) -> wire::LlmParams {
     }
 }
 
-/// The configuration as the native API shows it: every default filled in, secrets redacted.
-pub fn spec_to_wire(spec: &AgentSpec) -> wire::AgentConfig {
-    let (llm_vendor, llm_model, llm_endpoint) = match &spec.llm.provider {
-        model::LlmProvider::Local { model } => (wire::Vendor::Local, model.clone(), None),
-        model::LlmProvider::OpenAiCompatible(e) => (wire::Vendor::Openai, e.model.clone(), Some(endpoint_to_wire(e))),
-    };
-    let (asr_vendor, asr_model, asr_endpoint, asr_params) = match &spec.asr.provider {
+fn no_endpoint() -> EndpointFields {
+    EndpointFields { url: None, api_key: None, headers: None, timeout_ms: None, max_retries: None }
+}
+
+/// One recogniser as the native API shows it (without the group's `language` and `fallback`).
+fn asr_to_wire(provider: &model::AsrProvider) -> wire::AsrConfig {
+    let (vendor, model, endpoint, params) = match provider {
         model::AsrProvider::Local { model } => ("local".to_owned(), Some(model.as_str().to_owned()), None, None),
         model::AsrProvider::OpenAiCompatible(e) => {
             ("openai".to_owned(), Some(e.model.clone()), Some(endpoint_to_wire(e)), None)
         }
         model::AsrProvider::Vendor(choice) => (choice.vendor.clone(), None, None, Some(choice.redacted_params())),
     };
-    let (tts_vendor, tts_model, tts_endpoint, tts_params) = match &spec.tts.provider {
+    let endpoint = endpoint.unwrap_or_else(no_endpoint);
+    wire::AsrConfig {
+        vendor: Some(vendor),
+        params,
+        model,
+        language: None,
+        url: endpoint.url,
+        api_key: endpoint.api_key,
+        headers: endpoint.headers,
+        timeout_ms: endpoint.timeout_ms,
+        max_retries: endpoint.max_retries,
+        fallback: None,
+    }
+}
+
+/// One synthesiser as the native API shows it (without the group's `speed` and `fallback`); a
+/// vendor's voice is in its params.
+fn tts_to_wire(provider: &model::TtsProvider, voice: &str) -> wire::TtsConfig {
+    let (vendor, model, endpoint, params) = match provider {
         model::TtsProvider::Local => ("local".to_owned(), None, None, None),
         model::TtsProvider::OpenAiCompatible(e) => {
             ("openai".to_owned(), Some(e.model.clone()), Some(endpoint_to_wire(e)), None)
         }
         model::TtsProvider::Vendor(choice) => (choice.vendor.clone(), None, None, Some(choice.redacted_params())),
     };
-    let tts_voice = match &spec.tts.provider {
-        // A vendor's voice is in its params.
+    let voice = match provider {
         model::TtsProvider::Vendor(_) => None,
-        _ => Some(spec.tts.voice.clone()),
+        _ => Some(voice.to_owned()),
     };
-    let [llm_endpoint, asr_endpoint, tts_endpoint] = [llm_endpoint, asr_endpoint, tts_endpoint].map(|e| {
-        e.unwrap_or(EndpointFields { url: None, api_key: None, headers: None, timeout_ms: None, max_retries: None })
-    });
+    let endpoint = endpoint.unwrap_or_else(no_endpoint);
+    wire::TtsConfig {
+        vendor: Some(vendor),
+        params,
+        model,
+        voice,
+        speed: None,
+        url: endpoint.url,
+        api_key: endpoint.api_key,
+        headers: endpoint.headers,
+        timeout_ms: endpoint.timeout_ms,
+        max_retries: endpoint.max_retries,
+        fallback: None,
+    }
+}
+
+/// The configuration as the native API shows it: every default filled in, secrets redacted.
+pub fn spec_to_wire(spec: &AgentSpec) -> wire::AgentConfig {
+    let (llm_vendor, llm_model, llm_endpoint) = match &spec.llm.provider {
+        model::LlmProvider::Local { model } => (wire::Vendor::Local, model.clone(), None),
+        model::LlmProvider::OpenAiCompatible(e) => (wire::Vendor::Openai, e.model.clone(), Some(endpoint_to_wire(e))),
+    };
+    let llm_endpoint = llm_endpoint.unwrap_or_else(no_endpoint);
     let t = &spec.turn_detection;
     let i = &spec.interruption;
     wire::AgentConfig {
@@ -610,27 +734,15 @@ pub fn spec_to_wire(spec: &AgentSpec) -> wire::AgentConfig {
             params: Some(params_to_wire(spec.llm.params)),
         }),
         asr: Some(wire::AsrConfig {
-            vendor: Some(asr_vendor),
-            params: asr_params,
-            model: asr_model,
             language: Some(spec.asr.language.clone()),
-            url: asr_endpoint.url,
-            api_key: asr_endpoint.api_key,
-            headers: asr_endpoint.headers,
-            timeout_ms: asr_endpoint.timeout_ms,
-            max_retries: asr_endpoint.max_retries,
+            fallback: (!spec.asr.fallback.is_empty()).then(|| spec.asr.fallback.iter().map(asr_to_wire).collect()),
+            ..asr_to_wire(&spec.asr.provider)
         }),
         tts: Some(wire::TtsConfig {
-            vendor: Some(tts_vendor),
-            params: tts_params,
-            model: tts_model,
-            voice: tts_voice,
             speed: Some(spec.tts.speed),
-            url: tts_endpoint.url,
-            api_key: tts_endpoint.api_key,
-            headers: tts_endpoint.headers,
-            timeout_ms: tts_endpoint.timeout_ms,
-            max_retries: tts_endpoint.max_retries,
+            fallback: (!spec.tts.fallback.is_empty())
+                .then(|| spec.tts.fallback.iter().map(|f| tts_to_wire(&f.provider, &f.voice)).collect()),
+            ..tts_to_wire(&spec.tts.provider, &spec.tts.voice)
         }),
         turn_detection: Some(wire::TurnDetectionConfig {
             vad_threshold: Some(t.vad_threshold),

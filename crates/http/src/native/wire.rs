@@ -188,6 +188,11 @@ pub struct AsrConfig {
     /// `openai` only: 0–10. Default 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<u32>,
+    /// Recognisers tried in order when this one fails mid-call, from the next utterance on (at
+    /// most 4; each without `language` or a `fallback` of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
+    pub fallback: Option<Vec<AsrConfig>>,
 }
 
 /// Speech synthesis. Default: the embedded Piper voice `en_US-joe-medium`.
@@ -226,6 +231,12 @@ pub struct TtsConfig {
     /// `openai` only: 0–10. Default 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<u32>,
+    /// Synthesisers tried in order when this one fails mid-call, from the next clause on (the
+    /// failure message first). At most 4, each without `speed` or a `fallback` of its own. Without
+    /// any, a failed vendor's failure message is spoken by the embedded voice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
+    pub fallback: Option<Vec<TtsConfig>>,
 }
 
 /// When the user's turn starts and ends.

@@ -167,9 +167,12 @@ fn parse<P: VendorParams>(params: &Map<String, Value>) -> Result<P, VendorParamE
             .or_else(|| message.strip_prefix("missing field `"))
             .and_then(|rest| rest.split('`').next())
             .map(str::to_owned);
+        // serde_path_to_error ends the path with an unknown key, and stops at the parent of a
+        // missing one.
         let field = match (path.as_str(), named) {
             (".", Some(key)) => key,
-            (_, Some(key)) => format!("{path}.{key}"),
+            (path, Some(key)) if path == key || path.ends_with(&format!(".{key}")) => path.to_owned(),
+            (path, Some(key)) => format!("{path}.{key}"),
             (".", None) => String::new(),
             (path, None) => path.to_owned(),
         };

@@ -26,7 +26,8 @@ pub(super) fn asr(spec: &mut AgentSpec, asr: wire::Asr, scope: VendorScope<'_>, 
         } else {
             model::LocalAsrModel::WhisperBase
         };
-        spec.asr = model::Asr { provider: model::AsrProvider::Local { model }, language };
+        spec.asr.provider = model::AsrProvider::Local { model };
+        spec.asr.language = language;
     }
     let Some(vendor) = asr.vendor.filter(|v| v != "ares") else { return Ok(()) };
     let params = asr.params.unwrap_or_default().into_iter().collect();
