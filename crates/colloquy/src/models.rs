@@ -20,7 +20,7 @@ pub enum ModelsCommand {
 
 /// One manifest row: the set it belongs to, the file and its expected sha256.
 struct Entry<'a> {
-    /// `default` (needed by the embedded stack) or an optional set such as `whisper-base`.
+    /// `default` (needed by the embedded stack) or an optional set the manifest names.
     set: &'a str,
     file: &'a str,
     package: &'a str,

