@@ -29,6 +29,7 @@ use tokio::sync::watch;
 mod agents;
 mod joins;
 mod models;
+mod vendors;
 mod webhooks;
 
 #[derive(Debug, clap::Subcommand)]
@@ -45,6 +46,9 @@ pub enum BenchCommand {
     Joins(joins::JoinBenchArgs),
     /// Webhook deliveries per second with 1% of the receivers hanging, against none.
     Webhooks(webhooks::WebhookBenchArgs),
+    /// The speech vendors' clients against local fakes: added latency, CPU per streamed minute,
+    /// memory per open stream.
+    Vendors(vendors::VendorBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -67,6 +71,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Agents(args) => runtime()?.block_on(agents::run(args)),
         BenchCommand::Joins(args) => runtime()?.block_on(joins::run(args)),
         BenchCommand::Webhooks(args) => runtime()?.block_on(webhooks::run(args)),
+        BenchCommand::Vendors(args) => vendors::run(args),
     }
 }
 
