@@ -59,6 +59,10 @@ pub struct AppSection {
     /// puts a warning on the agent.
     #[serde(default)]
     pub substitute_unsupported_vendors: bool,
+    /// Speech vendors' API keys by vendor name (`deepgram = "…"`): a request naming the vendor
+    /// without a key gets this one. Kept in memory only, as every key.
+    #[serde(default)]
+    pub vendor_keys: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -325,11 +329,31 @@ fn resolve_apps(sections: Vec<AppSection>) -> anyhow::Result<Vec<colloquy_http::
             Some("issued_only") => ArtcTokens::IssuedOnly,
             Some(other) => bail!("{at}.artc_tokens is {other:?}; it must be \"signed\" or \"issued_only\""),
         };
+        let mut vendor_keys = std::collections::BTreeMap::new();
+        for (vendor, key) in section.vendor_keys {
+            use colloquy_model::SpeechKind::{Asr, Tts};
+            use colloquy_providers::vendors;
+            let known = [Asr, Tts].into_iter().any(|kind| vendors::names(kind).contains(&vendor.as_str()));
+            if !known {
+                let mut all = vendors::names(Asr);
+                all.extend(vendors::names(Tts));
+                bail!("{at}.vendor_keys.{vendor}: no such speech vendor; there are {}", all.join(", "));
+            }
+            if key.trim().is_empty() {
+                bail!("{at}.vendor_keys.{vendor} must not be empty");
+            }
+            vendor_keys.insert(vendor, Secret::new(key));
+        }
+        let scope = colloquy_http::vendors::VendorScope {
+            vendors: &colloquy_providers::vendors::Registry,
+            substitute_unsupported: false,
+            keys: Some(&vendor_keys),
+        };
         let agents = section
             .agents
             .into_iter()
             .enumerate()
-            .map(|(i, table)| configured_agent(&format!("{at}.agents[{i}]"), table))
+            .map(|(i, table)| configured_agent(&format!("{at}.agents[{i}]"), table, scope))
             .collect::<anyhow::Result<Vec<_>>>()?;
         for (i, agent) in agents.iter().enumerate() {
             if agents[..i].iter().any(|other| other.id == agent.id) {
@@ -344,6 +368,7 @@ fn resolve_apps(sections: Vec<AppSection>) -> anyhow::Result<Vec<colloquy_http::
             artc_tokens,
             agents,
             substitute_unsupported_vendors: section.substitute_unsupported_vendors,
+            vendor_keys,
         });
     }
     Ok(apps)
@@ -370,7 +395,11 @@ fn webhook(
 
 /// One `[[apps.agents]]` table: its `id` and webhook, and the rest read as the native API reads
 /// an agent's fields, so each is checked the same way and an error names it.
-fn configured_agent(at: &str, mut table: toml::Table) -> anyhow::Result<colloquy_http::apps::ConfiguredAgent> {
+fn configured_agent(
+    at: &str,
+    mut table: toml::Table,
+    scope: colloquy_http::vendors::VendorScope<'_>,
+) -> anyhow::Result<colloquy_http::apps::ConfiguredAgent> {
     use colloquy_http::apps::ConfiguredAgent;
     let mut text = |key: &str| -> anyhow::Result<Option<String>> {
         match table.remove(key) {
@@ -390,8 +419,7 @@ fn configured_agent(at: &str, mut table: toml::Table) -> anyhow::Result<colloquy
     let webhook = webhook(at, text("webhook_url")?, text("webhook_secret")?)?;
     let wire: colloquy_http::native::wire::ProfileConfig =
         toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("{at}: {}", e.message()))?;
-    let profile = colloquy_http::native::to_model::profile_from_wire(wire, &colloquy_providers::vendors::Registry)
-        .map_err(|e| in_config(at, e))?;
+    let profile = colloquy_http::native::to_model::profile_from_wire(wire, scope).map_err(|e| in_config(at, e))?;
     Ok(ConfiguredAgent { id, profile, webhook })
 }
 
@@ -508,6 +536,26 @@ mod tests {
         assert!(parse("[playground]\nenable = true\n").unwrap_err().to_string().contains("enable"));
         assert!(PlaygroundSwitch::Auto.enabled(true) && !PlaygroundSwitch::Auto.enabled(false));
         assert!(PlaygroundSwitch::On.enabled(false) && !PlaygroundSwitch::Off.enabled(true));
+    }
+
+    #[test]
+    fn vendor_keys_name_registry_vendors_and_fill_configured_agents() {
+        let overrides = || Overrides { data_dir: Some("/tmp".into()), ..Overrides::default() };
+        let app = "[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"12345678\"\nsubstitute_unsupported_vendors = true\n";
+        let text = format!(
+            "{app}[apps.vendor_keys]\ndeepgram = \"dg-app\"\n\
+             [[apps.agents]]\nid = \"ear\"\n[apps.agents.asr]\nvendor = \"deepgram\"\n"
+        );
+        let config = resolve(toml::from_str(&text).unwrap(), overrides()).unwrap();
+        assert!(config.apps[0].substitute_unsupported_vendors);
+        assert_eq!(config.apps[0].vendor_keys["deepgram"].expose(), "dg-app");
+        let asr = config.apps[0].agents[0].profile.asr.as_ref().unwrap();
+        let colloquy_model::AsrProvider::Vendor(choice) = &asr.provider else { panic!("{asr:?}") };
+        assert_eq!(choice.secrets["key"].expose(), "dg-app", "the app's key fills the agent's");
+        let error = resolve(toml::from_str(&format!("{app}[apps.vendor_keys]\nacme = \"x\"\n")).unwrap(), overrides())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("apps[0].vendor_keys.acme") && error.contains("deepgram"), "{error}");
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct App {
     /// Whether a speech vendor this node does not implement is replaced by the embedded model
     /// (with a warning on the agent) instead of refused.
     pub substitute_unsupported_vendors: bool,
+    /// Speech vendors' API keys by vendor name (`deepgram`), for requests that send none.
+    pub vendor_keys: std::collections::BTreeMap<String, Secret>,
 }
 
 impl App {

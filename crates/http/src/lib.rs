@@ -170,12 +170,13 @@ impl AppState {
         self.inner.speech_vendors.as_ref()
     }
 
-    /// How a request of `app` may choose speech vendors (`None`: the native API, which never
-    /// substitutes).
-    pub fn vendor_scope(&self, app: Option<&apps::App>) -> vendors::VendorScope<'_> {
+    /// How a request of `app` may choose speech vendors: the app's substitution choice and vendor
+    /// keys (`None`: neither).
+    pub fn vendor_scope<'a>(&'a self, app: Option<&'a apps::App>) -> vendors::VendorScope<'a> {
         vendors::VendorScope {
             vendors: self.inner.speech_vendors.as_ref(),
             substitute_unsupported: app.is_some_and(|app| app.substitute_unsupported_vendors),
+            keys: app.map(|app| &app.vendor_keys),
         }
     }
 

@@ -5,7 +5,9 @@
 //! refused, checked and substituted one way whichever API named it.
 
 pub use colloquy_model::{NoVendors, SpeechVendors};
-use colloquy_model::{SpeechKind, VendorChoice, VendorParamError};
+use std::collections::BTreeMap;
+
+use colloquy_model::{Secret, SpeechKind, VendorChoice, VendorParamError};
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ErrorCode};
@@ -18,6 +20,8 @@ pub struct VendorScope<'a> {
     pub vendors: &'a dyn SpeechVendors,
     /// `[[apps]] substitute_unsupported_vendors`.
     pub substitute_unsupported: bool,
+    /// `[[apps]] vendor_keys`: the key a vendor gets when the request sends none.
+    pub keys: Option<&'a BTreeMap<String, Secret>>,
 }
 
 /// What [`VendorScope::choose`] decided.
@@ -58,6 +62,13 @@ impl VendorScope<'_> {
         also: &[&str],
         w: &mut Warnings,
     ) -> Checked<Chosen> {
+        let mut params = params;
+        if let (Some(keys), Some(param)) = (self.keys, self.vendors.key_param(kind, vendor))
+            && let Some(key) = keys.get(vendor)
+            && !params.contains_key(param)
+        {
+            params.insert(param.to_owned(), Value::String(key.expose().to_owned()));
+        }
         match self.vendors.check(kind, vendor, params) {
             Some(Ok(choice)) => Ok(Chosen::Vendor(choice)),
             Some(Err(VendorParamError { field, message })) => {

@@ -709,3 +709,32 @@ async fn vendors_and_fallbacks_are_shown_with_their_keys_redacted() {
     };
     assert_eq!(choice.secrets["key"].expose(), "<redacted>", "the record keeps no key");
 }
+
+/// An app's `vendor_keys` give its requests the vendor's key when they send none; one they send
+/// wins.
+#[tokio::test]
+async fn an_apps_vendor_key_fills_a_request_without_one() {
+    let keys = [("deepgram".to_owned(), colloquy_model::Secret::new("dg-app"))].into();
+    let api = api(Options { vendor_keys: keys, ..Options::default() }).await;
+    let auth = common::basic(common::APP_KEY, common::APP_SECRET);
+    let key_of = |reply: &common::Reply| reply.json["agent_id"].as_str().unwrap().to_owned();
+    let mut keys = Vec::new();
+    for (name, params) in [("app-key", json!({"model": "nova-3"})), ("own-key", json!({"key": "dg-own"}))] {
+        let body = json!({"name": name, "channel": "c", "asr": {"vendor": "deepgram", "params": params}}).to_string();
+        let reply = api.send("POST", "/v1/agents", Some(&auth), Some(&body)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        assert_eq!(reply.json["config"]["asr"]["params"]["key"], "<redacted>", "{}", reply.text);
+        let app = colloquy_model::AppId::new(common::APP_ID).unwrap();
+        let record = api.supervisor.get(&app, &colloquy_model::AgentId::from_string(key_of(&reply))).await.unwrap();
+        let colloquy_model::AsrProvider::Vendor(choice) = &record.spec.asr.provider else { panic!() };
+        keys.push(choice.secrets["key"].expose().to_owned());
+    }
+    assert_eq!(keys, ["dg-app", "dg-own"]);
+    // The native credentials are an app of their own, without those keys.
+    let body = json!({"name": "n", "channel": "c", "asr": {"vendor": "deepgram"}}).to_string();
+    let reply = api.post("/v1/agents", &body).await;
+    assert_eq!(
+        (reply.status, reply.json["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("asr.params.key"))
+    );
+}

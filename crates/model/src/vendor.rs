@@ -64,6 +64,8 @@ pub trait SpeechVendors: Send + Sync + std::fmt::Debug {
     ) -> Option<Result<VendorChoice, VendorParamError>>;
     /// The voice a TTS choice names, if it names one.
     fn voice(&self, choice: &VendorChoice) -> Option<String>;
+    /// The parameter holding `vendor`'s API key (what an app's `vendor_keys` fill in).
+    fn key_param(&self, kind: SpeechKind, vendor: &str) -> Option<&'static str>;
 }
 
 /// No vendors: only the embedded models and OpenAI-compatible servers (tests of the edge alone).
@@ -85,6 +87,10 @@ impl SpeechVendors for NoVendors {
     }
 
     fn voice(&self, _: &VendorChoice) -> Option<String> {
+        None
+    }
+
+    fn key_param(&self, _: SpeechKind, _: &str) -> Option<&'static str> {
         None
     }
 }

@@ -138,6 +138,7 @@ mod tests {
             artc_tokens: ArtcTokens::Signed,
             agents: Vec::new(),
             substitute_unsupported_vendors: false,
+            vendor_keys: Default::default(),
         }])
     }
 

@@ -54,7 +54,7 @@ pub async fn start_agent(
     Extension(caller): Extension<Caller>,
     ValidJson(config): ValidJson<wire::AgentConfig>,
 ) -> ApiResult<wire::Agent> {
-    let spec = to_model::spec_from_wire(config, state.speech_vendors())?;
+    let spec = to_model::spec_from_wire(config, state.vendor_scope(state.apps().by_id(caller.app.as_str())))?;
     crate::fields::local_llm_of("llm.model", &spec, state.local_models())?;
     let record = state.inner.supervisor.start(caller.app, spec).await?;
     Ok(Json(to_model::agent_to_wire(&record, true)))

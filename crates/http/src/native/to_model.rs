@@ -9,11 +9,11 @@ use crate::fields::{
     Checked, EndpointFields, OPENAI_ASR_MODEL, OPENAI_LLM_MODEL, OPENAI_TTS_MODEL, command_text, finite, http_url,
     in_range, local_voice, name, prompt_length, short_text, text,
 };
-use crate::vendors::{Chosen, SpeechVendors, VendorFields, VendorScope};
+use crate::vendors::{Chosen, VendorFields, VendorScope};
 use colloquy_model::SpeechKind;
 
 /// Checks a `POST /v1/agents` body and resolves its defaults.
-pub fn spec_from_wire(config: wire::AgentConfig, vendors: &dyn SpeechVendors) -> Checked<AgentSpec> {
+pub fn spec_from_wire(config: wire::AgentConfig, scope: VendorScope<'_>) -> Checked<AgentSpec> {
     let mut spec = AgentSpec::with_defaults(
         name("name", config.name, AgentName::new)?,
         name("channel", config.channel, ChannelName::new)?,
@@ -38,7 +38,7 @@ pub fn spec_from_wire(config: wire::AgentConfig, vendors: &dyn SpeechVendors) ->
             max_history: config.max_history,
             silence_prompt: config.silence_prompt,
         },
-        vendors,
+        scope,
     )?;
     profile.apply_to(&mut spec);
     if let Some(callbacks) = config.callbacks {
@@ -54,7 +54,7 @@ pub fn spec_from_wire(config: wire::AgentConfig, vendors: &dyn SpeechVendors) ->
 }
 
 /// Checks a configured agent's settings (and the same fields of a `POST /v1/agents` body).
-pub fn profile_from_wire(config: wire::ProfileConfig, vendors: &dyn SpeechVendors) -> Checked<model::AgentProfile> {
+pub fn profile_from_wire(config: wire::ProfileConfig, scope: VendorScope<'_>) -> Checked<model::AgentProfile> {
     let mut profile = model::AgentProfile::default();
     if let Some(secs) = config.idle_timeout {
         profile.idle_timeout = Some(IdleTimeout::from_secs(in_range("idle_timeout", secs, 0..=IdleTimeout::MAX_SECS)?));
@@ -76,10 +76,10 @@ pub fn profile_from_wire(config: wire::ProfileConfig, vendors: &dyn SpeechVendor
         profile.llm = Some(llm);
     }
     if let Some(asr) = config.asr {
-        profile.asr = Some(asr_from_wire(asr, vendors)?);
+        profile.asr = Some(asr_from_wire(asr, scope)?);
     }
     if let Some(tts) = config.tts {
-        profile.tts = Some(tts_from_wire(tts, vendors)?);
+        profile.tts = Some(tts_from_wire(tts, scope)?);
     }
     if let Some(turn) = config.turn_detection {
         profile.turn_detection = Some(turn_detection_from_wire(turn)?);
@@ -219,7 +219,7 @@ fn registry_vendor(
     fields: &EndpointFields,
     model: bool,
     params: Option<serde_json::Map<String, serde_json::Value>>,
-    vendors: &dyn SpeechVendors,
+    scope: VendorScope<'_>,
 ) -> Checked<model::VendorChoice> {
     fields.refuse_for(group, vendor)?;
     if model {
@@ -230,7 +230,8 @@ fn registry_vendor(
             ),
         ));
     }
-    let scope = VendorScope { vendors, substitute_unsupported: false };
+    // The native API names the vendors it takes: it never substitutes.
+    let scope = VendorScope { substitute_unsupported: false, ..scope };
     let (vendor_field, params_field) = VendorFields::lower(group);
     let at = VendorFields { vendor: &vendor_field, params: &params_field };
     match scope.choose(at, kind, vendor, params.unwrap_or_default(), &BUILT_IN_SPEECH, &mut Default::default())? {
@@ -254,7 +255,7 @@ fn refuse_params(
     }
 }
 
-fn asr_from_wire(asr: wire::AsrConfig, vendors: &dyn SpeechVendors) -> Checked<model::Asr> {
+fn asr_from_wire(asr: wire::AsrConfig, scope: VendorScope<'_>) -> Checked<model::Asr> {
     let language = short_text(
         "asr.language",
         asr.language.clone().unwrap_or_else(|| model::Asr::DEFAULT_LANGUAGE.to_owned()),
@@ -270,9 +271,9 @@ fn asr_from_wire(asr: wire::AsrConfig, vendors: &dyn SpeechVendors) -> Checked<m
                 format!("{group}.language: a fallback hears the agent's asr.language"),
             ));
         }
-        asr_provider(group, f, &language, vendors)
+        asr_provider(group, f, &language, scope)
     })?;
-    let provider = asr_provider("asr", asr, &language, vendors)?;
+    let provider = asr_provider("asr", asr, &language, scope)?;
     Ok(model::Asr { provider, language, fallback })
 }
 
@@ -323,7 +324,7 @@ fn asr_provider(
     group: &str,
     asr: wire::AsrConfig,
     language: &str,
-    vendors: &dyn SpeechVendors,
+    scope: VendorScope<'_>,
 ) -> Checked<model::AsrProvider> {
     let fields = EndpointFields {
         url: asr.url,
@@ -371,12 +372,12 @@ fn asr_provider(
             &fields,
             asr.model.is_some(),
             asr.params,
-            vendors,
+            scope,
         )?),
     })
 }
 
-fn tts_from_wire(tts: wire::TtsConfig, vendors: &dyn SpeechVendors) -> Checked<model::Tts> {
+fn tts_from_wire(tts: wire::TtsConfig, scope: VendorScope<'_>) -> Checked<model::Tts> {
     let speed = finite("tts.speed", tts.speed.unwrap_or(model::Tts::DEFAULT_SPEED), model::Tts::SPEED_RANGE)?;
     let fallback = fallbacks("tts", tts.fallback.clone(), |group, f| {
         if f.speed.is_some() {
@@ -385,19 +386,15 @@ fn tts_from_wire(tts: wire::TtsConfig, vendors: &dyn SpeechVendors) -> Checked<m
                 format!("{group}.speed: a fallback speaks at the agent's tts.speed"),
             ));
         }
-        let (provider, voice) = tts_provider(group, f, vendors)?;
+        let (provider, voice) = tts_provider(group, f, scope)?;
         Ok(model::TtsFallback { provider, voice })
     })?;
-    let (provider, voice) = tts_provider("tts", tts, vendors)?;
+    let (provider, voice) = tts_provider("tts", tts, scope)?;
     Ok(model::Tts { provider, voice, speed, fallback })
 }
 
 /// One synthesiser of the group named `group` (`tts`, `tts.fallback[0]`), and its voice.
-fn tts_provider(
-    group: &str,
-    tts: wire::TtsConfig,
-    vendors: &dyn SpeechVendors,
-) -> Checked<(model::TtsProvider, String)> {
+fn tts_provider(group: &str, tts: wire::TtsConfig, scope: VendorScope<'_>) -> Checked<(model::TtsProvider, String)> {
     let fields = EndpointFields {
         url: tts.url,
         api_key: tts.api_key,
@@ -436,8 +433,8 @@ fn tts_provider(
                 ));
             }
             let choice =
-                registry_vendor(group, SpeechKind::Tts, &vendor, &fields, tts.model.is_some(), tts.params, vendors)?;
-            let voice = vendors.voice(&choice).unwrap_or_default();
+                registry_vendor(group, SpeechKind::Tts, &vendor, &fields, tts.model.is_some(), tts.params, scope)?;
+            let voice = scope.voice(&choice).unwrap_or_default();
             (model::TtsProvider::Vendor(choice), voice)
         }
     })

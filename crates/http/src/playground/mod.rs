@@ -265,7 +265,7 @@ pub async fn start_session(
     let OptionalJson(request) = body?;
     let suffix = hex_id(8);
     let spec =
-        to_model::spec_from_wire(agent_config(request, &suffix).map_err(playground_error)?, state.speech_vendors())
+        to_model::spec_from_wire(agent_config(request, &suffix).map_err(playground_error)?, state.vendor_scope(None))
             .map_err(playground_error)?;
     let session_id = hex_id(16);
     let app = AppId::native();
@@ -348,7 +348,15 @@ mod tests {
     #[test]
     fn the_settings_become_an_agent_with_the_defaults() {
         let config = agent_config(SessionRequest::default(), "ab").unwrap();
-        let spec = to_model::spec_from_wire(config, &colloquy_model::NoVendors).unwrap();
+        let spec = to_model::spec_from_wire(
+            config,
+            crate::vendors::VendorScope {
+                vendors: &colloquy_model::NoVendors,
+                substitute_unsupported: false,
+                keys: None,
+            },
+        )
+        .unwrap();
         assert_eq!((spec.name.as_str(), spec.channel.as_str()), ("playground-ab", "play-ab"));
         assert_eq!(spec.idle_timeout.as_secs(), IDLE_TIMEOUT_SECS);
         assert!(spec.greeting.is_some());
@@ -359,17 +367,32 @@ mod tests {
             interruption_mode: Some(PlaygroundInterruption::Keywords),
             ..SessionRequest::default()
         };
-        let spec = to_model::spec_from_wire(agent_config(request, "cd").unwrap(), &colloquy_model::NoVendors).unwrap();
+        let spec = to_model::spec_from_wire(
+            agent_config(request, "cd").unwrap(),
+            crate::vendors::VendorScope {
+                vendors: &colloquy_model::NoVendors,
+                substitute_unsupported: false,
+                keys: None,
+            },
+        )
+        .unwrap();
         assert_eq!(spec.llm.system_messages[0].content, "Be a pirate.");
         assert_eq!(spec.interruption.keywords, ["stop", "wait"]);
 
         let request =
             SessionRequest { interruption_mode: Some(PlaygroundInterruption::Off), ..SessionRequest::default() };
         assert!(
-            !to_model::spec_from_wire(agent_config(request, "ef").unwrap(), &colloquy_model::NoVendors)
-                .unwrap()
-                .interruption
-                .enabled
+            !to_model::spec_from_wire(
+                agent_config(request, "ef").unwrap(),
+                crate::vendors::VendorScope {
+                    vendors: &colloquy_model::NoVendors,
+                    substitute_unsupported: false,
+                    keys: None
+                }
+            )
+            .unwrap()
+            .interruption
+            .enabled
         );
     }
 }

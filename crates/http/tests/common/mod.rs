@@ -71,6 +71,8 @@ pub struct Options {
     pub agents: Vec<colloquy_http::apps::ConfiguredAgent>,
     /// `[[apps]] substitute_unsupported_vendors` of the first app.
     pub substitute_unsupported_vendors: bool,
+    /// `[[apps]] vendor_keys` of the first app.
+    pub vendor_keys: std::collections::BTreeMap<String, Secret>,
 }
 
 impl Default for Options {
@@ -86,6 +88,7 @@ impl Default for Options {
             dialects: Arc::new(colloquy_http::dialects::NoDialects),
             agents: Vec::new(),
             substitute_unsupported_vendors: false,
+            vendor_keys: Default::default(),
         }
     }
 }
@@ -113,6 +116,7 @@ pub async fn api(options: Options) -> Api {
             artc_tokens: Default::default(),
             agents: options.agents,
             substitute_unsupported_vendors: options.substitute_unsupported_vendors,
+            vendor_keys: options.vendor_keys.clone(),
         },
         App {
             id: AppId::new(OTHER_APP_ID).unwrap(),
@@ -122,6 +126,7 @@ pub async fn api(options: Options) -> Api {
             artc_tokens: Default::default(),
             agents: Vec::new(),
             substitute_unsupported_vendors: false,
+            vendor_keys: Default::default(),
         },
         App {
             id: AppId::new(KEYLESS_APP_ID).unwrap(),
@@ -131,6 +136,7 @@ pub async fn api(options: Options) -> Api {
             artc_tokens: Default::default(),
             agents: Vec::new(),
             substitute_unsupported_vendors: false,
+            vendor_keys: Default::default(),
         },
     ]);
     let router = colloquy_http::router(
@@ -345,10 +351,14 @@ pub fn assert_error(reply: &Reply, status: StatusCode, code: &str, field: Option
 /// agent's (`prompt`, `llm`, `greeting`, …), checked as the config file's are.
 pub fn configured_agent(id: &str, settings: Value, webhook_url: Option<&str>) -> colloquy_http::apps::ConfiguredAgent {
     let wire = serde_json::from_value(settings).expect("the settings are a native profile");
+    let scope = colloquy_http::vendors::VendorScope {
+        vendors: &colloquy_providers::vendors::Registry,
+        substitute_unsupported: false,
+        keys: None,
+    };
     colloquy_http::apps::ConfiguredAgent {
         id: id.to_owned(),
-        profile: colloquy_http::native::to_model::profile_from_wire(wire, &colloquy_providers::vendors::Registry)
-            .expect("the settings are valid"),
+        profile: colloquy_http::native::to_model::profile_from_wire(wire, scope).expect("the settings are valid"),
         webhook: webhook_url.map(|url| AppWebhook { url: url.to_owned(), secret: Some(Secret::new("agent-hook")) }),
     }
 }

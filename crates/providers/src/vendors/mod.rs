@@ -88,6 +88,14 @@ impl SpeechVendors for Registry {
     fn voice(&self, choice: &VendorChoice) -> Option<String> {
         voice(choice)
     }
+
+    fn key_param(&self, kind: SpeechKind, vendor: &str) -> Option<&'static str> {
+        let secrets = match kind {
+            SpeechKind::Asr => ASR_VENDORS.iter().find(|v| v.name == vendor).map(|v| v.secrets),
+            SpeechKind::Tts => TTS_VENDORS.iter().find(|v| v.name == vendor).map(|v| v.secrets),
+        };
+        secrets?.first().copied()
+    }
 }
 
 /// The parameter holding `vendor`'s endpoint URL.

@@ -437,7 +437,7 @@ mod tests {
             None,
             Vec::new(),
             &colloquy_http::fields::ListedModels::default_llm(),
-            VendorScope { vendors: &colloquy_model::NoVendors, substitute_unsupported: false },
+            VendorScope { vendors: &colloquy_model::NoVendors, substitute_unsupported: false, keys: None },
         )
     }
 
