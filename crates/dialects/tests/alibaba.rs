@@ -1284,3 +1284,21 @@ async fn an_alibaba_voice_is_refused_unless_the_app_allows_substitution() {
     let app = colloquy_model::AppId::new(common::APP_ID).unwrap();
     assert_eq!(api.supervisor.count(&app, &Default::default()).await.unwrap(), 0, "nothing started");
 }
+
+/// With a DashScope key for CosyVoice, an Alibaba voice is spoken by CosyVoice.
+#[tokio::test]
+async fn an_alibaba_voice_is_spoken_by_cosyvoice_with_the_apps_dashscope_key() {
+    let keys = [("cosyvoice".to_owned(), colloquy_model::Secret::new("sk-ds"))].into();
+    let api = api(Options { substitute_unsupported_vendors: false, vendor_keys: keys, ..dialects() }).await;
+    let reply = app_post(&api, "generateAIAgentCall", &generate_body()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let id = reply.json["ai_agent_instance_id"].as_str().unwrap().to_owned();
+    let app = colloquy_model::AppId::new(common::APP_ID).unwrap();
+    let record = api.supervisor.get(&app, &AgentId::from_string(id)).await.unwrap();
+    let colloquy_model::TtsProvider::Vendor(choice) = &record.spec.tts.provider else {
+        panic!("{:?}", record.spec.tts)
+    };
+    assert_eq!((choice.vendor.as_str(), choice.params["voice"].as_str()), ("cosyvoice", Some("longxiaochun")));
+    assert_eq!(choice.secrets["api_key"].expose(), "sk-ds");
+    assert_eq!(record.spec.tts.voice, "longxiaochun");
+}

@@ -12,7 +12,7 @@ use colloquy_providers::asr::{AsrEvent, AsrProvider, AsrRequest};
 use colloquy_providers::tts::{TtsProvider, TtsRequest};
 use colloquy_providers::vendors;
 use colloquy_providers::{ProviderError, TurnId};
-use fakes::{deepgram, elevenlabs};
+use fakes::{dashscope, deepgram, elevenlabs};
 use futures_util::StreamExt;
 
 fn choice(kind: SpeechKind, vendor: &str, params: serde_json::Value) -> VendorChoice {
@@ -241,6 +241,122 @@ fn the_registry_refuses_what_a_vendor_does_not_take() {
     assert_eq!(error.field, "endpointing");
     let error = refuse(SpeechKind::Asr, "deepgram", serde_json::json!({"key": 5}));
     assert_eq!(error.field, "key");
-    assert_eq!(vendors::names(SpeechKind::Asr), ["deepgram"]);
-    assert_eq!(vendors::names(SpeechKind::Tts), ["elevenlabs"]);
+    let error = refuse(SpeechKind::Tts, "cosyvoice", serde_json::json!({"api_key": "k", "voice": "v", "rate": 3.0}));
+    assert_eq!(error.field, "rate");
+    let error = refuse(SpeechKind::Asr, "paraformer", serde_json::json!({"api_key": "k", "max_sentence_silence": 10}));
+    assert_eq!(error.field, "max_sentence_silence");
+    assert_eq!(vendors::names(SpeechKind::Asr), ["deepgram", "paraformer"]);
+    assert_eq!(vendors::names(SpeechKind::Tts), ["elevenlabs", "cosyvoice"]);
+}
+
+// ---- DashScope: Paraformer and CosyVoice ----
+
+fn engines() -> dashscope::Engines {
+    dashscope::Engines { transcribe: deepgram::counting(), synthesize: elevenlabs::tone() }
+}
+
+fn paraformer(fake: &fakes::Fake, extra: serde_json::Value) -> Arc<dyn AsrProvider> {
+    let mut params =
+        serde_json::json!({"api_key": dashscope::KEY, "url": format!("ws://{}/api-ws/v1/inference", fake.addr)});
+    params.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+    vendors::asr(&choice(SpeechKind::Asr, "paraformer", params)).expect("a client")
+}
+
+fn cosyvoice(fake: &fakes::Fake, extra: serde_json::Value) -> Arc<dyn TtsProvider> {
+    let mut params = serde_json::json!({
+        "api_key": dashscope::KEY, "voice": "longxiaochun_v2", "sample_rate": 16000,
+        "url": format!("ws://{}/api-ws/v1/inference", fake.addr),
+    });
+    params.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+    vendors::tts(&choice(SpeechKind::Tts, "cosyvoice", params)).expect("a client")
+}
+
+#[tokio::test]
+async fn paraformer_runs_a_recognition_task_per_utterance() {
+    let (fake, received) = dashscope::start(dashscope::Mode::Normal, engines()).await;
+    let asr = paraformer(&fake, serde_json::json!({"vocabulary_id": "vocab-1", "workspace": "ws-1"}));
+    let events: Vec<AsrEvent> = utterance(asr.as_ref(), 1.0).await.into_iter().map(|e| e.expect("no error")).collect();
+    assert!(
+        events.iter().any(|e| matches!(e, AsrEvent::Partial { text, .. } if text == "heard 8000 samples")),
+        "{events:?}"
+    );
+    assert_eq!(events.last(), Some(&AsrEvent::Final { turn: TurnId(7), text: "heard 16000 samples".into() }));
+    let shake = &fake.handshakes()[0];
+    assert_eq!(shake.header("authorization"), Some(format!("Bearer {}", dashscope::KEY).as_str()));
+    assert_eq!(shake.header("x-dashscope-workspace"), Some("ws-1"));
+    let run = received.lock().unwrap().run_tasks[0].clone();
+    assert_eq!((run["task"].as_str(), run["function"].as_str()), (Some("asr"), Some("recognition")));
+    assert_eq!(run["model"], "paraformer-realtime-v2");
+    assert_eq!(run["parameters"]["format"], "pcm");
+    assert_eq!(run["parameters"]["language_hints"], serde_json::json!(["de"]), "from the agent's language");
+    assert_eq!(run["parameters"]["vocabulary_id"], "vocab-1");
+}
+
+#[tokio::test]
+async fn cosyvoice_speaks_a_clause_per_task() {
+    let (fake, received) = dashscope::start(dashscope::Mode::Normal, engines()).await;
+    let tts = cosyvoice(&fake, serde_json::json!({"volume": 60}));
+    let request =
+        TtsRequest { turn: TurnId(3), text: "你好，世界。".into(), voice: "longxiaochun_v2".into(), speed: 1.2 };
+    let mut chunks = tts.synthesize(request);
+    let mut pcm = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.expect("no error");
+        assert_eq!(chunk.sample_rate, 16_000);
+        pcm.extend(chunk.pcm);
+    }
+    assert_eq!(pcm, (elevenlabs::tone())("你好，世界。", 16_000));
+    let received = received.lock().unwrap().clone();
+    assert_eq!(received.texts, ["你好，世界。"]);
+    let run = &received.run_tasks[0];
+    assert_eq!((run["task"].as_str(), run["function"].as_str()), (Some("tts"), Some("SpeechSynthesizer")));
+    let parameters = &run["parameters"];
+    assert_eq!((parameters["voice"].as_str(), parameters["format"].as_str()), (Some("longxiaochun_v2"), Some("pcm")));
+    assert_eq!(parameters["volume"], 60);
+    assert!((parameters["rate"].as_f64().unwrap() - 1.2).abs() < 1e-6, "the agent's speed: {parameters}");
+}
+
+#[tokio::test]
+async fn dashscope_failures_are_typed() {
+    let (fake, _) = dashscope::start(dashscope::Mode::WrongKey, engines()).await;
+    let events = utterance(paraformer(&fake, serde_json::json!({})).as_ref(), 0.2).await;
+    assert!(matches!(&events[..], [Err(ProviderError::Auth(m))] if m.contains("Invalid API-key")), "{events:?}");
+
+    let (fake, _) = dashscope::start(dashscope::Mode::Throttled, engines()).await;
+    let (_, _, error) = say_with(cosyvoice(&fake, serde_json::json!({})).as_ref(), "Hi.").await;
+    assert!(matches!(&error, Some(ProviderError::RateLimited { .. })), "{error:?}");
+
+    let (fake, _) = dashscope::start(dashscope::Mode::SlowStart(Duration::from_secs(3)), engines()).await;
+    let events = utterance(paraformer(&fake, serde_json::json!({"timeout_ms": 300})).as_ref(), 0.2).await;
+    assert!(matches!(&events[..], [Err(ProviderError::Timeout(_))]), "{events:?}");
+
+    let (fake, _) = dashscope::start(dashscope::Mode::CutMidTask, engines()).await;
+    let events = utterance(paraformer(&fake, serde_json::json!({})).as_ref(), 1.0).await;
+    assert!(matches!(events.last(), Some(Err(ProviderError::CutStream(_)))), "{events:?}");
+    let (fake, _) = dashscope::start(dashscope::Mode::CutMidTask, engines()).await;
+    let long = "This sentence is long enough to need several chunks of audio.";
+    let (pcm, _, error) = say_with(cosyvoice(&fake, serde_json::json!({})).as_ref(), long).await;
+    assert!(!pcm.is_empty(), "the first half played");
+    assert!(matches!(&error, Some(ProviderError::CutStream(_))), "{error:?}");
+
+    let (fake, _) = dashscope::start(dashscope::Mode::Garbage, engines()).await;
+    let (_, _, error) = say_with(cosyvoice(&fake, serde_json::json!({})).as_ref(), "Hi.").await;
+    assert!(matches!(&error, Some(ProviderError::BadResponse(_))), "{error:?}");
+}
+
+async fn say_with(tts: &dyn TtsProvider, text: &str) -> (Vec<i16>, Vec<u32>, Option<ProviderError>) {
+    let request = TtsRequest { turn: TurnId(3), text: text.into(), voice: String::new(), speed: 1.0 };
+    let mut chunks = tts.synthesize(request);
+    let (mut pcm, mut rates) = (Vec::new(), Vec::new());
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), chunks.next()).await.expect("a chunk in time")
+    {
+        match chunk {
+            Ok(chunk) => {
+                rates.push(chunk.sample_rate);
+                pcm.extend(chunk.pcm);
+            }
+            Err(error) => return (pcm, rates, Some(error)),
+        }
+    }
+    (pcm, rates, None)
 }

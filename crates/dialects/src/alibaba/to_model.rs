@@ -24,7 +24,7 @@ use colloquy_http::AppState;
 use colloquy_http::apps::App;
 use colloquy_http::fields;
 use colloquy_http::fields::Warnings;
-use colloquy_http::vendors::VendorScope;
+use colloquy_http::vendors::{Chosen, VendorFields, VendorScope};
 
 /// Vendor default of `MaxIdleTime`, seconds.
 pub(crate) const DEFAULT_MAX_IDLE_SECS: u32 = 600;
@@ -331,8 +331,9 @@ fn language_model(at: &str, llm: LlmConfig, spec: &mut AgentSpec, w: &mut Warnin
     Ok(())
 }
 
-/// `TtsConfig` (at `at`): the speech rate. An Alibaba voice (`VoiceId`) exists only in Alibaba's
-/// cloud: refused, or replaced by the embedded voice when the app allows substitution.
+/// `TtsConfig` (at `at`): the speech rate, and the voice. An Alibaba voice (`VoiceId`) is spoken by
+/// CosyVoice when the app keeps a DashScope key (`vendor_keys.cosyvoice`); otherwise it is refused,
+/// or replaced by the embedded voice when the app allows substitution.
 fn speech_synthesis(
     at: &str,
     tts: TtsConfig,
@@ -342,8 +343,18 @@ fn speech_synthesis(
 ) -> Result<(), Failure> {
     warn_other(w, at, &tts.other);
     if let Some(voice) = &tts.voice_id {
-        let vendor = format!("Alibaba voice {voice}");
-        scope.unsupported(&format!("{at}.VoiceId"), SpeechKind::Tts, &vendor, &[], w)?;
+        let field = format!("{at}.VoiceId");
+        if scope.keys.is_some_and(|keys| keys.contains_key("cosyvoice")) {
+            let params = serde_json::Map::from_iter([("voice".to_owned(), Value::String(voice.clone()))]);
+            let at = VendorFields { vendor: &field, params: &field };
+            if let Chosen::Vendor(choice) = scope.choose(at, SpeechKind::Tts, "cosyvoice", params, &[], w)? {
+                spec.voice = voice.clone();
+                spec.provider = colloquy_model::TtsProvider::Vendor(choice);
+            }
+        } else {
+            let vendor = format!("Alibaba voice {voice}");
+            scope.unsupported(&field, SpeechKind::Tts, &vendor, &[], w)?;
+        }
     }
     if let Some(rate) = tts.speech_rate {
         spec.speed = speech_rate(at, rate)?;

@@ -112,9 +112,17 @@ fn local_voice(tts: &wire::TtsConfig) -> Option<String> {
     fields::LOCAL_VOICES.contains(&voice).then(|| voice.to_owned())
 }
 
-/// A ZEGO `Vendor` as the registry names vendors (`ElevenLabs` is `elevenlabs`).
-fn registry_name(vendor: &str) -> String {
-    vendor.to_ascii_lowercase()
+/// A ZEGO `Vendor` as the registry names vendors (`ElevenLabs` is `elevenlabs`, ZEGO's
+/// `AliyunParaformer` is `paraformer`); a vendor the registry does not have keeps the caller's
+/// spelling, for the refusal to name.
+fn registry_name(vendor: &str, kind: SpeechKind, scope: VendorScope<'_>) -> String {
+    let lower = vendor.to_ascii_lowercase();
+    let name = match lower.as_str() {
+        "aliyunparaformer" => "paraformer".to_owned(),
+        "aliyuncosyvoice" => "cosyvoice".to_owned(),
+        _ => lower,
+    };
+    if scope.vendors.names(kind).contains(&name) { name } else { vendor.to_owned() }
 }
 
 /// The `TTS` group into `spec`: a vendor of the registry with its `Params`, or an embedded voice.
@@ -122,7 +130,7 @@ fn apply_tts(spec: &mut AgentSpec, tts: &wire::TtsConfig, scope: VendorScope<'_>
     if let Some(vendor) = &tts.vendor {
         let at = VendorFields { vendor: "TTS.Vendor", params: "TTS.Params" };
         let params = tts.params.clone().unwrap_or_default();
-        match scope.choose(at, SpeechKind::Tts, &registry_name(vendor), params, &[], w)? {
+        match scope.choose(at, SpeechKind::Tts, &registry_name(vendor, SpeechKind::Tts, scope), params, &[], w)? {
             Chosen::Vendor(choice) => {
                 spec.tts.voice = scope.voice(&choice).unwrap_or_default();
                 spec.tts.provider = model::TtsProvider::Vendor(choice);
@@ -155,7 +163,7 @@ fn apply_asr(spec: &mut AgentSpec, asr: &wire::AsrConfig, scope: VendorScope<'_>
     if let Some(vendor) = &asr.vendor {
         let at = VendorFields { vendor: "ASR.Vendor", params: "ASR.Params" };
         let params = asr.params.clone().unwrap_or_default();
-        match scope.choose(at, SpeechKind::Asr, &registry_name(vendor), params, &[], w)? {
+        match scope.choose(at, SpeechKind::Asr, &registry_name(vendor, SpeechKind::Asr, scope), params, &[], w)? {
             Chosen::Vendor(choice) => {
                 spec.asr.provider = model::AsrProvider::Vendor(choice);
                 vendor_runs = true;

@@ -258,7 +258,7 @@ impl Speak {
                     .decode(audio.as_bytes())
                     .map_err(|e| ProviderError::BadResponse(format!("ElevenLabs audio is not base64: {e}")))?;
                 received += bytes.len();
-                let pcm = pcm16(&mut pending, &bytes);
+                let pcm = super::pcm16(&mut pending, &bytes);
                 if !pcm.is_empty() {
                     let chunk = TtsChunk { turn: self.turn, sample_rate: self.rate, pcm };
                     if chunks.send(Ok(chunk)).await.is_err() {
@@ -318,15 +318,4 @@ impl Answer {
             ProviderError::BadResponse(text)
         })
     }
-}
-
-/// Little-endian 16-bit samples from `bytes`, carrying an odd byte over to the next message.
-fn pcm16(pending: &mut Option<u8>, bytes: &[u8]) -> Vec<i16> {
-    let mut all = Vec::with_capacity(bytes.len() + 1);
-    all.extend(pending.take());
-    all.extend_from_slice(bytes);
-    if all.len() % 2 == 1 {
-        *pending = all.pop();
-    }
-    all.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
 }

@@ -10,6 +10,7 @@
 //! Adding a vendor: write `vendors/<name>.rs` with its params (implementing [`VendorParams`]) and
 //! its client, and add its entry to [`ASR_VENDORS`] or [`TTS_VENDORS`].
 
+pub mod dashscope;
 pub mod deepgram;
 pub mod elevenlabs;
 mod ws;
@@ -62,10 +63,10 @@ pub struct TtsVendor {
 }
 
 /// The speech recognition vendors.
-pub static ASR_VENDORS: &[AsrVendor] = &[deepgram::ASR];
+pub static ASR_VENDORS: &[AsrVendor] = &[deepgram::ASR, dashscope::paraformer::ASR];
 
 /// The speech synthesis vendors.
-pub static TTS_VENDORS: &[TtsVendor] = &[elevenlabs::TTS];
+pub static TTS_VENDORS: &[TtsVendor] = &[elevenlabs::TTS, dashscope::cosyvoice::TTS];
 
 /// The registry as the HTTP edge sees it.
 #[derive(Clone, Copy, Debug, Default)]
@@ -214,6 +215,17 @@ fn split_secrets(
         }
     }
     Ok(VendorChoice { vendor: vendor.to_owned(), params, secrets: kept })
+}
+
+/// Little-endian 16-bit samples from `bytes`, carrying an odd byte over to the next message.
+pub(crate) fn pcm16(pending: &mut Option<u8>, bytes: &[u8]) -> Vec<i16> {
+    let mut all = Vec::with_capacity(bytes.len() + 1);
+    all.extend(pending.take());
+    all.extend_from_slice(bytes);
+    if all.len() % 2 == 1 {
+        *pending = all.pop();
+    }
+    all.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
 }
 
 /// Percent-encodes a query value or a path segment.

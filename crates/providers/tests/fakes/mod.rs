@@ -10,11 +10,17 @@
 //!   (elevenlabs.io/docs/api-reference/text-to-speech/v-1-text-to-speech-voice-id-stream-input):
 //!   `xi-api-key`, the `{"text": " "}` opening, text messages, `{"text": ""}` to end, answers
 //!   `{"audio": base64, "isFinal": …}`, errors as a message and close code 1008.
+//! - `dashscope`: Alibaba Cloud Model Studio's inference WebSocket (`/api-ws/v1/inference`), after
+//!   Model Studio's "WebSocket API" pages for Paraformer real-time recognition and CosyVoice
+//!   synthesis and their client/server event references: `Authorization: Bearer`, `run-task` /
+//!   `task-started` / `continue-task` / `finish-task` / `result-generated` / `task-finished`,
+//!   `task-failed` with `error_code`, CosyVoice's audio as binary frames.
 
 // Each test binary uses part of the fakes; the handshake callback's error is tungstenite's own
 // `ErrorResponse`, large as it is.
 #![allow(dead_code, clippy::result_large_err)]
 
+pub mod dashscope;
 pub mod deepgram;
 pub mod elevenlabs;
 

@@ -534,8 +534,12 @@ mod tests {
         }
         // Harmless ones are accepted.
         join(r#"{"name":"a","properties":{"channel":"c","geofence":{"area":"GLOBAL"},"advanced_features":{"enable_rtm":true},
-            "rtc":{"encryption_mode":1},"tts":{"vendor":"elevenlabs","params":{"key":"k"}},"asr":{"vendor":"deepgram","language":"de-DE"}}}"#)
+            "rtc":{"encryption_mode":1},"asr":{"vendor":"ares","language":"de-DE"}}}"#)
         .unwrap();
+        // A vendor this node does not have is not harmless: refused, naming the field.
+        let e = join(r#"{"name":"a","properties":{"channel":"c","tts":{"vendor":"elevenlabs","params":{"key":"k"}}}}"#)
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("properties.tts.vendor"), "{}", e.message);
     }
 
     #[test]
