@@ -246,7 +246,7 @@ fn the_registry_refuses_what_a_vendor_does_not_take() {
     let error = refuse(SpeechKind::Asr, "paraformer", serde_json::json!({"api_key": "k", "max_sentence_silence": 10}));
     assert_eq!(error.field, "max_sentence_silence");
     assert_eq!(vendors::names(SpeechKind::Asr), ["deepgram", "paraformer"]);
-    assert_eq!(vendors::names(SpeechKind::Tts), ["elevenlabs", "cosyvoice"]);
+    assert_eq!(vendors::names(SpeechKind::Tts), ["elevenlabs", "cosyvoice", "deepgram"]);
 }
 
 // ---- DashScope: Paraformer and CosyVoice ----
@@ -359,4 +359,42 @@ async fn say_with(tts: &dyn TtsProvider, text: &str) -> (Vec<i16>, Vec<u32>, Opt
         }
     }
     (pcm, rates, None)
+}
+
+// ---- Deepgram Aura ----
+
+#[tokio::test]
+async fn deepgram_aura_speaks_a_clause_and_its_failures_are_typed() {
+    let (fake, texts) = deepgram::start_speak(deepgram::SpeakMode::Normal, elevenlabs::tone()).await;
+    let params = serde_json::json!({"key": deepgram::KEY, "base_url": format!("ws://{}/v1/speak", fake.addr), "sample_rate": 16000});
+    let tts = vendors::tts(&choice(SpeechKind::Tts, "deepgram", params)).unwrap();
+    let (pcm, rates, error) = say_with(tts.as_ref(), "Hello there.").await;
+    assert_eq!(error, None);
+    assert_eq!(pcm, (elevenlabs::tone())("Hello there.", 16_000));
+    assert!(rates.iter().all(|r| *r == 16_000));
+    assert_eq!(texts.lock().unwrap().clone(), ["Hello there."]);
+    let shake = &fake.handshakes()[0];
+    assert_eq!(
+        (shake.query("model"), shake.header("authorization")),
+        (Some("aura-2-thalia-en"), Some("Token dg-test-key"))
+    );
+
+    for (mode, expect) in [
+        (deepgram::SpeakMode::WrongKey, "auth"),
+        (deepgram::SpeakMode::CutMidStream, "cut"),
+        (deepgram::SpeakMode::Garbage, "bad"),
+    ] {
+        let (fake, _) = deepgram::start_speak(mode, elevenlabs::tone()).await;
+        let params = serde_json::json!({"key": deepgram::KEY, "base_url": format!("ws://{}/v1/speak", fake.addr)});
+        let tts = vendors::tts(&choice(SpeechKind::Tts, "deepgram", params)).unwrap();
+        let long = "This sentence is long enough to need several chunks of audio.";
+        let (_, _, error) = say_with(tts.as_ref(), long).await;
+        let kind = match &error {
+            Some(ProviderError::Auth(_)) => "auth",
+            Some(ProviderError::CutStream(_)) => "cut",
+            Some(ProviderError::BadResponse(_)) => "bad",
+            _ => "other",
+        };
+        assert_eq!(kind, expect, "{mode:?}: {error:?}");
+    }
 }

@@ -7,7 +7,8 @@
 //! not depend on this crate), the agent runtime builds clients with [`asr`] and [`tts`], and
 //! `colloquy asr|tts --vendor` does both.
 //!
-//! Adding a vendor: write `vendors/<name>.rs` with its params (implementing [`VendorParams`]) and
+//! Adding a vendor: write `vendors/<name>.rs` (or a folder, for a vendor of both kinds or a protocol
+//! shared by several) with its params (implementing [`VendorParams`]) and
 //! its client, and add its entry to [`ASR_VENDORS`] or [`TTS_VENDORS`].
 
 pub mod dashscope;
@@ -66,7 +67,7 @@ pub struct TtsVendor {
 pub static ASR_VENDORS: &[AsrVendor] = &[deepgram::ASR, dashscope::paraformer::ASR];
 
 /// The speech synthesis vendors.
-pub static TTS_VENDORS: &[TtsVendor] = &[elevenlabs::TTS, dashscope::cosyvoice::TTS];
+pub static TTS_VENDORS: &[TtsVendor] = &[elevenlabs::TTS, dashscope::cosyvoice::TTS, deepgram::TTS];
 
 /// The registry as the HTTP edge sees it.
 #[derive(Clone, Copy, Debug, Default)]

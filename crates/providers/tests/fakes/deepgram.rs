@@ -1,4 +1,4 @@
-//! A fake Deepgram live streaming server (`/v1/listen`).
+//! Fake Deepgram servers: live streaming recognition (`/v1/listen`) and Aura synthesis (`/v1/speak`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,4 +155,104 @@ fn results(transcript: &str, is_final: bool, speech_final: bool) -> String {
         "metadata": {"request_id": "r1", "model_info": {"name": "nova-3"}},
     })
     .to_string()
+}
+
+/// How the fake Aura (`/v1/speak`) behaves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SpeakMode {
+    /// Audio for the flushed text as binary frames, then `Flushed`.
+    Normal,
+    /// 401 `INVALID_AUTH`.
+    WrongKey,
+    /// Half the audio, then the connection drops.
+    CutMidStream,
+    /// A text frame that is not Deepgram's JSON.
+    Garbage,
+}
+
+/// A fake Deepgram Aura streaming TTS; the texts it was asked to speak are kept.
+pub async fn start_speak(
+    mode: SpeakMode,
+    synthesize: super::elevenlabs::Synthesizer,
+) -> (Fake, Arc<std::sync::Mutex<Vec<String>>>) {
+    let texts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let fake = {
+        let texts = Arc::clone(&texts);
+        listen(
+            move |shake: &Handshake| {
+                if shake.path != "/v1/speak" {
+                    return Err(refuse(
+                        404,
+                        serde_json::json!({"err_code": "NOT_FOUND", "err_msg": "no such path"}),
+                        None,
+                    ));
+                }
+                if mode == SpeakMode::WrongKey || shake.header("authorization") != Some(&format!("Token {KEY}")) {
+                    return Err(refuse(
+                        401,
+                        serde_json::json!({"err_code": "INVALID_AUTH", "err_msg": "Invalid credentials."}),
+                        None,
+                    ));
+                }
+                if shake.query("encoding") != Some("linear16") || shake.query("model").is_none() {
+                    return Err(refuse(
+                        400,
+                        serde_json::json!({"err_code": "Bad Request", "err_msg": "encoding and model"}),
+                        None,
+                    ));
+                }
+                Ok(())
+            },
+            move |socket, shake| speak(socket, shake, mode, Arc::clone(&synthesize), Arc::clone(&texts)),
+        )
+        .await
+    };
+    (fake, texts)
+}
+
+async fn speak(
+    mut socket: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    shake: Handshake,
+    mode: SpeakMode,
+    synthesize: super::elevenlabs::Synthesizer,
+    texts: Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    let rate: u32 = shake.query("sample_rate").and_then(|r| r.parse().ok()).unwrap_or(24_000);
+    let mut text = String::new();
+    while let Some(Ok(message)) = socket.next().await {
+        let Message::Text(frame) = message else { continue };
+        let message: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap_or_default();
+        match message["type"].as_str() {
+            Some("Speak") => text.push_str(message["text"].as_str().unwrap_or_default()),
+            Some("Flush") => {
+                texts.lock().unwrap().push(std::mem::take(&mut text));
+                if mode == SpeakMode::Garbage {
+                    let _ = socket.send(Message::text("{\"type\": ")).await;
+                    return;
+                }
+                let spoken = texts.lock().unwrap().last().cloned().unwrap_or_default();
+                let bytes: Vec<u8> = synthesize(&spoken, rate).iter().flat_map(|s| s.to_le_bytes()).collect();
+                let chunks: Vec<&[u8]> = bytes.chunks(2_401).collect();
+                for (i, chunk) in chunks.iter().enumerate() {
+                    if mode == SpeakMode::CutMidStream && i == (chunks.len() / 2).max(1) {
+                        return;
+                    }
+                    let _ = socket.send(Message::binary(chunk.to_vec())).await;
+                }
+                let _ = socket
+                    .send(Message::text(serde_json::json!({"type": "Flushed", "sequence_id": 0}).to_string()))
+                    .await;
+            }
+            Some("Close") => {
+                let _ =
+                    socket.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }))).await;
+                return;
+            }
+            _ => {
+                let warning =
+                    serde_json::json!({"type": "Warning", "description": "unknown message", "code": "UNKNOWN"});
+                let _ = socket.send(Message::text(warning.to_string())).await;
+            }
+        }
+    }
 }

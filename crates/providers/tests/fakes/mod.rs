@@ -4,7 +4,9 @@
 //! - `deepgram`: Deepgram's live streaming API (`GET /v1/listen` WebSocket), after Deepgram's API
 //!   reference "Live Audio" (developers.deepgram.com/reference/speech-to-text/listen-streaming) and
 //!   its error pages: `Authorization: Token`, `Results` / `Metadata` messages, `CloseStream`,
-//!   refusals as HTTP statuses with `{err_code, err_msg}` bodies, close code 1011 on a timeout.
+//!   refusals as HTTP statuses with `{err_code, err_msg}` bodies, close code 1011 on a timeout;
+//!   and Aura's `/v1/speak` after "Text to Speech Stream" and its `Speak` / `Flush` / `Close`
+//!   pages: binary `linear16` frames, `Flushed`, `Warning`.
 //! - `elevenlabs`: ElevenLabs' text-to-speech WebSocket (`/v1/text-to-speech/{voice_id}/
 //!   stream-input`), after ElevenLabs' API reference "WebSocket"
 //!   (elevenlabs.io/docs/api-reference/text-to-speech/v-1-text-to-speech-voice-id-stream-input):

@@ -21,21 +21,21 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::ws::{self, Socket, Target};
-use super::{AsrVendor, VendorParams};
 use crate::asr::{ASR_SAMPLE_RATE, AsrEvent, AsrProvider, AsrRequest};
+use crate::vendors::ws::{self, Socket, Target};
+use crate::vendors::{AsrVendor, VendorParams};
 use crate::{ProviderError, ProviderStream, TurnId};
 
 pub const DEFAULT_URL: &str = "wss://api.deepgram.com/v1/listen";
 pub const DEFAULT_MODEL: &str = "nova-3";
 
-pub(super) const ASR: AsrVendor = AsrVendor {
+pub(in crate::vendors) const ASR: AsrVendor = AsrVendor {
     name: "deepgram",
     about: "Deepgram live streaming (WebSocket, interim results, endpointing)",
     url_param: "url",
-    check: super::check_params::<DeepgramParams>,
+    check: crate::vendors::check_params::<DeepgramParams>,
     secrets: DeepgramParams::SECRETS,
-    build: |choice| Ok(Arc::new(DeepgramAsr::new(super::params_of(choice)?)) as Arc<dyn AsrProvider>),
+    build: |choice| Ok(Arc::new(DeepgramAsr::new(crate::vendors::params_of(choice)?)) as Arc<dyn AsrProvider>),
 };
 
 /// Deepgram's parameters, in its own names (Agora's `asr.params` for vendor `deepgram`).
@@ -85,11 +85,11 @@ impl VendorParams for DeepgramParams {
 
     fn validate(&self) -> Result<(), VendorParamError> {
         if let Some(url) = &self.url {
-            super::websocket_url("url", url)?;
+            crate::vendors::websocket_url("url", url)?;
         }
-        super::in_range("endpointing", self.endpointing, 0..=60_000)?;
-        super::in_range("timeout_ms", self.timeout_ms, RemoteEndpoint::TIMEOUT_RANGE_MS)?;
-        super::in_range("max_retries", self.max_retries, 0..=RemoteEndpoint::MAX_RETRIES)?;
+        crate::vendors::in_range("endpointing", self.endpointing, 0..=60_000)?;
+        crate::vendors::in_range("timeout_ms", self.timeout_ms, RemoteEndpoint::TIMEOUT_RANGE_MS)?;
+        crate::vendors::in_range("max_retries", self.max_retries, 0..=RemoteEndpoint::MAX_RETRIES)?;
         Ok(())
     }
 }
@@ -130,7 +130,7 @@ impl DeepgramAsr {
         query.extend(p.keywords.iter().flatten().map(|t| ("keywords", t.clone())));
         let base = p.url.as_deref().unwrap_or(DEFAULT_URL);
         let separator = if base.contains('?') { '&' } else { '?' };
-        let query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", super::encode(v))).collect();
+        let query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", crate::vendors::encode(v))).collect();
         Target {
             url: format!("{base}{separator}{}", query.join("&")),
             headers: vec![("authorization", format!("Token {}", p.key))],
@@ -157,7 +157,7 @@ impl AsrProvider for DeepgramAsr {
             };
             let _ = events.send(last).await;
         });
-        super::channel_stream(out)
+        crate::vendors::channel_stream(out)
     }
 }
 
