@@ -108,8 +108,7 @@ fn assert_agora_error(reply: &common::Reply, status: StatusCode, reason: &str, m
 
 #[tokio::test]
 async fn join_with_the_docs_example_answers_the_documented_shapes() {
-    // The example's Microsoft voice is not implemented: this app lets the embedded one stand in.
-    let api = common::api(Options { substitute_unsupported_vendors: true, ..dialects() }).await;
+    let api = common::api(dialects()).await;
     let before = now_secs();
     let reply = api
         .send(
@@ -160,8 +159,16 @@ async fn join_with_the_docs_example_answers_the_documented_shapes() {
         other => panic!("expected the OpenAI endpoint, got {other:?}"),
     }
     assert_eq!(spec.asr.language, "en-US");
-    // The microsoft TTS cannot run here: the embedded voice speaks.
-    assert_eq!(spec.tts.provider, colloquy_model::TtsProvider::Local);
+    // The example's Azure voice, with its key, region and voice name.
+    match &spec.tts.provider {
+        colloquy_model::TtsProvider::Vendor(choice) => {
+            assert_eq!(choice.vendor, "microsoft");
+            assert_eq!(choice.params["region"], "eastus");
+            assert_eq!(choice.secrets["key"].expose(), "<your_tts_api_key>");
+        }
+        other => panic!("expected the microsoft voice, got {other:?}"),
+    }
+    assert_eq!(spec.tts.voice, "en-US-AndrewMultilingualNeural");
 
     // Cross-dialect: the native API shows the same agent, status and channel, as this app.
     let native = api.send("GET", &format!("/v1/agents/{id}"), Some(&basic(APP_KEY, APP_SECRET)), None).await;
@@ -874,12 +881,14 @@ async fn an_azure_openai_url_is_taken_as_given() {
 }
 
 /// What a join sets but this server does not honour is reported with the agent, not only logged:
-/// the docs example's Microsoft voice, and a property Agora does not define.
+/// a voice this server does not implement (Cartesia, with substitution on), and a property Agora
+/// does not define.
 #[tokio::test]
 async fn settings_not_honoured_are_reported_with_the_agent() {
     let api = common::api(Options { substitute_unsupported_vendors: true, ..dialects() }).await;
     let mut body = docs_join("warned", "room-1");
     body["properties"]["made_up"] = json!(true);
+    body["properties"]["tts"] = json!({"vendor": "cartesia", "params": {"api_key": "k", "voice_id": "v"}});
     let id = join(&api, &body).await;
     let native = api.send("GET", &format!("/v1/agents/{id}"), Some(&basic(APP_KEY, APP_SECRET)), None).await;
     assert_eq!(native.status, StatusCode::OK, "{}", native.text);
@@ -932,12 +941,15 @@ async fn local_model_names_are_checked_at_the_edge() {
 #[tokio::test]
 async fn a_vendor_that_is_not_implemented_is_refused_unless_the_app_allows_substitution() {
     let api = common::api(dialects()).await;
-    let reply = api
-        .send("POST", &path(APP_ID, "/join"), Some(&auth()), Some(&docs_join("refused", "room-1").to_string()))
-        .await;
+    let mut body = docs_join("refused", "room-1");
+    body["properties"]["tts"] = json!({"vendor": "cartesia", "params": {"api_key": "k", "voice_id": "v"}});
+    let reply = api.send("POST", &path(APP_ID, "/join"), Some(&auth()), Some(&body.to_string())).await;
     assert_agora_error(&reply, StatusCode::BAD_REQUEST, "InvalidFieldValue", "properties.tts.vendor");
     let detail = reply.json["detail"].as_str().unwrap();
-    assert!(detail.contains("\"microsoft\"") && detail.contains("elevenlabs"), "{detail}");
+    assert!(
+        detail.contains("\"cartesia\"") && detail.contains("elevenlabs") && detail.contains("microsoft"),
+        "{detail}"
+    );
     let list = api.send("GET", &path(APP_ID, "/agents"), Some(&auth()), None).await;
     assert_eq!(list.json["data"]["count"], 0, "{}", list.text);
     let mut asr = small_join("asr");

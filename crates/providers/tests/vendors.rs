@@ -12,7 +12,7 @@ use colloquy_providers::asr::{AsrEvent, AsrProvider, AsrRequest};
 use colloquy_providers::tts::{TtsProvider, TtsRequest};
 use colloquy_providers::vendors;
 use colloquy_providers::{ProviderError, TurnId};
-use fakes::{dashscope, deepgram, elevenlabs};
+use fakes::{dashscope, deepgram, elevenlabs, microsoft};
 use futures_util::StreamExt;
 
 fn choice(kind: SpeechKind, vendor: &str, params: serde_json::Value) -> VendorChoice {
@@ -246,7 +246,7 @@ fn the_registry_refuses_what_a_vendor_does_not_take() {
     let error = refuse(SpeechKind::Asr, "paraformer", serde_json::json!({"api_key": "k", "max_sentence_silence": 10}));
     assert_eq!(error.field, "max_sentence_silence");
     assert_eq!(vendors::names(SpeechKind::Asr), ["deepgram", "paraformer"]);
-    assert_eq!(vendors::names(SpeechKind::Tts), ["elevenlabs", "cosyvoice", "deepgram"]);
+    assert_eq!(vendors::names(SpeechKind::Tts), ["elevenlabs", "microsoft", "cosyvoice", "deepgram"]);
 }
 
 // ---- DashScope: Paraformer and CosyVoice ----
@@ -397,4 +397,65 @@ async fn deepgram_aura_speaks_a_clause_and_its_failures_are_typed() {
         };
         assert_eq!(kind, expect, "{mode:?}: {error:?}");
     }
+}
+
+// ---- Microsoft Azure ----
+
+fn azure(server: &microsoft::Server, extra: serde_json::Value) -> Arc<dyn TtsProvider> {
+    let mut params = serde_json::json!({
+        "key": microsoft::KEY, "region": "eastus", "voice_name": "en-US-AndrewMultilingualNeural",
+        "base_url": format!("http://{}", server.addr), "sample_rate": 16000,
+    });
+    params.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+    vendors::tts(&choice(SpeechKind::Tts, "microsoft", params)).unwrap()
+}
+
+#[tokio::test]
+async fn azure_speaks_ssml_with_the_voice_style_and_rate() {
+    let server = microsoft::start(microsoft::Mode::Normal, elevenlabs::tone()).await;
+    let tts = azure(&server, serde_json::json!({"style": "cheerful", "style_degree": 1.5, "volume": 70}));
+    let request = TtsRequest { turn: TurnId(3), text: "Fish & chips <now>.".into(), voice: String::new(), speed: 1.2 };
+    let mut chunks = tts.synthesize(request);
+    let mut pcm = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.expect("no error");
+        assert_eq!(chunk.sample_rate, 16_000);
+        pcm.extend(chunk.pcm);
+    }
+    assert_eq!(
+        pcm,
+        (elevenlabs::tone())("Fish & chips <now>.", 16_000),
+        "every sample, the text unescaped by the server"
+    );
+    let received = server.received.lock().unwrap().clone();
+    assert_eq!(received.formats, ["raw-16khz-16bit-mono-pcm"]);
+    let ssml = &received.ssml[0];
+    for part in [
+        "xml:lang=\"en-US\"",
+        "<voice name=\"en-US-AndrewMultilingualNeural\">",
+        "<mstts:express-as style=\"cheerful\" styledegree=\"1.5\">",
+        "<prosody rate=\"+20%\" volume=\"70\">Fish &amp; chips &lt;now&gt;.</prosody>",
+    ] {
+        assert!(ssml.contains(part), "{part} in {ssml}");
+    }
+}
+
+#[tokio::test]
+async fn azure_failures_are_typed() {
+    let server = microsoft::start(microsoft::Mode::WrongKey, elevenlabs::tone()).await;
+    let (_, _, error) = say_with(azure(&server, serde_json::json!({})).as_ref(), "Hi.").await;
+    assert!(matches!(&error, Some(ProviderError::Auth(_))), "{error:?}");
+    let server = microsoft::start(microsoft::Mode::Throttled, elevenlabs::tone()).await;
+    let (_, _, error) = say_with(azure(&server, serde_json::json!({"max_retries": 0})).as_ref(), "Hi.").await;
+    assert!(matches!(&error, Some(ProviderError::RateLimited { retry_after: Some(_), .. })), "{error:?}");
+    let server = microsoft::start(microsoft::Mode::CutMidStream, elevenlabs::tone()).await;
+    let long = "This sentence is long enough to need several chunks of audio.";
+    let (pcm, _, error) = say_with(azure(&server, serde_json::json!({})).as_ref(), long).await;
+    assert!(!pcm.is_empty(), "the first half played");
+    assert!(matches!(&error, Some(ProviderError::CutStream(_))), "{error:?}");
+    // A voice name that would break the SSML is refused before anything is sent.
+    let params = serde_json::json!({"key": "k", "region": "eastus", "voice_name": "a\"><x"});
+    let error =
+        vendors::check(SpeechKind::Tts, "microsoft", params.as_object().cloned().unwrap()).unwrap().unwrap_err();
+    assert_eq!(error.field, "voice_name");
 }

@@ -111,7 +111,7 @@ impl OpenAiClient {
 }
 
 /// A reqwest error, without the URL (which may carry a key in its query).
-fn describe(error: reqwest::Error) -> String {
+pub(crate) fn describe(error: reqwest::Error) -> String {
     let error = error.without_url();
     let mut text = error.to_string();
     let mut source = std::error::Error::source(&error);
@@ -124,7 +124,7 @@ fn describe(error: reqwest::Error) -> String {
 }
 
 /// Turns a non-2xx answer into an error, with the provider's own message when it sent one.
-async fn refusal(response: reqwest::Response) -> (ProviderError, Option<Duration>) {
+pub(crate) async fn refusal(response: reqwest::Response) -> (ProviderError, Option<Duration>) {
     let status = response.status();
     let retry_after = response
         .headers()

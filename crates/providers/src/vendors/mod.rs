@@ -14,6 +14,7 @@
 pub mod dashscope;
 pub mod deepgram;
 pub mod elevenlabs;
+pub mod microsoft;
 mod ws;
 
 use std::sync::Arc;
@@ -67,7 +68,7 @@ pub struct TtsVendor {
 pub static ASR_VENDORS: &[AsrVendor] = &[deepgram::ASR, dashscope::paraformer::ASR];
 
 /// The speech synthesis vendors.
-pub static TTS_VENDORS: &[TtsVendor] = &[elevenlabs::TTS, dashscope::cosyvoice::TTS, deepgram::TTS];
+pub static TTS_VENDORS: &[TtsVendor] = &[elevenlabs::TTS, microsoft::TTS, dashscope::cosyvoice::TTS, deepgram::TTS];
 
 /// The registry as the HTTP edge sees it.
 #[derive(Clone, Copy, Debug, Default)]

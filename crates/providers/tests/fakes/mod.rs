@@ -12,6 +12,9 @@
 //!   (elevenlabs.io/docs/api-reference/text-to-speech/v-1-text-to-speech-voice-id-stream-input):
 //!   `xi-api-key`, the `{"text": " "}` opening, text messages, `{"text": ""}` to end, answers
 //!   `{"audio": base64, "isFinal": …}`, errors as a message and close code 1008.
+//! - `microsoft`: Azure AI Speech's text to speech REST API (`POST /cognitiveservices/v1`), after
+//!   Azure's "Text to speech REST API" reference: `Ocp-Apim-Subscription-Key`, an SSML body,
+//!   `X-Microsoft-OutputFormat: raw-<k>khz-16bit-mono-pcm`, audio streamed in the body, 401 / 429.
 //! - `dashscope`: Alibaba Cloud Model Studio's inference WebSocket (`/api-ws/v1/inference`), after
 //!   Model Studio's "WebSocket API" pages for Paraformer real-time recognition and CosyVoice
 //!   synthesis and their client/server event references: `Authorization: Bearer`, `run-task` /
@@ -25,6 +28,7 @@
 pub mod dashscope;
 pub mod deepgram;
 pub mod elevenlabs;
+pub mod microsoft;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,264 @@
+//! Microsoft Azure AI Speech text to speech over its REST API, with SSML.
+//!
+//! From Azure's "Text to speech REST API" reference: `POST
+//! https://{region}.tts.speech.microsoft.com/cognitiveservices/v1` with `Ocp-Apim-Subscription-Key`,
+//! `Content-Type: application/ssml+xml`, `X-Microsoft-OutputFormat: raw-24khz-16bit-mono-pcm` (raw
+//! 16-bit mono PCM at 8, 16, 24 or 48 kHz) and an SSML body: `<speak>` with `<voice name>`, the
+//! speaking style as `<mstts:express-as style styledegree role>`, rate and volume as `<prosody>`.
+//! The audio streams back in the answer's body; refusals are 400 (bad SSML), 401 (bad key), 429.
+//!
+//! One request per clause.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use colloquy_model::{RemoteEndpoint, VendorParamError};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::{TtsVendor, VendorParams};
+use crate::tts::{TtsChunk, TtsProvider, TtsRequest};
+use crate::{ProviderError, ProviderStream};
+
+pub const DEFAULT_SAMPLE_RATE: u32 = 24_000;
+/// The raw PCM rates Azure streams.
+pub const SAMPLE_RATES: [u32; 4] = [8_000, 16_000, 24_000, 48_000];
+
+pub(super) const TTS: TtsVendor = TtsVendor {
+    name: "microsoft",
+    about: "Microsoft Azure AI Speech TTS (REST, SSML voice and style)",
+    url_param: "base_url",
+    voice_param: "voice_name",
+    check: super::check_params::<MicrosoftParams>,
+    secrets: MicrosoftParams::SECRETS,
+    build: |choice| Ok(Arc::new(MicrosoftTts::new(super::params_of(choice)?)?) as Arc<dyn TtsProvider>),
+};
+
+/// Azure's parameters, in Agora's names for them (`tts.params` for vendor `microsoft`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MicrosoftParams {
+    /// The Speech resource key, sent as `Ocp-Apim-Subscription-Key`. Secret.
+    pub key: String,
+    /// The resource's region (`eastus`): the endpoint is `https://{region}.tts.speech.microsoft.com`.
+    pub region: String,
+    /// The voice (`en-US-AndrewMultilingualNeural`); becomes the agent's `tts.voice`.
+    pub voice_name: String,
+    /// 0.5–2. Default: the agent's `tts.speed`.
+    #[serde(default)]
+    pub speed: Option<f32>,
+    /// 0–100. Default 100.
+    #[serde(default)]
+    pub volume: Option<f32>,
+    /// 8000, 16000, 24000 (default) or 48000.
+    #[serde(default)]
+    pub sample_rate: Option<u32>,
+    /// A speaking style of the voice (`cheerful`, `customerservice`, …).
+    #[serde(default)]
+    pub style: Option<String>,
+    /// 0.01–2: how strongly the style is expressed.
+    #[serde(default)]
+    pub style_degree: Option<f32>,
+    /// A role the voice plays (`YoungAdultFemale`, …).
+    #[serde(default)]
+    pub role: Option<String>,
+    /// The SSML language; default the voice name's locale (`en-US`).
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Replaces `https://{region}.tts.speech.microsoft.com` (a private endpoint, a test).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub timeout_ms: Option<u32>,
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+}
+
+impl VendorParams for MicrosoftParams {
+    const SECRETS: &'static [&'static str] = &["key"];
+
+    fn validate(&self) -> Result<(), VendorParamError> {
+        let invalid = |field: &str, message: String| Err(VendorParamError { field: field.into(), message });
+        if self.region.is_empty() || !self.region.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return invalid("region", "region must be an Azure region name such as \"eastus\"".into());
+        }
+        if self.voice_name.is_empty() || self.voice_name.len() > 128 || self.voice_name.contains(['<', '>', '"', '&']) {
+            return invalid(
+                "voice_name",
+                "voice_name must be a voice name such as \"en-US-AndrewMultilingualNeural\"".into(),
+            );
+        }
+        if let Some(rate) = self.sample_rate
+            && !SAMPLE_RATES.contains(&rate)
+        {
+            return invalid("sample_rate", format!("sample_rate must be one of {SAMPLE_RATES:?}, not {rate}"));
+        }
+        for (field, value) in [("style", &self.style), ("role", &self.role), ("language", &self.language)] {
+            if let Some(value) = value
+                && (value.is_empty()
+                    || value.len() > 64
+                    || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            {
+                return invalid(field, format!("{field} must be a name of letters, digits and dashes"));
+            }
+        }
+        if let Some(url) = &self.base_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return invalid("base_url", "base_url must be an http:// or https:// URL".into());
+        }
+        super::in_range("speed", self.speed, 0.5..=2.0)?;
+        super::in_range("volume", self.volume, 0.0..=100.0)?;
+        super::in_range("style_degree", self.style_degree, 0.01..=2.0)?;
+        super::in_range("timeout_ms", self.timeout_ms, RemoteEndpoint::TIMEOUT_RANGE_MS)?;
+        super::in_range("max_retries", self.max_retries, 0..=RemoteEndpoint::MAX_RETRIES)
+    }
+}
+
+/// The client; shared by every session that chose it.
+#[derive(Debug)]
+pub struct MicrosoftTts {
+    params: MicrosoftParams,
+    http: reqwest::Client,
+}
+
+impl MicrosoftTts {
+    pub fn new(params: MicrosoftParams) -> Result<MicrosoftTts, String> {
+        let timeout = Duration::from_millis(u64::from(params.timeout_ms.unwrap_or(RemoteEndpoint::DEFAULT_TIMEOUT_MS)));
+        let http =
+            reqwest::Client::builder().connect_timeout(timeout).build().map_err(|e| format!("no HTTP client: {e}"))?;
+        Ok(MicrosoftTts { params, http })
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(u64::from(self.params.timeout_ms.unwrap_or(RemoteEndpoint::DEFAULT_TIMEOUT_MS)))
+    }
+
+    fn url(&self) -> String {
+        let base = match &self.params.base_url {
+            Some(base) => base.trim_end_matches('/').to_owned(),
+            None => format!("https://{}.tts.speech.microsoft.com", self.params.region),
+        };
+        format!("{base}/cognitiveservices/v1")
+    }
+
+    fn sample_rate(&self) -> u32 {
+        self.params.sample_rate.unwrap_or(DEFAULT_SAMPLE_RATE)
+    }
+
+    /// The SSML for one clause.
+    pub fn ssml(&self, text: &str, voice: &str, speed: f32) -> String {
+        let p = &self.params;
+        let language = p.language.clone().unwrap_or_else(|| voice.splitn(3, '-').take(2).collect::<Vec<_>>().join("-"));
+        let speed = p.speed.unwrap_or(speed.clamp(0.5, 2.0));
+        let rate = format!("{:+.0}%", (speed - 1.0) * 100.0);
+        let volume = p.volume.unwrap_or(100.0);
+        let mut inner = format!("<prosody rate=\"{rate}\" volume=\"{volume}\">{}</prosody>", escape(text));
+        if p.style.is_some() || p.role.is_some() {
+            let mut attributes = String::new();
+            if let Some(style) = &p.style {
+                attributes.push_str(&format!(" style=\"{style}\""));
+            }
+            if let Some(degree) = p.style_degree {
+                attributes.push_str(&format!(" styledegree=\"{degree}\""));
+            }
+            if let Some(role) = &p.role {
+                attributes.push_str(&format!(" role=\"{role}\""));
+            }
+            inner = format!("<mstts:express-as{attributes}>{inner}</mstts:express-as>");
+        }
+        format!(
+            "<speak version=\"1.0\" xmlns=\"http://www.w3.org/2001/10/synthesis\" \
+             xmlns:mstts=\"https://www.w3.org/2001/mstts\" xml:lang=\"{language}\">\
+             <voice name=\"{}\">{inner}</voice></speak>",
+            escape(voice)
+        )
+    }
+
+    async fn send(&self, ssml: &str) -> Result<reqwest::Response, ProviderError> {
+        let format = format!("raw-{}khz-16bit-mono-pcm", self.sample_rate() / 1000);
+        let retries = self.params.max_retries.unwrap_or(RemoteEndpoint::DEFAULT_MAX_RETRIES);
+        let mut attempt = 0;
+        loop {
+            let request = self
+                .http
+                .post(self.url())
+                .header("Ocp-Apim-Subscription-Key", &self.params.key)
+                .header("Content-Type", "application/ssml+xml")
+                .header("X-Microsoft-OutputFormat", &format)
+                .header("User-Agent", "colloquy")
+                .body(ssml.to_owned());
+            let (error, retry_after) = match tokio::time::timeout(self.timeout(), request.send()).await {
+                Err(_) => (ProviderError::Timeout(self.timeout()), None),
+                Ok(Err(e)) => (ProviderError::Unavailable(crate::remote::describe(e)), None),
+                Ok(Ok(response)) if response.status().is_success() => return Ok(response),
+                Ok(Ok(response)) => crate::remote::refusal(response).await,
+            };
+            let retryable = matches!(
+                error,
+                ProviderError::Timeout(_) | ProviderError::Unavailable(_) | ProviderError::RateLimited { .. }
+            );
+            if !retryable || attempt >= retries {
+                return Err(error);
+            }
+            attempt += 1;
+            let wait = retry_after.unwrap_or(Duration::from_millis(200 * (1 << attempt.min(6))));
+            tokio::time::sleep(wait.min(Duration::from_secs(10))).await;
+        }
+    }
+}
+
+impl TtsProvider for MicrosoftTts {
+    fn synthesize(&self, request: TtsRequest) -> ProviderStream<TtsChunk> {
+        let voice = if request.voice.is_empty() { self.params.voice_name.clone() } else { request.voice.clone() };
+        let ssml = self.ssml(&request.text, &voice, request.speed);
+        let client = MicrosoftTts { params: self.params.clone(), http: self.http.clone() };
+        let (chunks, out) = mpsc::channel(32);
+        tokio::spawn(async move {
+            tokio::select! {
+                result = speak(&client, &ssml, &request, &chunks) => {
+                    if let Err(error) = result {
+                        let _ = chunks.send(Err(error)).await;
+                    }
+                }
+                () = chunks.closed() => {}
+            }
+        });
+        super::channel_stream(out)
+    }
+}
+
+async fn speak(
+    client: &MicrosoftTts,
+    ssml: &str,
+    request: &TtsRequest,
+    chunks: &mpsc::Sender<Result<TtsChunk, ProviderError>>,
+) -> Result<(), ProviderError> {
+    let response = client.send(ssml).await?;
+    let mut body = response.bytes_stream();
+    let (mut received, mut pending) = (0usize, None);
+    let rate = client.sample_rate();
+    loop {
+        match tokio::time::timeout(client.timeout(), body.next()).await {
+            Err(_) => return Err(ProviderError::CutStream(format!("no audio for {:?}", client.timeout()))),
+            Ok(None) if received == 0 => return Err(ProviderError::BadResponse("Azure answered no audio".into())),
+            Ok(None) => return Ok(()),
+            Ok(Some(Err(e))) => return Err(ProviderError::CutStream(crate::remote::describe(e))),
+            Ok(Some(Ok(bytes))) => {
+                received += bytes.len();
+                let pcm = super::pcm16(&mut pending, &bytes);
+                if !pcm.is_empty()
+                    && chunks.send(Ok(TtsChunk { turn: request.turn, sample_rate: rate, pcm })).await.is_err()
+                {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Text for an SSML element.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+}
