@@ -12,7 +12,7 @@ use colloquy_providers::asr::{AsrEvent, AsrProvider, AsrRequest};
 use colloquy_providers::tts::{TtsProvider, TtsRequest};
 use colloquy_providers::vendors;
 use colloquy_providers::{ProviderError, TurnId};
-use fakes::{dashscope, deepgram, elevenlabs, microsoft};
+use fakes::{assemblyai, dashscope, deepgram, elevenlabs, microsoft};
 use futures_util::StreamExt;
 
 fn choice(kind: SpeechKind, vendor: &str, params: serde_json::Value) -> VendorChoice {
@@ -245,7 +245,7 @@ fn the_registry_refuses_what_a_vendor_does_not_take() {
     assert_eq!(error.field, "rate");
     let error = refuse(SpeechKind::Asr, "paraformer", serde_json::json!({"api_key": "k", "max_sentence_silence": 10}));
     assert_eq!(error.field, "max_sentence_silence");
-    assert_eq!(vendors::names(SpeechKind::Asr), ["deepgram", "paraformer"]);
+    assert_eq!(vendors::names(SpeechKind::Asr), ["deepgram", "assemblyai", "paraformer"]);
     assert_eq!(vendors::names(SpeechKind::Tts), ["elevenlabs", "microsoft", "cosyvoice", "deepgram"]);
 }
 
@@ -458,4 +458,48 @@ async fn azure_failures_are_typed() {
     let error =
         vendors::check(SpeechKind::Tts, "microsoft", params.as_object().cloned().unwrap()).unwrap().unwrap_err();
     assert_eq!(error.field, "voice_name");
+}
+
+// ---- AssemblyAI ----
+
+fn assembly(fake: &fakes::Fake, extra: serde_json::Value) -> Arc<dyn AsrProvider> {
+    let mut params = serde_json::json!({"api_key": assemblyai::KEY, "url": format!("ws://{}/v3/ws", fake.addr)});
+    params.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+    vendors::asr(&choice(SpeechKind::Asr, "assemblyai", params)).unwrap()
+}
+
+#[tokio::test]
+async fn assemblyai_streams_a_session_per_utterance_and_keeps_the_formatted_turn() {
+    let fake = assemblyai::start(assemblyai::Mode::Normal, deepgram::counting()).await;
+    let asr = assembly(&fake, serde_json::json!({"keyterms_prompt": ["colloquy"], "language": "en-US"}));
+    let events: Vec<AsrEvent> = utterance(asr.as_ref(), 1.0).await.into_iter().map(|e| e.expect("no error")).collect();
+    assert!(
+        events.iter().any(|e| matches!(e, AsrEvent::Partial { text, .. } if text == "heard 8000 samples")),
+        "{events:?}"
+    );
+    // The formatted end of turn replaced the unformatted one.
+    assert_eq!(events.last(), Some(&AsrEvent::Final { turn: TurnId(7), text: "heard 16000 samples".into() }));
+    let shake = &fake.handshakes()[0];
+    assert_eq!(shake.header("authorization"), Some(assemblyai::KEY));
+    assert_eq!(shake.query("speech_model"), Some("universal-streaming-english"));
+    assert_eq!(shake.query("keyterms_prompt"), Some(r#"["colloquy"]"#));
+    assert_eq!(shake.query("sample_rate"), Some("16000"));
+
+    let fake = assemblyai::start(assemblyai::Mode::WrongKey, deepgram::counting()).await;
+    let events = utterance(assembly(&fake, serde_json::json!({})).as_ref(), 0.2).await;
+    assert!(matches!(&events[..], [Err(ProviderError::Auth(_))]), "{events:?}");
+    let fake = assemblyai::start(assemblyai::Mode::PolicyClose, deepgram::counting()).await;
+    let events = utterance(assembly(&fake, serde_json::json!({})).as_ref(), 0.2).await;
+    assert!(matches!(events.last(), Some(Err(ProviderError::Auth(m))) if m.contains("1008")), "{events:?}");
+    let fake = assemblyai::start(assemblyai::Mode::CutMidTurn, deepgram::counting()).await;
+    let events = utterance(assembly(&fake, serde_json::json!({})).as_ref(), 1.0).await;
+    assert!(matches!(events.last(), Some(Err(ProviderError::CutStream(_)))), "{events:?}");
+    // Another language picks the multilingual model.
+    let fake = assemblyai::start(assemblyai::Mode::Normal, deepgram::counting()).await;
+    utterance(assembly(&fake, serde_json::json!({})).as_ref(), 0.2).await;
+    assert_eq!(
+        fake.handshakes()[0].query("speech_model"),
+        Some("universal-streaming-multilingual"),
+        "the agent speaks de"
+    );
 }

@@ -11,6 +11,7 @@
 //! shared by several) with its params (implementing [`VendorParams`]) and
 //! its client, and add its entry to [`ASR_VENDORS`] or [`TTS_VENDORS`].
 
+pub mod assemblyai;
 pub mod dashscope;
 pub mod deepgram;
 pub mod elevenlabs;
@@ -65,7 +66,7 @@ pub struct TtsVendor {
 }
 
 /// The speech recognition vendors.
-pub static ASR_VENDORS: &[AsrVendor] = &[deepgram::ASR, dashscope::paraformer::ASR];
+pub static ASR_VENDORS: &[AsrVendor] = &[deepgram::ASR, assemblyai::ASR, dashscope::paraformer::ASR];
 
 /// The speech synthesis vendors.
 pub static TTS_VENDORS: &[TtsVendor] = &[elevenlabs::TTS, microsoft::TTS, dashscope::cosyvoice::TTS, deepgram::TTS];

@@ -104,6 +104,32 @@ fn vendor_message(body: &[u8]) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Sends `message`; when that fails, the vendor may have closed the connection with a reason
+/// just before, and that reason is the error.
+pub(crate) async fn send(
+    socket: &mut Socket,
+    vendor: &str,
+    message: tungstenite::Message,
+) -> Result<(), ProviderError> {
+    use futures_util::{SinkExt, StreamExt};
+    let Err(error) = socket.send(message).await else { return Ok(()) };
+    let closed = tokio::time::timeout(Duration::from_millis(200), async {
+        while let Some(Ok(message)) = socket.next().await {
+            if let tungstenite::Message::Close(frame) = message {
+                return Some(frame);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten();
+    Err(match closed {
+        Some(frame) => closed_early(frame.as_ref()),
+        None => ProviderError::CutStream(format!("sending to {vendor}: {error}")),
+    })
+}
+
 /// A close frame the vendor sent before the stream's end, as an error.
 pub(crate) fn closed_early(frame: Option<&CloseFrame>) -> ProviderError {
     let Some(frame) = frame else {

@@ -12,6 +12,9 @@
 //!   (elevenlabs.io/docs/api-reference/text-to-speech/v-1-text-to-speech-voice-id-stream-input):
 //!   `xi-api-key`, the `{"text": " "}` opening, text messages, `{"text": ""}` to end, answers
 //!   `{"audio": base64, "isFinal": …}`, errors as a message and close code 1008.
+//! - `assemblyai`: AssemblyAI Universal-Streaming (`/v3/ws`), after AssemblyAI's "Streaming API"
+//!   reference and "Message Sequence" page: `Authorization: <key>`, `speech_model`, `Begin`,
+//!   `Turn` (`turn_order`, `end_of_turn`, `turn_is_formatted`), `Terminate`, `Termination`.
 //! - `microsoft`: Azure AI Speech's text to speech REST API (`POST /cognitiveservices/v1`), after
 //!   Azure's "Text to speech REST API" reference: `Ocp-Apim-Subscription-Key`, an SSML body,
 //!   `X-Microsoft-OutputFormat: raw-<k>khz-16bit-mono-pcm`, audio streamed in the body, 401 / 429.
@@ -25,6 +28,7 @@
 // `ErrorResponse`, large as it is.
 #![allow(dead_code, clippy::result_large_err)]
 
+pub mod assemblyai;
 pub mod dashscope;
 pub mod deepgram;
 pub mod elevenlabs;

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use colloquy_model::{RemoteEndpoint, VendorParamError};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -179,7 +179,7 @@ impl Event {
 }
 
 pub(crate) async fn send(socket: &mut Socket, message: Message) -> Result<(), ProviderError> {
-    socket.send(message).await.map_err(|e| ProviderError::CutStream(format!("sending to DashScope: {e}")))
+    ws::send(socket, "DashScope", message).await
 }
 
 /// A task id unique to this process: 32 hex digits, as the docs' UUIDs without dashes.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use colloquy_model::{RemoteEndpoint, VendorParamError};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -231,7 +231,7 @@ fn ended(audio_open: bool, finals: Vec<String>) -> Result<String, ProviderError>
 }
 
 async fn send(socket: &mut Socket, message: Message) -> Result<(), ProviderError> {
-    socket.send(message).await.map_err(|e| ProviderError::CutStream(format!("sending to Deepgram: {e}")))
+    ws::send(socket, "Deepgram", message).await
 }
 
 /// What Deepgram sends on a live stream.
