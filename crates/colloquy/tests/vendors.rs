@@ -172,12 +172,12 @@ fn a_vendor_the_node_does_not_have_is_refused_naming_those_it_has() {
     let server = common::start(&dir.path().join("data"), true);
     let (status, body) = runtime.block_on(server.post(
         "/v1/agents",
-        json!({"name": "a", "channel": "c", "tts": {"vendor": "cartesia", "params": {"api_key": "k"}}}),
+        json!({"name": "a", "channel": "c", "tts": {"vendor": "humeai", "params": {"api_key": "k"}}}),
     ));
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["field"], "tts.vendor", "{body}");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("cartesia") && message.contains("elevenlabs"), "{message}");
+    assert!(message.contains("humeai") && message.contains("elevenlabs"), "{message}");
     let (status, body) = runtime.block_on(server.post(
         "/v1/agents",
         json!({"name": "a", "channel": "c", "asr": {"vendor": "deepgram", "params": {"key": "k", "modle": "nova-3"}}}),

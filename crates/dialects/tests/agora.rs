@@ -881,14 +881,14 @@ async fn an_azure_openai_url_is_taken_as_given() {
 }
 
 /// What a join sets but this server does not honour is reported with the agent, not only logged:
-/// a voice this server does not implement (Cartesia, with substitution on), and a property Agora
+/// a voice this server does not implement (Hume AI, with substitution on), and a property Agora
 /// does not define.
 #[tokio::test]
 async fn settings_not_honoured_are_reported_with_the_agent() {
     let api = common::api(Options { substitute_unsupported_vendors: true, ..dialects() }).await;
     let mut body = docs_join("warned", "room-1");
     body["properties"]["made_up"] = json!(true);
-    body["properties"]["tts"] = json!({"vendor": "cartesia", "params": {"api_key": "k", "voice_id": "v"}});
+    body["properties"]["tts"] = json!({"vendor": "humeai", "params": {"api_key": "k", "voice_id": "v"}});
     let id = join(&api, &body).await;
     let native = api.send("GET", &format!("/v1/agents/{id}"), Some(&basic(APP_KEY, APP_SECRET)), None).await;
     assert_eq!(native.status, StatusCode::OK, "{}", native.text);
@@ -942,12 +942,12 @@ async fn local_model_names_are_checked_at_the_edge() {
 async fn a_vendor_that_is_not_implemented_is_refused_unless_the_app_allows_substitution() {
     let api = common::api(dialects()).await;
     let mut body = docs_join("refused", "room-1");
-    body["properties"]["tts"] = json!({"vendor": "cartesia", "params": {"api_key": "k", "voice_id": "v"}});
+    body["properties"]["tts"] = json!({"vendor": "humeai", "params": {"api_key": "k", "voice_id": "v"}});
     let reply = api.send("POST", &path(APP_ID, "/join"), Some(&auth()), Some(&body.to_string())).await;
     assert_agora_error(&reply, StatusCode::BAD_REQUEST, "InvalidFieldValue", "properties.tts.vendor");
     let detail = reply.json["detail"].as_str().unwrap();
     assert!(
-        detail.contains("\"cartesia\"") && detail.contains("elevenlabs") && detail.contains("microsoft"),
+        detail.contains("\"humeai\"") && detail.contains("elevenlabs") && detail.contains("microsoft"),
         "{detail}"
     );
     let list = api.send("GET", &path(APP_ID, "/agents"), Some(&auth()), None).await;

@@ -143,7 +143,7 @@ async fn validation_errors_name_the_field() {
             Some("tts.fallback[0].speed"),
         ),
         (
-            r#"{"name":"n","channel":"c","tts":{"fallback":[{"vendor":"cartesia"}]}}"#,
+            r#"{"name":"n","channel":"c","tts":{"fallback":[{"vendor":"humeai"}]}}"#,
             "invalid_field",
             Some("tts.fallback[0].vendor"),
         ),

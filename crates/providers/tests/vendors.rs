@@ -12,7 +12,7 @@ use colloquy_providers::asr::{AsrEvent, AsrProvider, AsrRequest};
 use colloquy_providers::tts::{TtsProvider, TtsRequest};
 use colloquy_providers::vendors;
 use colloquy_providers::{ProviderError, TurnId};
-use fakes::{assemblyai, dashscope, deepgram, elevenlabs, microsoft};
+use fakes::{assemblyai, cartesia, dashscope, deepgram, elevenlabs, microsoft};
 use futures_util::StreamExt;
 
 fn choice(kind: SpeechKind, vendor: &str, params: serde_json::Value) -> VendorChoice {
@@ -246,7 +246,7 @@ fn the_registry_refuses_what_a_vendor_does_not_take() {
     let error = refuse(SpeechKind::Asr, "paraformer", serde_json::json!({"api_key": "k", "max_sentence_silence": 10}));
     assert_eq!(error.field, "max_sentence_silence");
     assert_eq!(vendors::names(SpeechKind::Asr), ["deepgram", "assemblyai", "paraformer"]);
-    assert_eq!(vendors::names(SpeechKind::Tts), ["elevenlabs", "microsoft", "cosyvoice", "deepgram"]);
+    assert_eq!(vendors::names(SpeechKind::Tts), ["elevenlabs", "microsoft", "cartesia", "cosyvoice", "deepgram"]);
 }
 
 // ---- DashScope: Paraformer and CosyVoice ----
@@ -502,4 +502,49 @@ async fn assemblyai_streams_a_session_per_utterance_and_keeps_the_formatted_turn
         Some("universal-streaming-multilingual"),
         "the agent speaks de"
     );
+}
+
+// ---- Cartesia ----
+
+#[tokio::test]
+async fn cartesia_speaks_a_context_and_its_failures_are_typed() {
+    let (fake, requests) = cartesia::start(cartesia::Mode::Normal, elevenlabs::tone()).await;
+    let params = serde_json::json!({
+        "api_key": cartesia::KEY, "model_id": "sonic-2", "voice": {"mode": "id", "id": "v-1"},
+        "output_format": {"container": "raw", "sample_rate": 16000}, "language": "en",
+        "url": format!("ws://{}/tts/websocket", fake.addr),
+    });
+    let tts = vendors::tts(&choice(SpeechKind::Tts, "cartesia", params.clone())).unwrap();
+    let (pcm, rates, error) = say_with(tts.as_ref(), "Hello there.").await;
+    assert_eq!(error, None);
+    assert_eq!(pcm, (elevenlabs::tone())("Hello there.", 16_000));
+    assert!(rates.iter().all(|r| *r == 16_000));
+    let request = requests.lock().unwrap()[0].clone();
+    assert_eq!((request["voice"]["id"].as_str(), request["language"].as_str()), (Some("v-1"), Some("en")));
+    assert_eq!(request["output_format"]["encoding"], "pcm_s16le");
+    assert_eq!(request["continue"], false);
+
+    let mut bad = params.clone();
+    bad["output_format"]["container"] = "mp3".into();
+    let error = vendors::check(SpeechKind::Tts, "cartesia", bad.as_object().cloned().unwrap()).unwrap().unwrap_err();
+    assert_eq!(error.field, "output_format.container");
+
+    for (mode, expect) in
+        [(cartesia::Mode::WrongKey, "auth"), (cartesia::Mode::Throttled, "rate"), (cartesia::Mode::CutMidStream, "cut")]
+    {
+        let (fake, _) = cartesia::start(mode, elevenlabs::tone()).await;
+        let mut params = params.clone();
+        params["url"] = format!("ws://{}/tts/websocket", fake.addr).into();
+        params["max_retries"] = 0.into();
+        let tts = vendors::tts(&choice(SpeechKind::Tts, "cartesia", params)).unwrap();
+        let (_, _, error) =
+            say_with(tts.as_ref(), "This sentence is long enough to need several chunks of audio.").await;
+        let kind = match &error {
+            Some(ProviderError::Auth(_)) => "auth",
+            Some(ProviderError::RateLimited { .. }) => "rate",
+            Some(ProviderError::CutStream(_)) => "cut",
+            _ => "other",
+        };
+        assert_eq!(kind, expect, "{mode:?}: {error:?}");
+    }
 }

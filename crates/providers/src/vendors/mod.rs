@@ -12,6 +12,7 @@
 //! its client, and add its entry to [`ASR_VENDORS`] or [`TTS_VENDORS`].
 
 pub mod assemblyai;
+pub mod cartesia;
 pub mod dashscope;
 pub mod deepgram;
 pub mod elevenlabs;
@@ -69,7 +70,8 @@ pub struct TtsVendor {
 pub static ASR_VENDORS: &[AsrVendor] = &[deepgram::ASR, assemblyai::ASR, dashscope::paraformer::ASR];
 
 /// The speech synthesis vendors.
-pub static TTS_VENDORS: &[TtsVendor] = &[elevenlabs::TTS, microsoft::TTS, dashscope::cosyvoice::TTS, deepgram::TTS];
+pub static TTS_VENDORS: &[TtsVendor] =
+    &[elevenlabs::TTS, microsoft::TTS, cartesia::TTS, dashscope::cosyvoice::TTS, deepgram::TTS];
 
 /// The registry as the HTTP edge sees it.
 #[derive(Clone, Copy, Debug, Default)]

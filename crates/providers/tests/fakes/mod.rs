@@ -15,6 +15,9 @@
 //! - `assemblyai`: AssemblyAI Universal-Streaming (`/v3/ws`), after AssemblyAI's "Streaming API"
 //!   reference and "Message Sequence" page: `Authorization: <key>`, `speech_model`, `Begin`,
 //!   `Turn` (`turn_order`, `end_of_turn`, `turn_is_formatted`), `Terminate`, `Termination`.
+//! - `cartesia`: Cartesia's TTS WebSocket (`/tts/websocket`), after Cartesia's "Text to Speech
+//!   (WebSocket)" reference: `Authorization: Bearer`, `Cartesia-Version`, a generation request per
+//!   `context_id`, `chunk` (base64 PCM) / `done` / `error` answers.
 //! - `microsoft`: Azure AI Speech's text to speech REST API (`POST /cognitiveservices/v1`), after
 //!   Azure's "Text to speech REST API" reference: `Ocp-Apim-Subscription-Key`, an SSML body,
 //!   `X-Microsoft-OutputFormat: raw-<k>khz-16bit-mono-pcm`, audio streamed in the body, 401 / 429.
@@ -29,6 +32,7 @@
 #![allow(dead_code, clippy::result_large_err)]
 
 pub mod assemblyai;
+pub mod cartesia;
 pub mod dashscope;
 pub mod deepgram;
 pub mod elevenlabs;
