@@ -946,10 +946,7 @@ async fn a_vendor_that_is_not_implemented_is_refused_unless_the_app_allows_subst
     let reply = api.send("POST", &path(APP_ID, "/join"), Some(&auth()), Some(&body.to_string())).await;
     assert_agora_error(&reply, StatusCode::BAD_REQUEST, "InvalidFieldValue", "properties.tts.vendor");
     let detail = reply.json["detail"].as_str().unwrap();
-    assert!(
-        detail.contains("\"humeai\"") && detail.contains("elevenlabs") && detail.contains("microsoft"),
-        "{detail}"
-    );
+    assert!(detail.contains("\"humeai\"") && detail.contains("elevenlabs") && detail.contains("microsoft"), "{detail}");
     let list = api.send("GET", &path(APP_ID, "/agents"), Some(&auth()), None).await;
     assert_eq!(list.json["data"]["count"], 0, "{}", list.text);
     let mut asr = small_join("asr");
