@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 
 pub const KEY: &str = "azure-test-key";
 
@@ -88,10 +89,11 @@ async fn speak(State(fake): State<Arc<Fake>>, headers: HeaderMap, ssml: String) 
     let chunks: Vec<Vec<u8>> = bytes.chunks(3_333).map(<[u8]>::to_vec).collect();
     let cut = fake.mode == Mode::CutMidStream;
     let half = chunks.len() / 2;
-    let stream =
-        futures_util::stream::iter(chunks.into_iter().enumerate().map(move |(i, chunk)| {
-            if cut && i == half.max(1) { Err(std::io::Error::other("cut")) } else { Ok(chunk) }
-        }));
+    // Chunk after chunk, a few milliseconds apart, as a synthesiser streams.
+    let stream = futures_util::stream::iter(chunks.into_iter().enumerate()).then(move |(i, chunk)| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        if cut && i == half.max(1) { Err(std::io::Error::other("cut")) } else { Ok(chunk) }
+    });
     Response::builder().header("content-type", "audio/x-wav").body(Body::from_stream(stream)).unwrap()
 }
 
