@@ -1302,3 +1302,27 @@ async fn an_alibaba_voice_is_spoken_by_cosyvoice_with_the_apps_dashscope_key() {
     assert_eq!(choice.secrets["api_key"].expose(), "sk-ds");
     assert_eq!(record.spec.tts.voice, "longxiaochun");
 }
+
+/// A MiniMax model in `TtsConfig.ModelId` makes the voice MiniMax's, with the app's MiniMax key.
+#[tokio::test]
+async fn a_minimax_model_id_is_spoken_by_minimax() {
+    let keys = [("minimax".to_owned(), colloquy_model::Secret::new("mm-key"))].into();
+    let api = api(Options { substitute_unsupported_vendors: false, vendor_keys: keys, ..dialects() }).await;
+    let mut body = generate_body();
+    body["agent_config"] =
+        json!({"TtsConfig": {"VoiceId": "male-qn-qingse", "ModelId": "speech-02-turbo"}}).to_string().into();
+    let reply = app_post(&api, "generateAIAgentCall", &body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let id = reply.json["ai_agent_instance_id"].as_str().unwrap().to_owned();
+    let app = colloquy_model::AppId::new(common::APP_ID).unwrap();
+    let record = api.supervisor.get(&app, &AgentId::from_string(id)).await.unwrap();
+    let colloquy_model::TtsProvider::Vendor(choice) = &record.spec.tts.provider else {
+        panic!("{:?}", record.spec.tts)
+    };
+    assert_eq!(choice.vendor, "minimax");
+    assert_eq!(
+        (choice.params["voice_id"].as_str(), choice.params["model"].as_str()),
+        (Some("male-qn-qingse"), Some("speech-02-turbo"))
+    );
+    assert!(record.spec.warnings.is_empty(), "{:?}", record.spec.warnings);
+}

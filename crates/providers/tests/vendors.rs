@@ -12,7 +12,7 @@ use colloquy_providers::asr::{AsrEvent, AsrProvider, AsrRequest};
 use colloquy_providers::tts::{TtsProvider, TtsRequest};
 use colloquy_providers::vendors;
 use colloquy_providers::{ProviderError, TurnId};
-use fakes::{assemblyai, cartesia, dashscope, deepgram, elevenlabs, microsoft};
+use fakes::{assemblyai, cartesia, dashscope, deepgram, elevenlabs, microsoft, minimax};
 use futures_util::StreamExt;
 
 fn choice(kind: SpeechKind, vendor: &str, params: serde_json::Value) -> VendorChoice {
@@ -246,7 +246,10 @@ fn the_registry_refuses_what_a_vendor_does_not_take() {
     let error = refuse(SpeechKind::Asr, "paraformer", serde_json::json!({"api_key": "k", "max_sentence_silence": 10}));
     assert_eq!(error.field, "max_sentence_silence");
     assert_eq!(vendors::names(SpeechKind::Asr), ["deepgram", "assemblyai", "paraformer"]);
-    assert_eq!(vendors::names(SpeechKind::Tts), ["elevenlabs", "microsoft", "cartesia", "cosyvoice", "deepgram"]);
+    assert_eq!(
+        vendors::names(SpeechKind::Tts),
+        ["elevenlabs", "microsoft", "cartesia", "minimax", "cosyvoice", "deepgram"]
+    );
 }
 
 // ---- DashScope: Paraformer and CosyVoice ----
@@ -537,6 +540,46 @@ async fn cartesia_speaks_a_context_and_its_failures_are_typed() {
         params["url"] = format!("ws://{}/tts/websocket", fake.addr).into();
         params["max_retries"] = 0.into();
         let tts = vendors::tts(&choice(SpeechKind::Tts, "cartesia", params)).unwrap();
+        let (_, _, error) =
+            say_with(tts.as_ref(), "This sentence is long enough to need several chunks of audio.").await;
+        let kind = match &error {
+            Some(ProviderError::Auth(_)) => "auth",
+            Some(ProviderError::RateLimited { .. }) => "rate",
+            Some(ProviderError::CutStream(_)) => "cut",
+            _ => "other",
+        };
+        assert_eq!(kind, expect, "{mode:?}: {error:?}");
+    }
+}
+
+// ---- MiniMax ----
+
+#[tokio::test]
+async fn minimax_speaks_a_task_and_its_failures_are_typed() {
+    let (fake, received) = minimax::start(minimax::Mode::Normal, elevenlabs::tone()).await;
+    let params = |fake: &fakes::Fake| {
+        serde_json::json!({"api_key": minimax::KEY, "voice_id": "male-qn-qingse", "sample_rate": 16000, "pitch": 2,
+                           "url": format!("ws://{}/ws/v1/t2a_v2", fake.addr), "max_retries": 0})
+    };
+    let tts = vendors::tts(&choice(SpeechKind::Tts, "minimax", params(&fake))).unwrap();
+    let (pcm, rates, error) = say_with(tts.as_ref(), "你好。").await;
+    assert_eq!(error, None);
+    assert_eq!(pcm, (elevenlabs::tone())("你好。", 16_000));
+    assert!(rates.iter().all(|r| *r == 16_000));
+    let received = received.lock().unwrap().clone();
+    let start = &received[0];
+    assert_eq!((start["event"].as_str(), start["model"].as_str()), (Some("task_start"), Some("speech-02-turbo")));
+    assert_eq!(start["voice_setting"]["voice_id"], "male-qn-qingse");
+    assert_eq!(start["voice_setting"]["pitch"], 2);
+    assert_eq!(start["audio_setting"]["format"], "pcm");
+    assert_eq!(received[1]["text"], "你好。");
+    assert_eq!(received.last().unwrap()["event"], "task_finish");
+
+    for (mode, expect) in
+        [(minimax::Mode::WrongKey, "auth"), (minimax::Mode::Throttled, "rate"), (minimax::Mode::CutMidStream, "cut")]
+    {
+        let (fake, _) = minimax::start(mode, elevenlabs::tone()).await;
+        let tts = vendors::tts(&choice(SpeechKind::Tts, "minimax", params(&fake))).unwrap();
         let (_, _, error) =
             say_with(tts.as_ref(), "This sentence is long enough to need several chunks of audio.").await;
         let kind = match &error {

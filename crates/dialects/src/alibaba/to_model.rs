@@ -344,17 +344,31 @@ fn speech_synthesis(
     warn_other(w, at, &tts.other);
     if let Some(voice) = &tts.voice_id {
         let field = format!("{at}.VoiceId");
-        if scope.keys.is_some_and(|keys| keys.contains_key("cosyvoice")) {
-            let params = serde_json::Map::from_iter([("voice".to_owned(), Value::String(voice.clone()))]);
-            let at = VendorFields { vendor: &field, params: &field };
-            if let Chosen::Vendor(choice) = scope.choose(at, SpeechKind::Tts, "cosyvoice", params, &[], w)? {
+        // The model names the vendor: MiniMax's `speech-*`, else CosyVoice (AICallKit's voices).
+        let model = tts.model_id.as_deref();
+        let (vendor, voice_param) = match model {
+            Some(model) if model.starts_with("speech-") => ("minimax", "voice_id"),
+            _ => ("cosyvoice", "voice"),
+        };
+        if scope.keys.is_some_and(|keys| keys.contains_key(vendor)) {
+            let mut params = serde_json::Map::from_iter([(voice_param.to_owned(), Value::String(voice.clone()))]);
+            if let Some(model) = model {
+                params.insert("model".to_owned(), Value::String(model.to_owned()));
+            }
+            let at = VendorFields { vendor: &field, params: &format!("{at}.ModelId") };
+            if let Chosen::Vendor(choice) = scope.choose(at, SpeechKind::Tts, vendor, params, &[], w)? {
                 spec.voice = voice.clone();
                 spec.provider = colloquy_model::TtsProvider::Vendor(choice);
             }
         } else {
-            let vendor = format!("Alibaba voice {voice}");
-            scope.unsupported(&field, SpeechKind::Tts, &vendor, &[], w)?;
+            let shown = match model {
+                Some(model) => format!("Alibaba voice {voice} of model {model} (needs vendor_keys.{vendor})"),
+                None => format!("Alibaba voice {voice} (needs vendor_keys.{vendor})"),
+            };
+            scope.unsupported(&field, SpeechKind::Tts, &shown, &[], w)?;
         }
+    } else if tts.model_id.is_some() {
+        w.ignored(format!("{at}.ModelId"), "a model without a VoiceId: the local voice speaks");
     }
     if let Some(rate) = tts.speech_rate {
         spec.speed = speech_rate(at, rate)?;

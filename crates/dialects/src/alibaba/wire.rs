@@ -83,6 +83,8 @@ pub(crate) struct HistoryMessage {
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct TtsConfig {
     pub(crate) voice_id: Option<String>,
+    /// The synthesis model: a MiniMax one (`speech-02-turbo`) or a CosyVoice one.
+    pub(crate) model_id: Option<String>,
     pub(crate) speech_rate: Option<f64>,
     #[serde(flatten)]
     pub(crate) other: BTreeMap<String, Value>,

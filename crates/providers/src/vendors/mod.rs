@@ -17,6 +17,7 @@ pub mod dashscope;
 pub mod deepgram;
 pub mod elevenlabs;
 pub mod microsoft;
+pub mod minimax;
 mod ws;
 
 use std::sync::Arc;
@@ -71,7 +72,7 @@ pub static ASR_VENDORS: &[AsrVendor] = &[deepgram::ASR, assemblyai::ASR, dashsco
 
 /// The speech synthesis vendors.
 pub static TTS_VENDORS: &[TtsVendor] =
-    &[elevenlabs::TTS, microsoft::TTS, cartesia::TTS, dashscope::cosyvoice::TTS, deepgram::TTS];
+    &[elevenlabs::TTS, microsoft::TTS, cartesia::TTS, minimax::TTS, dashscope::cosyvoice::TTS, deepgram::TTS];
 
 /// The registry as the HTTP edge sees it.
 #[derive(Clone, Copy, Debug, Default)]

@@ -21,6 +21,10 @@
 //! - `microsoft`: Azure AI Speech's text to speech REST API (`POST /cognitiveservices/v1`), after
 //!   Azure's "Text to speech REST API" reference: `Ocp-Apim-Subscription-Key`, an SSML body,
 //!   `X-Microsoft-OutputFormat: raw-<k>khz-16bit-mono-pcm`, audio streamed in the body, 401 / 429.
+//! - `minimax`: MiniMax's T2A WebSocket (`/ws/v1/t2a_v2`), after MiniMax's "Text to Speech (T2A)
+//!   WebSocket" reference and AsyncAPI document: `connected_success`, `task_start` /
+//!   `task_started`, `task_continue` / `task_continued` with hex audio and `is_final`,
+//!   `task_finish`, `task_failed` with `base_resp.status_code`.
 //! - `dashscope`: Alibaba Cloud Model Studio's inference WebSocket (`/api-ws/v1/inference`), after
 //!   Model Studio's "WebSocket API" pages for Paraformer real-time recognition and CosyVoice
 //!   synthesis and their client/server event references: `Authorization: Bearer`, `run-task` /
@@ -37,6 +41,7 @@ pub mod dashscope;
 pub mod deepgram;
 pub mod elevenlabs;
 pub mod microsoft;
+pub mod minimax;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
