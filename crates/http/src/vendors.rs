@@ -34,6 +34,22 @@ pub enum Chosen {
     Substituted,
 }
 
+/// Puts `key` at the dotted `path` (`key`, `app.token`) unless something is there.
+fn fill(params: &mut Map<String, Value>, path: &str, key: &Secret) {
+    match path.split_once('.') {
+        None => {
+            params.entry(path.to_owned()).or_insert_with(|| Value::String(key.expose().to_owned()));
+        }
+        Some((head, rest)) => {
+            if let Some(inner) =
+                params.entry(head.to_owned()).or_insert_with(|| Value::Object(Map::new())).as_object_mut()
+            {
+                fill(inner, rest, key);
+            }
+        }
+    }
+}
+
 /// Where a dialect keeps a group's vendor and its parameters, as the caller's API names them.
 #[derive(Clone, Copy, Debug)]
 pub struct VendorFields<'a> {
@@ -65,9 +81,8 @@ impl VendorScope<'_> {
         let mut params = params;
         if let (Some(keys), Some(param)) = (self.keys, self.vendors.key_param(kind, vendor))
             && let Some(key) = keys.get(vendor)
-            && !params.contains_key(param)
         {
-            params.insert(param.to_owned(), Value::String(key.expose().to_owned()));
+            fill(&mut params, param, key);
         }
         match self.vendors.check(kind, vendor, params) {
             Some(Ok(choice)) => Ok(Chosen::Vendor(choice)),

@@ -17,7 +17,8 @@ pub struct VendorChoice {
     pub vendor: String,
     /// The parameters that are not secret, as the caller sent them, in the vendor's own names.
     pub params: serde_json::Map<String, serde_json::Value>,
-    /// Keys and tokens, by parameter name: kept in memory, shown and recorded as `<redacted>`.
+    /// Keys and tokens, by parameter name (a dotted path for a nested one, `app.token`): kept in
+    /// memory, shown and recorded as `<redacted>`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, Secret>,
 }
@@ -100,7 +101,7 @@ impl VendorChoice {
     pub fn exposed_params(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut params = self.params.clone();
         for (name, secret) in &self.secrets {
-            params.insert(name.clone(), serde_json::Value::String(secret.expose().to_owned()));
+            insert_path(&mut params, name, serde_json::Value::String(secret.expose().to_owned()));
         }
         params
     }
@@ -109,9 +110,27 @@ impl VendorChoice {
     pub fn redacted_params(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut params = self.params.clone();
         for name in self.secrets.keys() {
-            params.insert(name.clone(), serde_json::Value::String(Secret::REDACTED.to_owned()));
+            insert_path(&mut params, name, serde_json::Value::String(Secret::REDACTED.to_owned()));
         }
         params
+    }
+}
+
+/// Sets the value at a dotted `path` (`app.token`), making the objects on the way.
+fn insert_path(params: &mut serde_json::Map<String, serde_json::Value>, path: &str, value: serde_json::Value) {
+    match path.split_once('.') {
+        None => {
+            params.insert(path.to_owned(), value);
+        }
+        Some((head, rest)) => {
+            let entry = params.entry(head.to_owned()).or_insert_with(|| serde_json::Value::Object(Default::default()));
+            if !entry.is_object() {
+                *entry = serde_json::Value::Object(Default::default());
+            }
+            if let Some(inner) = entry.as_object_mut() {
+                insert_path(inner, rest, value);
+            }
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use colloquy_providers::asr::{AsrEvent, AsrProvider, AsrRequest};
 use colloquy_providers::tts::{TtsProvider, TtsRequest};
 use colloquy_providers::vendors;
 use colloquy_providers::{ProviderError, TurnId};
-use fakes::{assemblyai, cartesia, dashscope, deepgram, elevenlabs, microsoft, minimax};
+use fakes::{assemblyai, bytedance, cartesia, dashscope, deepgram, elevenlabs, microsoft, minimax};
 use futures_util::StreamExt;
 
 fn choice(kind: SpeechKind, vendor: &str, params: serde_json::Value) -> VendorChoice {
@@ -248,7 +248,7 @@ fn the_registry_refuses_what_a_vendor_does_not_take() {
     assert_eq!(vendors::names(SpeechKind::Asr), ["deepgram", "assemblyai", "paraformer"]);
     assert_eq!(
         vendors::names(SpeechKind::Tts),
-        ["elevenlabs", "microsoft", "cartesia", "minimax", "cosyvoice", "deepgram"]
+        ["elevenlabs", "microsoft", "cartesia", "minimax", "bytedance", "cosyvoice", "deepgram"]
     );
 }
 
@@ -590,4 +590,62 @@ async fn minimax_speaks_a_task_and_its_failures_are_typed() {
         };
         assert_eq!(kind, expect, "{mode:?}: {error:?}");
     }
+}
+
+// ---- ByteDance / Volcano Engine ----
+
+#[tokio::test]
+async fn bytedance_speaks_zegos_sample_params_and_its_failures_are_typed() {
+    let server = bytedance::start(bytedance::Mode::Normal, elevenlabs::tone()).await;
+    // ZEGO's RegisterAgent sample, with our endpoint and rate.
+    let params = |server: &bytedance::Server| {
+        serde_json::json!({
+            "app": {"appid": bytedance::APPID, "token": bytedance::TOKEN, "cluster": "volcano_tts"},
+            "audio": {"voice_type": "zh_female_wanwanxiaohe_moon_bigtts", "rate": 16000},
+            "url": format!("http://{}/api/v1/tts", server.addr), "max_retries": 0,
+        })
+    };
+    let choice = choice(SpeechKind::Tts, "bytedance", params(&server));
+    assert!(!choice.params["app"].as_object().unwrap().contains_key("token"), "the nested token is a secret");
+    assert_eq!(choice.secrets["app.token"].expose(), bytedance::TOKEN);
+    assert_eq!(choice.redacted_params()["app"]["token"], "<redacted>");
+    assert_eq!(vendors::voice(&choice).as_deref(), Some("zh_female_wanwanxiaohe_moon_bigtts"));
+    let tts = vendors::tts(&choice).unwrap();
+    let (pcm, rates, error) = say_with(tts.as_ref(), "你好，世界。").await;
+    assert_eq!(error, None);
+    assert_eq!(pcm, (elevenlabs::tone())("你好，世界。", 16_000));
+    assert!(rates.iter().all(|r| *r == 16_000));
+    let body = server.bodies.lock().unwrap()[0].clone();
+    assert_eq!(
+        (body["audio"]["encoding"].as_str(), body["request"]["operation"].as_str()),
+        (Some("pcm"), Some("query"))
+    );
+
+    let error = vendors::check(SpeechKind::Tts, "bytedance", {
+        let mut p = params(&server);
+        p["app"]["tokn"] = "x".into();
+        p.as_object().cloned().unwrap()
+    })
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(error.field, "app.tokn");
+
+    for (mode, expect) in
+        [(bytedance::Mode::WrongToken, "auth"), (bytedance::Mode::Busy, "rate"), (bytedance::Mode::UnknownVoice, "bad")]
+    {
+        let server = bytedance::start(mode, elevenlabs::tone()).await;
+        let tts = vendors::tts(&choice_of(SpeechKind::Tts, "bytedance", params(&server))).unwrap();
+        let (_, _, error) = say_with(tts.as_ref(), "Hi.").await;
+        let kind = match &error {
+            Some(ProviderError::Auth(_)) => "auth",
+            Some(ProviderError::RateLimited { .. }) => "rate",
+            Some(ProviderError::BadResponse(_)) => "bad",
+            _ => "other",
+        };
+        assert_eq!(kind, expect, "{mode:?}: {error:?}");
+    }
+}
+
+fn choice_of(kind: SpeechKind, vendor: &str, params: serde_json::Value) -> VendorChoice {
+    choice(kind, vendor, params)
 }

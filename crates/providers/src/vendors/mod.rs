@@ -12,6 +12,7 @@
 //! its client, and add its entry to [`ASR_VENDORS`] or [`TTS_VENDORS`].
 
 pub mod assemblyai;
+pub mod bytedance;
 pub mod cartesia;
 pub mod dashscope;
 pub mod deepgram;
@@ -71,8 +72,15 @@ pub struct TtsVendor {
 pub static ASR_VENDORS: &[AsrVendor] = &[deepgram::ASR, assemblyai::ASR, dashscope::paraformer::ASR];
 
 /// The speech synthesis vendors.
-pub static TTS_VENDORS: &[TtsVendor] =
-    &[elevenlabs::TTS, microsoft::TTS, cartesia::TTS, minimax::TTS, dashscope::cosyvoice::TTS, deepgram::TTS];
+pub static TTS_VENDORS: &[TtsVendor] = &[
+    elevenlabs::TTS,
+    microsoft::TTS,
+    cartesia::TTS,
+    minimax::TTS,
+    bytedance::TTS,
+    dashscope::cosyvoice::TTS,
+    deepgram::TTS,
+];
 
 /// The registry as the HTTP edge sees it.
 #[derive(Clone, Copy, Debug, Default)]
@@ -137,7 +145,7 @@ pub fn check(
 /// The voice a TTS choice names (its vendor's voice parameter), if it names one.
 pub fn voice(choice: &VendorChoice) -> Option<String> {
     let vendor = TTS_VENDORS.iter().find(|v| v.name == choice.vendor)?;
-    choice.params.get(vendor.voice_param).and_then(Value::as_str).map(str::to_owned)
+    get_path(&choice.params, vendor.voice_param).and_then(Value::as_str).map(str::to_owned)
 }
 
 /// The client for an ASR choice.
@@ -207,7 +215,7 @@ fn split_secrets(
 ) -> Result<VendorChoice, VendorParamError> {
     let mut kept = std::collections::BTreeMap::new();
     for name in secrets {
-        match params.remove(*name) {
+        match remove_path(&mut params, name) {
             None => {}
             Some(Value::String(value)) => {
                 kept.insert((*name).to_owned(), Secret::new(value));
@@ -244,6 +252,22 @@ fn encode(value: &str) -> String {
         }
     }
     out
+}
+
+/// Takes the value at a dotted `path` (`app.token`) out of `params`.
+fn remove_path(params: &mut Map<String, Value>, path: &str) -> Option<Value> {
+    match path.split_once('.') {
+        None => params.remove(path),
+        Some((head, rest)) => remove_path(params.get_mut(head)?.as_object_mut()?, rest),
+    }
+}
+
+/// The value at a dotted `path` in `params`.
+fn get_path<'a>(params: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    match path.split_once('.') {
+        None => params.get(path),
+        Some((head, rest)) => get_path(params.get(head)?.as_object()?, rest),
+    }
 }
 
 /// A URL parameter must be `ws://` or `wss://`.

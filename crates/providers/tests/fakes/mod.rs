@@ -15,6 +15,9 @@
 //! - `assemblyai`: AssemblyAI Universal-Streaming (`/v3/ws`), after AssemblyAI's "Streaming API"
 //!   reference and "Message Sequence" page: `Authorization: <key>`, `speech_model`, `Begin`,
 //!   `Turn` (`turn_order`, `end_of_turn`, `turn_is_formatted`), `Terminate`, `Termination`.
+//! - `bytedance`: Volcano Engine's speech synthesis HTTP API (`POST /api/v1/tts`), after its
+//!   reference: `Authorization: Bearer;<token>`, `{app, user, audio, request}`, answers with
+//!   `code` (3000 success, 3001, 3003, 3050) and base64 `data`.
 //! - `cartesia`: Cartesia's TTS WebSocket (`/tts/websocket`), after Cartesia's "Text to Speech
 //!   (WebSocket)" reference: `Authorization: Bearer`, `Cartesia-Version`, a generation request per
 //!   `context_id`, `chunk` (base64 PCM) / `done` / `error` answers.
@@ -36,6 +39,7 @@
 #![allow(dead_code, clippy::result_large_err)]
 
 pub mod assemblyai;
+pub mod bytedance;
 pub mod cartesia;
 pub mod dashscope;
 pub mod deepgram;
