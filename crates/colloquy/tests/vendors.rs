@@ -13,6 +13,10 @@ use std::sync::Arc;
 use colloquy_providers::wer::letter_error_rate;
 use common::{compose, hear, say};
 use fakes::{deepgram, elevenlabs};
+
+/// The calls run one after the other: each runs the embedded models, and the fakes run Whisper and
+/// Piper besides, on this machine's cores.
+static ONE_CALL_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 use serde_json::{Value, json};
 
 /// Whisper's transcript of 16 kHz samples, through `colloquy asr` (the final result only: the
@@ -42,6 +46,7 @@ fn piper(dir: &std::path::Path) -> elevenlabs::Synthesizer {
 
 #[test]
 fn a_call_hears_through_deepgram_and_speaks_through_elevenlabs() {
+    let _one = ONE_CALL_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let deepgram = runtime.block_on(deepgram::start(deepgram::Mode::Normal, whisper(dir.path())));
@@ -67,7 +72,8 @@ fn a_call_hears_through_deepgram_and_speaks_through_elevenlabs() {
 
     let (question, call, reply) = (dir.path().join("q.wav"), dir.path().join("call.wav"), dir.path().join("reply.wav"));
     say("What is the capital of France?", &question);
-    compose(&[Err(0.5), Ok(&question), Err(9.0)], &call);
+    // Long enough for a slow machine: the fake voices start a Piper process per clause.
+    compose(&[Err(0.5), Ok(&question), Err(16.0)], &call);
     let output = Command::new(env!("CARGO_BIN_EXE_colloquy"))
         .args(["call", "--server", &server.base, "--channel", "vendors", "--uid", "caller", "--play"])
         .arg(&call)
@@ -114,6 +120,7 @@ fn a_call_hears_through_deepgram_and_speaks_through_elevenlabs() {
 /// fallback voice says the failure message and speaks from then on.
 #[test]
 fn when_the_vendor_voice_dies_mid_answer_the_fallback_finishes_the_call() {
+    let _one = ONE_CALL_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (elevenlabs, spoken) = runtime.block_on(elevenlabs::start(elevenlabs::Mode::CutMidStream, piper(dir.path())));
@@ -135,7 +142,7 @@ fn when_the_vendor_voice_dies_mid_answer_the_fallback_finishes_the_call() {
 
     let (question, call, reply) = (dir.path().join("q.wav"), dir.path().join("call.wav"), dir.path().join("reply.wav"));
     say("What is the capital of France?", &question);
-    compose(&[Err(0.5), Ok(&question), Err(10.0)], &call);
+    compose(&[Err(0.5), Ok(&question), Err(16.0)], &call);
     let output = Command::new(env!("CARGO_BIN_EXE_colloquy"))
         .args(["call", "--server", &server.base, "--channel", "fallback", "--uid", "caller", "--play"])
         .arg(&call)
