@@ -245,7 +245,7 @@ fn the_registry_refuses_what_a_vendor_does_not_take() {
     assert_eq!(error.field, "rate");
     let error = refuse(SpeechKind::Asr, "paraformer", serde_json::json!({"api_key": "k", "max_sentence_silence": 10}));
     assert_eq!(error.field, "max_sentence_silence");
-    assert_eq!(vendors::names(SpeechKind::Asr), ["deepgram", "assemblyai", "paraformer"]);
+    assert_eq!(vendors::names(SpeechKind::Asr), ["deepgram", "assemblyai", "microsoft", "paraformer"]);
     assert_eq!(
         vendors::names(SpeechKind::Tts),
         ["elevenlabs", "microsoft", "cartesia", "minimax", "bytedance", "cosyvoice", "deepgram"]
@@ -648,4 +648,25 @@ async fn bytedance_speaks_zegos_sample_params_and_its_failures_are_typed() {
 
 fn choice_of(kind: SpeechKind, vendor: &str, params: serde_json::Value) -> VendorChoice {
     choice(kind, vendor, params)
+}
+
+#[tokio::test]
+async fn azure_recognises_an_utterance_streamed_up_as_it_is_spoken() {
+    let server = microsoft::start(microsoft::Mode::Normal, elevenlabs::tone()).await;
+    let params = |server: &microsoft::Server| serde_json::json!({"key": microsoft::KEY, "region": "eastus", "base_url": format!("http://{}", server.addr)});
+    let asr = vendors::asr(&choice(SpeechKind::Asr, "microsoft", params(&server))).unwrap();
+    let events = utterance(asr.as_ref(), 1.0).await;
+    assert!(
+        matches!(&events[..], [Ok(AsrEvent::Final { turn: TurnId(7), text })] if text == "heard 16000 samples"),
+        "one final transcript, no partials: {events:?}"
+    );
+    assert_eq!(server.received.lock().unwrap().formats, ["language=de"]);
+    let server = microsoft::start(microsoft::Mode::WrongKey, elevenlabs::tone()).await;
+    let events =
+        utterance(vendors::asr(&choice(SpeechKind::Asr, "microsoft", params(&server))).unwrap().as_ref(), 0.2).await;
+    assert!(matches!(&events[..], [Err(ProviderError::Auth(_))]), "{events:?}");
+    let server = microsoft::start(microsoft::Mode::Throttled, elevenlabs::tone()).await;
+    let events =
+        utterance(vendors::asr(&choice(SpeechKind::Asr, "microsoft", params(&server))).unwrap().as_ref(), 0.2).await;
+    assert!(matches!(&events[..], [Err(ProviderError::RateLimited { .. })]), "{events:?}");
 }

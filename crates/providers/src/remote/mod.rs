@@ -16,6 +16,7 @@ use std::time::Duration;
 use colloquy_model::{KeyHeader, RemoteEndpoint};
 
 pub use asr::RemoteAsr;
+pub(crate) use asr::wav_bytes;
 pub use llm::RemoteLlm;
 pub use tts::RemoteTts;
 

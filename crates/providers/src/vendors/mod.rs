@@ -69,7 +69,7 @@ pub struct TtsVendor {
 }
 
 /// The speech recognition vendors.
-pub static ASR_VENDORS: &[AsrVendor] = &[deepgram::ASR, assemblyai::ASR, dashscope::paraformer::ASR];
+pub static ASR_VENDORS: &[AsrVendor] = &[deepgram::ASR, assemblyai::ASR, microsoft::ASR, dashscope::paraformer::ASR];
 
 /// The speech synthesis vendors.
 pub static TTS_VENDORS: &[TtsVendor] = &[

@@ -17,22 +17,22 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::{TtsVendor, VendorParams};
 use crate::tts::{TtsChunk, TtsProvider, TtsRequest};
+use crate::vendors::{TtsVendor, VendorParams};
 use crate::{ProviderError, ProviderStream};
 
 pub const DEFAULT_SAMPLE_RATE: u32 = 24_000;
 /// The raw PCM rates Azure streams.
 pub const SAMPLE_RATES: [u32; 4] = [8_000, 16_000, 24_000, 48_000];
 
-pub(super) const TTS: TtsVendor = TtsVendor {
+pub(in crate::vendors) const TTS: TtsVendor = TtsVendor {
     name: "microsoft",
     about: "Microsoft Azure AI Speech TTS (REST, SSML voice and style)",
     url_param: "base_url",
     voice_param: "voice_name",
-    check: super::check_params::<MicrosoftParams>,
+    check: crate::vendors::check_params::<MicrosoftParams>,
     secrets: MicrosoftParams::SECRETS,
-    build: |choice| Ok(Arc::new(MicrosoftTts::new(super::params_of(choice)?)?) as Arc<dyn TtsProvider>),
+    build: |choice| Ok(Arc::new(MicrosoftTts::new(crate::vendors::params_of(choice)?)?) as Arc<dyn TtsProvider>),
 };
 
 /// Azure's parameters, in Agora's names for them (`tts.params` for vendor `microsoft`).
@@ -108,11 +108,11 @@ impl VendorParams for MicrosoftParams {
         {
             return invalid("base_url", "base_url must be an http:// or https:// URL".into());
         }
-        super::in_range("speed", self.speed, 0.5..=2.0)?;
-        super::in_range("volume", self.volume, 0.0..=100.0)?;
-        super::in_range("style_degree", self.style_degree, 0.01..=2.0)?;
-        super::in_range("timeout_ms", self.timeout_ms, RemoteEndpoint::TIMEOUT_RANGE_MS)?;
-        super::in_range("max_retries", self.max_retries, 0..=RemoteEndpoint::MAX_RETRIES)
+        crate::vendors::in_range("speed", self.speed, 0.5..=2.0)?;
+        crate::vendors::in_range("volume", self.volume, 0.0..=100.0)?;
+        crate::vendors::in_range("style_degree", self.style_degree, 0.01..=2.0)?;
+        crate::vendors::in_range("timeout_ms", self.timeout_ms, RemoteEndpoint::TIMEOUT_RANGE_MS)?;
+        crate::vendors::in_range("max_retries", self.max_retries, 0..=RemoteEndpoint::MAX_RETRIES)
     }
 }
 
@@ -225,7 +225,7 @@ impl TtsProvider for MicrosoftTts {
                 () = chunks.closed() => {}
             }
         });
-        super::channel_stream(out)
+        crate::vendors::channel_stream(out)
     }
 }
 
@@ -247,7 +247,7 @@ async fn speak(
             Ok(Some(Err(e))) => return Err(ProviderError::CutStream(crate::remote::describe(e))),
             Ok(Some(Ok(bytes))) => {
                 received += bytes.len();
-                let pcm = super::pcm16(&mut pending, &bytes);
+                let pcm = crate::vendors::pcm16(&mut pending, &bytes);
                 if !pcm.is_empty()
                     && chunks.send(Ok(TtsChunk { turn: request.turn, sample_rate: rate, pcm })).await.is_err()
                 {
