@@ -191,3 +191,57 @@ fn a_vendor_the_node_does_not_have_is_refused_naming_those_it_has() {
     ));
     assert_eq!((status, body["error"]["field"].as_str()), (400, Some("asr.params.modle")), "{body}");
 }
+
+/// `colloquy asr|tts --vendor` reach the vendors by hand, the endpoint replaced with `--url`.
+#[test]
+fn the_command_line_tries_a_vendor_by_hand() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let deepgram = runtime.block_on(deepgram::start(deepgram::Mode::Normal, deepgram::counting()));
+    let (elevenlabs, _) = runtime.block_on(elevenlabs::start(elevenlabs::Mode::Normal, elevenlabs::tone()));
+
+    let wav = dir.path().join("said.wav");
+    let key = format!("key={}", elevenlabs::KEY);
+    let voice = format!("voice_id={}", elevenlabs::VOICE);
+    let url = format!("ws://{}/v1", elevenlabs.addr);
+    let args = ["tts", "Hello there.", "--vendor", "elevenlabs", "--param", &key, "--param", &voice, "--param"];
+    let output = Command::new(env!("CARGO_BIN_EXE_colloquy"))
+        .args(args)
+        .args(["sample_rate=16000", "--url", &url, "-o", wav.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (samples, rate) = colloquy_rtc::audio::read_wav(&wav).unwrap();
+    assert_eq!((rate, samples.len()), (16_000, (elevenlabs::tone())("Hello there.", 16_000).len()));
+
+    let key = format!("key={}", deepgram::KEY);
+    let url = format!("ws://{}/v1/listen", deepgram.addr);
+    let output = Command::new(env!("CARGO_BIN_EXE_colloquy"))
+        .args(["asr", wav.to_str().unwrap(), "--vendor", "deepgram", "--param", &key, "--param", "smart_format=true"])
+        .args(["--url", &url])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), format!("heard {} samples", samples.len()));
+
+    // A parameter the vendor does not take is named; so is a vendor there is not.
+    let output = Command::new(env!("CARGO_BIN_EXE_colloquy"))
+        .args(["asr", wav.to_str().unwrap(), "--vendor", "deepgram", "--param", "modle=x"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--param modle"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_colloquy"))
+        .args(["asr", wav.to_str().unwrap(), "--vendor", "acme"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("there are: deepgram"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
