@@ -12,7 +12,7 @@ use colloquy_providers::asr::{AsrEvent, AsrProvider, AsrRequest};
 use colloquy_providers::tts::{TtsProvider, TtsRequest};
 use colloquy_providers::vendors;
 use colloquy_providers::{ProviderError, TurnId};
-use fakes::{assemblyai, bytedance, cartesia, dashscope, deepgram, elevenlabs, microsoft, minimax};
+use fakes::{assemblyai, bytedance, cartesia, dashscope, deepgram, elevenlabs, microsoft, minimax, tencent};
 use futures_util::StreamExt;
 
 fn choice(kind: SpeechKind, vendor: &str, params: serde_json::Value) -> VendorChoice {
@@ -245,7 +245,7 @@ fn the_registry_refuses_what_a_vendor_does_not_take() {
     assert_eq!(error.field, "rate");
     let error = refuse(SpeechKind::Asr, "paraformer", serde_json::json!({"api_key": "k", "max_sentence_silence": 10}));
     assert_eq!(error.field, "max_sentence_silence");
-    assert_eq!(vendors::names(SpeechKind::Asr), ["deepgram", "assemblyai", "microsoft", "paraformer"]);
+    assert_eq!(vendors::names(SpeechKind::Asr), ["deepgram", "assemblyai", "microsoft", "paraformer", "tencent"]);
     assert_eq!(
         vendors::names(SpeechKind::Tts),
         ["elevenlabs", "microsoft", "cartesia", "minimax", "bytedance", "cosyvoice", "deepgram"]
@@ -668,5 +668,35 @@ async fn azure_recognises_an_utterance_streamed_up_as_it_is_spoken() {
     let server = microsoft::start(microsoft::Mode::Throttled, elevenlabs::tone()).await;
     let events =
         utterance(vendors::asr(&choice(SpeechKind::Asr, "microsoft", params(&server))).unwrap().as_ref(), 0.2).await;
+    assert!(matches!(&events[..], [Err(ProviderError::RateLimited { .. })]), "{events:?}");
+}
+
+// ---- Tencent ----
+
+#[tokio::test]
+async fn tencent_signs_its_url_and_streams_an_utterance() {
+    let fake = tencent::start(tencent::Mode::Normal, deepgram::counting()).await;
+    let params = |secret: &str, fake: &fakes::Fake| {
+        serde_json::json!({"appid": tencent::APPID, "secret_id": tencent::SECRET_ID, "secret_key": secret,
+                           "url": format!("ws://{}/asr/v2", fake.addr), "max_retries": 0})
+    };
+    let asr = vendors::asr(&choice(SpeechKind::Asr, "tencent", params(tencent::SECRET_KEY, &fake))).unwrap();
+    let events: Vec<AsrEvent> = utterance(asr.as_ref(), 1.0).await.into_iter().map(|e| e.expect("no error")).collect();
+    assert!(
+        events.iter().any(|e| matches!(e, AsrEvent::Partial { text, .. } if text == "heard 8000 samples")),
+        "{events:?}"
+    );
+    assert_eq!(events.last(), Some(&AsrEvent::Final { turn: TurnId(7), text: "heard 16000 samples".into() }));
+    let shake = &fake.handshakes()[0];
+    assert_eq!(shake.query("engine_model_type"), Some("16k_zh"), "German has no engine: the default");
+    assert_eq!(shake.query("voice_format"), Some("1"));
+    assert!(shake.query("secret_key").is_none() && !format!("{:?}", shake.query).contains(tencent::SECRET_KEY));
+
+    let asr = vendors::asr(&choice(SpeechKind::Asr, "tencent", params("wrong-key", &fake))).unwrap();
+    let events = utterance(asr.as_ref(), 0.2).await;
+    assert!(matches!(&events[..], [Err(ProviderError::Auth(m))] if m.contains("4002")), "{events:?}");
+    let fake = tencent::start(tencent::Mode::Busy, deepgram::counting()).await;
+    let asr = vendors::asr(&choice(SpeechKind::Asr, "tencent", params(tencent::SECRET_KEY, &fake))).unwrap();
+    let events = utterance(asr.as_ref(), 0.2).await;
     assert!(matches!(&events[..], [Err(ProviderError::RateLimited { .. })]), "{events:?}");
 }

@@ -19,6 +19,7 @@ pub mod deepgram;
 pub mod elevenlabs;
 pub mod microsoft;
 pub mod minimax;
+pub mod tencent;
 mod ws;
 
 use std::sync::Arc;
@@ -69,7 +70,8 @@ pub struct TtsVendor {
 }
 
 /// The speech recognition vendors.
-pub static ASR_VENDORS: &[AsrVendor] = &[deepgram::ASR, assemblyai::ASR, microsoft::ASR, dashscope::paraformer::ASR];
+pub static ASR_VENDORS: &[AsrVendor] =
+    &[deepgram::ASR, assemblyai::ASR, microsoft::ASR, dashscope::paraformer::ASR, tencent::ASR];
 
 /// The speech synthesis vendors.
 pub static TTS_VENDORS: &[TtsVendor] = &[

@@ -28,6 +28,9 @@
 //!   WebSocket" reference and AsyncAPI document: `connected_success`, `task_start` /
 //!   `task_started`, `task_continue` / `task_continued` with hex audio and `is_final`,
 //!   `task_finish`, `task_failed` with `base_resp.status_code`.
+//! - `tencent`: Tencent Cloud's real-time ASR WebSocket (API 2.0, `/asr/v2/<appid>`), after its
+//!   "Real-Time Speech Recognition (WebSocket)" reference: the HMAC-SHA1 URL signature checked,
+//!   the handshake answer, `slice_type` results, `{"type": "end"}`, `final: 1`, error codes.
 //! - `dashscope`: Alibaba Cloud Model Studio's inference WebSocket (`/api-ws/v1/inference`), after
 //!   Model Studio's "WebSocket API" pages for Paraformer real-time recognition and CosyVoice
 //!   synthesis and their client/server event references: `Authorization: Bearer`, `run-task` /
@@ -46,6 +49,7 @@ pub mod deepgram;
 pub mod elevenlabs;
 pub mod microsoft;
 pub mod minimax;
+pub mod tencent;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
