@@ -11,7 +11,8 @@
 //!
 //! `remote` holds the OpenAI-compatible implementations (OpenAI, Azure OpenAI, Groq, vLLM, Ollama,
 //! llama.cpp's server, DashScope's compatible mode, …). `vendors` holds the cloud speech vendors
-//! (Deepgram, ElevenLabs, …) by name: their parameter structs and streaming clients.
+//! (Deepgram, ElevenLabs, Azure, DashScope, …) by name: their parameter structs and streaming
+//! clients; `fallback` chains providers of one kind.
 //!
 //! **API boundary:** this crate knows the providers' wire formats (OpenAI's JSON and SSE, the speech vendors' WebSocket protocols) and nothing
 //! of colloquy's own HTTP API, the records or WebRTC.
