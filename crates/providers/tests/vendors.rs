@@ -566,6 +566,13 @@ async fn minimax_speaks_a_task_and_its_failures_are_typed() {
     assert_eq!(error, None);
     assert_eq!(pcm, (elevenlabs::tone())("你好。", 16_000));
     assert!(rates.iter().all(|r| *r == 16_000));
+    // The client says task_finish on its way out; the fake may read it a moment later.
+    for _ in 0..100 {
+        if received.lock().unwrap().last().is_some_and(|m| m["event"] == "task_finish") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let received = received.lock().unwrap().clone();
     let start = &received[0];
     assert_eq!((start["event"].as_str(), start["model"].as_str()), (Some("task_start"), Some("speech-02-turbo")));
