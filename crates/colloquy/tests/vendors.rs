@@ -44,6 +44,26 @@ fn piper(dir: &std::path::Path) -> elevenlabs::Synthesizer {
     })
 }
 
+/// Asks "What is the capital of France?" in `channel` as `caller`, leaving 16 s for the answer (the
+/// fake voices start a Piper process per clause), and records what is heard into `reply`; answers
+/// the data-channel messages.
+fn ask(server: &common::Server, dir: &std::path::Path, channel: &str, reply: &std::path::Path) -> Vec<Value> {
+    let (question, call) = (dir.join("q.wav"), dir.join("call.wav"));
+    say("What is the capital of France?", &question);
+    compose(&[Err(0.5), Ok(&question), Err(16.0)], &call);
+    let output = Command::new(env!("CARGO_BIN_EXE_colloquy"))
+        .args(["call", "--server", &server.base, "--channel", channel, "--uid", "caller", "--play"])
+        .arg(&call)
+        .arg("--record")
+        .arg(reply)
+        .env("COLLOQUY_API_KEY", common::KEY)
+        .env("COLLOQUY_API_SECRET", common::SECRET)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
 #[test]
 fn a_call_hears_through_deepgram_and_speaks_through_elevenlabs() {
     let _one = ONE_CALL_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -70,23 +90,8 @@ fn a_call_hears_through_deepgram_and_speaks_through_elevenlabs() {
     assert_eq!(agent["config"]["tts"]["params"]["key"], "<redacted>", "{agent}");
     assert!(!agent.to_string().contains(deepgram::KEY) && !agent.to_string().contains(elevenlabs::KEY));
 
-    let (question, call, reply) = (dir.path().join("q.wav"), dir.path().join("call.wav"), dir.path().join("reply.wav"));
-    say("What is the capital of France?", &question);
-    // Long enough for a slow machine: the fake voices start a Piper process per clause.
-    compose(&[Err(0.5), Ok(&question), Err(16.0)], &call);
-    let output = Command::new(env!("CARGO_BIN_EXE_colloquy"))
-        .args(["call", "--server", &server.base, "--channel", "vendors", "--uid", "caller", "--play"])
-        .arg(&call)
-        .arg("--record")
-        .arg(&reply)
-        .env("COLLOQUY_API_KEY", common::KEY)
-        .env("COLLOQUY_API_SECRET", common::SECRET)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    let messages: Vec<Value> =
-        String::from_utf8_lossy(&output.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let reply = dir.path().join("reply.wav");
+    let messages = ask(&server, dir.path(), "vendors", &reply);
 
     // The caller's question went to Deepgram as audio, and its transcript came back.
     let user = messages
@@ -140,22 +145,8 @@ fn when_the_vendor_voice_dies_mid_answer_the_fallback_finishes_the_call() {
     ));
     assert_eq!(status, 200, "{agent}");
 
-    let (question, call, reply) = (dir.path().join("q.wav"), dir.path().join("call.wav"), dir.path().join("reply.wav"));
-    say("What is the capital of France?", &question);
-    compose(&[Err(0.5), Ok(&question), Err(16.0)], &call);
-    let output = Command::new(env!("CARGO_BIN_EXE_colloquy"))
-        .args(["call", "--server", &server.base, "--channel", "fallback", "--uid", "caller", "--play"])
-        .arg(&call)
-        .arg("--record")
-        .arg(&reply)
-        .env("COLLOQUY_API_KEY", common::KEY)
-        .env("COLLOQUY_API_SECRET", common::SECRET)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    let messages: Vec<Value> =
-        String::from_utf8_lossy(&output.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let reply = dir.path().join("reply.wav");
+    let messages = ask(&server, dir.path(), "fallback", &reply);
     let error = messages
         .iter()
         .find(|m| m["object"] == "message.error")

@@ -16,7 +16,6 @@ use std::time::Duration;
 use colloquy_model::{RemoteEndpoint, VendorParamError};
 use futures_util::StreamExt;
 use serde::Deserialize;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::ws::{self, Socket, Target};
@@ -131,25 +130,12 @@ impl AssemblyAiAsr {
 
 impl AsrProvider for AssemblyAiAsr {
     fn transcribe(&self, request: AsrRequest) -> ProviderStream<AsrEvent> {
-        let (events, out) = mpsc::channel(32);
         let target = self.target(&request.language);
-        tokio::spawn(async move {
-            let turn = request.turn;
-            let result = tokio::select! {
-                result = recognise(target, request, &events) => result,
-                () = events.closed() => return,
-            };
-            let _ = events.send(result.map(|text| AsrEvent::Final { turn, text })).await;
-        });
-        super::channel_stream(out)
+        super::spawn_recognition(request.turn, move |events| recognise(target, request, events))
     }
 }
 
-async fn recognise(
-    target: Target,
-    mut request: AsrRequest,
-    events: &mpsc::Sender<Result<AsrEvent, ProviderError>>,
-) -> Result<String, ProviderError> {
+async fn recognise(target: Target, mut request: AsrRequest, events: super::Partials) -> Result<String, ProviderError> {
     let mut socket = ws::connect(&target).await?;
     // The transcript of each turn, by its order: a later message for a turn replaces it.
     let mut turns: BTreeMap<u64, String> = BTreeMap::new();

@@ -18,7 +18,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use colloquy_model::{RemoteEndpoint, VendorParamError};
 use serde::Deserialize;
-use tokio::sync::mpsc;
 
 use super::{TtsVendor, VendorParams};
 use crate::tts::{TtsChunk, TtsProvider, TtsRequest};
@@ -224,17 +223,12 @@ impl TtsProvider for ByteDanceTts {
         let voice = if request.voice.is_empty() { self.params.audio.voice_type.clone() } else { request.voice.clone() };
         let body = self.body(&request.text, &voice, request.speed);
         let (client, rate, turn) = (self.clone(), self.rate(), request.turn);
-        let (chunks, out) = mpsc::channel(4);
-        tokio::spawn(async move {
-            tokio::select! {
-                result = client.speak(body) => {
-                    let chunk = result.map(|bytes| TtsChunk { turn, sample_rate: rate, pcm: super::pcm16(&mut None, &bytes) });
-                    let _ = chunks.send(chunk).await;
-                }
-                () = chunks.closed() => {}
-            }
-        });
-        super::channel_stream(out)
+        super::spawn_synthesis(move |chunks| async move {
+            let bytes = client.speak(body).await?;
+            let pcm = super::pcm16(&mut None, &bytes);
+            let _ = chunks.send(Ok(TtsChunk { turn, sample_rate: rate, pcm })).await;
+            Ok(())
+        })
     }
 }
 

@@ -177,18 +177,9 @@ impl TtsProvider for CartesiaTts {
             generation["language"] = language.clone().into();
         }
         let (target, rate) = (self.target(), self.sample_rate());
-        let (chunks, out) = mpsc::channel(32);
-        tokio::spawn(async move {
-            tokio::select! {
-                result = speak(&target, generation, &context, &request, rate, &chunks) => {
-                    if let Err(error) = result {
-                        let _ = chunks.send(Err(error)).await;
-                    }
-                }
-                () = chunks.closed() => {}
-            }
-        });
-        super::channel_stream(out)
+        super::spawn_synthesis(move |chunks| async move {
+            speak(&target, generation, &context, &request, rate, &chunks).await
+        })
     }
 }
 

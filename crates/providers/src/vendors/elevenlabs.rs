@@ -192,19 +192,8 @@ impl TtsProvider for ElevenLabsTts {
         let target = self.target(&voice);
         let opening = self.opening(request.speed);
         let rate = self.sample_rate();
-        let (chunks, out) = mpsc::channel(32);
-        tokio::spawn(async move {
-            let speak = Speak { target, opening, text: request.text, turn: request.turn, rate };
-            tokio::select! {
-                result = speak.run(&chunks) => {
-                    if let Err(error) = result {
-                        let _ = chunks.send(Err(error)).await;
-                    }
-                }
-                () = chunks.closed() => {}
-            }
-        });
-        super::channel_stream(out)
+        let speak = Speak { target, opening, text: request.text, turn: request.turn, rate };
+        super::spawn_synthesis(move |chunks| async move { speak.run(&chunks).await })
     }
 }
 

@@ -150,18 +150,7 @@ impl TtsProvider for MiniMaxTts {
         let voice = if request.voice.is_empty() { self.params.voice_id.clone() } else { request.voice.clone() };
         let start = self.task_start(&voice, request.speed);
         let (target, rate) = (self.target(), self.sample_rate());
-        let (chunks, out) = mpsc::channel(32);
-        tokio::spawn(async move {
-            tokio::select! {
-                result = speak(&target, start, &request, rate, &chunks) => {
-                    if let Err(error) = result {
-                        let _ = chunks.send(Err(error)).await;
-                    }
-                }
-                () = chunks.closed() => {}
-            }
-        });
-        super::channel_stream(out)
+        super::spawn_synthesis(move |chunks| async move { speak(&target, start, &request, rate, &chunks).await })
     }
 }
 

@@ -168,6 +168,52 @@ pub fn tts(choice: &VendorChoice) -> Result<Arc<dyn TtsProvider>, String> {
     (vendor.build)(choice)
 }
 
+/// Where a recognition sends its partial transcripts.
+type Partials = tokio::sync::mpsc::Sender<Result<crate::asr::AsrEvent, crate::ProviderError>>;
+
+/// Where a synthesis sends its audio.
+type Chunks = tokio::sync::mpsc::Sender<Result<crate::tts::TtsChunk, crate::ProviderError>>;
+
+/// Runs one utterance's recognition as a task of its own: `run` sends partials and answers the
+/// whole transcript, which ends the stream as its `Final`. Dropping the stream cancels the task.
+fn spawn_recognition<F>(
+    turn: crate::TurnId,
+    run: impl FnOnce(Partials) -> F + Send + 'static,
+) -> crate::ProviderStream<crate::asr::AsrEvent>
+where
+    F: std::future::Future<Output = Result<String, crate::ProviderError>> + Send,
+{
+    let (events, out) = tokio::sync::mpsc::channel(32);
+    tokio::spawn(async move {
+        let result = tokio::select! {
+            result = run(events.clone()) => result,
+            () = events.closed() => return,
+        };
+        let _ = events.send(result.map(|text| crate::asr::AsrEvent::Final { turn, text })).await;
+    });
+    channel_stream(out)
+}
+
+/// Runs one clause's synthesis as a task of its own: `run` sends the audio; its error, if any,
+/// ends the stream. Dropping the stream cancels the task.
+fn spawn_synthesis<F>(run: impl FnOnce(Chunks) -> F + Send + 'static) -> crate::ProviderStream<crate::tts::TtsChunk>
+where
+    F: std::future::Future<Output = Result<(), crate::ProviderError>> + Send,
+{
+    let (chunks, out) = tokio::sync::mpsc::channel(32);
+    tokio::spawn(async move {
+        tokio::select! {
+            result = run(chunks.clone()) => {
+                if let Err(error) = result {
+                    let _ = chunks.send(Err(error)).await;
+                }
+            }
+            () = chunks.closed() => {}
+        }
+    });
+    channel_stream(out)
+}
+
 /// The stream a vendor's task feeds; dropping it closes the channel, which the task watches.
 fn channel_stream<T: Send + 'static>(
     out: tokio::sync::mpsc::Receiver<Result<T, crate::ProviderError>>,

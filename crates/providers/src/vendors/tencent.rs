@@ -22,7 +22,6 @@ use futures_util::StreamExt;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use sha1::Sha1;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::ws::{self, Target};
@@ -165,25 +164,12 @@ pub fn sign(key: &str, text: &str) -> String {
 
 impl AsrProvider for TencentAsr {
     fn transcribe(&self, request: AsrRequest) -> ProviderStream<AsrEvent> {
-        let (events, out) = mpsc::channel(32);
         let target = self.target(&request.language);
-        tokio::spawn(async move {
-            let turn = request.turn;
-            let result = tokio::select! {
-                result = recognise(target, request, &events) => result,
-                () = events.closed() => return,
-            };
-            let _ = events.send(result.map(|text| AsrEvent::Final { turn, text })).await;
-        });
-        super::channel_stream(out)
+        super::spawn_recognition(request.turn, move |events| recognise(target, request, events))
     }
 }
 
-async fn recognise(
-    target: Target,
-    mut request: AsrRequest,
-    events: &mpsc::Sender<Result<AsrEvent, ProviderError>>,
-) -> Result<String, ProviderError> {
+async fn recognise(target: Target, mut request: AsrRequest, events: super::Partials) -> Result<String, ProviderError> {
     let mut socket = ws::connect(&target).await?;
     // The handshake's answer comes first.
     let first = tokio::time::timeout(target.timeout, socket.next())

@@ -140,18 +140,9 @@ impl TtsProvider for CosyVoiceTts {
         let target = self.params.endpoint().target();
         let run_task = self.params.run_task(&voice, request.speed);
         let rate = self.params.sample_rate();
-        let (chunks, out) = mpsc::channel(32);
-        tokio::spawn(async move {
-            tokio::select! {
-                result = speak(&target, run_task, request, rate, &chunks) => {
-                    if let Err(error) = result {
-                        let _ = chunks.send(Err(error)).await;
-                    }
-                }
-                () = chunks.closed() => {}
-            }
-        });
-        crate::vendors::channel_stream(out)
+        crate::vendors::spawn_synthesis(
+            move |chunks| async move { speak(&target, run_task, request, rate, &chunks).await },
+        )
     }
 }
 

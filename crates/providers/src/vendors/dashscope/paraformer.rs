@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use colloquy_model::VendorParamError;
 use serde::Deserialize;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{Endpoint, Frame, Task};
@@ -123,18 +122,11 @@ pub struct ParaformerAsr {
 
 impl AsrProvider for ParaformerAsr {
     fn transcribe(&self, request: AsrRequest) -> ProviderStream<AsrEvent> {
-        let (events, out) = mpsc::channel(32);
         let target = self.params.endpoint().target();
         let run_task = self.params.run_task(&request.language);
-        tokio::spawn(async move {
-            let turn = request.turn;
-            let result = tokio::select! {
-                result = recognise(&target, run_task, request, &events) => result,
-                () = events.closed() => return,
-            };
-            let _ = events.send(result.map(|text| AsrEvent::Final { turn, text })).await;
-        });
-        crate::vendors::channel_stream(out)
+        crate::vendors::spawn_recognition(request.turn, move |events| async move {
+            recognise(&target, run_task, request, events).await
+        })
     }
 }
 
@@ -142,7 +134,7 @@ async fn recognise(
     target: &crate::vendors::ws::Target,
     run_task: serde_json::Value,
     mut request: AsrRequest,
-    events: &mpsc::Sender<Result<AsrEvent, ProviderError>>,
+    events: crate::vendors::Partials,
 ) -> Result<String, ProviderError> {
     let mut task = Task::start(target, run_task).await?;
     let mut finals: Vec<String> = Vec::new();

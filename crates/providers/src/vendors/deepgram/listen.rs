@@ -18,7 +18,6 @@ use std::time::Duration;
 use colloquy_model::{RemoteEndpoint, VendorParamError};
 use futures_util::StreamExt;
 use serde::Deserialize;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::asr::{ASR_SAMPLE_RATE, AsrEvent, AsrProvider, AsrRequest};
@@ -142,22 +141,8 @@ impl DeepgramAsr {
 
 impl AsrProvider for DeepgramAsr {
     fn transcribe(&self, request: AsrRequest) -> ProviderStream<AsrEvent> {
-        let (events, out) = mpsc::channel(32);
         let target = self.target(&request.language);
-        tokio::spawn(async move {
-            let turn = request.turn;
-            let result = tokio::select! {
-                result = recognise(target, request, &events) => result,
-                // The stream was dropped: the turn is cancelled; dropping the socket closes it.
-                () = events.closed() => return,
-            };
-            let last = match result {
-                Ok(text) => Ok(AsrEvent::Final { turn, text }),
-                Err(error) => Err(error),
-            };
-            let _ = events.send(last).await;
-        });
-        crate::vendors::channel_stream(out)
+        crate::vendors::spawn_recognition(request.turn, move |events| recognise(target, request, events))
     }
 }
 
@@ -165,7 +150,7 @@ impl AsrProvider for DeepgramAsr {
 async fn recognise(
     target: Target,
     mut request: AsrRequest,
-    events: &mpsc::Sender<Result<AsrEvent, ProviderError>>,
+    events: crate::vendors::Partials,
 ) -> Result<String, ProviderError> {
     let mut socket = ws::connect(&target).await?;
     let mut finals: Vec<String> = Vec::new();

@@ -116,18 +116,7 @@ impl TtsProvider for AuraTts {
         };
         let target = self.target(&voice);
         let rate = self.sample_rate();
-        let (chunks, out) = mpsc::channel(32);
-        tokio::spawn(async move {
-            tokio::select! {
-                result = speak(&target, &request, rate, &chunks) => {
-                    if let Err(error) = result {
-                        let _ = chunks.send(Err(error)).await;
-                    }
-                }
-                () = chunks.closed() => {}
-            }
-        });
-        crate::vendors::channel_stream(out)
+        crate::vendors::spawn_synthesis(move |chunks| async move { speak(&target, &request, rate, &chunks).await })
     }
 }
 

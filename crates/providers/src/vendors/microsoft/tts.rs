@@ -214,18 +214,7 @@ impl TtsProvider for MicrosoftTts {
         let voice = if request.voice.is_empty() { self.params.voice_name.clone() } else { request.voice.clone() };
         let ssml = self.ssml(&request.text, &voice, request.speed);
         let client = MicrosoftTts { params: self.params.clone(), http: self.http.clone() };
-        let (chunks, out) = mpsc::channel(32);
-        tokio::spawn(async move {
-            tokio::select! {
-                result = speak(&client, &ssml, &request, &chunks) => {
-                    if let Err(error) = result {
-                        let _ = chunks.send(Err(error)).await;
-                    }
-                }
-                () = chunks.closed() => {}
-            }
-        });
-        crate::vendors::channel_stream(out)
+        crate::vendors::spawn_synthesis(move |chunks| async move { speak(&client, &ssml, &request, &chunks).await })
     }
 }
 
