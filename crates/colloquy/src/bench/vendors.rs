@@ -7,8 +7,9 @@
 //!   ElevenLabs, from the request to the first audio (a new connection per clause, as agents do);
 //! - CPU per streamed minute: the client's thread only (the fakes run on a thread of their own),
 //!   streaming a minute of audio (Deepgram) or of speech (ElevenLabs) as fast as it goes;
-//! - memory per open stream: the process's resident memory with `--streams` streams open at once,
-//!   less before, per stream. It includes the fake's side of each connection.
+//! - memory per open stream: the process's resident memory with `--streams` streams open at once
+//!   (Deepgram's past its first partial, ElevenLabs' connected and waiting for audio), less
+//!   before, per stream. It includes the fake's side of each connection.
 
 #[path = "../../../providers/tests/fakes/mod.rs"]
 mod fakes;
@@ -47,17 +48,21 @@ pub fn run(args: VendorBenchArgs) -> anyhow::Result<()> {
         runtime.block_on(async move {
             let dg = deepgram::start(deepgram::Mode::Normal, deepgram::counting()).await;
             let (xi, _) = elevenlabs::start(elevenlabs::Mode::Normal, elevenlabs::tone()).await;
-            addrs_tx.send((dg.addr, xi.addr)).unwrap();
+            // Holds each stream open, its text sent, for the memory figure.
+            let (slow, _) =
+                elevenlabs::start(elevenlabs::Mode::SlowFirstAudio(Duration::from_secs(120)), elevenlabs::tone()).await;
+            addrs_tx.send((dg.addr, xi.addr, slow.addr)).unwrap();
             std::future::pending::<()>().await;
         });
     });
-    let (dg, xi) = addrs_rx.recv().context("the fakes did not start")?;
+    let (dg, xi, slow) = addrs_rx.recv().context("the fakes did not start")?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let asr = asr_client(&format!("ws://{dg}/v1/listen"))?;
     let tts = tts_client(&format!("ws://{xi}/v1"))?;
+    let waiting_tts = tts_client(&format!("ws://{slow}/v1"))?;
     let report = runtime.block_on(async {
         let deepgram = bench_deepgram(asr.as_ref(), &args).await?;
-        let elevenlabs = bench_elevenlabs(tts.as_ref(), &args).await?;
+        let elevenlabs = bench_elevenlabs(tts.as_ref(), waiting_tts.as_ref(), &args).await?;
         anyhow::Ok(
             json!({"deepgram": deepgram, "elevenlabs": elevenlabs, "rounds": args.rounds, "streams": args.streams}),
         )
@@ -185,7 +190,11 @@ async fn bench_deepgram(asr: &dyn AsrProvider, args: &VendorBenchArgs) -> anyhow
     }))
 }
 
-async fn bench_elevenlabs(tts: &dyn TtsProvider, args: &VendorBenchArgs) -> anyhow::Result<serde_json::Value> {
+async fn bench_elevenlabs(
+    tts: &dyn TtsProvider,
+    waiting: &dyn TtsProvider,
+    args: &VendorBenchArgs,
+) -> anyhow::Result<serde_json::Value> {
     let clause = "This is a clause of about the length an agent says at once.";
     let request = |turn: usize, text: &str| TtsRequest {
         turn: TurnId(turn as u64),
@@ -213,14 +222,10 @@ async fn bench_elevenlabs(tts: &dyn TtsProvider, args: &VendorBenchArgs) -> anyh
     }
     let cpu = thread_cpu()? - cpu;
     let streamed_minutes = samples as f64 / 16_000.0 / 60.0;
-    // Streams open at once, each past its first audio.
+    // Streams open at once, each connected with its text sent, waiting for the voice.
     let before = super::rss(std::process::id())?;
-    let mut open = Vec::new();
-    for round in 0..args.streams {
-        let mut chunks = tts.synthesize(request(round, clause));
-        chunks.next().await.context("no audio")??;
-        open.push(chunks);
-    }
+    let open: Vec<_> = (0..args.streams).map(|round| waiting.synthesize(request(round, clause))).collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let after = super::rss(std::process::id())?;
     drop(open);
     Ok(json!({
