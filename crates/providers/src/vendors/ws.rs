@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream, tungstenite};
 
@@ -65,7 +65,11 @@ async fn handshake(target: &Target) -> Result<Socket, (ProviderError, Option<Dur
         request.headers_mut().insert(*name, value);
     }
     let connector = target.url.starts_with("wss://").then(|| Connector::Rustls(tls_config()));
-    match tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector).await {
+    // Vendor messages are small (JSON, audio chunks of a few kilobytes) and every message is
+    // flushed as it is sent: tungstenite's default 128 KiB read and write buffers per connection
+    // are memory an agent does not need.
+    let config = WebSocketConfig::default().read_buffer_size(16 * 1024).write_buffer_size(0);
+    match tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector).await {
         Ok((socket, _response)) => Ok(socket),
         Err(tungstenite::Error::Http(response)) => Err(refusal(&response)),
         Err(e) => Err((ProviderError::Unavailable(without_url(&e)), None)),
