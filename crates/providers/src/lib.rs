@@ -23,6 +23,7 @@ pub mod fallback;
 pub mod llm;
 pub mod models;
 pub mod remote;
+mod retry;
 pub mod tts;
 pub mod vad;
 pub mod vendors;

@@ -87,27 +87,15 @@ impl OpenAiClient {
         path: &str,
         body: &(dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder + Sync),
     ) -> Result<reqwest::Response, ProviderError> {
-        let mut attempt = 0;
-        loop {
-            let (error, retry_after) = match tokio::time::timeout(self.timeout(), self.post(path, body).send()).await {
-                Err(_) => (ProviderError::Timeout(self.timeout()), None),
-                Ok(Err(e)) => (ProviderError::Unavailable(describe(e)), None),
-                Ok(Ok(response)) if response.status().is_success() => return Ok(response),
-                Ok(Ok(response)) => refusal(response).await,
-            };
-            let retryable = matches!(
-                error,
-                ProviderError::Timeout(_) | ProviderError::Unavailable(_) | ProviderError::RateLimited { .. }
-            );
-            if !retryable || attempt >= self.endpoint.max_retries {
-                return Err(error);
+        crate::retry::before_first_byte(self.endpoint.max_retries, || async {
+            match tokio::time::timeout(self.timeout(), self.post(path, body).send()).await {
+                Err(_) => Err((ProviderError::Timeout(self.timeout()), None)),
+                Ok(Err(e)) => Err((ProviderError::Unavailable(describe(e)), None)),
+                Ok(Ok(response)) if response.status().is_success() => Ok(response),
+                Ok(Ok(response)) => Err(refusal(response).await),
             }
-            attempt += 1;
-            let backoff = Duration::from_millis(200 * (1 << attempt.min(6)));
-            let wait = retry_after.map_or(backoff, |r: Duration| r.min(Duration::from_secs(10)));
-            tracing::debug!(%error, attempt, ?wait, "retrying the provider");
-            tokio::time::sleep(wait).await;
-        }
+        })
+        .await
     }
 }
 

@@ -177,44 +177,34 @@ impl ByteDanceTts {
         let timeout = Self::timeout_of(&self.params);
         let retries = self.params.max_retries.unwrap_or(RemoteEndpoint::DEFAULT_MAX_RETRIES);
         let url = self.params.url.clone().unwrap_or_else(|| DEFAULT_URL.to_owned());
-        let mut attempt = 0;
-        loop {
+        crate::retry::before_first_byte(retries, || async {
             let request =
                 self.http.post(&url).header("Authorization", format!("Bearer;{}", self.params.app.token)).json(&body);
-            let error = match tokio::time::timeout(timeout, request.send()).await {
-                Err(_) => ProviderError::Timeout(timeout),
-                Ok(Err(e)) => ProviderError::Unavailable(crate::remote::describe(e)),
-                Ok(Ok(response)) => {
-                    let status = response.status();
-                    let text = tokio::time::timeout(timeout, response.bytes())
-                        .await
-                        .map_err(|_| ProviderError::CutStream(format!("no whole answer within {timeout:?}")))?
-                        .map_err(|e| ProviderError::CutStream(crate::remote::describe(e)))?;
-                    match serde_json::from_slice::<Answer>(&text) {
-                        Ok(answer) if answer.code == 3000 => return answer.audio(),
-                        Ok(answer) => answer.failure(status.as_u16()),
-                        Err(_) if status.is_success() => {
-                            return Err(ProviderError::BadResponse("not a Volcano Engine TTS answer".into()));
-                        }
-                        Err(_) => match status.as_u16() {
-                            401 | 403 => ProviderError::Auth(status.to_string()),
-                            429 => ProviderError::RateLimited { message: status.to_string(), retry_after: None },
-                            500..=599 => ProviderError::Unavailable(status.to_string()),
-                            _ => ProviderError::BadResponse(status.to_string()),
-                        },
-                    }
-                }
+            let response = match tokio::time::timeout(timeout, request.send()).await {
+                Err(_) => return Err((ProviderError::Timeout(timeout), None)),
+                Ok(Err(e)) => return Err((ProviderError::Unavailable(crate::remote::describe(e)), None)),
+                Ok(Ok(response)) => response,
             };
-            let retryable = matches!(
-                error,
-                ProviderError::Timeout(_) | ProviderError::Unavailable(_) | ProviderError::RateLimited { .. }
-            );
-            if !retryable || attempt >= retries {
-                return Err(error);
-            }
-            attempt += 1;
-            tokio::time::sleep(Duration::from_millis(200 * (1 << attempt.min(6)))).await;
-        }
+            let status = response.status();
+            let text = match tokio::time::timeout(timeout, response.bytes()).await {
+                Err(_) => return Err((ProviderError::CutStream(format!("no whole answer within {timeout:?}")), None)),
+                Ok(Err(e)) => return Err((ProviderError::CutStream(crate::remote::describe(e)), None)),
+                Ok(Ok(text)) => text,
+            };
+            let error = match serde_json::from_slice::<Answer>(&text) {
+                Ok(answer) if answer.code == 3000 => return answer.audio().map_err(|e| (e, None)),
+                Ok(answer) => answer.failure(status.as_u16()),
+                Err(_) if status.is_success() => ProviderError::BadResponse("not a Volcano Engine TTS answer".into()),
+                Err(_) => match status.as_u16() {
+                    401 | 403 => ProviderError::Auth(status.to_string()),
+                    429 => ProviderError::RateLimited { message: status.to_string(), retry_after: None },
+                    500..=599 => ProviderError::Unavailable(status.to_string()),
+                    _ => ProviderError::BadResponse(status.to_string()),
+                },
+            };
+            Err((error, None))
+        })
+        .await
     }
 }
 

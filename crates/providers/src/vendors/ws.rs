@@ -31,26 +31,13 @@ pub(crate) struct Target {
 
 /// Connects, retrying what may be retried; nothing has been sent when this fails.
 pub(crate) async fn connect(target: &Target) -> Result<Socket, ProviderError> {
-    let mut attempt = 0;
-    loop {
-        let (error, retry_after) = match tokio::time::timeout(target.timeout, handshake(target)).await {
-            Err(_) => (ProviderError::Timeout(target.timeout), None),
-            Ok(Ok(socket)) => return Ok(socket),
-            Ok(Err(refusal)) => refusal,
-        };
-        let retryable = matches!(
-            error,
-            ProviderError::Timeout(_) | ProviderError::Unavailable(_) | ProviderError::RateLimited { .. }
-        );
-        if !retryable || attempt >= target.max_retries {
-            return Err(error);
+    crate::retry::before_first_byte(target.max_retries, || async {
+        match tokio::time::timeout(target.timeout, handshake(target)).await {
+            Err(_) => Err((ProviderError::Timeout(target.timeout), None)),
+            Ok(result) => result,
         }
-        attempt += 1;
-        let backoff = Duration::from_millis(200 * (1 << attempt.min(6)));
-        let wait = retry_after.map_or(backoff, |r: Duration| r.min(Duration::from_secs(10)));
-        tracing::debug!(%error, attempt, ?wait, "retrying the vendor's handshake");
-        tokio::time::sleep(wait).await;
-    }
+    })
+    .await
 }
 
 async fn handshake(target: &Target) -> Result<Socket, (ProviderError, Option<Duration>)> {

@@ -179,8 +179,7 @@ impl MicrosoftTts {
     async fn send(&self, ssml: &str) -> Result<reqwest::Response, ProviderError> {
         let format = format!("raw-{}khz-16bit-mono-pcm", self.sample_rate() / 1000);
         let retries = self.params.max_retries.unwrap_or(RemoteEndpoint::DEFAULT_MAX_RETRIES);
-        let mut attempt = 0;
-        loop {
+        crate::retry::before_first_byte(retries, || async {
             let request = self
                 .http
                 .post(self.url())
@@ -189,23 +188,14 @@ impl MicrosoftTts {
                 .header("X-Microsoft-OutputFormat", &format)
                 .header("User-Agent", "colloquy")
                 .body(ssml.to_owned());
-            let (error, retry_after) = match tokio::time::timeout(self.timeout(), request.send()).await {
-                Err(_) => (ProviderError::Timeout(self.timeout()), None),
-                Ok(Err(e)) => (ProviderError::Unavailable(crate::remote::describe(e)), None),
-                Ok(Ok(response)) if response.status().is_success() => return Ok(response),
-                Ok(Ok(response)) => crate::remote::refusal(response).await,
-            };
-            let retryable = matches!(
-                error,
-                ProviderError::Timeout(_) | ProviderError::Unavailable(_) | ProviderError::RateLimited { .. }
-            );
-            if !retryable || attempt >= retries {
-                return Err(error);
+            match tokio::time::timeout(self.timeout(), request.send()).await {
+                Err(_) => Err((ProviderError::Timeout(self.timeout()), None)),
+                Ok(Err(e)) => Err((ProviderError::Unavailable(crate::remote::describe(e)), None)),
+                Ok(Ok(response)) if response.status().is_success() => Ok(response),
+                Ok(Ok(response)) => Err(crate::remote::refusal(response).await),
             }
-            attempt += 1;
-            let wait = retry_after.unwrap_or(Duration::from_millis(200 * (1 << attempt.min(6))));
-            tokio::time::sleep(wait.min(Duration::from_secs(10))).await;
-        }
+        })
+        .await
     }
 }
 
