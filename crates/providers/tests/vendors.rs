@@ -451,6 +451,10 @@ async fn azure_failures_are_typed() {
     let server = microsoft::start(microsoft::Mode::Throttled, elevenlabs::tone()).await;
     let (_, _, error) = say_with(azure(&server, serde_json::json!({"max_retries": 0})).as_ref(), "Hi.").await;
     assert!(matches!(&error, Some(ProviderError::RateLimited { retry_after: Some(_), .. })), "{error:?}");
+    // A gateway's 502 page: unavailable, and retried (none allowed here).
+    let server = microsoft::start(microsoft::Mode::BadGateway, elevenlabs::tone()).await;
+    let (_, _, error) = say_with(azure(&server, serde_json::json!({"max_retries": 0})).as_ref(), "Hi.").await;
+    assert!(matches!(&error, Some(ProviderError::Unavailable(m)) if m.contains("502")), "{error:?}");
     let server = microsoft::start(microsoft::Mode::CutMidStream, elevenlabs::tone()).await;
     let long = "This sentence is long enough to need several chunks of audio.";
     let (pcm, _, error) = say_with(azure(&server, serde_json::json!({})).as_ref(), long).await;
@@ -494,6 +498,9 @@ async fn assemblyai_streams_a_session_per_utterance_and_keeps_the_formatted_turn
     let fake = assemblyai::start(assemblyai::Mode::PolicyClose, deepgram::counting()).await;
     let events = utterance(assembly(&fake, serde_json::json!({})).as_ref(), 0.2).await;
     assert!(matches!(events.last(), Some(Err(ProviderError::Auth(m))) if m.contains("1008")), "{events:?}");
+    let fake = assemblyai::start(assemblyai::Mode::Garbage, deepgram::counting()).await;
+    let events = utterance(assembly(&fake, serde_json::json!({})).as_ref(), 1.0).await;
+    assert!(matches!(events.last(), Some(Err(ProviderError::BadResponse(_)))), "{events:?}");
     let fake = assemblyai::start(assemblyai::Mode::CutMidTurn, deepgram::counting()).await;
     let events = utterance(assembly(&fake, serde_json::json!({})).as_ref(), 1.0).await;
     assert!(matches!(events.last(), Some(Err(ProviderError::CutStream(_)))), "{events:?}");
@@ -532,9 +539,12 @@ async fn cartesia_speaks_a_context_and_its_failures_are_typed() {
     let error = vendors::check(SpeechKind::Tts, "cartesia", bad.as_object().cloned().unwrap()).unwrap().unwrap_err();
     assert_eq!(error.field, "output_format.container");
 
-    for (mode, expect) in
-        [(cartesia::Mode::WrongKey, "auth"), (cartesia::Mode::Throttled, "rate"), (cartesia::Mode::CutMidStream, "cut")]
-    {
+    for (mode, expect) in [
+        (cartesia::Mode::WrongKey, "auth"),
+        (cartesia::Mode::Throttled, "rate"),
+        (cartesia::Mode::CutMidStream, "cut"),
+        (cartesia::Mode::Garbage, "bad"),
+    ] {
         let (fake, _) = cartesia::start(mode, elevenlabs::tone()).await;
         let mut params = params.clone();
         params["url"] = format!("ws://{}/tts/websocket", fake.addr).into();
@@ -546,6 +556,7 @@ async fn cartesia_speaks_a_context_and_its_failures_are_typed() {
             Some(ProviderError::Auth(_)) => "auth",
             Some(ProviderError::RateLimited { .. }) => "rate",
             Some(ProviderError::CutStream(_)) => "cut",
+            Some(ProviderError::BadResponse(_)) => "bad",
             _ => "other",
         };
         assert_eq!(kind, expect, "{mode:?}: {error:?}");
@@ -582,9 +593,12 @@ async fn minimax_speaks_a_task_and_its_failures_are_typed() {
     assert_eq!(received[1]["text"], "你好。");
     assert_eq!(received.last().unwrap()["event"], "task_finish");
 
-    for (mode, expect) in
-        [(minimax::Mode::WrongKey, "auth"), (minimax::Mode::Throttled, "rate"), (minimax::Mode::CutMidStream, "cut")]
-    {
+    for (mode, expect) in [
+        (minimax::Mode::WrongKey, "auth"),
+        (minimax::Mode::Throttled, "rate"),
+        (minimax::Mode::CutMidStream, "cut"),
+        (minimax::Mode::Garbage, "bad"),
+    ] {
         let (fake, _) = minimax::start(mode, elevenlabs::tone()).await;
         let tts = vendors::tts(&choice(SpeechKind::Tts, "minimax", params(&fake))).unwrap();
         let (_, _, error) =
@@ -593,6 +607,7 @@ async fn minimax_speaks_a_task_and_its_failures_are_typed() {
             Some(ProviderError::Auth(_)) => "auth",
             Some(ProviderError::RateLimited { .. }) => "rate",
             Some(ProviderError::CutStream(_)) => "cut",
+            Some(ProviderError::BadResponse(_)) => "bad",
             _ => "other",
         };
         assert_eq!(kind, expect, "{mode:?}: {error:?}");
@@ -637,9 +652,12 @@ async fn bytedance_speaks_zegos_sample_params_and_its_failures_are_typed() {
     .unwrap_err();
     assert_eq!(error.field, "app.tokn");
 
-    for (mode, expect) in
-        [(bytedance::Mode::WrongToken, "auth"), (bytedance::Mode::Busy, "rate"), (bytedance::Mode::UnknownVoice, "bad")]
-    {
+    for (mode, expect) in [
+        (bytedance::Mode::WrongToken, "auth"),
+        (bytedance::Mode::Busy, "rate"),
+        (bytedance::Mode::UnknownVoice, "bad"),
+        (bytedance::Mode::Garbage, "bad"),
+    ] {
         let server = bytedance::start(mode, elevenlabs::tone()).await;
         let tts = vendors::tts(&choice_of(SpeechKind::Tts, "bytedance", params(&server))).unwrap();
         let (_, _, error) = say_with(tts.as_ref(), "Hi.").await;
@@ -702,6 +720,10 @@ async fn tencent_signs_its_url_and_streams_an_utterance() {
     let asr = vendors::asr(&choice(SpeechKind::Asr, "tencent", params("wrong-key", &fake))).unwrap();
     let events = utterance(asr.as_ref(), 0.2).await;
     assert!(matches!(&events[..], [Err(ProviderError::Auth(m))] if m.contains("4002")), "{events:?}");
+    let fake = tencent::start(tencent::Mode::Garbage, deepgram::counting()).await;
+    let asr = vendors::asr(&choice(SpeechKind::Asr, "tencent", params(tencent::SECRET_KEY, &fake))).unwrap();
+    let events = utterance(asr.as_ref(), 1.0).await;
+    assert!(matches!(events.last(), Some(Err(ProviderError::BadResponse(_)))), "{events:?}");
     let fake = tencent::start(tencent::Mode::Busy, deepgram::counting()).await;
     let asr = vendors::asr(&choice(SpeechKind::Asr, "tencent", params(tencent::SECRET_KEY, &fake))).unwrap();
     let events = utterance(asr.as_ref(), 0.2).await;

@@ -23,6 +23,8 @@ pub enum Mode {
     PolicyClose,
     /// The connection drops after half a second of audio.
     CutMidTurn,
+    /// A `Turn` without its `turn_order`, after half a second of audio.
+    Garbage,
 }
 
 pub async fn start(mode: Mode, transcribe: super::deepgram::Transcriber) -> Fake {
@@ -70,6 +72,10 @@ async fn serve(
                 samples.extend(bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])));
                 if samples.len() - last >= 8_000 {
                     if mode == Mode::CutMidTurn {
+                        return;
+                    }
+                    if mode == Mode::Garbage {
+                        let _ = socket.send(Message::text(json!({"type": "Turn", "transcript": 7}).to_string())).await;
                         return;
                     }
                     last = samples.len();

@@ -22,6 +22,8 @@ pub enum Mode {
     Busy,
     /// Code 3050: no such voice.
     UnknownVoice,
+    /// Success whose `data` is not base64.
+    Garbage,
 }
 
 struct Fake {
@@ -67,6 +69,10 @@ async fn tts(State(fake): State<Arc<Fake>>, headers: HeaderMap, Json(body): Json
     match fake.mode {
         Mode::Busy => return refuse(StatusCode::OK, 3003, "concurrency limit exceeded"),
         Mode::UnknownVoice => return refuse(StatusCode::OK, 3050, "voice_type not found"),
+        Mode::Garbage => {
+            return Json(json!({"reqid": reqid, "code": 3000, "message": "Success", "data": "%%not base64%%"}))
+                .into_response();
+        }
         _ => {}
     }
     if body["app"]["appid"] != APPID || body["request"]["operation"] != "query" || body["audio"]["encoding"] != "pcm" {

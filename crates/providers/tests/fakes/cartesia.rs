@@ -20,6 +20,8 @@ pub enum Mode {
     Throttled,
     /// Half the audio, then the connection drops.
     CutMidStream,
+    /// A frame that is not Cartesia's JSON.
+    Garbage,
 }
 
 /// Every generation request the fake got.
@@ -65,6 +67,10 @@ async fn serve(
             let error = json!({"type": "error", "context_id": context, "status_code": 400, "done": true, "error": "bad request"});
             let _ = socket.send(Message::text(error.to_string())).await;
             continue;
+        }
+        if mode == Mode::Garbage {
+            let _ = socket.send(Message::text("{\"type\": \"chunk\", \"data\": ")).await;
+            return;
         }
         if mode == Mode::Throttled {
             let error = json!({"type": "error", "context_id": context, "status_code": 429, "done": true,

@@ -21,6 +21,8 @@ pub enum Mode {
     Throttled,
     /// Half the audio, then the connection breaks.
     CutMidStream,
+    /// A 502 from a gateway, with an HTML page.
+    BadGateway,
 }
 
 /// What the fake was sent: each request's SSML and output format.
@@ -107,6 +109,9 @@ async fn speak(State(fake): State<Arc<Fake>>, headers: HeaderMap, ssml: String) 
     }
     if fake.mode == Mode::Throttled {
         return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "Too many requests").into_response();
+    }
+    if fake.mode == Mode::BadGateway {
+        return (StatusCode::BAD_GATEWAY, "<html><body>502 Bad Gateway</body></html>").into_response();
     }
     if header("content-type") != "application/ssml+xml" || !ssml.starts_with("<speak") || !ssml.contains("<voice name=")
     {

@@ -19,6 +19,8 @@ pub enum Mode {
     Throttled,
     /// Half the audio, then the connection drops.
     CutMidStream,
+    /// Audio that is not hex.
+    Garbage,
 }
 
 /// The `task_start` and `task_continue` messages the fake got.
@@ -91,7 +93,10 @@ async fn serve(
                     if mode == Mode::CutMidStream && i == (chunks.len() / 2).max(1) {
                         return;
                     }
-                    let hex: String = chunk.iter().map(|b| format!("{b:02x}")).collect();
+                    let hex: String = match mode {
+                        Mode::Garbage => "zz-not-hex".to_owned(),
+                        _ => chunk.iter().map(|b| format!("{b:02x}")).collect(),
+                    };
                     let event = json!({"event": "task_continued", "data": {"audio": hex}, "is_final": false,
                                        "base_resp": {"status_code": 0, "status_msg": "success"}});
                     let _ = socket.send(Message::text(event.to_string())).await;

@@ -17,6 +17,8 @@ pub enum Mode {
     Normal,
     /// The stream's handshake answer is code 4006: too many streams at once.
     Busy,
+    /// A result that is not Tencent's JSON, after half a second of audio.
+    Garbage,
 }
 
 pub async fn start(mode: Mode, transcribe: super::deepgram::Transcriber) -> Fake {
@@ -63,6 +65,10 @@ async fn serve(
             Message::Binary(bytes) => {
                 samples.extend(bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])));
                 if samples.len() - last >= 8_000 {
+                    if mode == Mode::Garbage {
+                        let _ = socket.send(Message::text("<html>gateway</html>")).await;
+                        return;
+                    }
                     last = samples.len();
                     let result = json!({"slice_type": 1, "index": 0, "start_time": 0, "end_time": samples.len() / 16,
                                         "voice_text_str": transcribe(&samples, false), "word_size": 0, "word_list": []});
