@@ -215,8 +215,7 @@ impl TtsProvider for ByteDanceTts {
         let (client, rate, turn) = (self.clone(), self.rate(), request.turn);
         super::spawn_synthesis(move |chunks| async move {
             let bytes = client.speak(body).await?;
-            let pcm = super::pcm16(&mut None, &bytes);
-            let _ = chunks.send(Ok(TtsChunk { turn, sample_rate: rate, pcm })).await;
+            super::ClauseAudio::new(&chunks, turn, rate).push(&bytes).await;
             Ok(())
         })
     }

@@ -193,11 +193,10 @@ async fn speak(
 ) -> Result<(), ProviderError> {
     let mut socket = ws::connect(target).await?;
     ws::send(&mut socket, "Cartesia", Message::text(generation.to_string())).await?;
-    let (mut received, mut pending) = (0usize, None);
+    let mut audio = crate::vendors::ClauseAudio::new(chunks, request.turn, rate);
     loop {
         let message = match tokio::time::timeout(target.timeout, socket.next()).await {
-            Err(_) if received == 0 => return Err(ProviderError::Timeout(target.timeout)),
-            Err(_) => return Err(ProviderError::CutStream(format!("no audio for {:?}", target.timeout))),
+            Err(_) => return Err(audio.silent_for(target.timeout)),
             Ok(message) => message,
         };
         let text = match message {
@@ -219,15 +218,13 @@ async fn speak(
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(answer.data.unwrap_or_default().as_bytes())
                     .map_err(|e| ProviderError::BadResponse(format!("Cartesia audio is not base64: {e}")))?;
-                received += bytes.len();
-                let pcm = super::pcm16(&mut pending, &bytes);
-                if !pcm.is_empty()
-                    && chunks.send(Ok(TtsChunk { turn: request.turn, sample_rate: rate, pcm })).await.is_err()
-                {
+                if !audio.push(&bytes).await {
                     return Ok(());
                 }
             }
-            "done" if received == 0 => return Err(ProviderError::CutStream("Cartesia was done without audio".into())),
+            "done" if !audio.started() => {
+                return Err(ProviderError::CutStream("Cartesia was done without audio".into()));
+            }
             "done" => return Ok(()),
             "error" => {
                 let message = format!("{}: {}", answer.status_code.unwrap_or(0), answer.error.unwrap_or_default());

@@ -212,20 +212,18 @@ impl Speak {
         send(&mut socket, &self.opening).await?;
         send(&mut socket, &serde_json::json!({"text": text, "flush": true})).await?;
         send(&mut socket, &serde_json::json!({"text": ""})).await?;
-        let mut received = 0usize;
-        let mut pending: Option<u8> = None;
+        let mut clause = super::ClauseAudio::new(chunks, self.turn, self.rate);
         loop {
             let message = match tokio::time::timeout(self.target.timeout, socket.next()).await {
-                Err(_) if received == 0 => return Err(ProviderError::Timeout(self.target.timeout)),
-                Err(_) => return Err(ProviderError::CutStream(format!("no audio for {:?}", self.target.timeout))),
+                Err(_) => return Err(clause.silent_for(self.target.timeout)),
                 Ok(message) => message,
             };
             let text = match message {
-                None => return finished(received),
+                None => return finished(clause.started()),
                 Some(Err(e)) => return Err(ProviderError::CutStream(e.to_string())),
                 Some(Ok(Message::Close(frame))) => {
                     return match frame.as_ref().map(|f| u16::from(f.code)) {
-                        Some(1000) | None => finished(received),
+                        Some(1000) | None => finished(clause.started()),
                         Some(_) => Err(ws::closed_early(frame.as_ref())),
                     };
                 }
@@ -246,24 +244,19 @@ impl Speak {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(audio.as_bytes())
                     .map_err(|e| ProviderError::BadResponse(format!("ElevenLabs audio is not base64: {e}")))?;
-                received += bytes.len();
-                let pcm = super::pcm16(&mut pending, &bytes);
-                if !pcm.is_empty() {
-                    let chunk = TtsChunk { turn: self.turn, sample_rate: self.rate, pcm };
-                    if chunks.send(Ok(chunk)).await.is_err() {
-                        return Ok(());
-                    }
+                if !clause.push(&bytes).await {
+                    return Ok(());
                 }
             }
             if answer.is_final == Some(true) {
-                return finished(received);
+                return finished(clause.started());
             }
         }
     }
 }
 
-fn finished(received: usize) -> Result<(), ProviderError> {
-    if received == 0 {
+fn finished(started: bool) -> Result<(), ProviderError> {
+    if !started {
         return Err(ProviderError::CutStream("ElevenLabs ended the stream without audio".into()));
     }
     Ok(())

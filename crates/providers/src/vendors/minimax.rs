@@ -167,27 +167,21 @@ async fn speak(
     expect(&mut socket, target.timeout, "task_started").await?;
     let text = serde_json::json!({"event": "task_continue", "text": request.text});
     ws::send(&mut socket, "MiniMax", Message::text(text.to_string())).await?;
-    let (mut received, mut pending) = (0usize, None);
+    let mut audio = crate::vendors::ClauseAudio::new(chunks, request.turn, rate);
     loop {
         let event = match next(&mut socket, target.timeout).await {
-            Err(ProviderError::Timeout(t)) if received > 0 => {
-                return Err(ProviderError::CutStream(format!("no audio for {t:?}")));
-            }
+            Err(ProviderError::Timeout(t)) => return Err(audio.silent_for(t)),
             other => other?,
         };
         let hex = event.data.as_ref().and_then(|d| d.audio.as_deref()).unwrap_or_default();
         if !hex.is_empty() {
             let bytes = decode_hex(hex).ok_or_else(|| ProviderError::BadResponse("MiniMax audio is not hex".into()))?;
-            received += bytes.len();
-            let pcm = super::pcm16(&mut pending, &bytes);
-            if !pcm.is_empty()
-                && chunks.send(Ok(TtsChunk { turn: request.turn, sample_rate: rate, pcm })).await.is_err()
-            {
+            if !audio.push(&bytes).await {
                 return Ok(());
             }
         }
         if event.is_final == Some(true) {
-            if received == 0 {
+            if !audio.started() {
                 return Err(ProviderError::CutStream("MiniMax finished without audio".into()));
             }
             let finish = serde_json::json!({"event": "task_finish"});

@@ -279,15 +279,56 @@ fn split_secrets(
     Ok(VendorChoice { vendor: vendor.to_owned(), params, secrets: kept })
 }
 
-/// Little-endian 16-bit samples from `bytes`, carrying an odd byte over to the next message.
-pub(crate) fn pcm16(pending: &mut Option<u8>, bytes: &[u8]) -> Vec<i16> {
-    let mut all = Vec::with_capacity(bytes.len() + 1);
-    all.extend(pending.take());
-    all.extend_from_slice(bytes);
-    if all.len() % 2 == 1 {
-        *pending = all.pop();
+/// Samples in [-1, 1] as 16-bit little-endian PCM: what every recognition vendor takes.
+pub(crate) fn le_pcm16(samples: &[f32]) -> Vec<u8> {
+    samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect()
+}
+
+/// One clause's audio as it arrives: little-endian 16-bit bytes into samples (an odd byte carried
+/// over to the next message), sent on as chunks of the clause's turn.
+struct ClauseAudio {
+    chunks: Chunks,
+    turn: crate::TurnId,
+    rate: u32,
+    received: usize,
+    pending: Option<u8>,
+}
+
+impl ClauseAudio {
+    fn new(chunks: &Chunks, turn: crate::TurnId, rate: u32) -> ClauseAudio {
+        ClauseAudio { chunks: chunks.clone(), turn, rate, received: 0, pending: None }
     }
-    all.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+
+    /// Sends `bytes` on; `false` when nobody listens any more (the turn was cancelled).
+    async fn push(&mut self, bytes: &[u8]) -> bool {
+        self.received += bytes.len();
+        let mut all = Vec::with_capacity(bytes.len() + 1);
+        all.extend(self.pending.take());
+        all.extend_from_slice(bytes);
+        if all.len() % 2 == 1 {
+            self.pending = all.pop();
+        }
+        let pcm: Vec<i16> = all.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+        if pcm.is_empty() {
+            return true;
+        }
+        let chunk = crate::tts::TtsChunk { turn: self.turn, sample_rate: self.rate, pcm };
+        self.chunks.send(Ok(chunk)).await.is_ok()
+    }
+
+    /// Whether any audio came.
+    fn started(&self) -> bool {
+        self.received > 0
+    }
+
+    /// The vendor stayed silent for `timeout`: a timeout before any audio, a cut stream after.
+    fn silent_for(&self, timeout: std::time::Duration) -> crate::ProviderError {
+        if self.started() {
+            crate::ProviderError::CutStream(format!("no audio for {timeout:?}"))
+        } else {
+            crate::ProviderError::Timeout(timeout)
+        }
+    }
 }
 
 /// Percent-encodes a query value or a path segment.

@@ -193,8 +193,7 @@ async fn recognise(target: Target, mut request: AsrRequest, events: super::Parti
         tokio::select! {
             chunk = request.audio.recv(), if audio_open => match chunk {
                 Some(samples) => {
-                    let pcm: Vec<u8> =
-                        samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect();
+                    let pcm = super::le_pcm16(&samples);
                     ws::send(&mut socket, "Tencent", Message::binary(pcm)).await?;
                 }
                 None => {

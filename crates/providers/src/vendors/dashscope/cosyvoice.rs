@@ -156,26 +156,20 @@ async fn speak(
     let mut task = Task::start(target, run_task).await?;
     task.continue_with(serde_json::json!({"text": request.text})).await?;
     task.finish().await?;
-    let (mut received, mut pending) = (0usize, None);
+    let mut audio = crate::vendors::ClauseAudio::new(chunks, request.turn, rate);
     loop {
         match task.next().await {
-            Err(ProviderError::Timeout(t)) if received > 0 => {
-                return Err(ProviderError::CutStream(format!("no audio for {t:?}")));
-            }
+            Err(ProviderError::Timeout(t)) => return Err(audio.silent_for(t)),
             Err(error) => return Err(error),
-            Ok(None) if received > 0 => return Ok(()),
+            Ok(None) if audio.started() => return Ok(()),
             Ok(None) => return Err(ProviderError::CutStream("DashScope ended the task without audio".into())),
             Ok(Some(Frame::Audio(bytes))) => {
-                received += bytes.len();
-                let pcm = crate::vendors::pcm16(&mut pending, &bytes);
-                if !pcm.is_empty()
-                    && chunks.send(Ok(TtsChunk { turn: request.turn, sample_rate: rate, pcm })).await.is_err()
-                {
+                if !audio.push(&bytes).await {
                     return Ok(());
                 }
             }
             Ok(Some(Frame::Event(event))) => match event.header.event.as_str() {
-                "task-finished" if received > 0 => return Ok(()),
+                "task-finished" if audio.started() => return Ok(()),
                 "task-finished" => return Err(ProviderError::CutStream("CosyVoice finished without audio".into())),
                 "task-failed" => return Err(event.failure()),
                 _ => {}

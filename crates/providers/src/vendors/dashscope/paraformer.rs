@@ -143,8 +143,7 @@ async fn recognise(
         tokio::select! {
             chunk = request.audio.recv(), if audio_open => match chunk {
                 Some(samples) => {
-                    let pcm: Vec<u8> =
-                        samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect();
+                    let pcm = crate::vendors::le_pcm16(&samples);
                     super::send(&mut task.socket, Message::binary(pcm)).await?;
                 }
                 None => {

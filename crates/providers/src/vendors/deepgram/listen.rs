@@ -161,7 +161,7 @@ async fn recognise(
     loop {
         tokio::select! {
             chunk = request.audio.recv(), if audio_open => match chunk {
-                Some(samples) => send(&mut socket, Message::binary(pcm16(&samples))).await?,
+                Some(samples) => send(&mut socket, Message::binary(crate::vendors::le_pcm16(&samples))).await?,
                 None => {
                     audio_open = false;
                     send(&mut socket, Message::text(r#"{"type":"CloseStream"}"#)).await?;
@@ -263,9 +263,4 @@ impl Results {
         }
         Some(finals.iter().cloned().chain([transcript]).collect::<Vec<_>>().join(" "))
     }
-}
-
-/// 16-bit little-endian PCM, as `encoding=linear16` wants.
-fn pcm16(samples: &[f32]) -> Vec<u8> {
-    samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect()
 }

@@ -129,11 +129,10 @@ async fn speak(
     let mut socket = ws::connect(target).await?;
     send(&mut socket, serde_json::json!({"type": "Speak", "text": request.text})).await?;
     send(&mut socket, serde_json::json!({"type": "Flush"})).await?;
-    let (mut received, mut pending) = (0usize, None);
+    let mut audio = crate::vendors::ClauseAudio::new(chunks, request.turn, rate);
     loop {
         let message = match tokio::time::timeout(target.timeout, socket.next()).await {
-            Err(_) if received == 0 => return Err(ProviderError::Timeout(target.timeout)),
-            Err(_) => return Err(ProviderError::CutStream(format!("no audio for {:?}", target.timeout))),
+            Err(_) => return Err(audio.silent_for(target.timeout)),
             Ok(message) => message,
         };
         match message {
@@ -141,11 +140,7 @@ async fn speak(
             Some(Err(e)) => return Err(ProviderError::CutStream(e.to_string())),
             Some(Ok(Message::Close(frame))) => return Err(ws::closed_early(frame.as_ref())),
             Some(Ok(Message::Binary(bytes))) => {
-                received += bytes.len();
-                let pcm = crate::vendors::pcm16(&mut pending, &bytes);
-                if !pcm.is_empty()
-                    && chunks.send(Ok(TtsChunk { turn: request.turn, sample_rate: rate, pcm })).await.is_err()
-                {
+                if !audio.push(&bytes).await {
                     return Ok(());
                 }
             }
@@ -155,7 +150,7 @@ async fn speak(
                     ProviderError::BadResponse(format!("not a Deepgram message ({e}): {shown}"))
                 })?;
                 match message.kind.as_str() {
-                    "Flushed" if received == 0 => {
+                    "Flushed" if !audio.started() => {
                         return Err(ProviderError::CutStream("Deepgram flushed without audio".into()));
                     }
                     "Flushed" => {

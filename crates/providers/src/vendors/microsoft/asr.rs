@@ -157,7 +157,7 @@ fn wav_stream(
     header[40..44].copy_from_slice(&(u32::MAX - 36).to_le_bytes());
     let audio = futures_util::stream::unfold(audio, |mut audio| async move {
         let samples = audio.recv().await?;
-        let pcm: Vec<u8> = samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect();
+        let pcm = crate::vendors::le_pcm16(&samples);
         Some((Ok(pcm), audio))
     });
     futures_util::stream::once(async move { Ok(header) }).chain(audio)

@@ -216,20 +216,15 @@ async fn speak(
 ) -> Result<(), ProviderError> {
     let response = client.send(ssml).await?;
     let mut body = response.bytes_stream();
-    let (mut received, mut pending) = (0usize, None);
-    let rate = client.sample_rate();
+    let mut audio = crate::vendors::ClauseAudio::new(chunks, request.turn, client.sample_rate());
     loop {
         match tokio::time::timeout(client.timeout(), body.next()).await {
             Err(_) => return Err(ProviderError::CutStream(format!("no audio for {:?}", client.timeout()))),
-            Ok(None) if received == 0 => return Err(ProviderError::BadResponse("Azure answered no audio".into())),
+            Ok(None) if !audio.started() => return Err(ProviderError::BadResponse("Azure answered no audio".into())),
             Ok(None) => return Ok(()),
             Ok(Some(Err(e))) => return Err(ProviderError::CutStream(crate::remote::describe(e))),
             Ok(Some(Ok(bytes))) => {
-                received += bytes.len();
-                let pcm = crate::vendors::pcm16(&mut pending, &bytes);
-                if !pcm.is_empty()
-                    && chunks.send(Ok(TtsChunk { turn: request.turn, sample_rate: rate, pcm })).await.is_err()
-                {
+                if !audio.push(&bytes).await {
                     return Ok(());
                 }
             }
