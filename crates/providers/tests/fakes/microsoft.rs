@@ -59,6 +59,10 @@ pub async fn start(mode: Mode, synthesize: super::elevenlabs::Synthesizer) -> Se
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
+        // Without Nagle's delay, as `listen` (mod.rs) explains.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let _ = axum::serve(listener, app).await;
     });
     Server { addr, received, task }

@@ -181,6 +181,10 @@ where
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else { return };
+                // Each message goes out as it is written, as a vendor's server sends it: without
+                // this, Nagle's algorithm holds a second small message for the client's delayed
+                // ACK (40 ms), a delay of the fake's that the clients' figures would carry.
+                let _ = tcp.set_nodelay(true);
                 connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (seen, check, serve) = (Arc::clone(&seen), Arc::clone(&check), Arc::clone(&serve));
                 tokio::spawn(async move {
