@@ -53,6 +53,11 @@ pub struct RtcConfig {
     pub max_join_wait: Duration,
     /// How long a connected peer may stay silent (no packet at all) before it counts as gone.
     pub inactivity_timeout: Duration,
+    /// The most source addresses one person's session may use over its life, the first
+    /// included. A signed STUN request from a new address moves the session there, and ICE keeps
+    /// a candidate for every address it was moved to: this bounds what a person holding a token
+    /// can make the server keep. Requests from further addresses are dropped and counted.
+    pub max_peer_addresses: usize,
 }
 
 impl RtcConfig {
@@ -64,6 +69,9 @@ impl RtcConfig {
     pub const DEFAULT_MAX_CONNECTING: usize = 1024;
     pub const DEFAULT_MAX_JOIN_WAIT: Duration = Duration::from_millis(1000);
     pub const DEFAULT_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Host, server-reflexive and relayed candidates on a few interfaces, and a few NAT
+    /// rebindings or network changes during a call.
+    pub const DEFAULT_MAX_PEER_ADDRESSES: usize = 32;
 
     pub fn with_defaults(udp: SocketAddr) -> RtcConfig {
         RtcConfig {
@@ -75,6 +83,7 @@ impl RtcConfig {
             max_connecting: Self::DEFAULT_MAX_CONNECTING,
             max_join_wait: Self::DEFAULT_MAX_JOIN_WAIT,
             inactivity_timeout: Self::DEFAULT_INACTIVITY_TIMEOUT,
+            max_peer_addresses: Self::DEFAULT_MAX_PEER_ADDRESSES,
         }
     }
 }
@@ -233,7 +242,13 @@ impl AgentHandle {
 #[derive(Debug, Default)]
 pub struct RtcStats {
     pub datagrams_in: AtomicU64,
+    /// Datagrams for no session: neither from a session's address nor a STUN request naming one.
     pub datagrams_unrouted: AtomicU64,
+    /// STUN requests from a new address naming a session whose MESSAGE-INTEGRITY failed.
+    pub datagrams_unauthenticated: AtomicU64,
+    /// Signed STUN requests from a new address of a session that has used its
+    /// `max_peer_addresses` already.
+    pub datagrams_too_many_addresses: AtomicU64,
     pub media_forwarded: AtomicU64,
     pub participants: AtomicU64,
 }
@@ -562,7 +577,7 @@ impl Sfu {
             // A request from a new address finds the session by its ufrag, which anyone on the
             // path can read: only one signed with the session's ICE password may move it there.
             if !stun::integrity_ok(packet, person.ice_password.as_bytes()) {
-                self.stats.datagrams_unrouted.fetch_add(1, Ordering::Relaxed);
+                self.stats.datagrams_unauthenticated.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             if let Some(old) = person.addr.replace(source) {
