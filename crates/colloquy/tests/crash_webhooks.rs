@@ -228,7 +228,11 @@ async fn every_agent_a_crash_ended_gets_its_ending_webhook_exactly_once_after_th
     for id in &alibaba {
         assert_eq!(count(&deliveries, id, "agent_stop"), 1, "{id}");
         let body = ending(id, "agent_stop");
-        assert_eq!((body["data"]["status"].as_str(), body["data"]["reason"].as_str()), (Some("FAILED"), Some("node_restarted")), "{body}");
+        assert_eq!(
+            (body["data"]["status"].as_str(), body["data"]["reason"].as_str()),
+            (Some("FAILED"), Some("node_restarted")),
+            "{body}"
+        );
     }
     // The agent that left before the crash got its `stopped` once, and no crash ending.
     assert_eq!(count(&deliveries, &left, "agent.stopped"), 1);

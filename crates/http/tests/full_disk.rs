@@ -17,7 +17,11 @@ async fn a_full_disk_answers_503_records_unavailable_and_does_nothing_until_ther
     // Fill the file with templates until a write fails.
     let app = AppId::native();
     let mut fillers = 0;
-    while api.store.insert_template(&app, "filler", &format!("t{fillers}"), &"x".repeat(3000), UnixMillis(1)).await.is_ok()
+    while api
+        .store
+        .insert_template(&app, "filler", &format!("t{fillers}"), &"x".repeat(3000), UnixMillis(1))
+        .await
+        .is_ok()
     {
         fillers += 1;
         assert!(fillers < 10_000, "the cap never filled");

@@ -469,6 +469,10 @@ struct Person {
     ice_password: String,
     /// Their current 5-tuple source, once known.
     addr: Option<SocketAddr>,
+    /// Every source address the session was moved to, at most `max_peer_addresses`.
+    addresses: Vec<SocketAddr>,
+    /// Whether the log said once that they went beyond `max_peer_addresses`.
+    warned_addresses: bool,
     connected: bool,
     last_packet: Instant,
     /// When str0m next wants time.
@@ -555,36 +559,54 @@ impl Sfu {
 
     fn on_datagram(&mut self, packet: &[u8], source: SocketAddr) {
         self.stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
-        let id = match self.by_addr.get(&source) {
-            Some(id) => Some(*id),
-            None => stun::local_ufrag(packet).and_then(|ufrag| self.by_ufrag.get(ufrag).copied()),
+        let (id, new_address) = match self.by_addr.get(&source) {
+            Some(id) => (*id, false),
+            None => match stun::local_ufrag(packet).and_then(|ufrag| self.by_ufrag.get(ufrag)) {
+                Some(id) => (*id, true),
+                None => {
+                    self.stats.datagrams_unrouted.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            },
         };
-        let Some(id) = id else {
-            self.stats.datagrams_unrouted.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        let Ok(contents) = packet.try_into() else {
-            // Not STUN, DTLS, RTP or RTCP: garbage, dropped without touching the session.
-            return;
-        };
-        let now = Instant::now();
-        let input =
-            // The destination is our candidate's address: behind a NAT (or a relay) the datagram
-            // arrives at the bind address, but ICE knows only the advertised one.
-            Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: self.public, contents });
         let Some(Participant { kind: Kind::Person(person), .. }) = self.participants.get_mut(&id) else { return };
-        if person.addr != Some(source) {
+        if new_address {
             // A request from a new address finds the session by its ufrag, which anyone on the
-            // path can read: only one signed with the session's ICE password may move it there.
+            // path can read: only one signed with the session's ICE password may move it there,
+            // checked before str0m parses anything. ICE keeps a candidate for every address a
+            // session was moved to, so a session may use only so many.
             if !stun::integrity_ok(packet, person.ice_password.as_bytes()) {
                 self.stats.datagrams_unauthenticated.fetch_add(1, Ordering::Relaxed);
                 return;
+            }
+            if !person.addresses.contains(&source) {
+                if person.addresses.len() >= self.config.max_peer_addresses {
+                    self.stats.datagrams_too_many_addresses.fetch_add(1, Ordering::Relaxed);
+                    if !person.warned_addresses {
+                        person.warned_addresses = true;
+                        tracing::warn!(
+                            participant = %id,
+                            max = self.config.max_peer_addresses,
+                            "signed STUN requests came from more addresses than a session may use; the new ones are dropped"
+                        );
+                    }
+                    return;
+                }
+                person.addresses.push(source);
             }
             if let Some(old) = person.addr.replace(source) {
                 self.by_addr.remove(&old);
             }
             self.by_addr.insert(source, id);
         }
+        let Ok(contents) = packet.try_into() else {
+            // Not STUN, DTLS, RTP or RTCP: garbage, dropped without touching the session.
+            return;
+        };
+        let now = Instant::now();
+        // The destination is our candidate's address: behind a NAT (or a relay) the datagram
+        // arrives at the bind address, but ICE knows only the advertised one.
+        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: self.public, contents });
         person.last_packet = now;
         if let Err(e) = person.rtc.handle_input(input) {
             tracing::debug!(participant = %id, error = %e, "input refused");
@@ -867,6 +889,8 @@ impl Sfu {
             ufrag: ufrag.clone(),
             ice_password,
             addr: None,
+            addresses: Vec::new(),
+            warned_addresses: false,
             connected: false,
             last_packet: now,
             deadline: now,

@@ -141,7 +141,8 @@ pub async fn run(args: FloodBenchArgs) -> anyhow::Result<()> {
     let mut agents = Vec::new();
     let mut tasks = Vec::new();
     let mut join = |channel: &str, uid: &str, frames: &Arc<[Arc<[u8]>]>| {
-        let (stats, task) = spawn_peer(&http, &base, signer.issue(APP, channel, uid, expires), frames, &epoch, &stop_rx);
+        let (stats, task) =
+            spawn_peer(&http, &base, signer.issue(APP, channel, uid, expires), frames, &epoch, &stop_rx);
         tasks.push(task);
         stats
     };
@@ -284,7 +285,8 @@ fn print_period(p: &Period) {
 }
 
 fn period_json(p: &Period) -> Value {
-    let dropped: serde_json::Map<String, Value> = p.dropped.iter().map(|(why, n)| ((*why).to_owned(), json!(n))).collect();
+    let dropped: serde_json::Map<String, Value> =
+        p.dropped.iter().map(|(why, n)| ((*why).to_owned(), json!(n))).collect();
     json!({
         "flood": p.flood.map(Flood::name), "datagrams_sent": p.sent, "seconds": p.seconds,
         "rss_before_bytes": p.rss_before, "rss_peak_bytes": p.rss_peak, "rss_after_bytes": p.rss_after,
@@ -338,7 +340,12 @@ async fn send(flood: Flood, target: Target, rate: u64, until: Instant) -> anyhow
                             let len = 20 + random.below(180);
                             random.bytes(len)
                         }
-                        1 => stun::binding_request(&format!("{:x}:{:x}", random.next(), random.next()), None, random.transaction(), false),
+                        1 => stun::binding_request(
+                            &format!("{:x}:{:x}", random.next(), random.next()),
+                            None,
+                            random.transaction(),
+                            false,
+                        ),
                         2 => random.rtp(),
                         _ => random.dtls(),
                     };
@@ -357,8 +364,12 @@ async fn send(flood: Flood, target: Target, rate: u64, until: Instant) -> anyhow
                 Flood::SignedStunNewPorts => {
                     // A new address for every datagram: 200 × 250 loopback IPs, ephemeral ports.
                     let ip = Ipv4Addr::new(127, 1 + (n / 250 % 200) as u8, 0, 2 + (n % 250) as u8);
-                    let packet =
-                        stun::binding_request(&wire.username, Some(wire.password.as_bytes()), random.transaction(), false);
+                    let packet = stun::binding_request(
+                        &wire.username,
+                        Some(wire.password.as_bytes()),
+                        random.transaction(),
+                        false,
+                    );
                     std::net::UdpSocket::bind((ip, 0)).and_then(|s| s.send_to(&packet, target.server)).is_ok()
                 }
             };
