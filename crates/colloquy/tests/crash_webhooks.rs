@@ -86,7 +86,7 @@ async fn join_agora(server: &common::Server, name: &str) -> String {
 /// AppId, SignatureNonce, ServerSecret and Timestamp), computed here with the md-5 crate.
 async fn create_zego(server: &common::Server, name: &str) -> String {
     use md5::{Digest, Md5};
-    let call = |action: &str, body: Value| {
+    let call = |action: &'static str, body: Value| {
         let nonce = hex::encode(rand_bytes());
         let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
         let signature = hex::encode(Md5::digest(format!("{ZEGO_APP_ID}{nonce}{ZEGO_SECRET}{timestamp}").as_bytes()));

