@@ -30,6 +30,7 @@ mod agents;
 mod flood;
 mod joins;
 mod models;
+mod tools;
 mod vendors;
 mod webhooks;
 
@@ -53,6 +54,9 @@ pub enum BenchCommand {
     /// Hostile UDP floods into a server with live calls and agents: its memory before, during and
     /// after each, what it dropped, and whether the calls kept working.
     Flood(flood::FloodBenchArgs),
+    /// One agent's tool rounds: the engine's own time from the LLM's last tool-call delta to the
+    /// tool's request, and in the whole round (everything but the LLM's and the tool's time).
+    Tools(tools::ToolBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,6 +81,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Webhooks(args) => runtime()?.block_on(webhooks::run(args)),
         BenchCommand::Vendors(args) => vendors::run(args),
         BenchCommand::Flood(args) => runtime()?.block_on(flood::run(args)),
+        BenchCommand::Tools(args) => runtime()?.block_on(tools::run(args)),
     }
 }
 
