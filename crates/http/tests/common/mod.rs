@@ -48,7 +48,7 @@ pub struct Api {
     pub store: Store,
     /// With `Options::media`: the commands the agents received, and a way to make them emit events.
     pub media: Option<RecordingMedia>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 #[derive(Debug)]
@@ -96,6 +96,11 @@ impl Default for Options {
 pub async fn api(options: Options) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("colloquy.db")).await.unwrap();
+    api_on(store, options, Some(dir)).await
+}
+
+/// [`api`] over `store` (a PostgreSQL database, say), keeping `dir` until the API is dropped.
+pub async fn api_on(store: Store, options: Options, dir: Option<tempfile::TempDir>) -> Api {
     let config = SupervisorConfig { max_agents: options.max_agents };
     let media = options.media.then(RecordingMedia::default);
     let supervisor = match &media {
