@@ -343,14 +343,14 @@ export class Call extends Emitter<CallEvents> {
     await this.finish(error, true);
   }
 
-  /** Leaves the channel of one link (before closing it, or the server would see us vanish first). */
+  /** Leaves the channel of one link, then closes it. */
   private async retire(link: Link): Promise<void> {
     if (link.retired) return;
     link.retired = true;
     link.abort.abort();
-    const resource = link.resource;
+    // DELETE first: closing first would make the server see us vanish, and answer the DELETE 404.
+    if (link.resource) await whipLeave(this.http, link.resource);
     link.pc.close();
-    if (resource) await whipLeave(this.http, resource);
   }
 
   // ---- what arrives ----

@@ -598,14 +598,13 @@ var Call = class extends Emitter {
     );
     await this.finish(error, true);
   }
-  /** Leaves the channel of one link (before closing it, or the server would see us vanish first). */
+  /** Leaves the channel of one link, then closes it. */
   async retire(link) {
     if (link.retired) return;
     link.retired = true;
     link.abort.abort();
-    const resource = link.resource;
+    if (link.resource) await whipLeave(this.http, link.resource);
     link.pc.close();
-    if (resource) await whipLeave(this.http, resource);
   }
   // ---- what arrives ----
   onData(data) {
