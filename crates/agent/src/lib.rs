@@ -14,6 +14,7 @@ mod events;
 mod protocol;
 mod session;
 mod stack;
+mod tools;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -135,7 +136,7 @@ impl MediaRuntime for AgentRuntime {
 /// KV cache of a system prompt it has seen, so the first turn's first token comes as fast as later
 /// ones (about 60 ms instead of 180 ms for SmolLM2 on 2 cores).
 fn warm_up(stack: &Stack, agent: &AgentRecord) {
-    use colloquy_providers::llm::{ChatMessage, LlmRequest};
+    use colloquy_providers::llm::{ChatMessage, LlmRequest, ToolUse};
     use futures_util::StreamExt;
     let mut messages: Vec<ChatMessage> = agent
         .spec
@@ -146,7 +147,8 @@ fn warm_up(stack: &Stack, agent: &AgentRecord) {
         .collect();
     messages.push(ChatMessage { role: colloquy_model::PromptRole::User, content: "Hello.".into() });
     let params = colloquy_model::LlmParams { temperature: 0.0, top_p: 1.0, max_tokens: 1 };
-    let mut answer = stack.llm.chat(LlmRequest { turn: colloquy_model::TurnId(0), messages, params });
+    let mut answer =
+        stack.llm.chat(LlmRequest { turn: colloquy_model::TurnId(0), messages, params, tools: ToolUse::none() });
     tokio::spawn(async move { while answer.next().await.is_some() {} });
 }
 

@@ -6,7 +6,7 @@
 //! | `user.transcription` | `text`, `final` (partials first, then one final) |
 //! | `assistant.transcription` | `text`, `turn_status` (0 in progress, 1 ended, 2 interrupted) |
 //! | `message.interrupt` | – |
-//! | `message.metrics` | `metrics` (ms: `eou_delay`, `asr_ttlw`, `llm_ttft`, `llm_ttfs`, `tts_ttfb`, `engine_overhead`, `e2e`) |
+//! | `message.metrics` | `metrics` (ms: `eou_delay`, `asr_ttlw`, `llm_ttft`, `llm_ttfs`, `tts_ttfb`, `engine_overhead`, `e2e`, `tool`) |
 //! | `message.error` | `module` (`asr`, `llm`, `tts`), `message` |
 //! | `agent.state` | `state` (`idle`, `listening`, `thinking`, `speaking`) |
 //!
@@ -51,6 +51,7 @@ pub fn metrics_json(m: &TurnMetrics) -> Value {
         "tts_ttfb": m.tts_ttfb_ms,
         "engine_overhead": m.engine_overhead_ms,
         "e2e": m.e2e_ms,
+        "tool": m.tool_ms,
     })
 }
 

@@ -33,6 +33,7 @@ use crate::audio::{Downsampler, Mixer, VadFramer};
 use crate::events::EventReporter;
 use crate::protocol::client_message;
 use crate::stack::Stack;
+use crate::tools::ToolRunner;
 
 /// How many provider reports may wait for the loop.
 const PROVIDER_QUEUE: usize = 1024;
@@ -114,6 +115,7 @@ pub(crate) struct Session {
     tts_jobs: mpsc::Sender<(u32, TtsRequest)>,
     /// Every turn up to this one is cancelled: the TTS task skips and stops its clauses.
     tts_cancelled: Arc<AtomicU64>,
+    tools: ToolRunner,
     records: mpsc::UnboundedSender<Record>,
     stats: Arc<TurnStats>,
     reporter: EventReporter,
@@ -154,6 +156,11 @@ pub(crate) async fn run(parts: SessionParts) -> ExitReason {
         language: agent.spec.asr.language.clone(),
         conversation: Conversation::new(agent.spec.clone(), clock.base.into_std()),
         vad: stack.vad.session(),
+        tools: ToolRunner::new(
+            agent.id.to_string(),
+            agent.spec.callbacks.as_ref().and_then(|c| c.secret.clone()),
+            reports_tx.clone(),
+        ),
         stack,
         handle,
         clock,
@@ -312,7 +319,11 @@ impl Session {
                     self.reporter.turn(&record);
                     let _ = self.records.send(Record::Turn(record));
                 }
+                Output::Tool(command) => self.tools.handle(command, &self.conversation.spec().tools),
                 Output::Leave(colloquy_conversation::LeaveReason::Idle) => return Err(ExitReason::IdleTimeout),
+                Output::Leave(colloquy_conversation::LeaveReason::EndedByAgent) => {
+                    return Err(ExitReason::EndedByAgent);
+                }
             }
         }
     }
@@ -358,13 +369,13 @@ impl Session {
                     self.cancel_asr();
                 }
             }
-            ProviderCommand::LlmStart { turn, messages, params } => {
+            ProviderCommand::LlmStart { turn, messages, params, tools } => {
                 if let Some((_, task)) = self.llm.take() {
                     task.abort();
                 }
                 let messages =
                     messages.into_iter().map(|PromptMessage { role, content }| ChatMessage { role, content });
-                let request = LlmRequest { turn, messages: messages.collect(), params };
+                let request = LlmRequest { turn, messages: messages.collect(), params, tools };
                 let mut stream = self.stack.llm.chat(request);
                 let reports = self.reports_tx.clone();
                 let task = tokio::spawn(async move {
@@ -372,6 +383,7 @@ impl Session {
                     while let Some(event) = stream.next().await {
                         let input = match event {
                             Ok(LlmEvent::Delta { turn, text }) => LlmInput::Delta { turn, text },
+                            Ok(LlmEvent::ToolCall { turn, call }) => LlmInput::ToolCall { turn, call },
                             Ok(LlmEvent::Usage { prompt_tokens: p, completion_tokens: c, .. }) => {
                                 (prompt_tokens, completion_tokens) = (Some(p), Some(c));
                                 continue;
@@ -379,7 +391,7 @@ impl Session {
                             Ok(LlmEvent::Done { turn }) => LlmInput::Done { turn, prompt_tokens, completion_tokens },
                             Err(e) => LlmInput::Failed { turn, error: e.to_string() },
                         };
-                        let last = !matches!(input, LlmInput::Delta { .. });
+                        let last = !matches!(input, LlmInput::Delta { .. } | LlmInput::ToolCall { .. });
                         if reports.send(Input::Llm(input)).await.is_err() || last {
                             return;
                         }
@@ -418,6 +430,7 @@ impl Session {
 
     fn cancel_all(&mut self) {
         self.cancel_asr();
+        self.tools.cancel_all();
         if let Some((_, task)) = self.llm.take() {
             task.abort();
         }

@@ -11,7 +11,7 @@ use colloquy_model::{LlmParams, LocalAsrModel, PromptRole, SpeechKind, VendorCho
 use colloquy_providers::TurnId;
 use colloquy_providers::asr::{AsrEvent, AsrProvider, AsrRequest};
 use colloquy_providers::embedded::{LocalLlm, OnnxRuntime, PiperTts, WhisperAsr};
-use colloquy_providers::llm::{ChatMessage, LlmEvent, LlmProvider, LlmRequest};
+use colloquy_providers::llm::{ChatMessage, LlmEvent, LlmProvider, LlmRequest, ToolUse};
 use colloquy_providers::models::{ONNXRUNTIME_LIBRARY, PIPER_JOE, models_dir};
 use colloquy_providers::tts::{TtsProvider, TtsRequest};
 use colloquy_providers::vendors;
@@ -185,7 +185,7 @@ pub fn llm(args: LlmArgs) -> anyhow::Result<()> {
     }
     messages.push(ChatMessage { role: PromptRole::User, content: args.prompt });
     let params = LlmParams { temperature: args.temperature, top_p: 1.0, max_tokens: args.max_tokens };
-    let request = LlmRequest { turn: TurnId(1), messages, params };
+    let request = LlmRequest { turn: TurnId(1), messages, params, tools: ToolUse::none() };
     tokio_runtime()?.block_on(async {
         let mut stream = llm.chat(request);
         let mut out = std::io::stdout().lock();
@@ -198,6 +198,8 @@ pub fn llm(args: LlmArgs) -> anyhow::Result<()> {
                 LlmEvent::Usage { prompt_tokens, completion_tokens, .. } => {
                     eprintln!("\n[{prompt_tokens} prompt tokens, {completion_tokens} completion tokens]");
                 }
+                // No tools are offered, so none is called.
+                LlmEvent::ToolCall { .. } => {}
                 LlmEvent::Done { .. } => break,
             }
         }

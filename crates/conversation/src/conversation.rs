@@ -19,10 +19,13 @@ use colloquy_model::{
 use crate::clauses::ClauseSplitter;
 use crate::io::{
     AsrInput, ClientEvent, Command, FRAME_DURATION, INPUT_RATE, Input, LeaveReason, LlmInput, Output, ProviderCommand,
-    SpeakPriority, Stage, TtsInput, TurnStatus, VoiceState,
+    SpeakPriority, Stage, ToolCommand, TtsInput, TurnStatus, VoiceState,
 };
 use crate::playout::{Frame, Playout};
 use crate::speech::{SpeechChange, SpeechDetector};
+
+mod tools;
+use tools::ToolRounds;
 
 /// How long a reply may wait for its LLM or TTS without any progress before it counts as failed.
 pub const PROVIDER_STALL: Duration = Duration::from_secs(20);
@@ -77,6 +80,7 @@ struct Reply {
     times: Times,
     /// What cut it off.
     interrupted_by: Option<InterruptCause>,
+    tools: ToolRounds,
 }
 
 /// When each stage of a turn reached its milestone.
@@ -93,6 +97,8 @@ struct Times {
     first_clause: Option<Instant>,
     tts_first_audio: Option<Instant>,
     first_frame: Option<Instant>,
+    /// Waiting for tool calls, all rounds.
+    tool_ms: Option<u32>,
 }
 
 fn ms(from: Option<Instant>, to: Option<Instant>) -> Option<u32> {
@@ -118,6 +124,7 @@ impl Times {
             tts_ttfb_ms: ms(self.first_clause, self.tts_first_audio),
             engine_overhead_ms: overhead,
             e2e_ms: ms(self.speech_end, self.first_frame),
+            tool_ms: self.tool_ms,
         }
     }
 }
@@ -228,6 +235,7 @@ impl Conversation {
             // The transcript is late: answer with what we have.
             self.finish_utterance();
         }
+        self.on_tool_timers();
         if let Some(reply) = &self.reply
             && now >= reply.progress_at + PROVIDER_STALL
         {
@@ -248,6 +256,7 @@ impl Conversation {
             Input::Asr(asr) => self.on_asr(asr),
             Input::Llm(llm) => self.on_llm(llm),
             Input::Tts(tts) => self.on_tts(tts),
+            Input::Tool(tool) => self.on_tool(tool),
             Input::Command(command) => self.on_command(command),
         }
         self.pump_playout();
@@ -265,6 +274,7 @@ impl Conversation {
         }
         if let Some(reply) = &self.reply {
             deadlines.push(Some(reply.progress_at + PROVIDER_STALL));
+            deadlines.push(reply.tools.next_deadline());
             if !reply.starved {
                 deadlines.push(Some(reply.next_frame_at));
             }
@@ -556,6 +566,7 @@ impl Conversation {
             failed: false,
             times,
             interrupted_by: None,
+            tools: ToolRounds::default(),
         });
         self.settle_state();
     }
@@ -583,7 +594,7 @@ impl Conversation {
         self.remember(user);
         times.llm_start = Some(self.now);
         self.new_reply(turn, start, interruptible, Source::Llm { done: false }, times);
-        self.provider(ProviderCommand::LlmStart { turn, messages, params: self.spec.llm.params });
+        self.ask_llm(turn, messages);
     }
 
     /// Says `text` without the LLM.
@@ -629,17 +640,22 @@ impl Conversation {
                 let Some(reply) = self.current_reply(turn).filter(|r| !r.failed) else { return };
                 reply.progress_at = now;
                 reply.times.llm_first_token.get_or_insert(now);
+                reply.tools.heard(&text);
                 let clauses = reply.splitter.push(&text);
                 for clause in clauses {
                     self.send_clause(clause);
                 }
             }
+            LlmInput::ToolCall { turn, call } => self.on_tool_call(turn, call),
             LlmInput::Done { turn, .. } => {
                 let Some(reply) = self.current_reply(turn).filter(|r| !r.failed) else { return };
                 reply.progress_at = now;
                 reply.source = Source::Llm { done: true };
                 if let Some(rest) = reply.splitter.finish() {
                     self.send_clause(rest);
+                }
+                if self.start_tool_round(turn) {
+                    return;
                 }
                 let Some(reply) = self.current_reply(turn) else { return };
                 reply.playout.close();
@@ -744,6 +760,9 @@ impl Conversation {
             }
             self.client(ClientEvent::Interrupted { turn });
         }
+        if reply.tools.running() {
+            self.outputs.push_back(Output::Tool(ToolCommand::Cancel { turn }));
+        }
         if !text.is_empty() || interrupted {
             let status = if interrupted { TurnStatus::Interrupted } else { TurnStatus::Ended };
             self.client(ClientEvent::AssistantTranscription { turn, text: text.clone(), status });
@@ -775,6 +794,9 @@ impl Conversation {
             metrics: reply.times.metrics(),
             detail,
         });
+        if reply.tools.ends_call() && end != TurnEnd::Interrupted {
+            self.outputs.push_back(Output::Leave(LeaveReason::EndedByAgent));
+        }
     }
 
     /// Cuts off the reply under way, if any, saying why.

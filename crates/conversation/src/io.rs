@@ -6,7 +6,8 @@ use std::time::Instant;
 
 pub use colloquy_model::{AgentCommand, SpeakPriority};
 use colloquy_model::{
-    LlmParams, PromptMessage, Speaker, SpecUpdate, TurnDetail, TurnEnd, TurnId, TurnMetrics, TurnStart,
+    LlmParams, PromptMessage, Speaker, SpecUpdate, ToolCall, ToolOutcome, ToolUse, TurnDetail, TurnEnd, TurnId,
+    TurnMetrics, TurnStart,
 };
 
 /// Audio in: 16 kHz mono, 20 ms per frame.
@@ -40,8 +41,16 @@ pub enum Input {
     Asr(AsrInput),
     Llm(LlmInput),
     Tts(TtsInput),
+    /// A tool call's result.
+    Tool(ToolInput),
     /// A command from the API.
     Command(Command),
+}
+
+/// How a tool call the core asked for ([`ToolCommand::Call`]) ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ToolInput {
+    Result { turn: TurnId, call_id: String, outcome: ToolOutcome },
 }
 
 /// What speech recognition said about an utterance.
@@ -58,6 +67,12 @@ pub enum LlmInput {
     Delta {
         turn: TurnId,
         text: String,
+    },
+    /// The answer asks for this call (complete, arguments and all); the calls of an answer come
+    /// before its `Done`.
+    ToolCall {
+        turn: TurnId,
+        call: ToolCall,
     },
     /// The answer is complete.
     Done {
@@ -209,6 +224,8 @@ pub enum ProviderCommand {
         turn: TurnId,
         messages: Vec<PromptMessage>,
         params: LlmParams,
+        /// The tools offered, and the turn's rounds of calls so far.
+        tools: ToolUse,
     },
     LlmCancel {
         turn: TurnId,
@@ -227,11 +244,24 @@ pub enum ProviderCommand {
     },
 }
 
+/// Tool calls for the runtime to run. Each names its turn; a result for a cancelled turn is dropped.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ToolCommand {
+    /// Run this call and send back its [`ToolInput::Result`]. The core keeps the call's timeout
+    /// itself (a result after it is dropped), so the runtime needs none of its own.
+    Call { turn: TurnId, call: ToolCall, timeout_ms: u32 },
+    /// Stop the calls of `turn` still running (a barge-in, the reply's end); their results are
+    /// not wanted.
+    Cancel { turn: TurnId },
+}
+
 /// Why the core wants its agent to leave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LeaveReason {
     /// Nobody it listens to has been in the channel for `idle_timeout`.
     Idle,
+    /// Its LLM called `end_call`, and the goodbye has been said.
+    EndedByAgent,
 }
 
 /// One thing the runtime must do, in order.
@@ -261,6 +291,7 @@ pub enum Output {
         metrics: TurnMetrics,
         detail: TurnDetail,
     },
+    Tool(ToolCommand),
     Leave(LeaveReason),
     /// Nothing more to do until this time (or the next input).
     Timeout(Instant),

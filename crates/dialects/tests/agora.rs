@@ -646,6 +646,7 @@ fn turn(turn_id: u64, start: TurnStart, end: TurnEnd) -> TurnRecord {
             tts_ttfb_ms: Some(123),
             engine_overhead_ms: Some(5),
             e2e_ms: Some(900),
+            tool_ms: None,
         },
         detail: Default::default(),
     }

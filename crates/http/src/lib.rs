@@ -19,6 +19,7 @@ pub mod native;
 pub mod openapi;
 pub mod playground;
 pub mod rtc;
+pub mod tools;
 pub mod vendors;
 pub mod webhooks;
 

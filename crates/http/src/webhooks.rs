@@ -19,7 +19,6 @@ use std::time::Duration;
 use colloquy_model::{AgentEvent, AgentEventKind, Dialect, UnixMillis};
 use colloquy_store::{OutgoingWebhook, PendingWebhook, Store};
 use colloquy_supervisor::{EventStream, Supervisor, WebhookFormatter};
-use hmac::{KeyInit, Mac};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -72,12 +71,7 @@ impl WebhookConfig {
     }
 }
 
-/// `hex(HMAC-SHA256(secret, message))`.
-pub fn hmac_sha256_hex(secret: &[u8], message: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
-    mac.update(message);
-    hex::encode(mac.finalize().into_bytes())
-}
+pub use colloquy_model::signature::hmac_sha256_hex;
 
 /// Every agent's webhook format: the native one for agents of the native API, the vendor
 /// dialects' for theirs. The supervisor's sessions format lifecycle webhooks with it, and the

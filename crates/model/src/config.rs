@@ -9,7 +9,7 @@ use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AgentName, ChannelName, Secret, Uid, VendorChoice};
+use crate::{AgentName, ChannelName, Secret, Tools, Uid, VendorChoice};
 
 /// Everything an agent is started with.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,6 +40,9 @@ pub struct AgentSpec {
     pub silence_prompt: Option<SilencePrompt>,
     /// Where lifecycle and conversation events are posted.
     pub callbacks: Option<Callbacks>,
+    /// The tools the LLM may call mid-turn.
+    #[serde(default)]
+    pub tools: Tools,
     /// Which API started the agent, and what that API keeps about it. Only the HTTP edge reads it.
     #[serde(default)]
     pub origin: Origin,
@@ -101,6 +104,7 @@ impl AgentSpec {
             max_history: Self::DEFAULT_MAX_HISTORY,
             silence_prompt: None,
             callbacks: None,
+            tools: Tools::none(),
             origin: Origin::default(),
             warnings: Vec::new(),
         }

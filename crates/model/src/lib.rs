@@ -12,6 +12,8 @@ mod ids;
 mod lifecycle;
 mod profile;
 mod records;
+pub mod signature;
+mod tools;
 mod vendor;
 
 pub use commands::*;
@@ -20,6 +22,7 @@ pub use ids::*;
 pub use lifecycle::*;
 pub use profile::*;
 pub use records::*;
+pub use tools::*;
 pub use vendor::*;
 
 /// A point in wall-clock time, in milliseconds since the Unix epoch. Records carry these; the model

@@ -89,6 +89,8 @@ pub enum ExitReason {
     Left,
     /// No listened-to participant was in the channel for `idle_timeout` seconds.
     IdleTimeout,
+    /// The agent ended the call itself (its LLM called the built-in `end_call` tool).
+    EndedByAgent,
     /// The node shut down gracefully (SIGINT/SIGTERM) while it ran.
     NodeShutdown,
     /// The process died while the agent ran; found on the next start-up.
@@ -105,6 +107,7 @@ impl ExitReason {
         match self {
             ExitReason::Left => "left",
             ExitReason::IdleTimeout => "idle_timeout",
+            ExitReason::EndedByAgent => "ended_by_agent",
             ExitReason::NodeShutdown => "node_shutdown",
             ExitReason::NodeRestarted => "node_restarted",
             ExitReason::Panicked(_) => "panicked",
@@ -117,6 +120,7 @@ impl ExitReason {
         match self {
             ExitReason::Left => "left through the API".to_owned(),
             ExitReason::IdleTimeout => "idle timeout: no listened-to participant in the channel".to_owned(),
+            ExitReason::EndedByAgent => "the agent ended the call".to_owned(),
             ExitReason::NodeShutdown => "node shut down".to_owned(),
             ExitReason::NodeRestarted => "node restarted while the agent was running".to_owned(),
             ExitReason::Panicked(detail) => format!("agent session panicked: {detail}"),
@@ -129,6 +133,7 @@ impl ExitReason {
         Some(match code {
             "left" => ExitReason::Left,
             "idle_timeout" => ExitReason::IdleTimeout,
+            "ended_by_agent" => ExitReason::EndedByAgent,
             "node_shutdown" => ExitReason::NodeShutdown,
             "node_restarted" => ExitReason::NodeRestarted,
             "panicked" => ExitReason::Panicked(detail.unwrap_or_default()),
@@ -184,7 +189,9 @@ impl AgentState {
     pub fn exited(reason: ExitReason) -> AgentState {
         match reason {
             ExitReason::Error(_) | ExitReason::Panicked(_) | ExitReason::NodeRestarted => AgentState::Failed(reason),
-            ExitReason::Left | ExitReason::IdleTimeout | ExitReason::NodeShutdown => AgentState::Stopped(reason),
+            ExitReason::Left | ExitReason::IdleTimeout | ExitReason::EndedByAgent | ExitReason::NodeShutdown => {
+                AgentState::Stopped(reason)
+            }
         }
     }
 

@@ -24,6 +24,9 @@ pub struct AgentRecord {
 pub enum Speaker {
     User,
     Assistant,
+    /// A tool call of the assistant's and its outcome; the content is JSON (see
+    /// [`ToolOutcome::history_content`](crate::ToolOutcome::history_content)).
+    Tool,
 }
 
 impl Speaker {
@@ -31,6 +34,7 @@ impl Speaker {
         match self {
             Speaker::User => "user",
             Speaker::Assistant => "assistant",
+            Speaker::Tool => "tool",
         }
     }
 }
@@ -85,6 +89,9 @@ pub struct TurnMetrics {
     pub engine_overhead_ms: Option<u32>,
     /// End of the user's speech to the first agent audio packet sent.
     pub e2e_ms: Option<u32>,
+    /// Waiting for the turn's tool calls (every round), when it made any.
+    #[serde(default)]
+    pub tool_ms: Option<u32>,
 }
 
 /// One exchange: what started it, how it ended, how long each stage took.

@@ -3,6 +3,7 @@
 //! - [`llm::LlmProvider`]: messages in, a stream of text deltas out, with token usage.
 //! - [`asr::AsrProvider`]: audio in as it arrives, partial and final transcripts out.
 //! - [`tts::TtsProvider`]: text in, a stream of PCM chunks out with their sample rate.
+//! - [`tools`]: an agent's tool calls run (HTTP tools), each ending in a `ToolOutcome`.
 //! - [`vad::VadModel`]: 16 kHz frames in, speech probability out; one model, per-session state.
 //!
 //! Every request carries the [`TurnId`] it belongs to, and every answer is a stream: dropping the
@@ -24,6 +25,7 @@ pub mod llm;
 pub mod models;
 pub mod remote;
 mod retry;
+pub mod tools;
 pub mod tts;
 pub mod vad;
 pub mod vendors;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use colloquy_model::{LlmParams, PromptRole};
 use colloquy_providers::embedded::LocalLlm;
-use colloquy_providers::llm::{ChatMessage, LlmEvent, LlmProvider, LlmRequest};
+use colloquy_providers::llm::{ChatMessage, LlmEvent, LlmProvider, LlmRequest, ToolUse};
 use colloquy_providers::models::{SMOLLM2_135M, models_dir};
 use colloquy_providers::{ProviderError, TurnId};
 use futures_util::StreamExt;
@@ -31,7 +31,12 @@ fn message(role: PromptRole, content: &str) -> ChatMessage {
 }
 
 fn request(messages: Vec<ChatMessage>, temperature: f32, max_tokens: u32) -> LlmRequest {
-    LlmRequest { turn: TurnId(7), messages, params: LlmParams { temperature, top_p: 1.0, max_tokens } }
+    LlmRequest {
+        turn: TurnId(7),
+        messages,
+        params: LlmParams { temperature, top_p: 1.0, max_tokens },
+        tools: ToolUse::none(),
+    }
 }
 
 fn question(text: &str, max_tokens: u32) -> LlmRequest {

@@ -4,6 +4,9 @@
 //!
 //! The scenario of each request is chosen by its `model` field.
 
+#[path = "fakes/openai.rs"]
+mod openai;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use colloquy_model::{KeyHeader, LlmParams, PromptRole, RemoteEndpoint, Secret};
 use colloquy_providers::asr::{AsrEvent, AsrProvider, AsrRequest};
-use colloquy_providers::llm::{ChatMessage, LlmEvent, LlmProvider, LlmRequest};
+use colloquy_providers::llm::{ChatMessage, LlmEvent, LlmProvider, LlmRequest, ToolUse};
 use colloquy_providers::remote::{RemoteAsr, RemoteLlm, RemoteTts};
 use colloquy_providers::tts::{TtsProvider, TtsRequest};
 use colloquy_providers::{ProviderError, TurnId};
@@ -115,6 +118,17 @@ async fn chat(State(fake): State<Fake>, headers: HeaderMap, body: axum::Json<Val
             response
         }
         "flaky" => streaming(vec![(now, delta("third time lucky")), (now, sse("[DONE]"))], fake.abandoned.clone()),
+        "tools" => {
+            // Two parallel calls, their arguments split in pieces of 5 characters.
+            let calls = [("call_w", "get_weather", r#"{"city": "Paris", "unit": "celsius"}"#), ("call_t", "get_time", "{}")];
+            let events = openai::tool_call_events(&calls, 5);
+            streaming(events.into_iter().map(|e| (ms(2), Bytes::from(e))).collect(), fake.abandoned.clone())
+        }
+        "tools_broken" => {
+            let call = json!({"index": 0, "id": "call_x", "type": "function", "function": {"arguments": "{}"}});
+            let chunk = json!({"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": "tool_calls"}]});
+            streaming(vec![(now, sse(&chunk.to_string())), (now, sse("[DONE]"))], fake.abandoned.clone())
+        }
         "down" => error(StatusCode::BAD_GATEWAY, "upstream is down"),
         "bad" => error(StatusCode::BAD_REQUEST, "max_tokens is too large"),
         "garbage" => streaming(vec![(now, sse("{not json"))], fake.abandoned.clone()),
@@ -231,6 +245,7 @@ fn question(turn: u64) -> LlmRequest {
             ChatMessage { role: PromptRole::User, content: "What is the capital of France?".into() },
         ],
         params: LlmParams { temperature: 0.0, top_p: 1.0, max_tokens: 32 },
+        tools: ToolUse::none(),
     }
 }
 
@@ -408,4 +423,78 @@ async fn speech_streams_pcm_as_it_arrives() {
     let chunks: Vec<_> = chunks.into_iter().map(Result::unwrap).collect();
     assert!(chunks.iter().all(|c| c.sample_rate == 16_000));
     assert_eq!(chunks.iter().map(|c| c.pcm.len()).sum::<usize>(), 8000);
+}
+
+#[tokio::test]
+async fn tools_are_offered_and_streamed_parallel_calls_come_out_whole() {
+    use colloquy_model::{ToolCall, ToolChoice, ToolFunction, ToolOutcome, ToolRound};
+    let (url, fake) = fake_server().await;
+    let llm = RemoteLlm::new(endpoint(&url, "tools", 2000, 0)).unwrap();
+    let weather = ToolFunction {
+        name: "get_weather".into(),
+        description: "The weather in a city.".into(),
+        parameters: r#"{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}"#.into(),
+    };
+    let earlier = ToolCall { id: "call_0".into(), name: "get_weather".into(), arguments: r#"{"city":"Oslo"}"#.into() };
+    let mut request = question(5);
+    request.tools = ToolUse {
+        functions: vec![weather],
+        rounds: vec![ToolRound {
+            text: "Let me see.".into(),
+            calls: vec![(earlier, ToolOutcome::Failed("no answer within 5000 ms".into()))],
+        }],
+        choice: ToolChoice::Auto,
+    };
+    let events: Vec<_> = llm.chat(request).collect().await;
+    let turn = TurnId(5);
+    assert_eq!(
+        events,
+        [
+            Ok(LlmEvent::ToolCall {
+                turn,
+                call: ToolCall {
+                    id: "call_w".into(),
+                    name: "get_weather".into(),
+                    arguments: r#"{"city": "Paris", "unit": "celsius"}"#.into()
+                }
+            }),
+            Ok(LlmEvent::ToolCall {
+                turn,
+                call: ToolCall { id: "call_t".into(), name: "get_time".into(), arguments: "{}".into() }
+            }),
+            Ok(LlmEvent::Usage { turn, prompt_tokens: 42, completion_tokens: 9 }),
+            Ok(LlmEvent::Done { turn }),
+        ]
+    );
+    // The request offered the tool with its schema, and carried the earlier round as OpenAI's
+    // messages: the assistant's calls, then a `tool` message per result.
+    let sent = fake.last_chat.lock().unwrap().clone().unwrap();
+    assert_eq!(sent["tool_choice"], "auto");
+    assert_eq!(sent["tools"][0]["type"], "function");
+    assert_eq!(sent["tools"][0]["function"]["name"], "get_weather");
+    assert_eq!(sent["tools"][0]["function"]["parameters"]["required"], json!(["city"]));
+    let messages = sent["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 4);
+    assert_eq!(
+        messages[2],
+        json!({"role": "assistant", "content": "Let me see.", "tool_calls": [
+            {"id": "call_0", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}}
+        ]})
+    );
+    assert_eq!(
+        messages[3],
+        json!({"role": "tool", "tool_call_id": "call_0", "content": "{\"error\":\"no answer within 5000 ms\"}"})
+    );
+
+    // Without tools, none are offered.
+    let _ = collect(&RemoteLlm::new(endpoint(&url, "ok", 2000, 0)).unwrap(), 1).await;
+    let sent = fake.last_chat.lock().unwrap().clone().unwrap();
+    assert!(sent.get("tools").is_none() && sent.get("tool_choice").is_none(), "{sent}");
+
+    // A call without a function name is a broken answer.
+    let broken = collect(&RemoteLlm::new(endpoint(&url, "tools_broken", 2000, 0)).unwrap(), 2).await;
+    assert!(
+        matches!(broken.last(), Some(Err(ProviderError::BadResponse(m))) if m.contains("no function name")),
+        "{broken:?}"
+    );
 }

@@ -29,6 +29,7 @@ use tokio::sync::watch;
 mod agents;
 mod joins;
 mod models;
+mod tools;
 mod vendors;
 mod webhooks;
 
@@ -49,6 +50,9 @@ pub enum BenchCommand {
     /// The speech vendors' clients against local fakes: added latency, CPU per streamed minute,
     /// memory per open stream.
     Vendors(vendors::VendorBenchArgs),
+    /// One agent's tool rounds: the engine's own time from the LLM's last tool-call delta to the
+    /// tool's request, and in the whole round (everything but the LLM's and the tool's time).
+    Tools(tools::ToolBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -72,6 +76,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Joins(args) => runtime()?.block_on(joins::run(args)),
         BenchCommand::Webhooks(args) => runtime()?.block_on(webhooks::run(args)),
         BenchCommand::Vendors(args) => vendors::run(args),
+        BenchCommand::Tools(args) => runtime()?.block_on(tools::run(args)),
     }
 }
 

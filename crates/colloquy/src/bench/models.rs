@@ -225,6 +225,7 @@ fn llm(runtime: &tokio::runtime::Runtime, pid: u32) -> anyhow::Result<()> {
                 ChatMessage { role: PromptRole::User, content: (*question).to_owned() },
             ],
             params: LlmParams { temperature: 0.0, top_p: 1.0, max_tokens: 64 },
+            tools: colloquy_providers::llm::ToolUse::none(),
         };
         let started = Instant::now();
         let (first, done, completion) = runtime.block_on(async {
@@ -236,6 +237,7 @@ fn llm(runtime: &tokio::runtime::Runtime, pid: u32) -> anyhow::Result<()> {
                         first.get_or_insert_with(|| started.elapsed());
                     }
                     LlmEvent::Usage { completion_tokens, .. } => completion = completion_tokens,
+                    LlmEvent::ToolCall { .. } => {}
                     LlmEvent::Done { .. } => break,
                 }
             }

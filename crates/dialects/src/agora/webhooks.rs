@@ -138,6 +138,8 @@ async fn ended(event: &AgentEvent, store: &Store) -> Vec<OutgoingWebhook> {
     out.extend(delivery(event, 102, &notice_id(event, 102, None), payload));
     match store.history(&agent.id).await {
         Ok(history) => {
+            // User and assistant lines only, as in the history answer.
+            let history: Vec<_> = history.into_iter().filter(|e| e.speaker != colloquy_model::Speaker::Tool).collect();
             let skip = history.len().saturating_sub(agent.spec.max_history as usize);
             let contents: Vec<Value> = history
                 .into_iter()

@@ -96,7 +96,8 @@ pub(crate) fn dialogue_json(record: &AgentRecord, index: usize, entry: HistoryEn
     let kind = dialogue_type(turns.iter().find(|t| t.turn_id == entry.turn_id).map(|t| t.start));
     let producer = match entry.speaker {
         Speaker::User => "user",
-        Speaker::Assistant => "agent",
+        // Callers leave tool calls out; were one here, it is the agent's doing.
+        Speaker::Assistant | Speaker::Tool => "agent",
     };
     json!({
         "DialogueId": format!("{}-{index}", record.id),

@@ -64,7 +64,8 @@ pub(crate) fn message_list(created_with: &[PromptMessage], history: &[HistoryEnt
         }
     }
     for entry in history {
-        if reset_at.is_some_and(|at| entry.at.0 <= at) {
+        // ZEGO's message list has user and assistant messages only.
+        if reset_at.is_some_and(|at| entry.at.0 <= at) || entry.speaker == colloquy_model::Speaker::Tool {
             continue;
         }
         messages.push(json!({ "Role": entry.speaker.as_str(), "Content": entry.content }));

@@ -154,11 +154,12 @@ fn exception_code(stage: &str, message: &str) -> u32 {
     }
 }
 
-/// `AgentInstanceDeleted.Code`: 0 deleted through the API, 1202 the room was idle, 1205 the node
-/// went away (shut down or restarted), 1201 any other failure.
+/// `AgentInstanceDeleted.Code`: 0 deleted through the API (or ended by the agent itself, a
+/// normal end), 1202 the room was idle, 1205 the node went away (shut down or restarted), 1201 any
+/// other failure.
 pub fn deleted_code(state: &AgentState) -> u32 {
     match state.reason() {
-        Some(ExitReason::Left) | None => 0,
+        Some(ExitReason::Left | ExitReason::EndedByAgent) | None => 0,
         Some(ExitReason::IdleTimeout) => 1202,
         Some(ExitReason::NodeShutdown | ExitReason::NodeRestarted) => 1205,
         Some(ExitReason::Error(_) | ExitReason::Panicked(_)) => 1201,

@@ -50,7 +50,63 @@ pub fn spec_from_wire(config: wire::AgentConfig, scope: VendorScope<'_>) -> Chec
             },
         });
     }
+    if config.tools.is_some() || config.tool_options.is_some() {
+        spec.tools = tools_from_wire(config.tools.unwrap_or_default(), config.tool_options.unwrap_or_default())?;
+    }
+    crate::tools::llm_can_call("tools", &spec)?;
     Ok(spec)
+}
+
+fn tools_from_wire(list: Vec<wire::ToolConfig>, options: wire::ToolOptionsConfig) -> Checked<model::Tools> {
+    let mut available = list
+        .into_iter()
+        .enumerate()
+        .map(|(i, tool)| {
+            let field = format!("tools[{i}]");
+            let url = http_url(&format!("{field}.url"), tool.url)?;
+            crate::tools::tool(crate::tools::ToolFields {
+                field,
+                name: tool.name,
+                description: tool.description,
+                parameters: tool.parameters,
+                timeout_ms: tool.timeout_ms,
+                kind: model::ToolKind::Http { url },
+            })
+        })
+        .collect::<Checked<Vec<_>>>()?;
+    if options.end_call == Some(true) {
+        available.push(model::Tool::end_call());
+    }
+    let given = crate::tools::ToolOptions {
+        max_rounds: options.max_rounds,
+        filler_after_ms: options.filler_after_ms,
+        fillers: options.fillers,
+    };
+    crate::tools::tools("tools", available, "tool_options", given)
+}
+
+fn tools_to_wire(tools: &model::Tools) -> (Option<Vec<wire::ToolConfig>>, Option<wire::ToolOptionsConfig>) {
+    let list: Vec<_> = tools
+        .available
+        .iter()
+        .filter_map(|tool| match &tool.kind {
+            model::ToolKind::Http { url } => Some(wire::ToolConfig {
+                name: tool.function.name.clone(),
+                description: Some(tool.function.description.clone()),
+                parameters: serde_json::from_str(&tool.function.parameters).ok(),
+                url: url.clone(),
+                timeout_ms: Some(tool.timeout_ms),
+            }),
+            model::ToolKind::EndCall => None,
+        })
+        .collect();
+    let options = wire::ToolOptionsConfig {
+        max_rounds: Some(tools.max_rounds),
+        filler_after_ms: Some(tools.filler_after_ms),
+        fillers: Some(tools.fillers.clone()),
+        end_call: Some(tools.available.iter().any(|t| t.kind == model::ToolKind::EndCall)),
+    };
+    (Some(list), Some(options))
 }
 
 /// Checks a configured agent's settings (and the same fields of a `POST /v1/agents` body).
@@ -697,6 +753,7 @@ pub fn spec_to_wire(spec: &AgentSpec) -> wire::AgentConfig {
     let llm_endpoint = llm_endpoint.unwrap_or_else(no_endpoint);
     let t = &spec.turn_detection;
     let i = &spec.interruption;
+    let (tools, tool_options) = tools_to_wire(&spec.tools);
     wire::AgentConfig {
         name: spec.name.to_string(),
         channel: spec.channel.to_string(),
@@ -779,6 +836,8 @@ pub fn spec_to_wire(spec: &AgentSpec) -> wire::AgentConfig {
             url: c.url.clone(),
             secret: c.secret.as_ref().map(|_| Secret::REDACTED.to_owned()),
         }),
+        tools,
+        tool_options,
     }
 }
 
@@ -824,6 +883,7 @@ pub fn turns_to_wire(id: &model::AgentId, turns: Vec<model::TurnRecord>) -> wire
                     tts_ttfb_ms: t.metrics.tts_ttfb_ms,
                     engine_overhead_ms: t.metrics.engine_overhead_ms,
                     e2e_ms: t.metrics.e2e_ms,
+                    tool_ms: t.metrics.tool_ms,
                 },
             })
             .collect(),

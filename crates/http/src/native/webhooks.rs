@@ -16,12 +16,11 @@ use colloquy_store::OutgoingWebhook;
 use serde::Serialize;
 
 use super::{to_model, wire};
-use crate::webhooks::hmac_sha256_hex;
+use colloquy_model::signature::signature;
+pub use colloquy_model::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 pub const EVENT_HEADER: &str = "X-Colloquy-Event";
 pub const DELIVERY_HEADER: &str = "X-Colloquy-Delivery";
-pub const TIMESTAMP_HEADER: &str = "X-Colloquy-Timestamp";
-pub const SIGNATURE_HEADER: &str = "X-Colloquy-Signature";
 
 #[derive(Serialize)]
 struct Body<'a> {
@@ -56,9 +55,7 @@ pub fn format(event: &AgentEvent) -> Option<OutgoingWebhook> {
         (TIMESTAMP_HEADER.to_owned(), timestamp.clone()),
     ];
     if let Some(secret) = &callbacks.secret {
-        let signed = format!("{timestamp}.{body}");
-        let signature = hmac_sha256_hex(secret.expose().as_bytes(), signed.as_bytes());
-        headers.push((SIGNATURE_HEADER.to_owned(), format!("sha256={signature}")));
+        headers.push((SIGNATURE_HEADER.to_owned(), signature(secret, &timestamp, &body)));
     }
     Some(OutgoingWebhook {
         agent_id: event.agent.id.clone(),

@@ -55,6 +55,60 @@ pub struct AgentConfig {
     /// Where the agent's events are posted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callbacks: Option<CallbacksConfig>,
+    /// Tools the LLM may call mid-turn (an `openai` LLM only: the embedded one cannot call
+    /// tools). At most 64, names unique. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<ToolConfig>>,
+    /// How the agent uses its tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_options: Option<ToolOptionsConfig>,
+}
+
+/// An HTTP tool: a call is a POST of its arguments (a JSON object) to `url`, signed like the
+/// native webhooks with the agent's `callbacks.secret` (`X-Colloquy-Timestamp`,
+/// `X-Colloquy-Signature`), naming the tool and call in `X-Colloquy-Tool` and
+/// `X-Colloquy-Tool-Call`; the JSON answer (at most 16 KiB) is the result the LLM gets.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolConfig {
+    /// 1–64 of `a-z A-Z 0-9 _ -`, unique among the agent's tools.
+    #[schema(example = "get_weather")]
+    pub name: String,
+    /// What the tool does, for the LLM. Default: empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A JSON Schema of the arguments: an object schema (`{"type": "object", "properties": …}`).
+    /// Default: no arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<serde_json::Value>,
+    /// An `http://` or `https://` URL.
+    pub url: String,
+    /// How long a call may take, 100–60000 ms; after it, the LLM is told the call failed.
+    /// Default 5000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u32>,
+}
+
+/// How the agent uses its tools.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolOptionsConfig {
+    /// Rounds of calls one turn may make, 1–10; the LLM's request after the last one forbids
+    /// calls. Default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rounds: Option<u32>,
+    /// How long calls may run before the agent says a filler, 0–60000 ms. Default 800.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filler_after_ms: Option<u32>,
+    /// What the agent says while it waits (one of them, at most once per turn); `[]` for
+    /// silence. Default `["One moment."]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fillers: Option<Vec<String>>,
+    /// Offers the LLM the built-in `end_call` tool: the agent says its goodbye and leaves (reason
+    /// `ended_by_agent`). Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_call: Option<bool>,
 }
 
 /// A configured agent's settings: the config file's `[[apps.agents]]`, which the vendor dialects
@@ -353,7 +407,7 @@ pub enum Status {
 /// Why an agent stopped or failed.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Reason {
-    /// `left`, `idle_timeout`, `node_shutdown`, `node_restarted`, `panicked` or `error`.
+    /// `left`, `idle_timeout`, `ended_by_agent`, `node_shutdown`, `node_restarted`, `panicked` or `error`.
     pub code: String,
     pub message: String,
 }
@@ -487,9 +541,11 @@ pub struct InterruptRequest {}
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryItem {
     pub turn_id: u64,
-    /// `user` or `assistant`.
+    /// `user`, `assistant` or `tool`.
     pub role: String,
-    /// For the assistant: only what the user actually heard.
+    /// For the assistant: only what the user actually heard. For a tool call: a JSON object
+    /// `{"call_id", "name", "arguments", "result" or "error", "tool_ms"}`, the arguments and
+    /// result as the JSON text they were.
     pub content: String,
     /// The assistant was cut off after `content`.
     pub interrupted: bool,
@@ -527,6 +583,9 @@ pub struct TurnMetrics {
     /// End of the user's speech to the first agent audio packet sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub e2e_ms: Option<u32>,
+    /// Waiting for the turn's tool calls, every round; absent when it made none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_ms: Option<u32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

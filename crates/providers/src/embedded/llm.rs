@@ -546,6 +546,10 @@ impl Inner {
         tx: &mpsc::Sender<Result<LlmEvent, ProviderError>>,
     ) -> Result<(), ProviderError> {
         let turn = request.turn;
+        if !request.tools.is_none() {
+            // The HTTP edge refuses an agent with tools on the local model; this is the last guard.
+            return Err(ProviderError::BadResponse("the local model cannot call tools".into()));
+        }
         let failed = |e: candle_core::Error| ProviderError::BadResponse(format!("the local model failed: {e}"));
         let prompt = self.prompt(&request.messages)?;
         let (mut weights, cached) = self.instance(&prompt).map_err(failed)?;

@@ -9,6 +9,7 @@
 mod asr;
 mod llm;
 mod sse;
+mod tool_calls;
 mod tts;
 
 use std::time::Duration;

@@ -31,6 +31,8 @@
 //! - `tencent`: Tencent Cloud's real-time ASR WebSocket (API 2.0, `/asr/v2/<appid>`), after its
 //!   "Real-Time Speech Recognition (WebSocket)" reference: the HMAC-SHA1 URL signature checked,
 //!   the handshake answer, `slice_type` results, `{"type": "end"}`, `final: 1`, error codes.
+//! - `openai.rs` (not a module here: the tests and `colloquy bench tools` that need it include it by
+//!   path on its own): OpenAI's chat completions stream with tool calls.
 //! - `dashscope`: Alibaba Cloud Model Studio's inference WebSocket (`/api-ws/v1/inference`), after
 //!   Model Studio's "WebSocket API" pages for Paraformer real-time recognition and CosyVoice
 //!   synthesis and their client/server event references: `Authorization: Bearer`, `run-task` /

@@ -16,6 +16,8 @@ pub(crate) async fn handle(
         status: status_name(&record),
         contents: entries
             .into_iter()
+            // Agora's history has user and assistant lines only: tool calls have no place.
+            .filter(|e| e.speaker != colloquy_model::Speaker::Tool)
             .map(|e| wire::HistoryItem { role: e.speaker.as_str(), content: e.content })
             .collect(),
     }))

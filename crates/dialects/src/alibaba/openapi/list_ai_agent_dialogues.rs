@@ -38,7 +38,8 @@ pub(super) async fn handle(state: &AppState, app: &App, params: &Params) -> Resu
         let history: Vec<HistoryEntry> = state.supervisor().history(&app.id, &record.id).await?;
         let turns = state.supervisor().turns(&app.id, &record.id).await?;
         for (i, entry) in history.into_iter().enumerate() {
-            if entry.at.0 < start || entry.at.0 > end {
+            // Tool calls have no place among Alibaba's dialogues.
+            if entry.at.0 < start || entry.at.0 > end || entry.speaker == colloquy_model::Speaker::Tool {
                 continue;
             }
             let round = (record.id.to_string(), entry.turn_id);

@@ -1,0 +1,99 @@
+//! An agent's tools through the native API: accepted and shown back, and refused with the field
+//! named when a name, schema, URL, timeout or option is wrong, or when the LLM cannot call tools.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{Options, api, assert_error};
+use serde_json::{Value, json};
+
+fn openai_llm() -> Value {
+    json!({"vendor": "openai", "url": "http://127.0.0.1:9/v1", "model": "gpt-4o-mini"})
+}
+
+fn weather() -> Value {
+    json!({
+        "name": "get_weather",
+        "description": "The weather in a city now.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        "url": "http://127.0.0.1:9/tools/weather",
+        "timeout_ms": 3000
+    })
+}
+
+fn with_tools(tools: Value, options: Option<Value>) -> String {
+    let mut body = json!({"name": "n", "channel": "c", "llm": openai_llm(), "tools": tools});
+    if let Some(options) = options {
+        body["tool_options"] = options;
+    }
+    body.to_string()
+}
+
+#[tokio::test]
+async fn tools_are_accepted_and_shown_with_their_options() {
+    let api = api(Options::default()).await;
+    let options = json!({"max_rounds": 2, "filler_after_ms": 500, "fillers": ["Let me check."], "end_call": true});
+    let reply = api.post("/v1/agents", &with_tools(json!([weather()]), Some(options.clone()))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let config = &reply.json["config"];
+    assert_eq!(config["tools"], json!([weather()]));
+    assert_eq!(config["tool_options"], options);
+
+    // Defaults: no tools, three rounds, a filler after 800 ms, no end_call.
+    let id = api.start("plain", "c2").await;
+    let shown = api.get(&format!("/v1/agents/{id}")).await;
+    assert_eq!(shown.json["config"]["tools"], json!([]));
+    assert_eq!(
+        shown.json["config"]["tool_options"],
+        json!({"max_rounds": 3, "filler_after_ms": 800, "fillers": ["One moment."], "end_call": false})
+    );
+}
+
+#[tokio::test]
+async fn bad_tools_are_refused_naming_the_field() {
+    let api = api(Options::default()).await;
+    let mut nameless = weather();
+    nameless["name"] = json!("get weather");
+    let mut bad_schema = weather();
+    bad_schema["parameters"] = json!({"type": "object", "properties": {"city": {"type": "text"}}});
+    let mut not_object = weather();
+    not_object["parameters"] = json!({"type": "array"});
+    let mut bad_url = weather();
+    bad_url["url"] = json!("ftp://example.com/x");
+    let mut slow = weather();
+    slow["timeout_ms"] = json!(600_000);
+    let cases = [
+        (with_tools(json!([nameless]), None), "tools[0].name"),
+        (with_tools(json!([bad_schema]), None), "tools[0].parameters.properties.city.type"),
+        (with_tools(json!([not_object]), None), "tools[0].parameters.type"),
+        (with_tools(json!([bad_url]), None), "tools[0].url"),
+        (with_tools(json!([slow]), None), "tools[0].timeout_ms"),
+        (with_tools(json!([weather(), weather()]), None), "tools[1].name"),
+        (with_tools(json!([]), Some(json!({"max_rounds": 0}))), "tool_options.max_rounds"),
+        (with_tools(json!([]), Some(json!({"fillers": ["ok", " "]}))), "tool_options.fillers[1]"),
+    ];
+    for (body, field) in cases {
+        let reply = api.post("/v1/agents", &body).await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_field", Some(field));
+    }
+    let unknown = with_tools(json!([{"name": "x", "url": "http://127.0.0.1:9/x", "method": "GET"}]), None);
+    assert_error(
+        &api.post("/v1/agents", &unknown).await,
+        StatusCode::BAD_REQUEST,
+        "unknown_field",
+        Some("tools[0].method"),
+    );
+
+    // The embedded LLM cannot call tools.
+    let local = json!({"name": "n", "channel": "c", "tools": [weather()]}).to_string();
+    let reply = api.post("/v1/agents", &local).await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_field", Some("tools"));
+    assert!(reply.text.contains("cannot call tools"), "{}", reply.text);
+    let end_call_only = json!({"name": "n", "channel": "c", "tool_options": {"end_call": true}}).to_string();
+    assert_error(
+        &api.post("/v1/agents", &end_call_only).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+        Some("tools"),
+    );
+}
