@@ -13,7 +13,7 @@ use colloquy_http::auth::{Credential, RateLimit};
 use colloquy_http::rtc::RtcEdge;
 use colloquy_http::webhooks::WebhookConfig;
 use colloquy_model::AppId;
-use colloquy_rtc::server::{ChannelServer, RtcConfig};
+use colloquy_rtc::server::ChannelServer;
 use colloquy_rtc::token::TokenSigner;
 use colloquy_store::Store;
 use colloquy_supervisor::{Supervisor, SupervisorConfig};
@@ -105,18 +105,9 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
         credentials::Source::Environment => "the environment",
         credentials::Source::Generated => "the data dir",
     };
-    let channel_server = ChannelServer::start(RtcConfig {
-        udp: config.rtc_udp,
-        public_ip: config.rtc_public_ip,
-        max_participants_per_channel: config.max_participants_per_channel,
-        max_channels: config.max_channels,
-        connect_timeout: config.connect_timeout,
-        max_connecting: config.max_connecting,
-        max_join_wait: RtcConfig::DEFAULT_MAX_JOIN_WAIT,
-        inactivity_timeout: config.inactivity_timeout,
-    })
-    .await
-    .with_context(|| format!("binding the channel server to UDP {}", config.rtc_udp))?;
+    let channel_server = ChannelServer::start(config.rtc.clone())
+        .await
+        .with_context(|| format!("binding the channel server to UDP {}", config.rtc.udp))?;
     let signer = TokenSigner::new(credentials.secret.expose().as_bytes());
     let supervisor_config = SupervisorConfig { max_agents: config.max_agents };
     let supervisor = if media {
@@ -141,7 +132,7 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
             }],
             apps: colloquy_http::apps::Apps::new(config.apps.clone()),
             rate_limit: RateLimit { per_second: config.requests_per_second, burst: config.burst },
-            brake: colloquy_http::brake::BrakeConfig::DEFAULT,
+            brake: config.brake,
             rtc: RtcEdge::new(signer, Some(channel_server.clone())),
             playground,
             dialects: dialects.clone(),
