@@ -26,6 +26,8 @@ pub struct ConfigFile {
     pub brake: BrakeSection,
     #[serde(default)]
     pub playground: PlaygroundSection,
+    #[serde(default)]
+    pub store: StoreSection,
     /// The tenants of the vendor dialects (Agora, ZEGO, Alibaba); see `AppSection`.
     #[serde(default)]
     pub apps: Vec<AppSection>,
@@ -182,6 +184,47 @@ pub struct ServerSection {
     pub drain_timeout_ms: Option<u64>,
 }
 
+/// Where the records live.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// A PostgreSQL database, `postgres://user:password@host:port/database`, which several nodes
+    /// may share. Default: none, the records are the SQLite file `colloquy.db` in the data dir.
+    pub url: Option<String>,
+}
+
+/// Where the records live, resolved.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// The SQLite file `colloquy.db` in the data dir (the embedded default).
+    SqliteInDataDir,
+    /// A PostgreSQL URL (it may hold a password: it is never printed).
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::SqliteInDataDir => f.write_str("SqliteInDataDir"),
+            Database::Postgres(_) => f.write_str("Postgres(<url>)"),
+        }
+    }
+}
+
+impl Database {
+    /// `--database` or `[store] url`: only PostgreSQL URLs (without one, the SQLite file).
+    fn parse(url: String, field: &str) -> anyhow::Result<Database> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Database::Postgres(url))
+        } else {
+            bail!(
+                "{field} must be a PostgreSQL URL (postgres://user:password@host:port/database); \
+                 leave it out to keep the records in the SQLite file in the data dir"
+            )
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSection {
@@ -217,6 +260,7 @@ pub struct Config {
     /// The channel server's settings, its UDP address included.
     pub rtc: RtcConfig,
     pub data_dir: PathBuf,
+    pub database: Database,
     pub max_agents: u32,
     pub requests_per_second: u32,
     pub burst: u32,
@@ -242,6 +286,8 @@ pub struct Overrides {
     pub rtc_udp: Option<SocketAddr>,
     pub rtc_public_ip: Option<std::net::IpAddr>,
     pub data_dir: Option<PathBuf>,
+    /// `--database`: a PostgreSQL URL.
+    pub database: Option<String>,
     pub log_format: Option<LogFormat>,
 }
 
@@ -277,6 +323,11 @@ pub fn resolve(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config>
         data_dir: match overrides.data_dir.or(file.server.data_dir) {
             Some(dir) => dir,
             None => default_data_dir()?,
+        },
+        database: match (overrides.database, file.store.url) {
+            (Some(url), _) => Database::parse(url, "--database")?,
+            (None, Some(url)) => Database::parse(url, "store.url")?,
+            (None, None) => Database::SqliteInDataDir,
         },
         max_agents: file.limits.max_agents.unwrap_or(Config::DEFAULT_MAX_AGENTS),
         requests_per_second: file.limits.requests_per_second.unwrap_or(Config::DEFAULT_REQUESTS_PER_SECOND),
@@ -509,6 +560,28 @@ fn default_data_dir() -> anyhow::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_records_are_the_sqlite_file_unless_a_postgres_url_is_given() {
+        let overrides = || Overrides { data_dir: Some("/tmp".into()), ..Overrides::default() };
+        assert_eq!(resolve(ConfigFile::default(), overrides()).unwrap().database, Database::SqliteInDataDir);
+        let file = || toml::from_str::<ConfigFile>("[store]\nurl = \"postgres://u:pw@127.0.0.1:5432/colloquy\"\n");
+        let config = resolve(file().unwrap(), overrides()).unwrap();
+        assert_eq!(config.database, Database::Postgres("postgres://u:pw@127.0.0.1:5432/colloquy".into()));
+        assert!(!format!("{config:?}").contains("pw"), "the URL's password is never printed");
+        // The flag wins over the file.
+        let flag = Overrides { database: Some("postgresql://127.0.0.1/other".into()), ..overrides() };
+        assert_eq!(
+            resolve(file().unwrap(), flag).unwrap().database,
+            Database::Postgres("postgresql://127.0.0.1/other".into())
+        );
+        // Anything else is refused, naming where it came from.
+        let wrong = Overrides { database: Some("mysql://127.0.0.1/x".into()), ..overrides() };
+        assert!(resolve(ConfigFile::default(), wrong).unwrap_err().to_string().contains("--database"));
+        let file: ConfigFile = toml::from_str("[store]\nurl = \"/var/lib/colloquy.db\"\n").unwrap();
+        assert!(resolve(file, overrides()).unwrap_err().to_string().contains("store.url"));
+        assert!(toml::from_str::<ConfigFile>("[store]\npath = \"x\"\n").is_err(), "unknown keys are errors");
+    }
 
     #[test]
     fn flags_override_the_file_and_defaults_fill_the_rest() {

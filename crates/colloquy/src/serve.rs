@@ -32,6 +32,7 @@ pub fn run(args: ServeArgs, log_format: Option<LogFormat>, started: Instant) -> 
         rtc_udp: args.rtc_udp,
         rtc_public_ip: args.rtc_public_ip,
         data_dir: args.data_dir,
+        database: args.database,
         log_format,
     };
     let config = config::resolve(file, overrides)?;
@@ -98,8 +99,15 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
     let data_dir_lock = lock_data_dir(&config.data_dir)?;
-    let db_path = config.data_dir.join("colloquy.db");
-    let store = Store::open(&db_path).await.with_context(|| format!("opening the records at {}", db_path.display()))?;
+    let store = match &config.database {
+        config::Database::SqliteInDataDir => {
+            let db_path = config.data_dir.join("colloquy.db");
+            Store::open(&db_path).await.with_context(|| format!("opening the records at {}", db_path.display()))?
+        }
+        config::Database::Postgres(url) => {
+            Store::open_postgres(url).await.context("connecting to the records' PostgreSQL database (--database)")?
+        }
+    };
     let credentials = credentials::load_or_generate(&config.data_dir)?;
     let credentials_from = match credentials.source {
         credentials::Source::Environment => "the environment",
