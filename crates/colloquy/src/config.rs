@@ -28,6 +28,8 @@ pub struct ConfigFile {
     pub playground: PlaygroundSection,
     #[serde(default)]
     pub store: StoreSection,
+    #[serde(default)]
+    pub cluster: ClusterSection,
     /// The tenants of the vendor dialects (Agora, ZEGO, Alibaba); see `AppSection`.
     #[serde(default)]
     pub apps: Vec<AppSection>,
@@ -193,6 +195,77 @@ pub struct StoreSection {
     pub url: Option<String>,
 }
 
+/// One node of several (`--cluster`): the cluster state in Redis.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// The cluster's Redis, `redis://host:port/db`. Default: none, a node alone.
+    pub url: Option<String>,
+    /// This node's id (letters, digits, `_`, `-`, `.`), stable across restarts. Default: generated
+    /// once and kept in the data dir (`node-id`).
+    pub node_id: Option<String>,
+    /// How long a node lives in the registry without a heartbeat (it beats every third of it): a
+    /// node that died is found by the others within it. 1000–60000 ms, default 5000.
+    pub ttl_ms: Option<u64>,
+    /// The URL at which the other nodes reach this node's HTTP API. Default: `http://` and the
+    /// HTTP address (127.0.0.1 when it is unspecified).
+    pub advertise_http: Option<String>,
+}
+
+/// The cluster settings, resolved.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// The Redis URL (it may hold a password: it is never printed).
+    pub url: String,
+    pub node_id: Option<String>,
+    pub ttl: Duration,
+    pub advertise_http: Option<String>,
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("url", &"<url>")
+            .field("node_id", &self.node_id)
+            .field("ttl", &self.ttl)
+            .field("advertise_http", &self.advertise_http)
+            .finish()
+    }
+}
+
+impl ClusterConfig {
+    fn resolve(flag: Option<String>, file: ClusterSection) -> anyhow::Result<Option<ClusterConfig>> {
+        let (url, field) = match (flag, file.url) {
+            (Some(url), _) => (url, "--cluster"),
+            (None, Some(url)) => (url, "cluster.url"),
+            (None, None) => {
+                if file.node_id.is_some() || file.ttl_ms.is_some() || file.advertise_http.is_some() {
+                    bail!("[cluster] settings without cluster.url (or --cluster): name the cluster's Redis");
+                }
+                return Ok(None);
+            }
+        };
+        if !url.starts_with("redis://") {
+            bail!("{field} must be a Redis URL (redis://host:port/db)");
+        }
+        if let Some(id) = &file.node_id {
+            colloquy_cluster::NodeId::new(id.clone()).map_err(|e| anyhow::anyhow!("cluster.node_id: {e}"))?;
+        }
+        let ttl_ms = file.ttl_ms.unwrap_or(colloquy_cluster::DEFAULT_TTL.as_millis() as u64);
+        if !(1000..=60_000).contains(&ttl_ms) {
+            bail!("cluster.ttl_ms must be 1000 to 60000, not {ttl_ms}");
+        }
+        let advertise_http = match file.advertise_http {
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                Some(url.trim_end_matches('/').to_owned())
+            }
+            Some(_) => bail!("cluster.advertise_http must be an http:// or https:// URL"),
+            None => None,
+        };
+        Ok(Some(ClusterConfig { url, node_id: file.node_id, ttl: Duration::from_millis(ttl_ms), advertise_http }))
+    }
+}
+
 /// Where the records live, resolved.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Database {
@@ -261,6 +334,8 @@ pub struct Config {
     pub rtc: RtcConfig,
     pub data_dir: PathBuf,
     pub database: Database,
+    /// One node of a cluster, or `None`: a node alone.
+    pub cluster: Option<ClusterConfig>,
     pub max_agents: u32,
     pub requests_per_second: u32,
     pub burst: u32,
@@ -288,6 +363,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--database`: a PostgreSQL URL.
     pub database: Option<String>,
+    /// `--cluster`: a Redis URL.
+    pub cluster: Option<String>,
     pub log_format: Option<LogFormat>,
 }
 
@@ -300,6 +377,7 @@ pub fn resolve(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config>
     let ms = |value: Option<u64>, default: Duration| value.map_or(default, Duration::from_millis);
     let config = Config {
         http: overrides.http.or(file.server.http).unwrap_or_else(|| Config::DEFAULT_HTTP.parse().expect("valid")),
+        cluster: ClusterConfig::resolve(overrides.cluster, file.cluster)?,
         rtc: {
             let udp = overrides
                 .rtc_udp

@@ -52,6 +52,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             rtc_public_ip: None,
             data_dir: Some(dir.path().to_owned()),
             database: None,
+            cluster: None,
             log_format: None,
         },
     )?;

@@ -6,6 +6,7 @@ mod config;
 mod credentials;
 mod demo;
 mod models;
+mod node;
 mod serve;
 mod tools;
 
@@ -68,6 +69,10 @@ struct ServeArgs {
     /// which several nodes may share [default: the SQLite file colloquy.db in the data dir].
     #[arg(long, value_name = "URL")]
     database: Option<String>,
+    /// Be one node of a cluster whose state is in this Redis (redis://host:port/db); share the
+    /// records with the other nodes through --database. Also `[cluster] url`.
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
     /// A TOML configuration file; flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,

@@ -33,6 +33,7 @@ pub fn run(args: ServeArgs, log_format: Option<LogFormat>, started: Instant) -> 
         rtc_public_ip: args.rtc_public_ip,
         data_dir: args.data_dir,
         database: args.database,
+        cluster: args.cluster,
         log_format,
     };
     let config = config::resolve(file, overrides)?;
@@ -55,6 +56,8 @@ pub struct RunningServer {
     supervisor: Supervisor,
     channel_server: ChannelServer,
     store: Store,
+    /// This node's place in its cluster, when it is one of several.
+    membership: Option<crate::node::Membership>,
     webhooks: tokio::task::JoinHandle<()>,
     /// Tells the HTTP server to drain.
     stop_http: tokio::sync::oneshot::Sender<()>,
@@ -108,6 +111,15 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
             Store::open_postgres(url).await.context("connecting to the records' PostgreSQL database (--database)")?
         }
     };
+    // One node of several: its agents are recorded as its own, and only they are its to recover.
+    let cluster = match &config.cluster {
+        Some(cluster) => Some(crate::node::connect(cluster, &config.data_dir).await?),
+        None => None,
+    };
+    let store = match &cluster {
+        Some(cluster) => store.for_node(cluster.me().as_str()),
+        None => store,
+    };
     let credentials = credentials::load_or_generate(&config.data_dir)?;
     let credentials_from = match credentials.source {
         credentials::Source::Environment => "the environment",
@@ -125,8 +137,14 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
     } else {
         Supervisor::new(store.clone(), supervisor_config)
     };
+    if let Some(cluster) = &cluster {
+        supervisor.set_cluster(cluster.clone());
+    }
     let orphans = supervisor.recover().await.context("recovering the records of the last run")?;
-    let dialects: Arc<dyn colloquy_http::dialects::Dialects> = Arc::new(colloquy_dialects::VendorDialects::new());
+    let dialects: Arc<dyn colloquy_http::dialects::Dialects> = Arc::new(match &cluster {
+        Some(cluster) => colloquy_dialects::VendorDialects::in_cluster(cluster.clone()),
+        None => colloquy_dialects::VendorDialects::new(),
+    });
     let webhooks = colloquy_http::webhooks::spawn(&supervisor, WebhookConfig::DEFAULT, dialects.clone());
 
     let playground = config.playground.enabled(credentials.source == credentials::Source::Generated);
@@ -146,6 +164,7 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
             dialects: dialects.clone(),
             local_models: Arc::new(crate::models::ModelsDir),
             speech_vendors: Arc::new(colloquy_providers::vendors::Registry),
+            cluster: cluster.clone(),
         },
     );
     let listener = tokio::net::TcpListener::bind(config.http)
@@ -153,6 +172,37 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
         .with_context(|| format!("binding the HTTP API to {}", config.http))?;
     let http = listener.local_addr()?;
     let rtc_udp = channel_server.local_addr();
+    let membership = match (cluster, &config.cluster) {
+        (Some(cluster), Some(settings)) => {
+            let info = colloquy_cluster::NodeInfo {
+                id: cluster.me().clone(),
+                http: settings.advertise_http.clone().unwrap_or_else(|| {
+                    let ip = if http.ip().is_unspecified() { std::net::Ipv4Addr::LOCALHOST.into() } else { http.ip() };
+                    format!("http://{}", std::net::SocketAddr::new(ip, http.port()))
+                }),
+                rtc: std::net::SocketAddr::new(config.rtc.public_ip.unwrap_or(rtc_udp.ip()), rtc_udp.port())
+                    .to_string(),
+                state: colloquy_cluster::NodeState::Serving,
+                agents: 0,
+                max_agents: config.max_agents,
+                channels: 0,
+                started_at: colloquy_supervisor::now().0,
+                heartbeat_at: 0,
+            };
+            tracing::info!(node = %info.id, http = %info.http, rtc = %info.rtc, "joining the cluster");
+            Some(
+                crate::node::Membership::start(
+                    cluster,
+                    supervisor.clone(),
+                    Some(channel_server.clone()),
+                    store.clone(),
+                    info,
+                )
+                .await?,
+            )
+        }
+        _ => None,
+    };
     tracing::info!(
         address = %http,
         %rtc_udp,
@@ -181,6 +231,7 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
         supervisor,
         channel_server,
         store,
+        membership,
         webhooks,
         stop_http,
         http_task,
@@ -196,7 +247,13 @@ impl RunningServer {
         // Agents stop alongside the HTTP drain, so that a request waiting on an agent cannot hold
         // the shutdown up.
         let _ = self.stop_http.send(());
+        if let Some(membership) = &self.membership {
+            membership.drain();
+        }
         let (served, report) = tokio::join!(self.http_task, self.supervisor.shutdown());
+        if let Some(membership) = self.membership {
+            membership.leave().await;
+        }
         let drained = served.context("the HTTP task")?.context("serving HTTP")?;
         if drained.closed_at_deadline > 0 {
             tracing::warn!(

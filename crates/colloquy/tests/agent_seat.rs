@@ -55,6 +55,7 @@ async fn stack(dir: &std::path::Path) -> (ChannelServer, TokenSigner, String) {
             dialects: std::sync::Arc::new(colloquy_http::dialects::NoDialects),
             local_models: std::sync::Arc::new(colloquy_http::fields::ListedModels::default_llm()),
             speech_vendors: std::sync::Arc::new(colloquy_http::vendors::NoVendors),
+            cluster: None,
         },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -18,13 +18,29 @@ fn crates_depend_only_on_what_architecture_md_allows() {
     let rules: &[(&str, &[&str], &[&str])] = &[
         ("model", &[], &["tokio", "sqlx", "axum"]),
         ("store", &["colloquy-model"], &["axum", "colloquy-supervisor", "colloquy-http"]),
-        ("supervisor", &["colloquy-model", "colloquy-store"], &["axum", "serde_json", "colloquy-http"]),
+        ("cluster", &["colloquy-model"], &["axum", "sqlx", "str0m", "colloquy-store", "colloquy-supervisor"]),
+        (
+            "supervisor",
+            &["colloquy-model", "colloquy-store", "colloquy-cluster"],
+            &["axum", "serde_json", "colloquy-http"],
+        ),
         ("rtc", &[], &["axum", "reqwest", "sqlx", "serde_json", "tokio-tungstenite"]),
         ("providers", &["colloquy-model"], &["axum", "sqlx", "str0m", "opus"]),
-        ("http", &["colloquy-model", "colloquy-store", "colloquy-supervisor", "colloquy-rtc"], &["colloquy-dialects"]),
+        (
+            "http",
+            &["colloquy-model", "colloquy-store", "colloquy-supervisor", "colloquy-rtc", "colloquy-cluster"],
+            &["colloquy-dialects"],
+        ),
         (
             "dialects",
-            &["colloquy-http", "colloquy-model", "colloquy-store", "colloquy-supervisor", "colloquy-rtc"],
+            &[
+                "colloquy-http",
+                "colloquy-model",
+                "colloquy-store",
+                "colloquy-supervisor",
+                "colloquy-rtc",
+                "colloquy-cluster",
+            ],
             &["sqlx", "str0m", "reqwest", "colloquy-agent", "colloquy-providers"],
         ),
         ("conversation", &["colloquy-model"], &["tokio", "futures-util", "axum", "sqlx", "reqwest", "str0m"]),
@@ -108,5 +124,35 @@ fn the_http_edge_and_the_dialects_keep_no_process_global_state() {
                 }
             }
         }
+    }
+}
+
+/// "A channel has one owner": the channel-to-node map is written in `cluster/src/channels.rs`
+/// alone, an entry only ever taken with `SET NX` and removed only by a compare-and-delete on the
+/// node it names; Redis is reached only through the cluster crate; and the parts that run a call
+/// (the conversation core, the agent runtime, the providers, the channel server) know nothing of
+/// the cluster.
+#[test]
+fn a_channel_has_one_owner() {
+    let channels = std::fs::read_to_string(workspace().join("crates/cluster/src/channels.rs")).unwrap();
+    let sets: Vec<&str> = channels.lines().filter(|l| l.contains("redis.call('SET'")).collect();
+    assert!(!sets.is_empty(), "the claim is a SET NX");
+    for line in sets {
+        assert!(line.contains("'NX'"), "a channel entry written without NX: {line}");
+    }
+    assert!(channels.contains("if redis.call('GET', KEYS[1]) == ARGV[1] then"), "release is compare-and-delete");
+    for path in sources(&workspace().join("crates")) {
+        let name = path.to_string_lossy().into_owned();
+        if name.contains("/tests/") || name.ends_with("cluster/src/channels.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("channel:{}") && !text.contains("node_channels:"), "{name} writes the channel map");
+        if !name.contains("crates/cluster/") {
+            assert!(!text.contains("redis::"), "{name} reaches Redis outside the cluster crate");
+        }
+    }
+    for crate_dir in ["conversation", "agent", "providers", "rtc", "model", "store"] {
+        assert!(!dependencies(crate_dir).iter().any(|d| d == "colloquy-cluster"), "{crate_dir} knows the cluster");
     }
 }

@@ -49,6 +49,14 @@ impl VendorDialects {
     pub fn new() -> VendorDialects {
         VendorDialects::default()
     }
+
+    /// The dialects of a node of `cluster`: what they count per agent (ZEGO's callback sequences)
+    /// is kept in the cluster's state.
+    pub fn in_cluster(cluster: colloquy_cluster::Cluster) -> VendorDialects {
+        let dialects = VendorDialects::default();
+        dialects.zego.share_sequences(cluster);
+        dialects
+    }
 }
 
 impl Dialects for VendorDialects {

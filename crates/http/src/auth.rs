@@ -44,7 +44,7 @@ pub async fn require_basic_auth(
     let header = parts.headers.get(header::AUTHORIZATION);
     let caller = state.braked(peer, &presented_key(header), || authenticate(&state.inner.credentials, header))?;
     let mut request = Request::from_parts(parts, body);
-    state.inner.rate_limiter.check(&caller.key)?;
+    state.rate_limit(&caller.key).await?;
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
 }
@@ -118,6 +118,10 @@ impl RateLimiter {
         RateLimiter { limit, buckets: Mutex::new(HashMap::new()) }
     }
 
+    pub fn limit(&self) -> RateLimit {
+        self.limit
+    }
+
     /// Takes one request from `key`'s bucket, or answers 429 with when to retry.
     pub fn check(&self, key: &str) -> Result<(), ApiError> {
         let RateLimit { per_second, burst } = self.limit;
@@ -136,17 +140,23 @@ impl RateLimiter {
             return Ok(());
         }
         let wait = Duration::from_secs_f64((1.0 - bucket.tokens) / f64::from(per_second));
-        let mut error = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::RateLimited,
-            format!(
-                "more than {per_second} requests per second (burst {burst}) with this credential; retry in {} ms",
-                wait.as_millis().max(1)
-            ),
-        );
-        error.retry_after_secs = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
-        Err(error)
+        Err(rate_limited(self.limit, wait))
     }
+}
+
+/// The 429 of a request over `limit`, with when to retry.
+pub(crate) fn rate_limited(limit: RateLimit, wait: Duration) -> ApiError {
+    let RateLimit { per_second, burst } = limit;
+    let mut error = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::RateLimited,
+        format!(
+            "more than {per_second} requests per second (burst {burst}) with this credential; retry in {} ms",
+            wait.as_millis().max(1)
+        ),
+    );
+    error.retry_after_secs = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+    error
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ use utoipa::ToSchema;
 pub enum ErrorCode {
     /// 401: missing or wrong credentials.
     Unauthorized,
+    /// 403: these credentials may not do this (an app's on a route of the whole server).
+    Forbidden,
     /// 429: too many requests per second for this credential.
     RateLimited,
     /// 422: a quota is used up (the node's maximum of concurrent agents).
@@ -59,6 +61,12 @@ pub enum ErrorCode {
     NodeBusy,
     /// 503: this node runs no channel server.
     NoChannelServer,
+    /// 421: the agent, or the channel it would join, is on another node of the cluster; the
+    /// message names the node and its address.
+    OtherNode,
+    /// 503 with `Retry-After`: the cluster state (Redis) cannot be reached, or the agent's node
+    /// stopped answering; nothing was done.
+    ClusterUnavailable,
     /// 503: the records cannot be written (a full disk, an I/O error); nothing was done, or, for
     /// an agent that ended anyway, its end is not recorded yet. The message says why; retry later.
     RecordsUnavailable,
@@ -120,6 +128,14 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, message)
     }
+
+    /// A 503 `cluster_unavailable`, to be retried in a few seconds.
+    pub fn cluster_unavailable(message: impl Into<String>) -> ApiError {
+        ApiError {
+            retry_after_secs: Some(2),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ClusterUnavailable, message)
+        }
+    }
 }
 
 impl From<SupervisorError> for ApiError {
@@ -142,6 +158,10 @@ impl From<SupervisorError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::StartFailed, message)
             }
             SupervisorError::NotRecorded(_) => records_unavailable(message),
+            SupervisorError::Elsewhere { .. } => {
+                ApiError::new(StatusCode::MISDIRECTED_REQUEST, ErrorCode::OtherNode, message)
+            }
+            SupervisorError::Cluster(_) => ApiError::cluster_unavailable(message),
             SupervisorError::Store(colloquy_store::StoreError::Database(e)) => {
                 tracing::error!(error = %e, "records failed");
                 records_unavailable(format!("the records could not be written ({e}); nothing was done"))

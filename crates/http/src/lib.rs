@@ -16,6 +16,7 @@ pub mod fields;
 pub mod listener;
 pub mod metrics;
 pub mod native;
+pub mod nodes;
 pub mod openapi;
 pub mod playground;
 pub mod rtc;
@@ -32,6 +33,8 @@ use axum::{Json, Router, middleware};
 use colloquy_supervisor::Supervisor;
 
 use crate::apps::Apps;
+use colloquy_cluster::Cluster;
+
 use crate::auth::{Credential, RateLimit, RateLimiter};
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
@@ -58,6 +61,9 @@ pub struct HttpConfig {
     pub local_models: Arc<dyn fields::LocalModels>,
     /// The speech vendors requests may name ([`vendors::NoVendors`] for none).
     pub speech_vendors: Arc<dyn vendors::SpeechVendors>,
+    /// The cluster this node is one of: request nonces and rate limits are counted there, with
+    /// every node's requests. `None`: a node alone (nonces in the records, limits in memory).
+    pub cluster: Option<Cluster>,
 }
 
 /// What every handler can reach; cheap to clone.
@@ -79,6 +85,7 @@ struct StateInner {
     metrics: Metrics,
     rtc: rtc::RtcEdge,
     playground: playground::Playground,
+    cluster: Option<Cluster>,
 }
 
 /// The whole HTTP API as one router, ready to serve or to call in process with `oneshot`.
@@ -102,11 +109,13 @@ pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
             speech_vendors: config.speech_vendors,
             rtc: config.rtc,
             playground: playground::Playground::new(config.playground),
+            cluster: config.cluster,
         }),
     };
     let v1 = native::routes()
         .route("/v1/tokens", axum::routing::post(rtc::issue_token))
         .route("/v1/channels/{channel}", get(rtc::channel))
+        .route("/v1/nodes", get(nodes::list_nodes))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_basic_auth))
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
@@ -138,9 +147,52 @@ impl AppState {
         &self.inner.apps
     }
 
-    /// Takes one request from `key`'s rate limit.
-    pub fn rate_limit(&self, key: &str) -> Result<(), ApiError> {
-        self.inner.rate_limiter.check(key)
+    /// Takes one request from `key`'s rate limit: in this node's memory, or in the cluster's, where
+    /// every node's requests count. Should the cluster state be unreachable, the request is let
+    /// through (a limit is not a record), with an error logged.
+    pub async fn rate_limit(&self, key: &str) -> Result<(), ApiError> {
+        let Some(cluster) = &self.inner.cluster else { return self.inner.rate_limiter.check(key) };
+        let limit = self.inner.rate_limiter.limit();
+        if limit.per_second == 0 {
+            return Ok(());
+        }
+        match cluster.take_request(key, limit.per_second, limit.burst).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(wait)) => Err(auth::rate_limited(limit, wait)),
+            Err(e) => {
+                tracing::error!(error = %e, "the cluster's rate limit is unreachable; the request goes through");
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes a signed request's `nonce` in `scope` (a dialect and credential) once, keeping it until
+    /// `keep_until`: in the records, or in the cluster's state when there is one. Answers `false`
+    /// when it was taken already.
+    pub async fn use_nonce(
+        &self,
+        scope: &str,
+        nonce: &str,
+        now: colloquy_model::UnixMillis,
+        keep_until: colloquy_model::UnixMillis,
+    ) -> Result<bool, String> {
+        match &self.inner.cluster {
+            Some(cluster) => {
+                let keep = std::time::Duration::from_millis(keep_until.0.saturating_sub(now.0).max(1) as u64);
+                cluster.use_nonce(scope, nonce, keep).await.map_err(|e| format!("the cluster state: {e}"))
+            }
+            None => self
+                .supervisor()
+                .store()
+                .use_nonce(scope, nonce, now, keep_until)
+                .await
+                .map_err(|e| format!("the records: {e}")),
+        }
+    }
+
+    /// The cluster this node is one of, if any.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.inner.cluster.as_ref()
     }
 
     /// Runs `authenticate` under the brute-force brake, for `peer` naming `credential`: refused

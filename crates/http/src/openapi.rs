@@ -30,6 +30,7 @@ use crate::native;
         crate::rtc::whip_join,
         crate::rtc::whip_renew,
         crate::rtc::whip_leave,
+        crate::nodes::list_nodes,
         crate::healthz,
     ),
     modifiers(&BasicAuth),
@@ -37,7 +38,7 @@ use crate::native;
         (name = "agents", description = "Start, list, inspect, update and stop agents"),
         (name = "conversation", description = "Steer a live conversation and read what it left behind"),
         (name = "rtc", description = "RTC tokens and WHIP signaling into the channel server"),
-        (name = "server", description = "Health"),
+        (name = "server", description = "Health, and the nodes serving the API"),
     )
 )]
 pub struct ApiDoc;

@@ -540,6 +540,7 @@ async fn openapi_documents_every_v1_route_and_its_schemas() {
         "GET /healthz",
         "POST /v1/tokens",
         "GET /v1/channels/{channel}",
+        "GET /v1/nodes",
         "POST /rtc/whip",
         "PATCH /rtc/whip/{resource}",
         "DELETE /rtc/whip/{resource}",
@@ -737,4 +738,24 @@ async fn an_apps_vendor_key_fills_a_request_without_one() {
         (reply.status, reply.json["error"]["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("asr.params.key"))
     );
+}
+
+#[tokio::test]
+async fn a_node_alone_lists_itself_to_the_server_s_credentials_only() {
+    let api = api(Options::default()).await;
+    api.start("one", "room-1").await;
+    api.start("two", "room-1").await;
+    let reply = api.get("/v1/nodes").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.json["cluster"], false);
+    let node = &reply.json["nodes"][0];
+    assert_eq!(
+        (node["agents"].as_u64(), node["max_agents"].as_u64(), node["channels"].as_u64()),
+        (Some(2), Some(100), Some(1))
+    );
+    assert_eq!(node["this_node"], true);
+    let app = api.send("GET", "/v1/nodes", Some(&basic(common::APP_KEY, common::APP_SECRET)), None).await;
+    assert_error(&app, StatusCode::FORBIDDEN, "forbidden", None);
+    let nobody = api.send("GET", "/v1/nodes", None, None).await;
+    assert_eq!(nobody.status, StatusCode::UNAUTHORIZED);
 }

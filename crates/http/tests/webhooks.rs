@@ -63,6 +63,7 @@ fn router(supervisor: &Supervisor) -> axum::Router {
             dialects: std::sync::Arc::new(colloquy_http::dialects::NoDialects),
             local_models: std::sync::Arc::new(colloquy_http::fields::ListedModels::default_llm()),
             speech_vendors: std::sync::Arc::new(colloquy_http::vendors::NoVendors),
+            cluster: None,
         },
     )
 }
@@ -238,6 +239,7 @@ fn two_app_router(supervisor: &Supervisor) -> axum::Router {
             dialects: std::sync::Arc::new(colloquy_http::dialects::NoDialects),
             local_models: std::sync::Arc::new(colloquy_http::fields::ListedModels::default_llm()),
             speech_vendors: std::sync::Arc::new(colloquy_http::vendors::NoVendors),
+            cluster: None,
         },
     )
 }

@@ -95,6 +95,9 @@ pub enum ExitReason {
     NodeShutdown,
     /// The process died while the agent ran; found on the next start-up.
     NodeRestarted,
+    /// The cluster node running the agent died (or lost the cluster for longer than its TTL); found
+    /// by another node, or by the node itself at its next start.
+    NodeLost,
     /// The agent's session panicked; the detail is the panic message.
     Panicked(String),
     /// Something failed; the detail says what.
@@ -110,6 +113,7 @@ impl ExitReason {
             ExitReason::EndedByAgent => "ended_by_agent",
             ExitReason::NodeShutdown => "node_shutdown",
             ExitReason::NodeRestarted => "node_restarted",
+            ExitReason::NodeLost => "node_lost",
             ExitReason::Panicked(_) => "panicked",
             ExitReason::Error(_) => "error",
         }
@@ -123,6 +127,7 @@ impl ExitReason {
             ExitReason::EndedByAgent => "the agent ended the call".to_owned(),
             ExitReason::NodeShutdown => "node shut down".to_owned(),
             ExitReason::NodeRestarted => "node restarted while the agent was running".to_owned(),
+            ExitReason::NodeLost => "the cluster node running the agent was lost".to_owned(),
             ExitReason::Panicked(detail) => format!("agent session panicked: {detail}"),
             ExitReason::Error(detail) => format!("error: {detail}"),
         }
@@ -136,6 +141,7 @@ impl ExitReason {
             "ended_by_agent" => ExitReason::EndedByAgent,
             "node_shutdown" => ExitReason::NodeShutdown,
             "node_restarted" => ExitReason::NodeRestarted,
+            "node_lost" => ExitReason::NodeLost,
             "panicked" => ExitReason::Panicked(detail.unwrap_or_default()),
             "error" => ExitReason::Error(detail.unwrap_or_default()),
             _ => return None,
@@ -188,7 +194,9 @@ impl AgentState {
     /// STOPPED otherwise.
     pub fn exited(reason: ExitReason) -> AgentState {
         match reason {
-            ExitReason::Error(_) | ExitReason::Panicked(_) | ExitReason::NodeRestarted => AgentState::Failed(reason),
+            ExitReason::Error(_) | ExitReason::Panicked(_) | ExitReason::NodeRestarted | ExitReason::NodeLost => {
+                AgentState::Failed(reason)
+            }
             ExitReason::Left | ExitReason::IdleTimeout | ExitReason::EndedByAgent | ExitReason::NodeShutdown => {
                 AgentState::Stopped(reason)
             }

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use colloquy_model::{
-    AgentId, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, ChannelName, HistoryEntry, TurnRecord, Uid,
-    UnixMillis,
+    AgentId, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, ChannelName, ExitReason, HistoryEntry, TurnRecord,
+    Uid, UnixMillis,
 };
 use sqlx::pool::PoolConnection;
 use tokio::sync::Notify;
@@ -35,6 +35,9 @@ pub struct Store {
     unrecorded: Unrecorded,
     /// Woken whenever deliveries are written to the outbox.
     outbox_written: Arc<Notify>,
+    /// The cluster node this store writes for ([`Store::for_node`]): the agents it inserts are
+    /// that node's. `None` without a cluster: one node owns every agent of the records.
+    node: Option<Arc<str>>,
 }
 
 /// Where the records are. A closed set: each engine is a concrete type, so calls are dispatched
@@ -63,7 +66,12 @@ mod sqlite;
 /// What each engine does. One method per [`Store`] method that reaches the records.
 pub(crate) trait Records {
     async fn close(&self);
-    async fn insert_agent(&self, agent: &AgentRecord, crash_ending: &[OutgoingWebhook]) -> Result<(), StoreError>;
+    async fn insert_agent(
+        &self,
+        agent: &AgentRecord,
+        node: Option<&str>,
+        crash_ending: &[OutgoingWebhook],
+    ) -> Result<(), StoreError>;
     async fn set_state(
         &self,
         id: &AgentId,
@@ -82,7 +90,16 @@ pub(crate) trait Records {
     ) -> Result<AgentPage, StoreError>;
     async fn count_agents(&self, app: &AppId, filter: &AgentFilter) -> Result<u64, StoreError>;
     async fn state_changes(&self, id: &AgentId) -> Result<Vec<StateChange>, StoreError>;
-    async fn fail_orphans(&self, at: UnixMillis) -> Result<Vec<AgentId>, StoreError>;
+    /// Fails the live agents of `node` (of every node when `None`) with `reason`, releasing their
+    /// reserved crash endings; answers the agents it failed. Each agent is failed once, however
+    /// many stores race (the update only takes agents still live).
+    async fn fail_live(
+        &self,
+        at: UnixMillis,
+        node: Option<&str>,
+        reason: &ExitReason,
+    ) -> Result<Vec<AgentId>, StoreError>;
+    async fn agent_node(&self, id: &AgentId) -> Result<Option<String>, StoreError>;
     async fn append_history(&self, id: &AgentId, entry: &HistoryEntry) -> Result<(), StoreError>;
     async fn history(&self, id: &AgentId) -> Result<Vec<HistoryEntry>, StoreError>;
     async fn record_turn(&self, id: &AgentId, turn: &TurnRecord) -> Result<(), StoreError>;
@@ -205,7 +222,7 @@ impl Store {
     pub async fn open_with(path: &Path, store_options: StoreOptions) -> Result<Store, StoreError> {
         let unrecorded = Unrecorded::default();
         let engine = Engine::Sqlite(sqlite::SqliteRecords::open(path, store_options, unrecorded.clone()).await?);
-        Ok(Store { engine, unrecorded, outbox_written: Arc::default() })
+        Ok(Store { engine, unrecorded, outbox_written: Arc::default(), node: None })
     }
 
     /// Connects to the PostgreSQL database at `url` (`postgres://user:password@host:port/database`)
@@ -213,7 +230,26 @@ impl Store {
     pub async fn open_postgres(url: &str) -> Result<Store, StoreError> {
         let unrecorded = Unrecorded::default();
         let engine = Engine::Postgres(postgres::PostgresRecords::open(url, unrecorded.clone()).await?);
-        Ok(Store { engine, unrecorded, outbox_written: Arc::default() })
+        Ok(Store { engine, unrecorded, outbox_written: Arc::default(), node: None })
+    }
+
+    /// This store writing for the cluster node `node`: the agents it inserts are recorded as that
+    /// node's, and [`fail_orphans`](Self::fail_orphans) fails only them.
+    pub fn for_node(mut self, node: &str) -> Store {
+        self.node = Some(Arc::from(node));
+        self
+    }
+
+    /// The cluster node this store writes for, if any.
+    pub fn node(&self) -> Option<&str> {
+        self.node.as_deref()
+    }
+
+    /// Why an agent of this store's node ends when the node dies: "node restarted" for a node alone
+    /// (found at its next start), "node lost" in a cluster (found by the node itself at its next
+    /// start, or by another node within the cluster's TTL, whichever comes first).
+    pub fn crash_reason(&self) -> ExitReason {
+        if self.node.is_some() { ExitReason::NodeLost } else { ExitReason::NodeRestarted }
     }
 
     /// Which engine holds the records: `"sqlite"` or `"postgres"`.
@@ -253,7 +289,7 @@ impl Store {
         agent: &AgentRecord,
         crash_ending: &[OutgoingWebhook],
     ) -> Result<(), StoreError> {
-        on_engine!(self, records => records.insert_agent(agent, crash_ending).await)
+        on_engine!(self, records => records.insert_agent(agent, self.node(), crash_ending).await)
     }
 
     /// Moves an agent to `state` at `at`, and writes the change down. A terminal state also sets
@@ -310,15 +346,35 @@ impl Store {
         on_engine!(self, records => records.state_changes(id).await)
     }
 
-    /// Marks every agent that was live when the process died FAILED with reason "node restarted",
-    /// and releases their reserved crash endings to the outbox, in one transaction. Called once at
-    /// start-up, before any agent starts. Returns the agents it marked.
+    /// Marks every agent that was live when the process died FAILED with the
+    /// [`crash_reason`](Self::crash_reason), and releases their reserved crash endings to the
+    /// outbox, in one transaction. Called once at start-up, before any agent starts. In a cluster
+    /// ([`for_node`](Self::for_node)) only this node's agents: the others run on other nodes.
+    /// Returns the agents it marked.
     pub async fn fail_orphans(&self, at: UnixMillis) -> Result<Vec<AgentId>, StoreError> {
-        let result = on_engine!(self, records => records.fail_orphans(at).await);
+        let reason = self.crash_reason();
+        let result = on_engine!(self, records => records.fail_live(at, self.node(), &reason).await);
         if matches!(&result, Ok(ids) if !ids.is_empty()) {
             self.outbox_written.notify_one();
         }
         result
+    }
+
+    /// Marks the live agents of the cluster node `node`, found dead, FAILED ("node lost") and
+    /// releases their reserved crash endings, in one transaction. However many nodes do this at
+    /// once, each agent is marked (and its ending released) once. Returns the agents it marked.
+    pub async fn fail_node(&self, node: &str, at: UnixMillis) -> Result<Vec<AgentId>, StoreError> {
+        let result = on_engine!(self, records => records.fail_live(at, Some(node), &ExitReason::NodeLost).await);
+        if matches!(&result, Ok(ids) if !ids.is_empty()) {
+            self.outbox_written.notify_one();
+        }
+        result
+    }
+
+    /// The cluster node the agent `id` runs (or ran) on; `None` for an agent of a node without a
+    /// cluster, or no such agent.
+    pub async fn agent_node(&self, id: &AgentId) -> Result<Option<String>, StoreError> {
+        on_engine!(self, records => records.agent_node(id).await)
     }
 
     /// Appends one message to an agent's history.

@@ -84,7 +84,12 @@ impl Records for PostgresRecords {
         self.pool.close().await;
     }
 
-    async fn insert_agent(&self, agent: &AgentRecord, crash_ending: &[OutgoingWebhook]) -> Result<(), StoreError> {
+    async fn insert_agent(
+        &self,
+        agent: &AgentRecord,
+        node: Option<&str>,
+        crash_ending: &[OutgoingWebhook],
+    ) -> Result<(), StoreError> {
         let spec = spec_column(&agent.spec)?;
         let (code, detail) = reason_parts(agent.state.reason());
         let mut conn = self.unrecorded.writer(&self.pool, "agent").await?;
@@ -92,7 +97,7 @@ impl Records for PostgresRecords {
             let mut tx = conn.begin().await?;
             let inserted = sqlx::query(
                 "INSERT INTO agents (id, app_id, name, channel, status, reason_code, reason_detail, spec, created_at, \
-                 stopped_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 stopped_at, node_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(agent.id.as_str())
             .bind(agent.app.as_str())
@@ -104,6 +109,7 @@ impl Records for PostgresRecords {
             .bind(spec)
             .bind(agent.created_at.0)
             .bind(agent.stopped_at.map(|t| t.0))
+            .bind(node)
             .execute(&mut *tx)
             .await;
             match inserted {
@@ -237,20 +243,26 @@ impl Records for PostgresRecords {
         rows.into_iter().map(StateChangeRow::into_change).collect()
     }
 
-    async fn fail_orphans(&self, at: UnixMillis) -> Result<Vec<AgentId>, StoreError> {
-        let state = AgentState::exited(ExitReason::NodeRestarted);
+    async fn fail_live(
+        &self,
+        at: UnixMillis,
+        node: Option<&str>,
+        reason: &ExitReason,
+    ) -> Result<Vec<AgentId>, StoreError> {
+        let state = AgentState::exited(reason.clone());
         let (code, detail) = reason_parts(state.reason());
         let mut conn = self.unrecorded.writer(&self.pool, "state change").await?;
         let result = async {
             let mut tx = conn.begin().await?;
             let ids: Vec<String> = sqlx::query_scalar(
                 "UPDATE agents SET status = $1, reason_code = $2, reason_detail = $3, stopped_at = $4 \
-                 WHERE status NOT IN ('STOPPED', 'FAILED') RETURNING id",
+                 WHERE status NOT IN ('STOPPED', 'FAILED') AND ($5::TEXT IS NULL OR node_id = $5::TEXT) RETURNING id",
             )
             .bind(state.status().as_str())
             .bind(code)
             .bind(detail)
             .bind(at.0)
+            .bind(node)
             .fetch_all(&mut *tx)
             .await?;
             let mut ids: Vec<AgentId> = ids.into_iter().map(AgentId::from_string).collect();
@@ -278,6 +290,14 @@ impl Records for PostgresRecords {
         }
         .await;
         self.unrecorded.finish("state change", conn, result).await
+    }
+
+    async fn agent_node(&self, id: &AgentId) -> Result<Option<String>, StoreError> {
+        let node: Option<Option<String>> = sqlx::query_scalar("SELECT node_id FROM agents WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(node.flatten())
     }
 
     async fn append_history(&self, id: &AgentId, entry: &HistoryEntry) -> Result<(), StoreError> {

@@ -90,7 +90,12 @@ impl Records for SqliteRecords {
         self.pool.close().await;
     }
 
-    async fn insert_agent(&self, agent: &AgentRecord, crash_ending: &[OutgoingWebhook]) -> Result<(), StoreError> {
+    async fn insert_agent(
+        &self,
+        agent: &AgentRecord,
+        node: Option<&str>,
+        crash_ending: &[OutgoingWebhook],
+    ) -> Result<(), StoreError> {
         let spec = spec_column(&agent.spec)?;
         let (code, detail) = reason_parts(agent.state.reason());
         let mut conn = self.unrecorded.writer(&self.pool, "agent").await?;
@@ -98,7 +103,7 @@ impl Records for SqliteRecords {
             let mut tx = conn.begin().await?;
             let inserted = sqlx::query(
                 "INSERT INTO agents (id, app_id, name, channel, status, reason_code, reason_detail, spec, created_at, \
-                 stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 stopped_at, node_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(agent.id.as_str())
             .bind(agent.app.as_str())
@@ -110,6 +115,7 @@ impl Records for SqliteRecords {
             .bind(spec)
             .bind(agent.created_at.0)
             .bind(agent.stopped_at.map(|t| t.0))
+            .bind(node)
             .execute(&mut *tx)
             .await;
             match inserted {
@@ -239,28 +245,34 @@ impl Records for SqliteRecords {
         rows.into_iter().map(StateChangeRow::into_change).collect()
     }
 
-    async fn fail_orphans(&self, at: UnixMillis) -> Result<Vec<AgentId>, StoreError> {
-        let state = AgentState::exited(ExitReason::NodeRestarted);
+    async fn fail_live(
+        &self,
+        at: UnixMillis,
+        node: Option<&str>,
+        reason: &ExitReason,
+    ) -> Result<Vec<AgentId>, StoreError> {
+        let state = AgentState::exited(reason.clone());
         let mut conn = self.unrecorded.writer(&self.pool, "state change").await?;
         let result = async {
             let mut tx = conn.begin().await?;
-            let ids: Vec<String> =
-                sqlx::query_scalar("SELECT id FROM agents WHERE status NOT IN ('STOPPED', 'FAILED')")
-                    .fetch_all(&mut *tx)
-                    .await?;
-            let ids: Vec<AgentId> = ids.into_iter().map(AgentId::from_string).collect();
+            // The update first: it takes the write lock (waiting for another writer), so two stores
+            // failing one node's agents at once take turns, and the second finds none live.
             let (code, detail) = reason_parts(state.reason());
+            let mut ids: Vec<String> = sqlx::query_scalar(
+                "UPDATE agents SET status = ?, reason_code = ?, reason_detail = ?, stopped_at = ? \
+                 WHERE status NOT IN ('STOPPED', 'FAILED') AND (? IS NULL OR node_id = ?) RETURNING id",
+            )
+            .bind(state.status().as_str())
+            .bind(code)
+            .bind(detail)
+            .bind(at.0)
+            .bind(node)
+            .bind(node)
+            .fetch_all(&mut *tx)
+            .await?;
+            ids.sort();
+            let ids: Vec<AgentId> = ids.into_iter().map(AgentId::from_string).collect();
             for id in &ids {
-                sqlx::query(
-                    "UPDATE agents SET status = ?, reason_code = ?, reason_detail = ?, stopped_at = ? WHERE id = ?",
-                )
-                .bind(state.status().as_str())
-                .bind(code)
-                .bind(detail)
-                .bind(at.0)
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?;
                 insert_state_change(&mut tx, id, at, &state).await?;
                 sqlx::query(
                     "UPDATE webhook_outbox SET state = 'pending', next_attempt_at = ?, created_at = ? \
@@ -284,6 +296,14 @@ impl Records for SqliteRecords {
         }
         .await;
         self.unrecorded.finish("state change", conn, result).await
+    }
+
+    async fn agent_node(&self, id: &AgentId) -> Result<Option<String>, StoreError> {
+        let node: Option<Option<String>> = sqlx::query_scalar("SELECT node_id FROM agents WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(node.flatten())
     }
 
     async fn append_history(&self, id: &AgentId, entry: &HistoryEntry) -> Result<(), StoreError> {

@@ -16,6 +16,7 @@ on_both_engines!(
     two_stores_on_one_database_deliver_each_webhook_once_in_order_per_url,
     a_claim_keeps_a_row_from_other_stores_until_it_runs_out,
     a_failed_delivery_is_released_for_any_store_to_retry,
+    cluster_nodes_fail_their_own_agents_and_a_lost_node_s_once,
 );
 
 async fn a_crash_ending_is_reserved_while_the_agent_lives_and_released_once_after_a_crash(db: Db) {
@@ -185,4 +186,45 @@ async fn a_failed_delivery_is_released_for_any_store_to_retry(db: Db) {
     let next = first.due_webhooks(UnixMillis(500), 10).await.unwrap();
     assert_eq!(next.iter().map(|p| p.webhook.body.as_str()).collect::<Vec<_>>(), ["a2"]);
     assert_eq!(first.webhook_counts().await.unwrap(), (1, 1));
+}
+
+/// In a cluster each node's store records its agents as its own: a restarting node fails only its
+/// own, and a node found dead has its agents failed `node_lost` once, their crash endings released
+/// once, however many nodes race to do it.
+async fn cluster_nodes_fail_their_own_agents_and_a_lost_node_s_once(db: Db) {
+    let (a, b) = (db.open().await.for_node("node-a"), db.open().await.for_node("node-b"));
+    assert_eq!(a.crash_reason(), ExitReason::NodeLost);
+    for (store, id) in [(&a, "a1"), (&a, "a2"), (&b, "b1")] {
+        store.insert_agent_with(&agent(id, 1), &[webhook(id, "crash ending")]).await.unwrap();
+        store.set_state(&AgentId::from_string(id.into()), &AgentState::Running, UnixMillis(2)).await.unwrap();
+    }
+    assert_eq!(b.agent_node(&AgentId::from_string("b1".into())).await.unwrap().as_deref(), Some("node-b"));
+    // node-b restarts: its agent, not node-a's.
+    let failed = b.fail_orphans(UnixMillis(3)).await.unwrap();
+    assert_eq!(failed.iter().map(AgentId::as_str).collect::<Vec<_>>(), ["b1"]);
+    let app = colloquy_model::AppId::native();
+    let b1 = b.agent(&app, &AgentId::from_string("b1".into())).await.unwrap().unwrap();
+    assert_eq!(b1.state, AgentState::Failed(ExitReason::NodeLost));
+    let a1 = b.agent(&app, &AgentId::from_string("a1".into())).await.unwrap().unwrap();
+    assert_eq!(a1.state, AgentState::Running);
+    // node-a is lost: two nodes reap it at once; its agents are failed once between them.
+    let c = db.open().await.for_node("node-c");
+    let (by_b, by_c) = tokio::join!(b.fail_node("node-a", UnixMillis(4)), c.fail_node("node-a", UnixMillis(4)));
+    let mut failed: Vec<String> =
+        by_b.unwrap().into_iter().chain(by_c.unwrap()).map(|id| id.as_str().to_owned()).collect();
+    failed.sort();
+    assert_eq!(failed, ["a1", "a2"]);
+    let a2 = c.agent(&app, &AgentId::from_string("a2".into())).await.unwrap().unwrap();
+    assert_eq!(a2.state, AgentState::Failed(ExitReason::NodeLost));
+    let changes = c.state_changes(&a2.id).await.unwrap();
+    assert_eq!(changes.iter().filter(|c| c.state.status().is_terminal()).count(), 1, "{changes:?}");
+    // Every crash ending released once: three deliveries wait, none reserved.
+    assert_eq!(c.reserved_webhooks().await.unwrap(), 0);
+    assert_eq!(c.webhook_counts().await.unwrap(), (3, 0));
+    // A node without a cluster takes every live agent for its own, as before.
+    let alone = db.open().await;
+    alone.insert_agent(&agent("solo", 5)).await.unwrap();
+    assert_eq!(alone.crash_reason(), ExitReason::NodeRestarted);
+    assert!(a.fail_orphans(UnixMillis(6)).await.unwrap().is_empty(), "node-a's agents are failed already");
+    assert_eq!(alone.fail_orphans(UnixMillis(6)).await.unwrap().len(), 1);
 }

@@ -2,7 +2,8 @@
 //! agents, runs each agent's session as its own task, and stops them all on shutdown with their
 //! records written.
 //!
-//! It knows the model and the store; it knows nothing of HTTP or of any dialect. Every dialect
+//! It knows the model, the store and the cluster state (when the node is one of several: a new
+//! agent's channel must be this node's); it knows nothing of HTTP or of any dialect. Every dialect
 //! drives agents through [`Supervisor`]'s methods.
 
 mod media;
@@ -18,9 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use colloquy_cluster::{Claim, Cluster, NodeId, NodeInfo, Placement};
 use colloquy_model::{
     AgentCommand, AgentEvent, AgentEventKind, AgentId, AgentName, AgentRecord, AgentSpec, AgentState, AgentStatus,
-    AppId, ConversationState, ExitReason, HistoryEntry, SpecUpdate, TurnRecord, UnixMillis,
+    AppId, ChannelName, ConversationState, HistoryEntry, SpecUpdate, TurnRecord, UnixMillis,
 };
 use colloquy_store::{AgentFilter, AgentPage, ListCursor, OutgoingWebhook, StateChange, Store, StoreError};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
@@ -118,6 +120,14 @@ pub enum SupervisorError {
     /// The agent ended, but its end could not be recorded (yet): the records still show it live.
     #[error("{0}")]
     NotRecorded(String),
+    /// The agent, or the channel it would join, lives on another cluster node: only that node can
+    /// do what was asked.
+    #[error("{what} is on cluster node {} ({}); send the request there", node.id, node.http)]
+    Elsewhere { what: &'static str, node: Box<NodeInfo> },
+    /// The cluster state (Redis) could not be read or written, or the agent's node stopped
+    /// answering; nothing was done.
+    #[error("{0}")]
+    Cluster(String),
     /// The records could not be read or written; what was asked was not done (or, for an agent
     /// that ended anyway, its end is not recorded yet).
     #[error("the records are unavailable: {0}")]
@@ -165,6 +175,9 @@ struct Inner {
     webhooks: OnceLock<Arc<dyn WebhookFormatter>>,
     /// Agents whose final state could not be written before shutdown gave up on them.
     unrecorded: Mutex<Vec<(AgentId, String)>>,
+    /// The cluster this node is one of, when it is: a new agent's channel is taken for this node
+    /// first, and an agent of another node is answered as such.
+    cluster: OnceLock<Cluster>,
 }
 
 #[derive(Debug)]
@@ -206,18 +219,36 @@ impl Supervisor {
                 events_handled: Arc::new(watch::Sender::new(0)),
                 webhooks: OnceLock::new(),
                 unrecorded: Mutex::new(Vec::new()),
+                cluster: OnceLock::new(),
             }),
         }
     }
 
-    /// Marks the agents that were live when the last process died FAILED ("node restarted").
-    /// Returns how many there were.
+    /// Marks the agents that were live when the last process died FAILED ("node restarted", or
+    /// "node lost" in a cluster, where only this node's agents are its own). Returns how many
+    /// there were.
     pub async fn recover(&self) -> Result<usize, StoreError> {
         let orphans = self.inner.store.fail_orphans(now()).await?;
         for id in &orphans {
             tracing::warn!(agent_id = %id, "agent was running when the node stopped; marked FAILED");
         }
         Ok(orphans.len())
+    }
+
+    /// Makes this node one of `cluster`'s, once, before the first start; answers `false` when it
+    /// was already. The store should write for the same node ([`Store::for_node`]).
+    pub fn set_cluster(&self, cluster: Cluster) -> bool {
+        self.inner.cluster.set(cluster).is_ok()
+    }
+
+    /// The cluster this node is one of, if any.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.inner.cluster.get()
+    }
+
+    /// The channels of the live agents, each once.
+    pub fn live_channels(&self) -> std::collections::HashSet<(AppId, ChannelName)> {
+        self.live().values().map(|a| (a.record.app.clone(), a.record.spec.channel.clone())).collect()
     }
 
     /// The stream of lifecycle events (started, stopped, failed) of every agent. There is one stream:
@@ -255,13 +286,14 @@ impl Supervisor {
         }
     }
 
-    /// `agent`'s ending as it would read if the node died now: FAILED, "node restarted".
+    /// `agent`'s ending as it would read if the node died now: FAILED, "node restarted" (or "node
+    /// lost" in a cluster).
     async fn crash_ending(&self, agent: &AgentRecord, at: UnixMillis) -> Vec<OutgoingWebhook> {
         if self.inner.webhooks.get().is_none() || agent.spec.callbacks.is_none() {
             return Vec::new();
         }
         let mut crashed = agent.clone();
-        crashed.state = AgentState::exited(ExitReason::NodeRestarted);
+        crashed.state = AgentState::exited(self.inner.store.crash_reason());
         crashed.stopped_at = Some(at);
         self.format_webhooks(&AgentEvent { kind: AgentEventKind::Failed, agent: crashed, at }).await
     }
@@ -326,6 +358,17 @@ impl Supervisor {
             .map_err(|_| SupervisorError::AgentLimit { max: self.inner.config.max_agents })?;
         if self.live().values().any(|a| a.record.app == app && a.record.spec.name == spec.name) {
             return Err(SupervisorError::NameTaken(spec.name.to_string()));
+        }
+        // In a cluster the channel is this node's before the agent is anything: a channel has one
+        // owner, where its people and its agents are.
+        if let Some(cluster) = self.inner.cluster.get() {
+            match cluster.claim_channel(&app, &spec.channel, Placement::Here).await {
+                Ok(Claim::Mine) => {}
+                Ok(Claim::Elsewhere(node)) => {
+                    return Err(SupervisorError::Elsewhere { what: "the agent's channel", node: Box::new(node) });
+                }
+                Err(e) => return Err(SupervisorError::Cluster(format!("the cluster state is unavailable: {e}"))),
+            }
         }
         let record = AgentRecord {
             id: AgentId::from_string(uuid::Uuid::now_v7().simple().to_string()),
@@ -399,7 +442,13 @@ impl Supervisor {
     /// that is already over answers with its record as it is, so a retried leave is harmless.
     pub async fn leave(&self, app: &AppId, id: &AgentId) -> Result<AgentRecord, SupervisorError> {
         let Some(commands) = self.live_commands(app, id) else {
-            return self.get(app, id).await;
+            let record = self.get(app, id).await?;
+            if !record.state.status().is_terminal()
+                && let Some(elsewhere) = self.elsewhere(id).await
+            {
+                return Err(elsewhere);
+            }
+            return Ok(record);
         };
         let (done_tx, done_rx) = oneshot::channel();
         if commands.send(Command::Leave { done: done_tx }).await.is_ok()
@@ -507,10 +556,34 @@ impl Supervisor {
 
     async fn not_running(&self, app: &AppId, id: &AgentId) -> SupervisorError {
         match self.inner.store.agent(app, id).await {
+            Ok(Some(record)) if !record.state.status().is_terminal() => match self.elsewhere(id).await {
+                Some(elsewhere) => elsewhere,
+                None => SupervisorError::NotRunning(record.state.status()),
+            },
             Ok(Some(record)) => SupervisorError::NotRunning(record.state.status()),
             Ok(None) => SupervisorError::NotFound,
             Err(e) => SupervisorError::Store(e),
         }
+    }
+
+    /// In a cluster, why the live agent `id`, which this node does not run, is not this node's to
+    /// command: it runs on another node (or did, until that node stopped answering).
+    async fn elsewhere(&self, id: &AgentId) -> Option<SupervisorError> {
+        let cluster = self.inner.cluster.get()?;
+        let node = match self.inner.store.agent_node(id).await {
+            Ok(Some(node)) => node,
+            Ok(None) => return None,
+            Err(e) => return Some(SupervisorError::Store(e)),
+        };
+        let node = NodeId::new(node).ok().filter(|node| node != cluster.me())?;
+        Some(match cluster.node(&node).await {
+            Ok(Some(info)) => SupervisorError::Elsewhere { what: "the agent", node: Box::new(info) },
+            Ok(None) => SupervisorError::Cluster(format!(
+                "the agent's cluster node {node} stopped answering; its agents are marked FAILED (node_lost) within {} ms",
+                cluster.ttl().as_millis()
+            )),
+            Err(e) => SupervisorError::Cluster(format!("the cluster state is unavailable: {e}")),
+        })
     }
 
     /// Called by a session after each state change it wrote down.

@@ -62,9 +62,9 @@ impl Caller {
 
 /// Authenticates under the brute-force brake (per client address and `{appid}`), then takes one
 /// request from the app's rate limit.
-pub(crate) fn authorize(state: &AppState, peer: Peer, appid: &str, headers: &HeaderMap) -> AgoraResult<Caller> {
+pub(crate) async fn authorize(state: &AppState, peer: Peer, appid: &str, headers: &HeaderMap) -> AgoraResult<Caller> {
     let caller = state.braked(peer, &format!("agora:{appid}"), || authenticate(state, appid, headers))?;
-    state.rate_limit(caller.app.rate_key())?;
+    state.rate_limit(caller.app.rate_key()).await?;
     Ok(caller)
 }
 
@@ -127,7 +127,7 @@ impl FromRequestParts<AppState> for Call {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AgoraResult<Call> {
         let params = path_params(parts, state).await?;
         let appid = params.get("appid").map(String::as_str).unwrap_or_default();
-        let caller = authorize(state, Peer::of(parts), appid, &parts.headers)?;
+        let caller = authorize(state, Peer::of(parts), appid, &parts.headers).await?;
         Ok(Call { state: state.clone(), caller })
     }
 }

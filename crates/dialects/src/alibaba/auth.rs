@@ -22,10 +22,14 @@ use colloquy_http::apps::App;
 use colloquy_http::brake::Peer;
 
 /// The app server's caller: the app whose key and secret are in `Authorization: Basic`.
-pub(crate) fn app_server_caller<'a>(state: &'a AppState, peer: Peer, headers: &HeaderMap) -> Result<&'a App, Failure> {
+pub(crate) async fn app_server_caller<'a>(
+    state: &'a AppState,
+    peer: Peer,
+    headers: &HeaderMap,
+) -> Result<&'a App, Failure> {
     let named_key = colloquy_http::auth::presented_key(headers.get(header::AUTHORIZATION));
     let app = state.braked(peer, &format!("alibaba-app:{named_key}"), || basic(state, headers))?;
-    state.rate_limit(app.rate_key())?;
+    state.rate_limit(app.rate_key()).await?;
     Ok(app)
 }
 
@@ -78,7 +82,7 @@ pub(crate) async fn openapi_caller<'a>(
     let (app, nonce) = state.braked(request.peer, &format!("alibaba:{named_key}"), || {
         if v3 { verify_v3(state, request, query) } else { verify_rpc(state, request, params) }
     })?;
-    state.rate_limit(app.rate_key())?;
+    state.rate_limit(app.rate_key()).await?;
     take_nonce(state, app, &nonce).await?;
     Ok(app)
 }
@@ -112,13 +116,12 @@ fn mismatch(detail: &str) -> Failure {
     )
 }
 
-/// Takes `nonce` for `app` once: kept in the records for twice the allowed clock skew (the longest
+/// Takes `nonce` for `app` once: kept (in the records, or the cluster's state) for twice the allowed clock skew (the longest
 /// a signature with it can be accepted), across restarts and nodes.
 async fn take_nonce(state: &AppState, app: &App, nonce: &str) -> Result<(), Failure> {
     let now = colloquy_supervisor::now();
     let keep_until = colloquy_model::UnixMillis(now.0 + 2 * signature::MAX_SKEW_SECS as i64 * 1000);
-    let fresh =
-        state.supervisor().store().use_nonce(&format!("alibaba:{}", app.rate_key()), nonce, now, keep_until).await;
+    let fresh = state.use_nonce(&format!("alibaba:{}", app.rate_key()), nonce, now, keep_until).await;
     match fresh {
         Ok(true) => Ok(()),
         Ok(false) => Err(Failure::new(

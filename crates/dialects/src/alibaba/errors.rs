@@ -74,7 +74,11 @@ impl From<SupervisorError> for Failure {
                 Failure::new(StatusCode::FORBIDDEN, "Forbidden.InstanceNotExecuting", message)
             }
             SupervisorError::NoMediaSession => Failure::new(StatusCode::FORBIDDEN, "Forbidden.NoMediaSession", message),
-            SupervisorError::ShuttingDown | SupervisorError::StartFailed(_) | SupervisorError::NotRecorded(_) => {
+            SupervisorError::ShuttingDown
+            | SupervisorError::StartFailed(_)
+            | SupervisorError::NotRecorded(_)
+            | SupervisorError::Elsewhere { .. }
+            | SupervisorError::Cluster(_) => {
                 Failure::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message)
             }
             SupervisorError::Store(colloquy_store::StoreError::Database(e)) => {

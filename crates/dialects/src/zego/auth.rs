@@ -65,7 +65,11 @@ pub(crate) async fn take_nonce(state: &AppState, app: &App, nonce: &str) -> Zego
     let now = colloquy_supervisor::now();
     let keep_until = colloquy_model::UnixMillis(now.0 + 2 * TIMESTAMP_TOLERANCE_SECS * 1000);
     let scope = format!("zego:{}", app.id);
-    if !state.supervisor().store().use_nonce(&scope, nonce, now, keep_until).await? {
+    let fresh = state
+        .use_nonce(&scope, nonce, now, keep_until)
+        .await
+        .map_err(|e| ZegoError::new(codes::SYSTEM_ERROR, format!("the request's nonce could not be recorded: {e}")))?;
+    if !fresh {
         return Err(ZegoError::new(
             codes::SIGNATURE_ERROR,
             "signature error: this SignatureNonce was already used; sign every request with a fresh nonce",

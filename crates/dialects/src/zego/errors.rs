@@ -109,9 +109,11 @@ impl From<SupervisorError> for ZegoError {
             SupervisorError::NotRunning(_) | SupervisorError::NoMediaSession => {
                 ZegoError::new(codes::INSTANCE_NOT_READY, message)
             }
-            SupervisorError::ShuttingDown | SupervisorError::StartFailed(_) | SupervisorError::NotRecorded(_) => {
-                ZegoError::new(codes::SYSTEM_ERROR, message)
-            }
+            SupervisorError::ShuttingDown
+            | SupervisorError::StartFailed(_)
+            | SupervisorError::NotRecorded(_)
+            | SupervisorError::Elsewhere { .. }
+            | SupervisorError::Cluster(_) => ZegoError::new(codes::SYSTEM_ERROR, message),
             SupervisorError::Store(colloquy_store::StoreError::Database(e)) => {
                 tracing::error!(error = %e, "records failed");
                 ZegoError::new(codes::SYSTEM_ERROR, format!("the records could not be written ({e}); nothing was done"))

@@ -76,6 +76,11 @@ impl Zego {
         routes::action(self, &state, &request).await
     }
 
+    /// Keeps the callback sequences in `cluster`'s state.
+    pub fn share_sequences(&self, cluster: colloquy_cluster::Cluster) {
+        self.sequences.share(cluster);
+    }
+
     /// The callbacks of `event`.
     pub async fn webhooks(&self, event: &AgentEvent, store: &Store) -> Vec<OutgoingWebhook> {
         webhooks::format(event, store, &self.sequences).await

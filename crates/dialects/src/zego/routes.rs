@@ -33,7 +33,7 @@ async fn handle(zego: &Zego, state: &AppState, request: &RawRequest) -> ZegoResu
     let app_id = auth::query_app_id(request);
     let (app, action, nonce) =
         state.braked(request.peer, &format!("zego:{app_id}"), || auth::authenticate(state, request))?;
-    state.rate_limit(app.rate_key())?;
+    state.rate_limit(app.rate_key()).await?;
     auth::take_nonce(state, app, &nonce).await?;
     let body = &request.body;
     let app_id = &app.id;

@@ -29,7 +29,7 @@ pub async fn format(event: &AgentEvent, store: &Store, sequences: &Sequences) ->
     let Some(origin) = OriginData::of(&event.agent.spec) else { return Vec::new() };
     let Some((name, data)) = event_body(event, &origin, store).await else { return Vec::new() };
     let ended = matches!(event.kind, AgentEventKind::Stopped | AgentEventKind::Failed);
-    let sequence = sequences.next(&event.agent.id, event.at.0, ended);
+    let sequence = sequences.next(&event.agent.id, event.at.0, ended).await;
     let nonce: String = (0..8).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
     let timestamp = event.at.0;
     let signature = match &callbacks.secret {
@@ -60,15 +60,33 @@ pub async fn format(event: &AgentEvent, store: &Store, sequences: &Sequences) ->
 }
 
 /// The last `Sequence` of each live instance. Events of one agent are formatted in order by the
-/// one delivery task; an instance is forgotten when it ends.
+/// one delivery task; an instance is forgotten when it ends. In a cluster they are kept in the
+/// cluster's state, so an instance's numbers go on increasing whichever node formats its events.
 #[derive(Debug, Default)]
 pub struct Sequences {
     last: Mutex<HashMap<AgentId, i64>>,
+    cluster: std::sync::OnceLock<colloquy_cluster::Cluster>,
 }
 
 impl Sequences {
+    /// Keeps the numbers in `cluster`'s state from now on.
+    pub(crate) fn share(&self, cluster: colloquy_cluster::Cluster) {
+        let _ = self.cluster.set(cluster);
+    }
+
     /// The next `Sequence` of `agent` for an event at `at_ms`; `ended` forgets the instance.
-    fn next(&self, agent: &AgentId, at_ms: i64, ended: bool) -> i64 {
+    async fn next(&self, agent: &AgentId, at_ms: i64, ended: bool) -> i64 {
+        if let Some(cluster) = self.cluster.get() {
+            match cluster.next_sequence(agent, at_ms, ended).await {
+                Ok(sequence) => return sequence,
+                // Still increasing: the event's time, or one more than this node's last.
+                Err(e) => tracing::error!(error = %e, "the cluster's callback sequences are unreachable"),
+            }
+        }
+        self.next_here(agent, at_ms, ended)
+    }
+
+    fn next_here(&self, agent: &AgentId, at_ms: i64, ended: bool) -> i64 {
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         let previous = last.get(agent).copied().unwrap_or(0);
         let sequence = (at_ms * 1000).max(previous + 1);
@@ -155,13 +173,13 @@ fn exception_code(stage: &str, message: &str) -> u32 {
 }
 
 /// `AgentInstanceDeleted.Code`: 0 deleted through the API (or ended by the agent itself, a
-/// normal end), 1202 the room was idle, 1205 the node went away (shut down or restarted), 1201 any
+/// normal end), 1202 the room was idle, 1205 the node went away (shut down, restarted or lost), 1201 any
 /// other failure.
 pub fn deleted_code(state: &AgentState) -> u32 {
     match state.reason() {
         Some(ExitReason::Left | ExitReason::EndedByAgent) | None => 0,
         Some(ExitReason::IdleTimeout) => 1202,
-        Some(ExitReason::NodeShutdown | ExitReason::NodeRestarted) => 1205,
+        Some(ExitReason::NodeShutdown | ExitReason::NodeRestarted | ExitReason::NodeLost) => 1205,
         Some(ExitReason::Error(_) | ExitReason::Panicked(_)) => 1201,
     }
 }
@@ -222,11 +240,11 @@ mod tests {
     fn sequences_increase_within_a_millisecond() {
         let sequences = Sequences::default();
         let agent = AgentId::from_string("seq-test".into());
-        let first = sequences.next(&agent, 5, false);
-        let second = sequences.next(&agent, 5, false);
-        let third = sequences.next(&agent, 4, true);
+        let first = sequences.next_here(&agent, 5, false);
+        let second = sequences.next_here(&agent, 5, false);
+        let third = sequences.next_here(&agent, 4, true);
         assert_eq!(first, 5000);
         assert!(second > first && third > second);
-        assert_eq!(sequences.next(&agent, 1, true), 1000, "an ended instance is forgotten");
+        assert_eq!(sequences.next_here(&agent, 1, true), 1000, "an ended instance is forgotten");
     }
 }

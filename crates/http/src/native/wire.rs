@@ -407,7 +407,7 @@ pub enum Status {
 /// Why an agent stopped or failed.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Reason {
-    /// `left`, `idle_timeout`, `ended_by_agent`, `node_shutdown`, `node_restarted`, `panicked` or `error`.
+    /// `left`, `idle_timeout`, `ended_by_agent`, `node_shutdown`, `node_restarted`, `node_lost` (a cluster node died), `panicked` or `error`.
     pub code: String,
     pub message: String,
 }

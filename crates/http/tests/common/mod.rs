@@ -170,6 +170,7 @@ pub async fn api_on(store: Store, options: Options, dir: Option<tempfile::TempDi
             dialects: options.dialects,
             local_models: std::sync::Arc::new(colloquy_http::fields::ListedModels::default_llm()),
             speech_vendors: std::sync::Arc::new(colloquy_providers::vendors::Registry),
+            cluster: None,
         },
     );
     Api { router, supervisor, store, media, _dir: dir }

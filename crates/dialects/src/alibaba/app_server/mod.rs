@@ -102,7 +102,7 @@ async fn run(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, Failure> {
-    let app = auth::app_server_caller(state, peer, headers)?;
+    let app = auth::app_server_caller(state, peer, headers).await?;
     let mut body: Body = if body.iter().all(u8::is_ascii_whitespace) {
         Body::default()
     } else {
