@@ -9,6 +9,8 @@
 //! | `message.metrics` | `metrics` (ms: `eou_delay`, `asr_ttlw`, `llm_ttft`, `llm_ttfs`, `tts_ttfb`, `engine_overhead`, `e2e`, `tool`) |
 //! | `message.error` | `module` (`asr`, `llm`, `tts`), `message` |
 //! | `agent.state` | `state` (`idle`, `listening`, `thinking`, `speaking`) |
+//! | `tool.started` | `call_id`, `name` (the arguments are not shown) |
+//! | `tool.finished` | `call_id`, `name`, `duration_ms`, `outcome` (`ok`, `error`, `cancelled`; the result is not shown) |
 //!
 //! Every message also carries `agent_uid` and `ts` (unix ms).
 
@@ -35,6 +37,13 @@ pub fn client_message(event: &ClientEvent, agent_uid: &str, ts: i64) -> String {
         ClientEvent::State { turn, state } => {
             json!({"object": "agent.state", "turn_id": turn.0, "state": state.as_str()})
         }
+        ClientEvent::ToolStarted { turn, call_id, name } => {
+            json!({"object": "tool.started", "turn_id": turn.0, "call_id": call_id, "name": name})
+        }
+        ClientEvent::ToolFinished { turn, call_id, name, duration_ms, end } => json!({
+            "object": "tool.finished", "turn_id": turn.0, "call_id": call_id, "name": name,
+            "duration_ms": duration_ms, "outcome": end.as_str(),
+        }),
     };
     message["agent_uid"] = Value::from(agent_uid);
     message["ts"] = Value::from(ts);
@@ -57,7 +66,7 @@ pub fn metrics_json(m: &TurnMetrics) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use colloquy_conversation::{TurnStatus, VoiceState};
+    use colloquy_conversation::{ToolEnd, TurnStatus, VoiceState};
     use colloquy_model::TurnId;
 
     use super::*;
@@ -76,6 +85,17 @@ mod tests {
             (
                 ClientEvent::UserTranscription { turn: TurnId(2), text: "yes".into(), is_final: true },
                 json!({"object": "user.transcription", "turn_id": 2, "text": "yes", "final": true, "agent_uid": "a", "ts": 7}),
+            ),
+            (
+                ClientEvent::ToolFinished {
+                    turn: TurnId(4),
+                    call_id: "call_1".into(),
+                    name: "get_weather".into(),
+                    duration_ms: 120,
+                    end: ToolEnd::Failed,
+                },
+                json!({"object": "tool.finished", "turn_id": 4, "call_id": "call_1", "name": "get_weather",
+                       "duration_ms": 120, "outcome": "error", "agent_uid": "a", "ts": 7}),
             ),
             (
                 ClientEvent::State { turn: TurnId(1), state: VoiceState::Thinking },

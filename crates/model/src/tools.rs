@@ -18,6 +18,9 @@ pub struct Tools {
     pub filler_after_ms: u32,
     /// What the agent says while a tool runs (one of them, once per turn); none when empty.
     pub fillers: Vec<String>,
+    /// Each call's end is posted to the agent's callbacks (native: `agent.tool_called`).
+    #[serde(default)]
+    pub webhooks: bool,
 }
 
 impl Tools {
@@ -36,6 +39,7 @@ impl Tools {
             max_rounds: Self::DEFAULT_MAX_ROUNDS,
             filler_after_ms: Self::DEFAULT_FILLER_AFTER_MS,
             fillers: vec![Self::DEFAULT_FILLER.to_owned()],
+            webhooks: false,
         }
     }
 

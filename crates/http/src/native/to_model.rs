@@ -82,7 +82,9 @@ fn tools_from_wire(list: Vec<wire::ToolConfig>, options: wire::ToolOptionsConfig
         filler_after_ms: options.filler_after_ms,
         fillers: options.fillers,
     };
-    crate::tools::tools("tools", available, "tool_options", given)
+    let mut tools = crate::tools::tools("tools", available, "tool_options", given)?;
+    tools.webhooks = options.webhooks.unwrap_or(false);
+    Ok(tools)
 }
 
 fn tools_to_wire(tools: &model::Tools) -> (Option<Vec<wire::ToolConfig>>, Option<wire::ToolOptionsConfig>) {
@@ -105,6 +107,7 @@ fn tools_to_wire(tools: &model::Tools) -> (Option<Vec<wire::ToolConfig>>, Option
         filler_after_ms: Some(tools.filler_after_ms),
         fillers: Some(tools.fillers.clone()),
         end_call: Some(tools.available.iter().any(|t| t.kind == model::ToolKind::EndCall)),
+        webhooks: Some(tools.webhooks),
     };
     (Some(list), Some(options))
 }

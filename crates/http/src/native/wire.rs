@@ -109,6 +109,10 @@ pub struct ToolOptionsConfig {
     /// `ended_by_agent`). Default false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_call: Option<bool>,
+    /// Posts `agent.tool_called` to `callbacks.url` when each call ends (name, duration, outcome;
+    /// not its arguments or result). Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<bool>,
 }
 
 /// A configured agent's settings: the config file's `[[apps.agents]]`, which the vendor dialects
