@@ -38,6 +38,15 @@ async fn tools_are_accepted_and_shown_with_their_options() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     let config = &reply.json["config"];
     assert_eq!(config["tools"], json!([weather()]));
+
+    // A client tool has no URL.
+    let map = json!({"name": "show_map", "description": "Shows a place.", "client": true});
+    let reply = api
+        .post("/v1/agents", &json!({"name": "m", "channel": "m", "llm": openai_llm(), "tools": [map]}).to_string())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.json["config"]["tools"][0]["client"], true);
+    assert!(reply.json["config"]["tools"][0].get("url").is_none());
     assert_eq!(config["tool_options"], options);
 
     // Defaults: no tools, three rounds, a filler after 800 ms, no end_call.
@@ -72,6 +81,8 @@ async fn bad_tools_are_refused_naming_the_field() {
         (with_tools(json!([weather(), weather()]), None), "tools[1].name"),
         (with_tools(json!([]), Some(json!({"max_rounds": 0}))), "tool_options.max_rounds"),
         (with_tools(json!([]), Some(json!({"fillers": ["ok", " "]}))), "tool_options.fillers[1]"),
+        (with_tools(json!([{"name": "x"}]), None), "tools[0].url"),
+        (with_tools(json!([{"name": "x", "url": "http://127.0.0.1:9/x", "client": true}]), None), "tools[0].client"),
     ];
     for (body, field) in cases {
         let reply = api.post("/v1/agents", &body).await;

@@ -116,6 +116,10 @@ pub enum ToolKind {
     /// A POST of the arguments to `url`, signed with the agent's callback secret; the JSON answer
     /// is the result.
     Http { url: String },
+    /// A tool the people in the channel implement (a web page showing a map, filling a form): a
+    /// call goes to them as a data-channel `tool.call`, and the first `tool.result` naming its id
+    /// is the result.
+    Client,
     /// The built-in `end_call`: the agent says its goodbye and leaves (`ended_by_agent`). The
     /// conversation core answers it itself.
     EndCall,
