@@ -2,10 +2,12 @@
 // `target/release/colloquy serve` with the embedded models. A fake microphone plays WAV files made
 // with `colloquy tts`. Builds nothing: run `scripts/test-browser`, which builds and fetches first.
 //
-// Cases: a spoken question gets a final transcript and an answer, with the latency waterfall
-// (screenshots in target/playground.png and target/playground-phone.png); talking over a long
-// answer marks it interrupted; and readable messages when the microphone is refused, the token has
-// expired, the playground is off and the server is unreachable.
+// The page runs on @colloquy/client (clients/js), so these cases drive the library too. Cases: a
+// spoken question gets a final transcript and an answer, with the latency waterfall (screenshots in
+// target/playground.png and target/playground-phone.png); talking over a long answer marks it
+// interrupted; a short-lived token is renewed (WHIP PATCH) and the call outlives it; a call whose
+// connection the server drops joins again by itself and goes on; and readable messages when the
+// microphone is refused, the token has expired, the playground is off and the server is unreachable.
 //
 // Environment: CHROMIUM (default /usr/bin/chromium), COLLOQUY_BIN (default target/release/colloquy),
 // BROWSER_TEST_ONLY (a word of the names of the cases to run; default all).
@@ -391,6 +393,123 @@ async function talkingOverALongAnswerMarksItInterrupted(server) {
   await browser.close();
 }
 
+// The WHIP requests a page makes: its joins (with their resources) and its renewals.
+function watchWhip(page) {
+  const whip = { joins: [], renewals: [] };
+  page.on('response', (response) => {
+    const request = response.request();
+    if (!/\/rtc\/whip/.test(response.url())) return;
+    if (request.method() === 'POST' && response.status() === 201) {
+      whip.joins.push(new URL(response.headers().location, response.url()).href);
+    } else if (request.method() === 'PATCH') {
+      whip.renewals.push(response.status());
+    }
+  });
+  return whip;
+}
+
+async function aShortLivedTokenIsRenewedAndTheCallOutlivesIt(server) {
+  const browser = await launch({ wav: compose('quiet', [3]) });
+  const page = await openPage(browser, server.base);
+  const whip = watchWhip(page);
+  // The session's token is swapped for one that lasts 12 s: the library asks for a new one halfway.
+  const lifetime = 12;
+  let session = null;
+  await page.route('**/playground/session', async (route) => {
+    const response = await route.fetch();
+    session = await response.json();
+    const minted = await api(server, 'POST', '/v1/tokens', { channel: session.channel, uid: session.uid, expire_s: lifetime });
+    await route.fulfill({ status: response.status(), json: { ...session, token: minted.json.token, expires_at: minted.json.expires_at } });
+  });
+  await page.getByRole('button', { name: 'Talk' }).click();
+  await page.waitForFunction(() => /Connected/.test(document.getElementById('status').textContent), null, {
+    timeout: 30_000,
+  });
+  const joined = Date.now();
+  // Well past the first token's expiry, the person is still in the channel, on the first join.
+  await page.waitForTimeout((lifetime + 6) * 1000 - (Date.now() - joined));
+  const channel = await api(server, 'GET', `/v1/channels/${session.channel}`);
+  const you = channel.json.participants?.find((p) => p.uid === 'you');
+  log(`after ${lifetime + 6} s: renewals ${JSON.stringify(whip.renewals)}, joins ${whip.joins.length}, you ${JSON.stringify(you)}`);
+  if (!whip.renewals.includes(204)) throw new Error(`no renewal was accepted: ${JSON.stringify(whip.renewals)}`);
+  if (!you || !you.connected) throw new Error(`the person is not in the channel: ${JSON.stringify(channel.json)}`);
+  if (whip.joins.length !== 1) throw new Error(`the call joined ${whip.joins.length} times`);
+  if (await page.getByRole('alert').isVisible()) throw new Error(`the page shows ${await page.getByRole('alert').textContent()}`);
+  await page.getByRole('button', { name: 'Hang up' }).click();
+  await page.waitForFunction(() => /Call ended/.test(document.getElementById('status').textContent), null, {
+    timeout: 10_000,
+  });
+  if (page.problems.length) throw new Error(`the page logged errors:\n${page.problems.join('\n')}`);
+  await browser.close();
+}
+
+async function aDroppedConnectionJoinsAgainAndTheCallGoesOn(server) {
+  const question = say('What is the capital of France?');
+  const wav = compose('again', [4, question, 12]);
+  const browser = await launch({ wav });
+  const page = await openPage(browser, server.base);
+  const whip = watchWhip(page);
+  await page.getByRole('button', { name: 'Talk' }).click();
+  let before;
+  try {
+    before = await (await waitForAnswer(page, ['capital', 'france'])).jsonValue();
+  } catch (e) {
+    throw new Error(`no answer before the drop: ${e.message}\n${(await transcriptText(page)).join('\n')}`);
+  }
+  // The server drops the person, as when a network change strands the connection: the browser's
+  // connection goes quiet and the library must notice and join again by itself.
+  const dropped = await fetch(whip.joins[0], { method: 'DELETE' });
+  if (dropped.status !== 200) throw new Error(`dropping the person answered ${dropped.status}`);
+  const droppedAt = Date.now();
+  try {
+    await page.waitForFunction(() => /Reconnected/.test(document.getElementById('status').textContent), null, {
+      timeout: 60_000,
+      polling: 100,
+    });
+  } catch (e) {
+    throw new Error(`the call did not join again: ${e.message}; the status reads ${JSON.stringify(await page.textContent('#status'))}`);
+  }
+  log(`joined again ${((Date.now() - droppedAt) / 1000).toFixed(1)} s after the drop (${whip.joins.length} joins)`);
+  if (whip.joins.length !== 2 || whip.joins[1] === whip.joins[0]) throw new Error(`joins: ${JSON.stringify(whip.joins)}`);
+  // The question, asked again by the looping microphone, is heard and answered on the new connection.
+  let after;
+  try {
+    after = await (
+      await page.waitForFunction(
+        (turn) => {
+          const user = [...document.querySelectorAll('#transcript li.user.final')].find(
+            (li) => Number(li.dataset.turn) > turn && /capital/i.test(li.textContent),
+          );
+          if (!user) return false;
+          const answer = [...document.querySelectorAll('#transcript li.agent[data-status="ended"]')].find(
+            (li) => Number(li.dataset.turn) >= Number(user.dataset.turn),
+          );
+          return answer ? { turn: Number(user.dataset.turn), agent: answer.querySelector('.text').textContent } : false;
+        },
+        before.turn,
+        { timeout: TURN_TIMEOUT_MS, polling: 250 },
+      )
+    ).jsonValue();
+  } catch (e) {
+    throw new Error(`no answer after joining again: ${e.message}\n${(await transcriptText(page)).join('\n')}`);
+  }
+  log(`turn ${after.turn} after the drop: ${after.agent}`);
+  await page.getByRole('button', { name: 'Hang up' }).click();
+  await page.waitForFunction(() => /Call ended/.test(document.getElementById('status').textContent), null, {
+    timeout: 10_000,
+  });
+  // The library leaves the dropped resource when it joins again: the server had forgotten it (404,
+  // which the browser's console reports once too).
+  const expected = [`HTTP 404 for ${whip.joins[0]}`, 'console: Failed to load resource: the server responded with a status of 404 (Not Found)'];
+  const problems = page.problems.filter((p) => {
+    const i = expected.indexOf(p);
+    if (i >= 0) expected.splice(i, 1);
+    return i < 0;
+  });
+  if (problems.length) throw new Error(`the page logged errors:\n${problems.join('\n')}`);
+  await browser.close();
+}
+
 async function aRefusedMicrophoneSaysSo(server) {
   const browser = await launch({ allowMicrophone: false });
   const page = await openPage(browser, server.base);
@@ -507,6 +626,12 @@ async function main() {
     aSpokenQuestionGetsAnAnswerWithItsLatency(server),
   );
   await run('talking over a long answer marks it interrupted', () => talkingOverALongAnswerMarksItInterrupted(server));
+  await run('a short-lived token is renewed and the call outlives it', () =>
+    aShortLivedTokenIsRenewedAndTheCallOutlivesIt(server),
+  );
+  await run('a dropped connection joins again and the call goes on', () =>
+    aDroppedConnectionJoinsAgainAndTheCallGoesOn(server),
+  );
   await run('a refused microphone gets a readable message', () => aRefusedMicrophoneSaysSo(server));
   await run('an expired token gets a readable message', () => anExpiredTokenSaysSo(server));
   await run('a disabled playground and an unreachable server get readable messages', () =>

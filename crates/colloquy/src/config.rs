@@ -3,8 +3,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
+use colloquy_http::brake::BrakeConfig;
+use colloquy_rtc::server::RtcConfig;
 use serde::Deserialize;
 
 /// The configuration file, section by section. Every field is optional in the file.
@@ -20,7 +23,11 @@ pub struct ConfigFile {
     #[serde(default)]
     pub rtc: RtcSection,
     #[serde(default)]
+    pub brake: BrakeSection,
+    #[serde(default)]
     pub playground: PlaygroundSection,
+    #[serde(default)]
+    pub store: StoreSection,
     /// The tenants of the vendor dialects (Agora, ZEGO, Alibaba); see `AppSection`.
     #[serde(default)]
     pub apps: Vec<AppSection>,
@@ -130,6 +137,31 @@ pub struct RtcSection {
     pub max_connecting: Option<usize>,
     /// How long a connected peer may send nothing before it counts as gone. Default 10000.
     pub inactivity_timeout_ms: Option<u64>,
+    /// The longest a join may wait for the channel server's task; one that waited longer is
+    /// answered 503 `node_busy` with `Retry-After` (the task is that far behind). Default 1000.
+    pub max_join_wait_ms: Option<u64>,
+    /// The most source addresses one person's session may use over its life; signed STUN
+    /// requests from further addresses are dropped and counted. Default 32.
+    pub max_peer_addresses: Option<usize>,
+}
+
+/// `[brake]`: the brute-force brake on failed authentications (every dialect's credentials).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrakeSection {
+    /// Failures one client address may make with one credential within `window_ms` before the
+    /// pair is closed (1 s, doubling with each further failure up to `max_block_ms`). Default 5.
+    pub free_failures: Option<u32>,
+    /// Failures one client address may make across every credential within `window_ms` before
+    /// the address is closed. Default 50.
+    pub free_failures_per_address: Option<u32>,
+    /// How long failures are remembered. Default 600000.
+    pub window_ms: Option<u64>,
+    /// The longest a pair or address is closed. Default 300000.
+    pub max_block_ms: Option<u64>,
+    /// Pairs and addresses remembered at most; past it, those not closed now are forgotten.
+    /// Default 10000.
+    pub max_entries: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,6 +182,47 @@ pub struct ServerSection {
     pub max_connections: Option<usize>,
     /// How long a shutdown waits for HTTP requests in flight before closing them. Default 10000.
     pub drain_timeout_ms: Option<u64>,
+}
+
+/// Where the records live.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// A PostgreSQL database, `postgres://user:password@host:port/database`, which several nodes
+    /// may share. Default: none, the records are the SQLite file `colloquy.db` in the data dir.
+    pub url: Option<String>,
+}
+
+/// Where the records live, resolved.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// The SQLite file `colloquy.db` in the data dir (the embedded default).
+    SqliteInDataDir,
+    /// A PostgreSQL URL (it may hold a password: it is never printed).
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::SqliteInDataDir => f.write_str("SqliteInDataDir"),
+            Database::Postgres(_) => f.write_str("Postgres(<url>)"),
+        }
+    }
+}
+
+impl Database {
+    /// `--database` or `[store] url`: only PostgreSQL URLs (without one, the SQLite file).
+    fn parse(url: String, field: &str) -> anyhow::Result<Database> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Database::Postgres(url))
+        } else {
+            bail!(
+                "{field} must be a PostgreSQL URL (postgres://user:password@host:port/database); \
+                 leave it out to keep the records in the SQLite file in the data dir"
+            )
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -184,14 +257,10 @@ pub enum LogFormat {
 #[derive(Debug)]
 pub struct Config {
     pub http: SocketAddr,
-    pub rtc_udp: SocketAddr,
-    pub rtc_public_ip: Option<std::net::IpAddr>,
-    pub max_participants_per_channel: usize,
-    pub max_channels: usize,
-    pub connect_timeout: std::time::Duration,
-    pub max_connecting: usize,
-    pub inactivity_timeout: std::time::Duration,
+    /// The channel server's settings, its UDP address included.
+    pub rtc: RtcConfig,
     pub data_dir: PathBuf,
+    pub database: Database,
     pub max_agents: u32,
     pub requests_per_second: u32,
     pub burst: u32,
@@ -199,6 +268,7 @@ pub struct Config {
     pub playground: PlaygroundSwitch,
     pub apps: Vec<colloquy_http::apps::App>,
     pub http_limits: colloquy_http::listener::HttpLimits,
+    pub brake: BrakeConfig,
 }
 
 impl Config {
@@ -216,6 +286,8 @@ pub struct Overrides {
     pub rtc_udp: Option<SocketAddr>,
     pub rtc_public_ip: Option<std::net::IpAddr>,
     pub data_dir: Option<PathBuf>,
+    /// `--database`: a PostgreSQL URL.
+    pub database: Option<String>,
     pub log_format: Option<LogFormat>,
 }
 
@@ -225,30 +297,37 @@ pub fn read_file(path: &Path) -> anyhow::Result<ConfigFile> {
 }
 
 pub fn resolve(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config> {
+    let ms = |value: Option<u64>, default: Duration| value.map_or(default, Duration::from_millis);
     let config = Config {
         http: overrides.http.or(file.server.http).unwrap_or_else(|| Config::DEFAULT_HTTP.parse().expect("valid")),
-        rtc_udp: overrides
-            .rtc_udp
-            .or(file.server.rtc_udp)
-            .unwrap_or_else(|| Config::DEFAULT_RTC_UDP.parse().expect("valid")),
-        rtc_public_ip: overrides.rtc_public_ip.or(file.rtc.public_ip),
-        max_participants_per_channel: file
-            .rtc
-            .max_participants_per_channel
-            .unwrap_or(colloquy_rtc::server::RtcConfig::DEFAULT_MAX_PARTICIPANTS_PER_CHANNEL),
-        max_channels: file.rtc.max_channels.unwrap_or(colloquy_rtc::server::RtcConfig::DEFAULT_MAX_CHANNELS),
-        connect_timeout: file
-            .rtc
-            .connect_timeout_ms
-            .map_or(colloquy_rtc::server::RtcConfig::DEFAULT_CONNECT_TIMEOUT, std::time::Duration::from_millis),
-        max_connecting: file.rtc.max_connecting.unwrap_or(colloquy_rtc::server::RtcConfig::DEFAULT_MAX_CONNECTING),
-        inactivity_timeout: file
-            .rtc
-            .inactivity_timeout_ms
-            .map_or(colloquy_rtc::server::RtcConfig::DEFAULT_INACTIVITY_TIMEOUT, std::time::Duration::from_millis),
+        rtc: {
+            let udp = overrides
+                .rtc_udp
+                .or(file.server.rtc_udp)
+                .unwrap_or_else(|| Config::DEFAULT_RTC_UDP.parse().expect("valid"));
+            let (rtc, default) = (&file.rtc, RtcConfig::with_defaults(udp));
+            RtcConfig {
+                udp,
+                public_ip: overrides.rtc_public_ip.or(rtc.public_ip),
+                max_participants_per_channel: rtc
+                    .max_participants_per_channel
+                    .unwrap_or(default.max_participants_per_channel),
+                max_channels: rtc.max_channels.unwrap_or(default.max_channels),
+                connect_timeout: ms(rtc.connect_timeout_ms, default.connect_timeout),
+                max_connecting: rtc.max_connecting.unwrap_or(default.max_connecting),
+                max_join_wait: ms(rtc.max_join_wait_ms, default.max_join_wait),
+                inactivity_timeout: ms(rtc.inactivity_timeout_ms, default.inactivity_timeout),
+                max_peer_addresses: rtc.max_peer_addresses.unwrap_or(default.max_peer_addresses),
+            }
+        },
         data_dir: match overrides.data_dir.or(file.server.data_dir) {
             Some(dir) => dir,
             None => default_data_dir()?,
+        },
+        database: match (overrides.database, file.store.url) {
+            (Some(url), _) => Database::parse(url, "--database")?,
+            (None, Some(url)) => Database::parse(url, "store.url")?,
+            (None, None) => Database::SqliteInDataDir,
         },
         max_agents: file.limits.max_agents.unwrap_or(Config::DEFAULT_MAX_AGENTS),
         requests_per_second: file.limits.requests_per_second.unwrap_or(Config::DEFAULT_REQUESTS_PER_SECOND),
@@ -258,9 +337,6 @@ pub fn resolve(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config>
         apps: resolve_apps(file.apps)?,
         http_limits: {
             use colloquy_http::listener::HttpLimits;
-            let ms = |value: Option<u64>, default: std::time::Duration| {
-                value.map_or(default, std::time::Duration::from_millis)
-            };
             HttpLimits {
                 header_timeout: ms(file.server.header_timeout_ms, HttpLimits::DEFAULT.header_timeout),
                 body_timeout: ms(file.server.body_timeout_ms, HttpLimits::DEFAULT.body_timeout),
@@ -268,15 +344,35 @@ pub fn resolve(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config>
                 drain_timeout: ms(file.server.drain_timeout_ms, HttpLimits::DEFAULT.drain_timeout),
             }
         },
+        brake: {
+            let (brake, default) = (&file.brake, BrakeConfig::DEFAULT);
+            BrakeConfig {
+                free_failures: brake.free_failures.unwrap_or(default.free_failures),
+                free_failures_per_address: brake.free_failures_per_address.unwrap_or(default.free_failures_per_address),
+                window: ms(brake.window_ms, default.window),
+                max_block: ms(brake.max_block_ms, default.max_block),
+                max_entries: brake.max_entries.unwrap_or(default.max_entries),
+            }
+        },
     };
-    if config.max_participants_per_channel < 2 {
+    let rtc = &config.rtc;
+    if rtc.max_participants_per_channel < 2 {
         bail!("rtc.max_participants_per_channel must be at least 2");
     }
-    if config.max_channels == 0 {
-        bail!("rtc.max_channels must be at least 1");
+    for (name, value) in [
+        ("rtc.max_channels", rtc.max_channels),
+        ("rtc.max_connecting", rtc.max_connecting),
+        ("rtc.max_peer_addresses", rtc.max_peer_addresses),
+        ("brake.free_failures", config.brake.free_failures as usize),
+        ("brake.free_failures_per_address", config.brake.free_failures_per_address as usize),
+        ("brake.max_entries", config.brake.max_entries),
+    ] {
+        if value == 0 {
+            bail!("{name} must be at least 1");
+        }
     }
-    if config.max_connecting == 0 {
-        bail!("rtc.max_connecting must be at least 1");
+    if config.brake.max_block < std::time::Duration::from_secs(1) {
+        bail!("brake.max_block_ms must be at least 1000 (a closed pair is closed for 1 s first)");
     }
     if config.max_agents == 0 {
         bail!("limits.max_agents must be at least 1");
@@ -286,6 +382,10 @@ pub fn resolve(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config>
         ("server.header_timeout_ms", limits.header_timeout),
         ("server.body_timeout_ms", limits.body_timeout),
         ("server.drain_timeout_ms", limits.drain_timeout),
+        ("rtc.connect_timeout_ms", config.rtc.connect_timeout),
+        ("rtc.inactivity_timeout_ms", config.rtc.inactivity_timeout),
+        ("rtc.max_join_wait_ms", config.rtc.max_join_wait),
+        ("brake.window_ms", config.brake.window),
     ] {
         if value.is_zero() {
             bail!("{name} must be at least 1");
@@ -462,6 +562,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_records_are_the_sqlite_file_unless_a_postgres_url_is_given() {
+        let overrides = || Overrides { data_dir: Some("/tmp".into()), ..Overrides::default() };
+        assert_eq!(resolve(ConfigFile::default(), overrides()).unwrap().database, Database::SqliteInDataDir);
+        let file = || toml::from_str::<ConfigFile>("[store]\nurl = \"postgres://u:pw@127.0.0.1:5432/colloquy\"\n");
+        let config = resolve(file().unwrap(), overrides()).unwrap();
+        assert_eq!(config.database, Database::Postgres("postgres://u:pw@127.0.0.1:5432/colloquy".into()));
+        assert!(!format!("{config:?}").contains("pw"), "the URL's password is never printed");
+        // The flag wins over the file.
+        let flag = Overrides { database: Some("postgresql://127.0.0.1/other".into()), ..overrides() };
+        assert_eq!(
+            resolve(file().unwrap(), flag).unwrap().database,
+            Database::Postgres("postgresql://127.0.0.1/other".into())
+        );
+        // Anything else is refused, naming where it came from.
+        let wrong = Overrides { database: Some("mysql://127.0.0.1/x".into()), ..overrides() };
+        assert!(resolve(ConfigFile::default(), wrong).unwrap_err().to_string().contains("--database"));
+        let file: ConfigFile = toml::from_str("[store]\nurl = \"/var/lib/colloquy.db\"\n").unwrap();
+        assert!(resolve(file, overrides()).unwrap_err().to_string().contains("store.url"));
+        assert!(toml::from_str::<ConfigFile>("[store]\npath = \"x\"\n").is_err(), "unknown keys are errors");
+    }
+
+    #[test]
     fn flags_override_the_file_and_defaults_fill_the_rest() {
         let file: ConfigFile = toml::from_str(
             "[server]\nhttp = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/x\"\n[limits]\nmax_agents = 5\n[log]\nformat = \"json\"\n",
@@ -474,7 +596,7 @@ mod tests {
         assert_eq!(config.max_agents, 5);
         assert_eq!(config.requests_per_second, Config::DEFAULT_REQUESTS_PER_SECOND);
         assert_eq!(config.log_format, LogFormat::Json);
-        assert_eq!(config.max_channels, colloquy_rtc::server::RtcConfig::DEFAULT_MAX_CHANNELS);
+        assert_eq!(config.rtc.max_channels, RtcConfig::DEFAULT_MAX_CHANNELS);
     }
 
     #[test]
@@ -484,6 +606,39 @@ mod tests {
         let file: ConfigFile = toml::from_str("[limits]\nmax_agents = 0\n").unwrap();
         let overrides = Overrides { data_dir: Some("/tmp".into()), ..Overrides::default() };
         assert!(resolve(file, overrides).unwrap_err().to_string().contains("max_agents"));
+    }
+
+    #[test]
+    fn rtc_and_brake_settings_are_read_and_checked() {
+        let overrides = || Overrides { data_dir: Some("/tmp".into()), ..Overrides::default() };
+        let config = resolve(ConfigFile::default(), overrides()).unwrap();
+        assert_eq!(config.rtc.max_join_wait, RtcConfig::DEFAULT_MAX_JOIN_WAIT);
+        assert_eq!(config.rtc.max_peer_addresses, RtcConfig::DEFAULT_MAX_PEER_ADDRESSES);
+        assert_eq!(config.brake.free_failures, BrakeConfig::DEFAULT.free_failures);
+        let text = "[rtc]\nmax_join_wait_ms = 250\nmax_peer_addresses = 4\nconnect_timeout_ms = 5000\n\
+                    [brake]\nfree_failures = 2\nfree_failures_per_address = 9\nwindow_ms = 60000\n\
+                    max_block_ms = 2000\nmax_entries = 50\n";
+        let config = resolve(toml::from_str(text).unwrap(), overrides()).unwrap();
+        assert_eq!(config.rtc.max_join_wait, Duration::from_millis(250));
+        assert_eq!(config.rtc.max_peer_addresses, 4);
+        assert_eq!(config.rtc.connect_timeout, Duration::from_secs(5));
+        let brake = config.brake;
+        assert_eq!((brake.free_failures, brake.free_failures_per_address, brake.max_entries), (2, 9, 50));
+        assert_eq!((brake.window, brake.max_block), (Duration::from_secs(60), Duration::from_secs(2)));
+        for (text, expected) in [
+            ("[rtc]\nmax_join_wait_ms = 0\n", "rtc.max_join_wait_ms"),
+            ("[rtc]\nmax_peer_addresses = 0\n", "rtc.max_peer_addresses"),
+            ("[brake]\nfree_failures = 0\n", "brake.free_failures"),
+            ("[brake]\nmax_block_ms = 999\n", "brake.max_block_ms"),
+            ("[brake]\nwindow_ms = 0\n", "brake.window_ms"),
+        ] {
+            let err = resolve(toml::from_str(text).unwrap(), overrides()).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+        let err = toml::from_str::<ConfigFile>("[brake]\nfree_failure = 2\n").unwrap_err().to_string();
+        assert!(err.contains("free_failure"), "{err}");
+        let err = toml::from_str::<ConfigFile>("[rtc]\nmax_join_wait = 2\n").unwrap_err().to_string();
+        assert!(err.contains("max_join_wait"), "{err}");
     }
 
     #[test]

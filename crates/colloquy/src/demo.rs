@@ -51,6 +51,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             rtc_udp: Some("127.0.0.1:0".parse()?),
             rtc_public_ip: None,
             data_dir: Some(dir.path().to_owned()),
+            database: None,
             log_format: None,
         },
     )?;

@@ -64,6 +64,10 @@ struct ServeArgs {
     /// Where records and generated credentials live [default: ~/.local/share/colloquy].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Keep the records in this PostgreSQL database (postgres://user:password@host:port/database),
+    /// which several nodes may share [default: the SQLite file colloquy.db in the data dir].
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
     /// A TOML configuration file; flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,

@@ -13,7 +13,7 @@ use colloquy_http::auth::{Credential, RateLimit};
 use colloquy_http::rtc::RtcEdge;
 use colloquy_http::webhooks::WebhookConfig;
 use colloquy_model::AppId;
-use colloquy_rtc::server::{ChannelServer, RtcConfig};
+use colloquy_rtc::server::ChannelServer;
 use colloquy_rtc::token::TokenSigner;
 use colloquy_store::Store;
 use colloquy_supervisor::{Supervisor, SupervisorConfig};
@@ -32,6 +32,7 @@ pub fn run(args: ServeArgs, log_format: Option<LogFormat>, started: Instant) -> 
         rtc_udp: args.rtc_udp,
         rtc_public_ip: args.rtc_public_ip,
         data_dir: args.data_dir,
+        database: args.database,
         log_format,
     };
     let config = config::resolve(file, overrides)?;
@@ -98,25 +99,23 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
     let data_dir_lock = lock_data_dir(&config.data_dir)?;
-    let db_path = config.data_dir.join("colloquy.db");
-    let store = Store::open(&db_path).await.with_context(|| format!("opening the records at {}", db_path.display()))?;
+    let store = match &config.database {
+        config::Database::SqliteInDataDir => {
+            let db_path = config.data_dir.join("colloquy.db");
+            Store::open(&db_path).await.with_context(|| format!("opening the records at {}", db_path.display()))?
+        }
+        config::Database::Postgres(url) => {
+            Store::open_postgres(url).await.context("connecting to the records' PostgreSQL database (--database)")?
+        }
+    };
     let credentials = credentials::load_or_generate(&config.data_dir)?;
     let credentials_from = match credentials.source {
         credentials::Source::Environment => "the environment",
         credentials::Source::Generated => "the data dir",
     };
-    let channel_server = ChannelServer::start(RtcConfig {
-        udp: config.rtc_udp,
-        public_ip: config.rtc_public_ip,
-        max_participants_per_channel: config.max_participants_per_channel,
-        max_channels: config.max_channels,
-        connect_timeout: config.connect_timeout,
-        max_connecting: config.max_connecting,
-        max_join_wait: RtcConfig::DEFAULT_MAX_JOIN_WAIT,
-        inactivity_timeout: config.inactivity_timeout,
-    })
-    .await
-    .with_context(|| format!("binding the channel server to UDP {}", config.rtc_udp))?;
+    let channel_server = ChannelServer::start(config.rtc.clone())
+        .await
+        .with_context(|| format!("binding the channel server to UDP {}", config.rtc.udp))?;
     let signer = TokenSigner::new(credentials.secret.expose().as_bytes());
     let supervisor_config = SupervisorConfig { max_agents: config.max_agents };
     let supervisor = if media {
@@ -141,7 +140,7 @@ pub async fn start(config: &config::Config, media: bool) -> anyhow::Result<Runni
             }],
             apps: colloquy_http::apps::Apps::new(config.apps.clone()),
             rate_limit: RateLimit { per_second: config.requests_per_second, burst: config.burst },
-            brake: colloquy_http::brake::BrakeConfig::DEFAULT,
+            brake: config.brake,
             rtc: RtcEdge::new(signer, Some(channel_server.clone())),
             playground,
             dialects: dialects.clone(),

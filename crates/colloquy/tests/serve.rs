@@ -135,3 +135,99 @@ async fn a_second_server_on_a_live_data_dir_refuses_to_start_and_touches_nothing
     let (status, _) = server.post("/v1/agents", json!({"name": "s0", "channel": "room"})).await;
     assert_eq!(status, 409);
 }
+
+/// A tmpfs of 2 MiB mounted for one test, unmounted when dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// `None` when this process may not mount (it is not root); root that cannot mount fails.
+    fn mount() -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n");
+            assert!(!root, "root could not mount a tmpfs");
+            return None;
+        }
+        Some(Tmpfs { dir })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// Writes `path` until the file system is full.
+fn fill_file_system(path: &std::path::Path) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).unwrap();
+    let chunk = vec![0u8; 4096];
+    while file.write_all(&chunk).and_then(|()| file.flush()).is_ok() {}
+}
+
+/// SIGTERM on a full disk: the last line says which agents' final states could not be written,
+/// never that everything is recorded, and the next start marks them FAILED (node restarted)
+/// rather than showing them stopped or running.
+#[tokio::test]
+async fn sigterm_on_a_full_disk_names_the_agents_it_could_not_record() {
+    let Some(tmpfs) = Tmpfs::mount() else {
+        eprintln!("skipped: mounting a tmpfs needs root (crates/store/tests/full_disk.rs covers the store's side)");
+        return;
+    };
+    let data = tmpfs.dir.path().join("data");
+    let ballast = tmpfs.dir.path().join("ballast");
+    let ids = {
+        let mut server = start(&data, true);
+        let ids = [server.start_agent("a").await, server.start_agent("b").await];
+        fill_file_system(&ballast);
+        // SQLite may still reuse room inside its files for a while: starts go on until one is
+        // refused, which proves the records cannot grow any more.
+        let mut refused = false;
+        for i in 0..300 {
+            let (status, body) = server
+                .post("/v1/agents", json!({"name": format!("filler-{i}"), "channel": "room", "idle_timeout": 0}))
+                .await;
+            if status == 503 {
+                assert_eq!(body["error"]["code"], "records_unavailable", "{body}");
+                refused = true;
+                break;
+            }
+            assert_eq!(status, 200, "{body}");
+        }
+        assert!(refused, "a start was still recorded with the file system full");
+        server.signal("TERM");
+        assert!(server.wait_exit(), "colloquy exited with an error after SIGTERM");
+        let log = server.log.lock().unwrap().clone();
+        assert!(
+            !log.iter().any(|l| l.contains("every agent's final state is recorded")),
+            "the shutdown line claimed everything was recorded: {log:?}"
+        );
+        let line = log
+            .iter()
+            .find(|l| l.contains("could not record everything"))
+            .unwrap_or_else(|| panic!("no shutdown line naming what was not recorded: {log:?}"));
+        for id in &ids {
+            assert!(line.contains(id.as_str()), "the shutdown line does not name {id}: {line}");
+        }
+        ids
+    };
+    std::fs::remove_file(&ballast).unwrap();
+    let server = start(&data, true);
+    for id in ids {
+        let (_, agent) = server.get(&format!("/v1/agents/{id}")).await;
+        assert_eq!(
+            (agent["status"].as_str(), agent["reason"]["code"].as_str()),
+            (Some("FAILED"), Some("node_restarted")),
+            "{agent}"
+        );
+    }
+}

@@ -50,7 +50,8 @@ fn piper(dir: &std::path::Path) -> elevenlabs::Synthesizer {
 fn ask(server: &common::Server, dir: &std::path::Path, channel: &str, reply: &std::path::Path) -> Vec<Value> {
     let (question, call) = (dir.join("q.wav"), dir.join("call.wav"));
     say("What is the capital of France?", &question);
-    compose(&[Err(0.5), Ok(&question), Err(16.0)], &call);
+    // Silence long enough for the answer on a loaded machine (the fakes run Whisper and Piper).
+    compose(&[Err(0.5), Ok(&question), Err(30.0)], &call);
     let output = Command::new(env!("CARGO_BIN_EXE_colloquy"))
         .args(["call", "--server", &server.base, "--channel", channel, "--uid", "caller", "--play"])
         .arg(&call)
@@ -139,7 +140,10 @@ fn when_the_vendor_voice_dies_mid_answer_the_fallback_finishes_the_call() {
                     "params": {"temperature": 0.0, "max_tokens": 60}},
             "tts": {"vendor": "elevenlabs", "params": {
                 "key": elevenlabs::KEY, "voice_id": elevenlabs::VOICE,
-                "base_url": format!("ws://{}/v1", elevenlabs.addr), "sample_rate": 16000},
+                "base_url": format!("ws://{}/v1", elevenlabs.addr), "sample_rate": 16000,
+                // The fake's voice is Piper in a process of its own: on a loaded machine its first
+                // audio may take longer than the default 10 s, which is not the failure played.
+                "timeout_ms": 60000},
                 "fallback": [{"vendor": "local"}]}
         }),
     ));

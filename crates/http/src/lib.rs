@@ -91,7 +91,7 @@ pub fn router(supervisor: Supervisor, config: HttpConfig) -> Router {
     );
     let state = AppState {
         inner: Arc::new(StateInner {
-            metrics: Metrics::new(supervisor.clone()),
+            metrics: Metrics::new(supervisor.clone(), config.rtc.server.clone()),
             supervisor,
             credentials,
             apps: config.apps,

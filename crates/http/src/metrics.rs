@@ -1,5 +1,6 @@
 //! `GET /metrics`: Prometheus text, every series prefixed `colloquy_`. HTTP requests are counted by a
-//! middleware; agent counts are read from the supervisor at each scrape.
+//! middleware; agent counts are read from the supervisor, and the channel server's datagram counts
+//! from its stats, at each scrape.
 
 use std::fmt;
 use std::time::Instant;
@@ -9,6 +10,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use colloquy_model::AgentStatus;
+use colloquy_rtc::server::ChannelServer;
 use colloquy_supervisor::Supervisor;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -49,7 +51,7 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub fn new(supervisor: Supervisor) -> Metrics {
+    pub fn new(supervisor: Supervisor, channel_server: Option<ChannelServer>) -> Metrics {
         let mut registry = Registry::with_prefix("colloquy");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -65,6 +67,9 @@ impl Metrics {
             latency.clone(),
         );
         registry.register_collector(Box::new(AgentCollector { supervisor }));
+        if let Some(server) = channel_server {
+            registry.register_collector(Box::new(RtcCollector { server }));
+        }
         Metrics { registry, requests, latency }
     }
 
@@ -192,6 +197,47 @@ impl Collector for AgentCollector {
             encoder.encode_descriptor("turns", "Turns ended, by how they ended", None, MetricType::Counter)?;
         for (end, count) in stats.ended() {
             ConstCounter::new(count).encode(family.encode_family(&TurnEndLabels { end: end.to_owned() })?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the channel server's datagram counts at each scrape.
+#[derive(Debug)]
+struct RtcCollector {
+    server: ChannelServer,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    why: String,
+}
+
+impl Collector for RtcCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let stats = self.server.stats();
+        let count = |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+        let family = encoder.encode_descriptor(
+            "rtc_datagrams",
+            "UDP datagrams the channel server received",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(count(&stats.datagrams_in)).encode(family)?;
+        let mut family = encoder.encode_descriptor(
+            "rtc_datagrams_dropped",
+            "UDP datagrams dropped before reaching a session, by why: unrouted (no session for its \
+             address or ufrag), unauthenticated (a STUN request from a new address that failed \
+             MESSAGE-INTEGRITY), too_many_addresses (a session's new address beyond [rtc] max_peer_addresses)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (why, counter) in [
+            ("unrouted", &stats.datagrams_unrouted),
+            ("unauthenticated", &stats.datagrams_unauthenticated),
+            ("too_many_addresses", &stats.datagrams_too_many_addresses),
+        ] {
+            ConstCounter::new(count(counter)).encode(family.encode_family(&DropLabels { why: why.to_owned() })?)?;
         }
         Ok(())
     }

@@ -47,6 +47,8 @@ async fn the_page_and_its_assets_are_served_without_credentials() {
         for (path, content_type, needle) in [
             ("/playground/app.js", "text/javascript; charset=utf-8", "/playground/session"),
             ("/playground/style.css", "text/css; charset=utf-8", "@media (max-width"),
+            // The library the page runs on (clients/js), its committed bundle.
+            ("/playground/colloquy-client.js", "text/javascript; charset=utf-8", "rtc/whip"),
         ] {
             let asset = api.send("GET", path, None, None).await;
             assert_eq!(
@@ -93,6 +95,16 @@ async fn a_session_starts_an_agent_with_the_settings_and_a_token_for_its_channel
         TokenSigner::new(SECRET.as_bytes()).verify_for(session["token"].as_str().unwrap(), channel, now).unwrap();
     assert_eq!((grant.uid.as_str(), grant.expires_at), ("you", session["expires_at"].as_u64().unwrap()));
     assert!(grant.expires_at > now + 60);
+    // A fresh token for the same person, for the page to renew the call with.
+    let session_path = format!("/playground/session/{}", session["session"].as_str().unwrap());
+    let renewed = api.send("POST", &format!("{session_path}/token"), None, None).await;
+    assert_eq!(renewed.status, StatusCode::OK, "{}", renewed.text);
+    let fresh = TokenSigner::new(SECRET.as_bytes()).verify_for(renewed.json["token"].as_str().unwrap(), channel, now);
+    let fresh = fresh.unwrap();
+    assert_eq!((fresh.uid.as_str(), fresh.expires_at), ("you", renewed.json["expires_at"].as_u64().unwrap()));
+    assert!(fresh.expires_at >= grant.expires_at);
+    let reply = api.send("POST", "/playground/session/0123456789abcdef0123456789abcdef/token", None, None).await;
+    assert_error(&reply, StatusCode::NOT_FOUND, "not_found", None);
 
     // The agent runs in the native app, with the settings and the playground's defaults.
     let id = session["agent_id"].as_str().unwrap();
@@ -112,6 +124,8 @@ async fn a_session_starts_an_agent_with_the_settings_and_a_token_for_its_channel
     let agent = api.get(&format!("/v1/agents/{id}")).await;
     assert_eq!((agent.json["status"].as_str(), agent.json["reason"]["code"].as_str()), (Some("STOPPED"), Some("left")));
     assert_error(&api.send("DELETE", &path, None, None).await, StatusCode::NOT_FOUND, "not_found", None);
+    let reply = api.send("POST", &format!("{session_path}/token"), None, None).await;
+    assert_error(&reply, StatusCode::NOT_FOUND, "not_found", None);
     // Agents started through the API are not playground sessions.
     let other = api.start("not-mine", "room").await;
     let reply = api.send("DELETE", &format!("/playground/session/{other}"), None, None).await;

@@ -12,7 +12,9 @@ use colloquy_providers::asr::{AsrEvent, AsrProvider, AsrRequest};
 use colloquy_providers::tts::{TtsProvider, TtsRequest};
 use colloquy_providers::vendors;
 use colloquy_providers::{ProviderError, TurnId};
-use fakes::{assemblyai, bytedance, cartesia, dashscope, deepgram, elevenlabs, microsoft, minimax, tencent};
+use fakes::{
+    assemblyai, bytedance, cartesia, dashscope, deepgram, elevenlabs, microsoft, microsoft_stt, minimax, tencent,
+};
 use futures_util::StreamExt;
 
 fn choice(kind: SpeechKind, vendor: &str, params: serde_json::Value) -> VendorChoice {
@@ -384,21 +386,18 @@ async fn deepgram_aura_speaks_a_clause_and_its_failures_are_typed() {
 
     for (mode, expect) in [
         (deepgram::SpeakMode::WrongKey, "auth"),
+        (deepgram::SpeakMode::RateLimited, "rate"),
+        (deepgram::SpeakMode::SlowFirstAudio(Duration::from_secs(3)), "timeout"),
         (deepgram::SpeakMode::CutMidStream, "cut"),
         (deepgram::SpeakMode::Garbage, "bad"),
     ] {
         let (fake, _) = deepgram::start_speak(mode, elevenlabs::tone()).await;
-        let params = serde_json::json!({"key": deepgram::KEY, "base_url": format!("ws://{}/v1/speak", fake.addr)});
+        let params = serde_json::json!({"key": deepgram::KEY, "base_url": format!("ws://{}/v1/speak", fake.addr),
+                                        "timeout_ms": 300, "max_retries": 0});
         let tts = vendors::tts(&choice(SpeechKind::Tts, "deepgram", params)).unwrap();
         let long = "This sentence is long enough to need several chunks of audio.";
         let (_, _, error) = say_with(tts.as_ref(), long).await;
-        let kind = match &error {
-            Some(ProviderError::Auth(_)) => "auth",
-            Some(ProviderError::CutStream(_)) => "cut",
-            Some(ProviderError::BadResponse(_)) => "bad",
-            _ => "other",
-        };
-        assert_eq!(kind, expect, "{mode:?}: {error:?}");
+        assert_eq!(kind_of(&error), expect, "{mode:?}: {error:?}");
     }
 }
 
@@ -460,6 +459,10 @@ async fn azure_failures_are_typed() {
     let (pcm, _, error) = say_with(azure(&server, serde_json::json!({})).as_ref(), long).await;
     assert!(!pcm.is_empty(), "the first half played");
     assert!(matches!(&error, Some(ProviderError::CutStream(_))), "{error:?}");
+    let server = microsoft::start(microsoft::Mode::SlowFirstByte(Duration::from_secs(3)), elevenlabs::tone()).await;
+    let (pcm, _, error) =
+        say_with(azure(&server, serde_json::json!({"timeout_ms": 300, "max_retries": 0})).as_ref(), "Hi.").await;
+    assert!(pcm.is_empty() && matches!(&error, Some(ProviderError::Timeout(_))), "{error:?}");
     // A voice name that would break the SSML is refused before anything is sent.
     let params = serde_json::json!({"key": "k", "region": "eastus", "voice_name": "a\"><x"});
     let error =
@@ -504,6 +507,15 @@ async fn assemblyai_streams_a_session_per_utterance_and_keeps_the_formatted_turn
     let fake = assemblyai::start(assemblyai::Mode::CutMidTurn, deepgram::counting()).await;
     let events = utterance(assembly(&fake, serde_json::json!({})).as_ref(), 1.0).await;
     assert!(matches!(events.last(), Some(Err(ProviderError::CutStream(_)))), "{events:?}");
+    let fake = assemblyai::start(assemblyai::Mode::TooManySessions, deepgram::counting()).await;
+    let events = utterance(assembly(&fake, serde_json::json!({})).as_ref(), 0.2).await;
+    assert!(
+        matches!(&events[..], [Err(ProviderError::RateLimited { message, .. })] if message.contains("3009")),
+        "{events:?}"
+    );
+    let fake = assemblyai::start(assemblyai::Mode::SlowBegin(Duration::from_secs(3)), deepgram::counting()).await;
+    let events = utterance(assembly(&fake, serde_json::json!({"timeout_ms": 300})).as_ref(), 0.2).await;
+    assert!(matches!(&events[..], [Err(ProviderError::Timeout(_))]), "{events:?}");
     // Another language picks the multilingual model.
     let fake = assemblyai::start(assemblyai::Mode::Normal, deepgram::counting()).await;
     utterance(assembly(&fake, serde_json::json!({})).as_ref(), 0.2).await;
@@ -544,22 +556,17 @@ async fn cartesia_speaks_a_context_and_its_failures_are_typed() {
         (cartesia::Mode::Throttled, "rate"),
         (cartesia::Mode::CutMidStream, "cut"),
         (cartesia::Mode::Garbage, "bad"),
+        (cartesia::Mode::SlowFirstAudio(Duration::from_secs(3)), "timeout"),
     ] {
         let (fake, _) = cartesia::start(mode, elevenlabs::tone()).await;
         let mut params = params.clone();
         params["url"] = format!("ws://{}/tts/websocket", fake.addr).into();
         params["max_retries"] = 0.into();
+        params["timeout_ms"] = 300.into();
         let tts = vendors::tts(&choice(SpeechKind::Tts, "cartesia", params)).unwrap();
         let (_, _, error) =
             say_with(tts.as_ref(), "This sentence is long enough to need several chunks of audio.").await;
-        let kind = match &error {
-            Some(ProviderError::Auth(_)) => "auth",
-            Some(ProviderError::RateLimited { .. }) => "rate",
-            Some(ProviderError::CutStream(_)) => "cut",
-            Some(ProviderError::BadResponse(_)) => "bad",
-            _ => "other",
-        };
-        assert_eq!(kind, expect, "{mode:?}: {error:?}");
+        assert_eq!(kind_of(&error), expect, "{mode:?}: {error:?}");
     }
 }
 
@@ -598,102 +605,242 @@ async fn minimax_speaks_a_task_and_its_failures_are_typed() {
         (minimax::Mode::Throttled, "rate"),
         (minimax::Mode::CutMidStream, "cut"),
         (minimax::Mode::Garbage, "bad"),
+        (minimax::Mode::SlowStart(Duration::from_secs(3)), "timeout"),
     ] {
         let (fake, _) = minimax::start(mode, elevenlabs::tone()).await;
-        let tts = vendors::tts(&choice(SpeechKind::Tts, "minimax", params(&fake))).unwrap();
+        let mut params = params(&fake);
+        params["timeout_ms"] = 300.into();
+        let tts = vendors::tts(&choice(SpeechKind::Tts, "minimax", params)).unwrap();
         let (_, _, error) =
             say_with(tts.as_ref(), "This sentence is long enough to need several chunks of audio.").await;
-        let kind = match &error {
-            Some(ProviderError::Auth(_)) => "auth",
-            Some(ProviderError::RateLimited { .. }) => "rate",
-            Some(ProviderError::CutStream(_)) => "cut",
-            Some(ProviderError::BadResponse(_)) => "bad",
-            _ => "other",
-        };
-        assert_eq!(kind, expect, "{mode:?}: {error:?}");
+        assert_eq!(kind_of(&error), expect, "{mode:?}: {error:?}");
     }
 }
 
 // ---- ByteDance / Volcano Engine ----
 
-#[tokio::test]
-async fn bytedance_speaks_zegos_sample_params_and_its_failures_are_typed() {
-    let server = bytedance::start(bytedance::Mode::Normal, elevenlabs::tone()).await;
+fn volcano_params(fake: &fakes::Fake) -> serde_json::Value {
     // ZEGO's RegisterAgent sample, with our endpoint and rate.
-    let params = |server: &bytedance::Server| {
-        serde_json::json!({
-            "app": {"appid": bytedance::APPID, "token": bytedance::TOKEN, "cluster": "volcano_tts"},
-            "audio": {"voice_type": "zh_female_wanwanxiaohe_moon_bigtts", "rate": 16000},
-            "url": format!("http://{}/api/v1/tts", server.addr), "max_retries": 0,
-        })
-    };
-    let choice = choice(SpeechKind::Tts, "bytedance", params(&server));
+    serde_json::json!({
+        "app": {"appid": bytedance::APPID, "token": bytedance::TOKEN, "cluster": "volcano_tts"},
+        "audio": {"voice_type": "zh_female_wanwanxiaohe_moon_bigtts", "rate": 16000},
+        "url": format!("ws://{}/api/v1/tts/ws_binary", fake.addr), "max_retries": 0,
+    })
+}
+
+#[tokio::test]
+async fn bytedance_streams_zegos_sample_params_over_the_binary_protocol() {
+    let (fake, requests) = bytedance::start(bytedance::Mode::Normal, elevenlabs::tone()).await;
+    let choice = choice(SpeechKind::Tts, "bytedance", volcano_params(&fake));
     assert!(!choice.params["app"].as_object().unwrap().contains_key("token"), "the nested token is a secret");
     assert_eq!(choice.secrets["app.token"].expose(), bytedance::TOKEN);
     assert_eq!(choice.redacted_params()["app"]["token"], "<redacted>");
     assert_eq!(vendors::voice(&choice).as_deref(), Some("zh_female_wanwanxiaohe_moon_bigtts"));
     let tts = vendors::tts(&choice).unwrap();
-    let (pcm, rates, error) = say_with(tts.as_ref(), "你好，世界。").await;
-    assert_eq!(error, None);
-    assert_eq!(pcm, (elevenlabs::tone())("你好，世界。", 16_000));
-    assert!(rates.iter().all(|r| *r == 16_000));
-    let body = server.bodies.lock().unwrap()[0].clone();
+    let request =
+        TtsRequest {
+            turn: TurnId(3), text: "你好，世界。今天天气很好。".into(), voice: String::new(), speed: 1.0
+        };
+    let mut chunks = tts.synthesize(request);
+    let (mut pcm, mut pieces) = (Vec::new(), 0);
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.expect("no error");
+        assert_eq!((chunk.sample_rate, chunk.turn), (16_000, TurnId(3)));
+        pcm.extend(chunk.pcm);
+        pieces += 1;
+    }
+    assert_eq!(
+        pcm,
+        (elevenlabs::tone())("你好，世界。今天天气很好。", 16_000),
+        "every sample, across odd-sized frames"
+    );
+    assert!(pieces > 1, "the audio came as it was synthesised, not at the end: {pieces} pieces");
+    let body = requests.lock().unwrap()[0].clone();
     assert_eq!(
         (body["audio"]["encoding"].as_str(), body["request"]["operation"].as_str()),
-        (Some("pcm"), Some("query"))
+        (Some("pcm"), Some("submit"))
     );
+    assert_eq!(body["audio"]["rate"], 16000);
+    assert_eq!(fake.handshakes()[0].header("authorization"), Some(format!("Bearer; {}", bytedance::TOKEN).as_str()));
 
     let error = vendors::check(SpeechKind::Tts, "bytedance", {
-        let mut p = params(&server);
+        let mut p = volcano_params(&fake);
         p["app"]["tokn"] = "x".into();
         p.as_object().cloned().unwrap()
     })
     .unwrap()
     .unwrap_err();
     assert_eq!(error.field, "app.tokn");
+    let error = vendors::check(SpeechKind::Tts, "bytedance", {
+        let mut p = volcano_params(&fake);
+        p["url"] = "https://openspeech.bytedance.com/api/v1/tts".into();
+        p.as_object().cloned().unwrap()
+    })
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(error.field, "url");
+}
 
+#[tokio::test]
+async fn bytedance_failures_are_typed() {
     for (mode, expect) in [
         (bytedance::Mode::WrongToken, "auth"),
         (bytedance::Mode::Busy, "rate"),
         (bytedance::Mode::UnknownVoice, "bad"),
+        (bytedance::Mode::SlowFirstAudio(Duration::from_secs(3)), "timeout"),
+        (bytedance::Mode::CutMidStream, "cut"),
         (bytedance::Mode::Garbage, "bad"),
     ] {
-        let server = bytedance::start(mode, elevenlabs::tone()).await;
-        let tts = vendors::tts(&choice_of(SpeechKind::Tts, "bytedance", params(&server))).unwrap();
-        let (_, _, error) = say_with(tts.as_ref(), "Hi.").await;
-        let kind = match &error {
-            Some(ProviderError::Auth(_)) => "auth",
-            Some(ProviderError::RateLimited { .. }) => "rate",
-            Some(ProviderError::BadResponse(_)) => "bad",
-            _ => "other",
-        };
-        assert_eq!(kind, expect, "{mode:?}: {error:?}");
+        let (fake, _) = bytedance::start(mode, elevenlabs::tone()).await;
+        let mut params = volcano_params(&fake);
+        params["timeout_ms"] = 300.into();
+        let tts = vendors::tts(&choice(SpeechKind::Tts, "bytedance", params)).unwrap();
+        let (pcm, _, error) =
+            say_with(tts.as_ref(), "This sentence is long enough to need several chunks of audio.").await;
+        assert_eq!(kind_of(&error), expect, "{mode:?}: {error:?}");
+        assert_eq!(!pcm.is_empty(), expect == "cut", "{mode:?}: audio only before a cut");
     }
 }
 
-fn choice_of(kind: SpeechKind, vendor: &str, params: serde_json::Value) -> VendorChoice {
-    choice(kind, vendor, params)
+/// An error's kind, for the tables of failures.
+fn kind_of(error: &Option<ProviderError>) -> &'static str {
+    match error {
+        None => "none",
+        Some(ProviderError::Auth(_)) => "auth",
+        Some(ProviderError::RateLimited { .. }) => "rate",
+        Some(ProviderError::Timeout(_)) => "timeout",
+        Some(ProviderError::Unavailable(_)) => "unavailable",
+        Some(ProviderError::CutStream(_)) => "cut",
+        Some(ProviderError::BadResponse(_)) => "bad",
+    }
+}
+
+/// The last event's kind: an error's, or `final`.
+fn last_kind(events: &[Result<AsrEvent, ProviderError>]) -> &'static str {
+    match events.last() {
+        Some(Ok(AsrEvent::Final { .. })) => "final",
+        Some(Ok(AsrEvent::Partial { .. })) | None => "none",
+        Some(Err(error)) => kind_of(&Some(error.clone())),
+    }
+}
+
+// ---- Microsoft Azure recognition ----
+
+fn azure_stt(fake: &fakes::Fake, extra: serde_json::Value) -> Arc<dyn AsrProvider> {
+    let mut params =
+        serde_json::json!({"key": microsoft_stt::KEY, "region": "eastus", "base_url": format!("ws://{}", fake.addr)});
+    params.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+    vendors::asr(&choice(SpeechKind::Asr, "microsoft", params)).unwrap()
 }
 
 #[tokio::test]
-async fn azure_recognises_an_utterance_streamed_up_as_it_is_spoken() {
-    let server = microsoft::start(microsoft::Mode::Normal, elevenlabs::tone()).await;
-    let params = |server: &microsoft::Server| serde_json::json!({"key": microsoft::KEY, "region": "eastus", "base_url": format!("http://{}", server.addr)});
-    let asr = vendors::asr(&choice(SpeechKind::Asr, "microsoft", params(&server))).unwrap();
-    let events = utterance(asr.as_ref(), 1.0).await;
+async fn azure_recognises_in_real_time_with_partials() {
+    let (fake, received) = microsoft_stt::start(microsoft_stt::Mode::Normal, deepgram::counting()).await;
+    let events = utterance(azure_stt(&fake, serde_json::json!({"profanity": "raw"})).as_ref(), 1.0).await;
+    let events: Vec<AsrEvent> = events.into_iter().map(|e| e.expect("no error")).collect();
     assert!(
-        matches!(&events[..], [Ok(AsrEvent::Final { turn: TurnId(7), text })] if text == "heard 16000 samples"),
-        "one final transcript, no partials: {events:?}"
+        events.iter().any(|e| matches!(e, AsrEvent::Partial { turn: TurnId(7), text } if text == "heard 8000 samples")),
+        "a hypothesis as a partial: {events:?}"
     );
-    assert_eq!(server.received.lock().unwrap().formats, ["language=de"]);
-    let server = microsoft::start(microsoft::Mode::WrongKey, elevenlabs::tone()).await;
-    let events =
-        utterance(vendors::asr(&choice(SpeechKind::Asr, "microsoft", params(&server))).unwrap().as_ref(), 0.2).await;
-    assert!(matches!(&events[..], [Err(ProviderError::Auth(_))]), "{events:?}");
-    let server = microsoft::start(microsoft::Mode::Throttled, elevenlabs::tone()).await;
-    let events =
-        utterance(vendors::asr(&choice(SpeechKind::Asr, "microsoft", params(&server))).unwrap().as_ref(), 0.2).await;
-    assert!(matches!(&events[..], [Err(ProviderError::RateLimited { .. })]), "{events:?}");
+    assert_eq!(events.last(), Some(&AsrEvent::Final { turn: TurnId(7), text: "heard 16000 samples".into() }));
+    let shake = &fake.handshakes()[0];
+    assert_eq!(shake.path, "/speech/recognition/conversation/cognitiveservices/v1");
+    assert_eq!((shake.query("language"), shake.query("format")), (Some("de"), Some("simple")));
+    assert_eq!(shake.query("profanity"), Some("raw"));
+    // The client acknowledges the turn's end; the fake closes after it.
+    for _ in 0..100 {
+        if !received.lock().unwrap().telemetry.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let received = received.lock().unwrap().clone();
+    assert_eq!(received.configs.len(), 1);
+    assert!(received.configs[0]["context"]["os"]["platform"].is_string(), "{:?}", received.configs);
+    let ids: std::collections::BTreeSet<&String> = received.audio_request_ids.iter().collect();
+    assert_eq!(ids.len(), 1, "one request id for the utterance's audio");
+    let telemetry = &received.telemetry[0];
+    let paths: Vec<String> = telemetry["ReceivedMessages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m.as_object().unwrap().keys().cloned())
+        .collect();
+    assert_eq!(
+        paths,
+        ["turn.start", "speech.startDetected", "speech.hypothesis", "speech.endDetected", "speech.phrase", "turn.end"]
+    );
+    assert_eq!(telemetry["Metrics"][0]["Name"], "Connection");
+    assert_eq!(telemetry["Metrics"][0]["Id"].as_str(), shake.header("x-connectionid"));
+    // Another mode is another endpoint.
+    let (fake, _) = microsoft_stt::start(microsoft_stt::Mode::Normal, deepgram::counting()).await;
+    utterance(azure_stt(&fake, serde_json::json!({"mode": "interactive", "language": "en-GB"})).as_ref(), 0.2).await;
+    let shake = &fake.handshakes()[0];
+    assert_eq!(
+        (shake.path.as_str(), shake.query("language")),
+        ("/speech/recognition/interactive/cognitiveservices/v1", Some("en-GB"))
+    );
+}
+
+#[tokio::test]
+async fn azure_ends_the_audio_when_the_service_detects_the_end_of_speech() {
+    let (fake, received) =
+        microsoft_stt::start(microsoft_stt::Mode::EndOfSpeechAfter(8_000), deepgram::counting()).await;
+    let asr = azure_stt(&fake, serde_json::json!({}));
+    let (audio, receiver) = tokio::sync::mpsc::channel(1024);
+    let mut events = asr.transcribe(AsrRequest { turn: TurnId(7), language: "en-US".into(), audio: receiver });
+    let frame = |i: usize| (0..320).map(|n| (((i * 320 + n) as f32) * 0.05).sin() * 0.1).collect::<Vec<f32>>();
+    for i in 0..40 {
+        audio.send(frame(i)).await.unwrap();
+    }
+    // Azure said the speech ended after half a second: the client ends the audio it sends while
+    // the engine's is still open.
+    let mut waited = 0;
+    while received.lock().unwrap().samples.is_empty() {
+        assert!(waited < 1_000, "the client did not end its audio at Azure's end of speech");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    assert_eq!(received.lock().unwrap().samples, [8_000]);
+    // The engine's later audio is taken and dropped; its end ends the recognition.
+    for i in 40..50 {
+        audio.send(frame(i)).await.expect("the client still takes audio");
+    }
+    drop(audio);
+    let mut last = None;
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(10), events.next()).await.expect("in time") {
+        last = Some(event.expect("no error"));
+    }
+    assert_eq!(last, Some(AsrEvent::Final { turn: TurnId(7), text: "heard 8000 samples".into() }));
+}
+
+#[tokio::test]
+async fn azure_recognition_failures_are_typed() {
+    for (mode, expect) in [
+        (microsoft_stt::Mode::WrongKey, "auth"),
+        (microsoft_stt::Mode::Throttled, "rate"),
+        (microsoft_stt::Mode::TooManyRequests, "rate"),
+        (microsoft_stt::Mode::SlowTurnStart(Duration::from_secs(3)), "timeout"),
+        (microsoft_stt::Mode::CutAfterAudio(20), "cut"),
+        (microsoft_stt::Mode::Garbage, "bad"),
+    ] {
+        let (fake, _) = microsoft_stt::start(mode, deepgram::counting()).await;
+        let asr = azure_stt(&fake, serde_json::json!({"timeout_ms": 300, "max_retries": 0}));
+        let events = utterance(asr.as_ref(), 1.0).await;
+        assert_eq!(last_kind(&events), expect, "{mode:?}: {events:?}");
+    }
+    // A throttled handshake is retried after its Retry-After.
+    let (fake, _) = microsoft_stt::start(microsoft_stt::Mode::Throttled, deepgram::counting()).await;
+    utterance(azure_stt(&fake, serde_json::json!({"max_retries": 1})).as_ref(), 0.2).await;
+    assert_eq!(fake.connection_count(), 2);
+    let error = vendors::check(
+        SpeechKind::Asr,
+        "microsoft",
+        serde_json::json!({"key": "k", "region": "eastus", "mode": "batch"}).as_object().cloned().unwrap(),
+    )
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(error.field, "mode");
 }
 
 // ---- Tencent ----
@@ -728,4 +875,13 @@ async fn tencent_signs_its_url_and_streams_an_utterance() {
     let asr = vendors::asr(&choice(SpeechKind::Asr, "tencent", params(tencent::SECRET_KEY, &fake))).unwrap();
     let events = utterance(asr.as_ref(), 0.2).await;
     assert!(matches!(&events[..], [Err(ProviderError::RateLimited { .. })]), "{events:?}");
+    for (mode, expect) in
+        [(tencent::Mode::SlowStart(Duration::from_secs(3)), "timeout"), (tencent::Mode::CutMidStream, "cut")]
+    {
+        let fake = tencent::start(mode, deepgram::counting()).await;
+        let mut params = params(tencent::SECRET_KEY, &fake);
+        params["timeout_ms"] = 300.into();
+        let events = utterance(vendors::asr(&choice(SpeechKind::Asr, "tencent", params)).unwrap().as_ref(), 1.0).await;
+        assert_eq!(last_kind(&events), expect, "{mode:?}: {events:?}");
+    }
 }

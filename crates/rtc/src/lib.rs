@@ -7,5 +7,5 @@
 
 pub mod audio;
 pub mod server;
-mod stun;
+pub mod stun;
 pub mod token;

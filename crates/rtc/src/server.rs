@@ -53,6 +53,11 @@ pub struct RtcConfig {
     pub max_join_wait: Duration,
     /// How long a connected peer may stay silent (no packet at all) before it counts as gone.
     pub inactivity_timeout: Duration,
+    /// The most source addresses one person's session may use over its life, the first
+    /// included. A signed STUN request from a new address moves the session there, and ICE keeps
+    /// a candidate for every address it was moved to: this bounds what a person holding a token
+    /// can make the server keep. Requests from further addresses are dropped and counted.
+    pub max_peer_addresses: usize,
 }
 
 impl RtcConfig {
@@ -64,6 +69,9 @@ impl RtcConfig {
     pub const DEFAULT_MAX_CONNECTING: usize = 1024;
     pub const DEFAULT_MAX_JOIN_WAIT: Duration = Duration::from_millis(1000);
     pub const DEFAULT_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Host, server-reflexive and relayed candidates on a few interfaces, and a few NAT
+    /// rebindings or network changes during a call.
+    pub const DEFAULT_MAX_PEER_ADDRESSES: usize = 32;
 
     pub fn with_defaults(udp: SocketAddr) -> RtcConfig {
         RtcConfig {
@@ -75,6 +83,7 @@ impl RtcConfig {
             max_connecting: Self::DEFAULT_MAX_CONNECTING,
             max_join_wait: Self::DEFAULT_MAX_JOIN_WAIT,
             inactivity_timeout: Self::DEFAULT_INACTIVITY_TIMEOUT,
+            max_peer_addresses: Self::DEFAULT_MAX_PEER_ADDRESSES,
         }
     }
 }
@@ -233,7 +242,13 @@ impl AgentHandle {
 #[derive(Debug, Default)]
 pub struct RtcStats {
     pub datagrams_in: AtomicU64,
+    /// Datagrams for no session: neither from a session's address nor a STUN request naming one.
     pub datagrams_unrouted: AtomicU64,
+    /// STUN requests from a new address naming a session whose MESSAGE-INTEGRITY failed.
+    pub datagrams_unauthenticated: AtomicU64,
+    /// Signed STUN requests from a new address of a session that has used its
+    /// `max_peer_addresses` already.
+    pub datagrams_too_many_addresses: AtomicU64,
     pub media_forwarded: AtomicU64,
     pub participants: AtomicU64,
 }
@@ -454,6 +469,10 @@ struct Person {
     ice_password: String,
     /// Their current 5-tuple source, once known.
     addr: Option<SocketAddr>,
+    /// Every source address the session was moved to, at most `max_peer_addresses`.
+    addresses: Vec<SocketAddr>,
+    /// Whether the log said once that they went beyond `max_peer_addresses`.
+    warned_addresses: bool,
     connected: bool,
     last_packet: Instant,
     /// When str0m next wants time.
@@ -540,36 +559,54 @@ impl Sfu {
 
     fn on_datagram(&mut self, packet: &[u8], source: SocketAddr) {
         self.stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
-        let id = match self.by_addr.get(&source) {
-            Some(id) => Some(*id),
-            None => stun::local_ufrag(packet).and_then(|ufrag| self.by_ufrag.get(ufrag).copied()),
+        let (id, new_address) = match self.by_addr.get(&source) {
+            Some(id) => (*id, false),
+            None => match stun::local_ufrag(packet).and_then(|ufrag| self.by_ufrag.get(ufrag)) {
+                Some(id) => (*id, true),
+                None => {
+                    self.stats.datagrams_unrouted.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            },
         };
-        let Some(id) = id else {
-            self.stats.datagrams_unrouted.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        let Ok(contents) = packet.try_into() else {
-            // Not STUN, DTLS, RTP or RTCP: garbage, dropped without touching the session.
-            return;
-        };
-        let now = Instant::now();
-        let input =
-            // The destination is our candidate's address: behind a NAT (or a relay) the datagram
-            // arrives at the bind address, but ICE knows only the advertised one.
-            Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: self.public, contents });
         let Some(Participant { kind: Kind::Person(person), .. }) = self.participants.get_mut(&id) else { return };
-        if person.addr != Some(source) {
+        if new_address {
             // A request from a new address finds the session by its ufrag, which anyone on the
-            // path can read: only one signed with the session's ICE password may move it there.
+            // path can read: only one signed with the session's ICE password may move it there,
+            // checked before str0m parses anything. ICE keeps a candidate for every address a
+            // session was moved to, so a session may use only so many.
             if !stun::integrity_ok(packet, person.ice_password.as_bytes()) {
-                self.stats.datagrams_unrouted.fetch_add(1, Ordering::Relaxed);
+                self.stats.datagrams_unauthenticated.fetch_add(1, Ordering::Relaxed);
                 return;
+            }
+            if !person.addresses.contains(&source) {
+                if person.addresses.len() >= self.config.max_peer_addresses {
+                    self.stats.datagrams_too_many_addresses.fetch_add(1, Ordering::Relaxed);
+                    if !person.warned_addresses {
+                        person.warned_addresses = true;
+                        tracing::warn!(
+                            participant = %id,
+                            max = self.config.max_peer_addresses,
+                            "signed STUN requests came from more addresses than a session may use; the new ones are dropped"
+                        );
+                    }
+                    return;
+                }
+                person.addresses.push(source);
             }
             if let Some(old) = person.addr.replace(source) {
                 self.by_addr.remove(&old);
             }
             self.by_addr.insert(source, id);
         }
+        let Ok(contents) = packet.try_into() else {
+            // Not STUN, DTLS, RTP or RTCP: garbage, dropped without touching the session.
+            return;
+        };
+        let now = Instant::now();
+        // The destination is our candidate's address: behind a NAT (or a relay) the datagram
+        // arrives at the bind address, but ICE knows only the advertised one.
+        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: self.public, contents });
         person.last_packet = now;
         if let Err(e) = person.rtc.handle_input(input) {
             tracing::debug!(participant = %id, error = %e, "input refused");
@@ -852,6 +889,8 @@ impl Sfu {
             ufrag: ufrag.clone(),
             ice_password,
             addr: None,
+            addresses: Vec::new(),
+            warned_addresses: false,
             connected: false,
             last_packet: now,
             deadline: now,

@@ -1,5 +1,7 @@
 //! Just enough STUN (RFC 8489) to route a binding request to its session: the USERNAME attribute,
 //! and the MESSAGE-INTEGRITY check that must pass before a request may move a session's address.
+//! [`binding_request`] builds ICE binding requests, signed or not, for tests and benchmarks that
+//! play a peer (or someone pretending to be one).
 
 use hmac::{KeyInit, Mac};
 use subtle::ConstantTimeEq;
@@ -7,6 +9,9 @@ use subtle::ConstantTimeEq;
 const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
 const USERNAME: u16 = 0x0006;
 const MESSAGE_INTEGRITY: u16 = 0x0008;
+const PRIORITY: u16 = 0x0024;
+const USE_CANDIDATE: u16 = 0x0025;
+const ICE_CONTROLLING: u16 = 0x802A;
 
 /// Whether `packet` looks like STUN (RFC 7983 demultiplexing: first byte 0..=3, and the cookie).
 pub fn is_stun(packet: &[u8]) -> bool {
@@ -66,6 +71,41 @@ pub fn integrity_ok(packet: &[u8], password: &[u8]) -> bool {
     false
 }
 
+/// An ICE binding request from the controlling side: USERNAME (`receiver_ufrag:sender_ufrag`),
+/// PRIORITY (above any host candidate's, so a nomination wins), ICE-CONTROLLING, USE-CANDIDATE
+/// when `nominate`, and MESSAGE-INTEGRITY signed with `password` (the receiver's ICE password)
+/// when there is one. No FINGERPRINT.
+pub fn binding_request(username: &str, password: Option<&[u8]>, transaction: [u8; 12], nominate: bool) -> Vec<u8> {
+    fn attribute(packet: &mut Vec<u8>, kind: u16, value: &[u8]) {
+        packet.extend_from_slice(&kind.to_be_bytes());
+        packet.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        packet.extend_from_slice(value);
+        packet.resize(packet.len().div_ceil(4) * 4, 0);
+    }
+    let mut packet = vec![0x00, 0x01, 0, 0];
+    packet.extend_from_slice(&MAGIC_COOKIE);
+    packet.extend_from_slice(&transaction);
+    attribute(&mut packet, USERNAME, username.as_bytes());
+    attribute(&mut packet, PRIORITY, &0x7FFF_FFFFu32.to_be_bytes());
+    attribute(&mut packet, ICE_CONTROLLING, &u64::from_be_bytes([transaction[0]; 8]).to_be_bytes());
+    if nominate {
+        attribute(&mut packet, USE_CANDIDATE, &[]);
+    }
+    let set_length = |packet: &mut Vec<u8>, length: usize| packet[2..4].copy_from_slice(&(length as u16).to_be_bytes());
+    if let Some(password) = password {
+        // The length counts up to the end of MESSAGE-INTEGRITY while it is computed.
+        let length = packet.len() - 20 + 24;
+        set_length(&mut packet, length);
+        let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(password).expect("HMAC takes any key length");
+        mac.update(&packet);
+        let digest = mac.finalize().into_bytes();
+        attribute(&mut packet, MESSAGE_INTEGRITY, &digest);
+    }
+    let length = packet.len() - 20;
+    set_length(&mut packet, length);
+    packet
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,10 +128,23 @@ mod tests {
         let mut forged = RFC5769_REQUEST;
         forged[47] ^= 1; // the priority
         assert!(!integrity_ok(&forged, b"VOkJxbRl1RmTxUk/WvJxBt"));
-        assert!(!integrity_ok(&binding_request(b"evtj:h6vY"), b"VOkJxbRl1RmTxUk/WvJxBt"), "no integrity at all");
+        assert!(!integrity_ok(&unsigned_request(b"evtj:h6vY"), b"VOkJxbRl1RmTxUk/WvJxBt"), "no integrity at all");
     }
 
-    fn binding_request(username: &[u8]) -> Vec<u8> {
+    #[test]
+    fn built_requests_pass_the_check_only_with_their_password() {
+        let signed = binding_request("srv:cli", Some(b"the-password"), [3; 12], true);
+        assert!(is_stun(&signed));
+        assert_eq!(local_ufrag(&signed), Some("srv"));
+        assert!(integrity_ok(&signed, b"the-password"));
+        assert!(!integrity_ok(&signed, b"another-password"));
+        let unsigned = binding_request("srv:cli", None, [3; 12], false);
+        assert_eq!(local_ufrag(&unsigned), Some("srv"));
+        assert!(!integrity_ok(&unsigned, b"the-password"));
+        assert!(str0m::net::DatagramRecv::try_from(signed.as_slice()).is_ok(), "str0m parses it as STUN");
+    }
+
+    fn unsigned_request(username: &[u8]) -> Vec<u8> {
         let padded = username.len().div_ceil(4) * 4;
         let mut packet = vec![0x00, 0x01];
         packet.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
@@ -106,15 +159,15 @@ mod tests {
 
     #[test]
     fn the_local_ufrag_comes_from_username() {
-        assert_eq!(local_ufrag(&binding_request(b"srvfrag:cli")), Some("srvfrag"));
-        assert_eq!(local_ufrag(&binding_request(b"abc")), Some("abc"));
-        assert_eq!(local_ufrag(&binding_request(b":cli")), None);
-        assert_eq!(local_ufrag(&binding_request(&[0xff, 0xfe])), None);
+        assert_eq!(local_ufrag(&unsigned_request(b"srvfrag:cli")), Some("srvfrag"));
+        assert_eq!(local_ufrag(&unsigned_request(b"abc")), Some("abc"));
+        assert_eq!(local_ufrag(&unsigned_request(b":cli")), None);
+        assert_eq!(local_ufrag(&unsigned_request(&[0xff, 0xfe])), None);
         // Not STUN: an RTP packet, a DTLS record, too short, a lying length.
         assert_eq!(local_ufrag(&[0x80; 40]), None);
         assert_eq!(local_ufrag(&[22; 40]), None);
-        assert_eq!(local_ufrag(&binding_request(b"a")[..10]), None);
-        let mut lying = binding_request(b"srvfrag:cli");
+        assert_eq!(local_ufrag(&unsigned_request(b"a")[..10]), None);
+        let mut lying = unsigned_request(b"srvfrag:cli");
         lying[3] = 200;
         assert_eq!(local_ufrag(&lying), None);
     }

@@ -2,35 +2,14 @@
 //! SQLITE_FULL as they do when the file system has no room left; space is freed by deleting rows
 //! from another connection.
 
-use colloquy_model::{
-    AgentId, AgentName, AgentRecord, AgentSpec, AgentState, AppId, ChannelName, ExitReason, HistoryEntry, Speaker,
-    UnixMillis,
-};
-use colloquy_store::{Outbox, OutgoingWebhook, Store, StoreOptions};
+mod common;
 
-fn agent(id: &str, at: i64) -> AgentRecord {
-    AgentRecord {
-        id: AgentId::from_string(id.to_owned()),
-        app: AppId::native(),
-        spec: AgentSpec::with_defaults(AgentName::new(id).unwrap(), ChannelName::new("room").unwrap()),
-        state: AgentState::Starting,
-        created_at: UnixMillis(at),
-        stopped_at: None,
-    }
-}
+use colloquy_model::{AgentId, AgentState, AppId, ExitReason, HistoryEntry, Speaker, UnixMillis};
+use colloquy_store::{Outbox, Store, StoreOptions};
+use common::{agent, webhook};
 
 fn entry(content: String) -> HistoryEntry {
     HistoryEntry { turn_id: 1, speaker: Speaker::User, content, interrupted: false, at: UnixMillis(1) }
-}
-
-fn webhook(agent: &str, body: &str) -> OutgoingWebhook {
-    OutgoingWebhook {
-        agent_id: AgentId::from_string(agent.to_owned()),
-        url: "http://127.0.0.1:9/hook".into(),
-        headers: vec![],
-        body: body.to_owned(),
-        created_at: UnixMillis(1),
-    }
 }
 
 /// Fills the capped file with history until a write fails.
@@ -110,56 +89,6 @@ async fn a_full_disk_refuses_writes_whole_and_the_store_recovers_once_space_is_f
     assert_eq!(filler.state, stopped);
     // The ending's webhook went in with its state, once.
     assert_eq!(store.webhook_counts().await.unwrap(), (1, 0));
-}
-
-#[tokio::test]
-async fn a_crash_ending_is_reserved_while_the_agent_lives_and_released_once_after_a_crash() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("colloquy.db");
-    let store = Store::open(&path).await.unwrap();
-    // One agent ends normally, one is live when the node "dies".
-    for id in ["ended", "crashed"] {
-        store.insert_agent_with(&agent(id, 1), &[webhook(id, "crash v1")]).await.unwrap();
-        let started = [webhook(id, "started")];
-        let crash = [webhook(id, "crash v2")];
-        store
-            .set_state_with(
-                &AgentId::from_string(id.into()),
-                &AgentState::Running,
-                UnixMillis(2),
-                Outbox { deliver: &started, crash_ending: Some(&crash) },
-            )
-            .await
-            .unwrap();
-    }
-    assert_eq!(store.reserved_webhooks().await.unwrap(), 2, "one crash ending per live agent, replaced not added");
-    store
-        .set_state_with(
-            &AgentId::from_string("ended".into()),
-            &AgentState::exited(ExitReason::Left),
-            UnixMillis(3),
-            Outbox { deliver: &[webhook("ended", "stopped")], crash_ending: None },
-        )
-        .await
-        .unwrap();
-    assert_eq!(store.reserved_webhooks().await.unwrap(), 1);
-    store.close().await;
-
-    let store = Store::open(&path).await.unwrap();
-    let orphans = store.fail_orphans(UnixMillis(10)).await.unwrap();
-    assert_eq!(orphans, [AgentId::from_string("crashed".into())]);
-    // One URL: only its oldest pending row is due at a time.
-    let mut all = Vec::new();
-    while let Some(first) = store.due_webhooks(UnixMillis(10), 100).await.unwrap().into_iter().next() {
-        all.push(first.webhook.body);
-        store.webhook_delivered(first.seq).await.unwrap();
-    }
-    // By event time: the crash ending is released with the restart's time, after everything else.
-    assert_eq!(all, ["started", "started", "stopped", "crash v2"]);
-    assert_eq!(store.reserved_webhooks().await.unwrap(), 0);
-    // A second restart releases nothing again.
-    assert!(store.fail_orphans(UnixMillis(20)).await.unwrap().is_empty());
-    assert_eq!(store.webhook_counts().await.unwrap(), (0, 0));
 }
 
 /// A tmpfs of 2 MiB mounted for one test, unmounted when dropped.

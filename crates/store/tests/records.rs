@@ -1,11 +1,16 @@
-//! The records against a real SQLite file in a temporary directory.
+//! The records, on both engines: a SQLite file in a temporary directory and a PostgreSQL database on
+//! a server of the test's own.
+
+mod common;
+
+use common::Db;
 
 use colloquy_model::{
     AgentId, AgentName, AgentRecord, AgentSpec, AgentState, AgentStatus, AppId, ChannelName, ExitReason, HistoryEntry,
     InterruptCause, LlmProvider, RemoteEndpoint, Secret, Speaker, TurnDetail, TurnEnd, TurnMetrics, TurnRecord,
     TurnStart, Uid, UnixMillis,
 };
-use colloquy_store::{AgentFilter, Store, StoreError};
+use colloquy_store::{AgentFilter, StoreError};
 
 fn agent(id: &str, name: &str, channel: &str, at: i64) -> AgentRecord {
     AgentRecord {
@@ -18,14 +23,17 @@ fn agent(id: &str, name: &str, channel: &str, at: i64) -> AgentRecord {
     }
 }
 
-async fn open(dir: &tempfile::TempDir) -> Store {
-    Store::open(&dir.path().join("colloquy.db")).await.unwrap()
-}
+on_both_engines!(
+    agents_round_trip_with_secrets_redacted,
+    a_live_name_is_unique_per_app_and_freed_by_stopping,
+    lists_page_newest_first_with_filters,
+    records_survive_reopening_and_orphans_fail,
+    templates_are_kept_per_app_and_dialect_and_survive_a_reopen,
+    a_nonce_is_taken_once_per_scope_until_it_is_forgotten_and_survives_a_reopen,
+);
 
-#[tokio::test]
-async fn agents_round_trip_with_secrets_redacted() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+async fn agents_round_trip_with_secrets_redacted(db: Db) {
+    let store = db.open().await;
     let mut a = agent("a1", "bot", "room", 1);
     a.spec.llm.provider = LlmProvider::OpenAiCompatible(RemoteEndpoint {
         url: "http://127.0.0.1:9/v1".into(),
@@ -45,10 +53,8 @@ async fn agents_round_trip_with_secrets_redacted() {
     assert!(store.agent(&AppId::new("other").unwrap(), &a.id).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn a_live_name_is_unique_per_app_and_freed_by_stopping() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+async fn a_live_name_is_unique_per_app_and_freed_by_stopping(db: Db) {
+    let store = db.open().await;
     store.insert_agent(&agent("a1", "bot", "room", 1)).await.unwrap();
     let err = store.insert_agent(&agent("a2", "bot", "room", 2)).await.unwrap_err();
     assert!(matches!(err, StoreError::NameTaken(name) if name == "bot"));
@@ -67,10 +73,8 @@ async fn a_live_name_is_unique_per_app_and_freed_by_stopping() {
     assert_eq!(states, [(1, AgentStatus::Running), (5, AgentStatus::Stopped)]);
 }
 
-#[tokio::test]
-async fn lists_page_newest_first_with_filters() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+async fn lists_page_newest_first_with_filters(db: Db) {
+    let store = db.open().await;
     for i in 0..7 {
         let channel = if i % 2 == 0 { "even" } else { "odd" };
         let mut record = agent(&format!("a{i}"), &format!("bot{i}"), channel, i);
@@ -122,11 +126,9 @@ async fn lists_page_newest_first_with_filters() {
     assert_eq!(store.count_agents(&app, &by_uid).await.unwrap(), 1);
 }
 
-#[tokio::test]
-async fn records_survive_reopening_and_orphans_fail() {
-    let dir = tempfile::tempdir().unwrap();
+async fn records_survive_reopening_and_orphans_fail(db: Db) {
     {
-        let store = open(&dir).await;
+        let store = db.open().await;
         store.insert_agent(&agent("live", "bot", "room", 1)).await.unwrap();
         store.insert_agent(&agent("done", "bot2", "room", 2)).await.unwrap();
         store
@@ -173,7 +175,7 @@ async fn records_survive_reopening_and_orphans_fail() {
             .unwrap();
         store.close().await;
     }
-    let store = open(&dir).await;
+    let store = db.open().await;
     let failed = store.fail_orphans(UnixMillis(10)).await.unwrap();
     assert_eq!(failed.iter().map(AgentId::as_str).collect::<Vec<_>>(), ["live"]);
     let app = AppId::native();
@@ -189,13 +191,11 @@ async fn records_survive_reopening_and_orphans_fail() {
     assert_eq!((turns[0].detail.speech_duration_ms, turns[0].detail.playback_ms), (Some(1200), Some(640)));
 }
 
-#[tokio::test]
-async fn templates_are_kept_per_app_and_dialect_and_survive_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+async fn templates_are_kept_per_app_and_dialect_and_survive_a_reopen(db: Db) {
     let app = AppId::new("app1").unwrap();
     let other = AppId::new("app2").unwrap();
     {
-        let store = open(&dir).await;
+        let store = db.open().await;
         assert!(store.insert_template(&app, "zego", "t1", r#"{"Name":"one"}"#, UnixMillis(1)).await.unwrap());
         assert!(store.insert_template(&app, "zego", "t2", r#"{"Name":"two"}"#, UnixMillis(2)).await.unwrap());
         // An id is taken once per app and dialect.
@@ -205,7 +205,7 @@ async fn templates_are_kept_per_app_and_dialect_and_survive_a_reopen() {
         assert!(!store.update_template(&app, "zego", "missing", "{}", UnixMillis(4)).await.unwrap());
         store.close().await;
     }
-    let store = open(&dir).await;
+    let store = db.open().await;
     let t2 = store.template(&app, "zego", "t2").await.unwrap().unwrap();
     assert_eq!((t2.body.as_str(), t2.created_at, t2.updated_at), (r#"{"Name":"2"}"#, UnixMillis(2), UnixMillis(4)));
     assert_eq!(store.template(&app, "alibaba", "t2").await.unwrap(), None);
@@ -216,4 +216,18 @@ async fn templates_are_kept_per_app_and_dialect_and_survive_a_reopen() {
     assert!(store.delete_template(&app, "zego", "t1").await.unwrap());
     assert!(!store.delete_template(&app, "zego", "t1").await.unwrap());
     assert_eq!(store.template(&other, "zego", "t1").await.unwrap().unwrap().body, r#"{"Name":"other"}"#);
+}
+
+async fn a_nonce_is_taken_once_per_scope_until_it_is_forgotten_and_survives_a_reopen(db: Db) {
+    let store = db.open().await;
+    let (t0, until) = (UnixMillis(1_000), UnixMillis(2_000));
+    assert!(store.use_nonce("zego:1", "n1", t0, until).await.unwrap());
+    assert!(!store.use_nonce("zego:1", "n1", UnixMillis(1_500), until).await.unwrap());
+    assert!(store.use_nonce("zego:2", "n1", t0, until).await.unwrap(), "another credential's nonce");
+    store.close().await;
+
+    // Across a restart, the nonce is still used; once its time is past, it is forgotten.
+    let store = db.open().await;
+    assert!(!store.use_nonce("zego:1", "n1", UnixMillis(1_999), until).await.unwrap());
+    assert!(store.use_nonce("zego:1", "n1", UnixMillis(2_000), UnixMillis(3_000)).await.unwrap());
 }

@@ -37,7 +37,7 @@ pub struct AgentBenchArgs {
 const ANSWER: &str = "Sure, it is sunny and warm today. You will not need an umbrella.";
 
 /// An OpenAI-compatible server with fixed, realistic delays.
-async fn fake_openai() -> anyhow::Result<SocketAddr> {
+pub(super) async fn fake_openai() -> anyhow::Result<SocketAddr> {
     async fn chat() -> impl IntoResponse {
         let stream = async_stream(ANSWER);
         ([("content-type", "text/event-stream")], axum::body::Body::from_stream(stream))
@@ -87,7 +87,7 @@ fn async_stream(text: &'static str) -> impl futures_util::Stream<Item = Result<S
 }
 
 /// A spoken question (Piper), then silence: 6 s of Opus frames that the peers loop.
-async fn question_frames() -> anyhow::Result<Arc<[Arc<[u8]>]>> {
+pub(super) async fn question_frames() -> anyhow::Result<Arc<[Arc<[u8]>]>> {
     let (speech, rate) = crate::tools::speak("What is the weather like today?", 1.0).await?;
     let speech: Vec<f32> = speech.iter().map(|s| f32::from(*s) / 32768.0).collect();
     let mut pcm = colloquy_rtc::audio::to_i16(&colloquy_rtc::audio::resample(&speech, rate, SAMPLE_RATE));
@@ -99,7 +99,7 @@ async fn question_frames() -> anyhow::Result<Arc<[Arc<[u8]>]>> {
 }
 
 /// Reads one counter or histogram sum/count line from the metrics text.
-fn metric(text: &str, name: &str) -> f64 {
+pub(super) fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -216,7 +216,7 @@ pub async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn start_agent(
+pub(super) async fn start_agent(
     http: &reqwest::Client,
     base: &str,
     name: &str,
@@ -236,7 +236,7 @@ async fn start_agent(
     answer["agent_id"].as_str().map(str::to_owned).context("agent_id")
 }
 
-async fn leave(http: &reqwest::Client, base: &str, id: &str) {
+pub(super) async fn leave(http: &reqwest::Client, base: &str, id: &str) {
     let _ = http.post(format!("{base}/v1/agents/{id}/leave")).basic_auth(KEY, Some(SECRET)).send().await;
 }
 

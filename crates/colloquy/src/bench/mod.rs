@@ -11,8 +11,8 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -27,6 +27,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
 mod agents;
+mod flood;
 mod joins;
 mod models;
 mod tools;
@@ -50,6 +51,9 @@ pub enum BenchCommand {
     /// The speech vendors' clients against local fakes: added latency, CPU per streamed minute,
     /// memory per open stream.
     Vendors(vendors::VendorBenchArgs),
+    /// Hostile UDP floods into a server with live calls and agents: its memory before, during and
+    /// after each, what it dropped, and whether the calls kept working.
+    Flood(flood::FloodBenchArgs),
     /// One agent's tool rounds: the engine's own time from the LLM's last tool-call delta to the
     /// tool's request, and in the whole round (everything but the LLM's and the tool's time).
     Tools(tools::ToolBenchArgs),
@@ -76,6 +80,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Joins(args) => runtime()?.block_on(joins::run(args)),
         BenchCommand::Webhooks(args) => runtime()?.block_on(webhooks::run(args)),
         BenchCommand::Vendors(args) => vendors::run(args),
+        BenchCommand::Flood(args) => runtime()?.block_on(flood::run(args)),
         BenchCommand::Tools(args) => runtime()?.block_on(tools::run(args)),
     }
 }
@@ -162,6 +167,34 @@ struct PeerStats {
     sent: AtomicU64,
     received: AtomicU64,
     late: AtomicU64,
+    /// The peer's connection, once its join was answered.
+    wire: OnceLock<PeerWire>,
+}
+
+/// What someone holding a peer's connection can send with: its socket (its 5-tuple) and its
+/// session's ICE credentials, read from the SDP offer and answer.
+pub(crate) struct PeerWire {
+    socket: Arc<UdpSocket>,
+    /// The server's UDP address (the answer's host candidate).
+    server: SocketAddr,
+    /// `server_ufrag:client_ufrag`: the USERNAME of the peer's STUN requests.
+    username: String,
+    /// The server's ICE password for this peer, which signs its STUN requests.
+    password: String,
+}
+
+impl PeerWire {
+    fn read(socket: Arc<UdpSocket>, offer: &str, answer: &str) -> Option<PeerWire> {
+        let attribute = |sdp: &str, name: &str| {
+            sdp.lines().find_map(|l| l.trim_end().strip_prefix(&format!("a={name}:")).map(str::to_owned))
+        };
+        // a=candidate:<foundation> <component> udp <priority> <ip> <port> typ host
+        let candidate = attribute(answer, "candidate")?;
+        let fields: Vec<&str> = candidate.split_whitespace().collect();
+        let server = format!("{}:{}", fields.get(4)?, fields.get(5)?).parse().ok()?;
+        let username = format!("{}:{}", attribute(answer, "ice-ufrag")?, attribute(offer, "ice-ufrag")?);
+        Some(PeerWire { socket, server, username, password: attribute(answer, "ice-pwd")? })
+    }
 }
 
 impl PeerStats {
@@ -291,7 +324,7 @@ async fn peer(
     epoch: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let socket = UdpSocket::bind("127.0.0.1:0").await?;
+    let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
     let local: SocketAddr = socket.local_addr()?;
     let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(Instant::now());
     rtc.add_local_candidate(Candidate::host(local, "udp")?);
@@ -323,7 +356,11 @@ async fn peer(
         bail!("join refused: {}", response.status());
     }
     let location = response.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or_default().to_owned();
-    rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&response.text().await?)?)?;
+    let answer = response.text().await?;
+    if let Some(wire) = PeerWire::read(Arc::clone(&socket), &offer.to_sdp_string(), &answer) {
+        let _ = stats.wire.set(wire);
+    }
+    rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&answer)?)?;
 
     let mut buf = vec![0u8; 2048];
     let mut ticker = tokio::time::interval(Duration::from_millis(20));

@@ -1,15 +1,16 @@
-//! `colloquy bench vendors`: the speech vendors' clients against local fakes of their protocols
+//! `colloquy bench vendors`: every speech vendor's client against the local fake of its protocol
 //! (the test suite's, `providers/tests/fakes`) on loopback. The fakes answer at once, so what is
-//! measured is the client's own cost:
+//! measured is what the client adds:
 //!
-//! - added latency: Deepgram, from the audio frame that completes half a second to the interim
-//!   result the fake sends for it, and from the end of the audio to the final transcript;
-//!   ElevenLabs, from the request to the first audio (a new connection per clause, as agents do);
+//! - added latency: for a recognizer, from the audio frame that completes half a second to the
+//!   partial transcript the fake sends for it, and from the end of the audio to the final
+//!   transcript; for a voice, from the request to the first audio (a new connection per clause, as
+//!   agents do);
 //! - CPU per streamed minute: the client's thread only (the fakes run on a thread of their own),
-//!   streaming a minute of audio (Deepgram) or of speech (ElevenLabs) as fast as it goes;
+//!   streaming a minute of audio (recognizers) or of speech (voices) as fast as it goes;
 //! - memory per open stream: the process's resident memory with `--streams` streams open at once
-//!   (Deepgram's past its first partial, ElevenLabs' connected and waiting for audio), less
-//!   before, per stream. It includes the fake's side of each connection.
+//!   (a recognizer's past its first partial, a voice's connected and waiting for audio from a fake
+//!   that holds it back), less before, per stream. It includes the fake's side of each connection.
 
 #[path = "../../../providers/tests/fakes/mod.rs"]
 mod fakes;
@@ -23,7 +24,9 @@ use colloquy_providers::TurnId;
 use colloquy_providers::asr::{AsrEvent, AsrProvider, AsrRequest};
 use colloquy_providers::tts::{TtsProvider, TtsRequest};
 use colloquy_providers::vendors;
-use fakes::{deepgram, elevenlabs};
+use fakes::{
+    assemblyai, bytedance, cartesia, dashscope, deepgram, elevenlabs, microsoft, microsoft_stt, minimax, tencent,
+};
 use futures_util::StreamExt;
 use serde_json::json;
 
@@ -40,72 +43,181 @@ pub struct VendorBenchArgs {
     pub json: bool,
 }
 
+/// One vendor's client against its fake: the params of a client of the answering fake and, for a
+/// voice, of one whose fake holds each stream open without audio (for the memory figure).
+struct Case {
+    vendor: &'static str,
+    params: serde_json::Value,
+    waiting: serde_json::Value,
+}
+
+/// Starts every vendor's fake (kept until the process ends) and answers the cases, ASR then TTS.
+async fn start_fakes() -> (Vec<Case>, Vec<Case>, Vec<Box<dyn std::any::Any + Send>>) {
+    const HOLD: Duration = Duration::from_secs(120);
+    let transcribe = deepgram::counting;
+    let mut kept: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
+    let mut asr = Vec::new();
+    let mut tts = Vec::new();
+    let case = |vendor, params: serde_json::Value| Case { vendor, params, waiting: serde_json::Value::Null };
+
+    let fake = deepgram::start(deepgram::Mode::Normal, transcribe()).await;
+    asr.push(case("deepgram", json!({"key": deepgram::KEY, "url": format!("ws://{}/v1/listen", fake.addr)})));
+    kept.push(Box::new(fake));
+    let fake = assemblyai::start(assemblyai::Mode::Normal, transcribe()).await;
+    asr.push(case("assemblyai", json!({"api_key": assemblyai::KEY, "url": format!("ws://{}/v3/ws", fake.addr)})));
+    kept.push(Box::new(fake));
+    let (fake, _) = microsoft_stt::start(microsoft_stt::Mode::Normal, transcribe()).await;
+    asr.push(case(
+        "microsoft",
+        json!({"key": microsoft_stt::KEY, "region": "eastus", "base_url": format!("ws://{}", fake.addr)}),
+    ));
+    kept.push(Box::new(fake));
+    let engines = || dashscope::Engines { transcribe: transcribe(), synthesize: elevenlabs::tone() };
+    let (scope, _) = dashscope::start(dashscope::Mode::Normal, engines()).await;
+    let inference = format!("ws://{}/api-ws/v1/inference", scope.addr);
+    asr.push(case("paraformer", json!({"api_key": dashscope::KEY, "url": inference})));
+    let fake = tencent::start(tencent::Mode::Normal, transcribe()).await;
+    asr.push(case(
+        "tencent",
+        json!({"appid": tencent::APPID, "secret_id": tencent::SECRET_ID, "secret_key": tencent::SECRET_KEY,
+               "url": format!("ws://{}/asr/v2", fake.addr)}),
+    ));
+    kept.push(Box::new(fake));
+
+    // Each voice twice: answering, and holding its first audio back.
+    let long = json!({"timeout_ms": 120_000});
+    let with = |mut params: serde_json::Value, extra: &serde_json::Value| {
+        params.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+        params
+    };
+    let eleven = |addr: std::net::SocketAddr| json!({"key": elevenlabs::KEY, "voice_id": elevenlabs::VOICE, "base_url": format!("ws://{addr}/v1"), "sample_rate": 16000});
+    let (fake, _) = elevenlabs::start(elevenlabs::Mode::Normal, elevenlabs::tone()).await;
+    let (slow, _) = elevenlabs::start(elevenlabs::Mode::SlowFirstAudio(HOLD), elevenlabs::tone()).await;
+    tts.push(Case { vendor: "elevenlabs", params: eleven(fake.addr), waiting: with(eleven(slow.addr), &long) });
+    kept.push(Box::new((fake, slow)));
+    let azure = |addr: std::net::SocketAddr| {
+        json!({"key": microsoft::KEY, "region": "eastus", "voice_name": "en-US-AndrewMultilingualNeural",
+               "base_url": format!("http://{addr}"), "sample_rate": 16000})
+    };
+    let fake = microsoft::start(microsoft::Mode::Normal, elevenlabs::tone()).await;
+    let slow = microsoft::start(microsoft::Mode::SlowFirstByte(HOLD), elevenlabs::tone()).await;
+    tts.push(Case { vendor: "microsoft", params: azure(fake.addr), waiting: with(azure(slow.addr), &long) });
+    kept.push(Box::new((fake, slow)));
+    let cartesia = |addr: std::net::SocketAddr| {
+        json!({"api_key": cartesia::KEY, "voice": {"mode": "id", "id": "v-1"},
+               "output_format": {"container": "raw", "sample_rate": 16000}, "url": format!("ws://{addr}/tts/websocket")})
+    };
+    let (fake, _) = cartesia::start(cartesia::Mode::Normal, elevenlabs::tone()).await;
+    let (slow, _) = cartesia::start(cartesia::Mode::SlowFirstAudio(HOLD), elevenlabs::tone()).await;
+    tts.push(Case { vendor: "cartesia", params: cartesia(fake.addr), waiting: with(cartesia(slow.addr), &long) });
+    kept.push(Box::new((fake, slow)));
+    let minimax = |addr: std::net::SocketAddr| {
+        json!({"api_key": minimax::KEY, "voice_id": "male-qn-qingse", "sample_rate": 16000,
+               "url": format!("ws://{addr}/ws/v1/t2a_v2")})
+    };
+    let (fake, _) = minimax::start(minimax::Mode::Normal, elevenlabs::tone()).await;
+    let (slow, _) = minimax::start(minimax::Mode::SlowStart(HOLD), elevenlabs::tone()).await;
+    tts.push(Case { vendor: "minimax", params: minimax(fake.addr), waiting: with(minimax(slow.addr), &long) });
+    kept.push(Box::new((fake, slow)));
+    let volcano = |addr: std::net::SocketAddr| {
+        json!({"app": {"appid": bytedance::APPID, "token": bytedance::TOKEN},
+               "audio": {"voice_type": "zh_female_wanwanxiaohe_moon_bigtts", "rate": 16000},
+               "url": format!("ws://{addr}/api/v1/tts/ws_binary")})
+    };
+    let (fake, _) = bytedance::start(bytedance::Mode::Normal, elevenlabs::tone()).await;
+    let (slow, _) = bytedance::start(bytedance::Mode::SlowFirstAudio(HOLD), elevenlabs::tone()).await;
+    tts.push(Case { vendor: "bytedance", params: volcano(fake.addr), waiting: with(volcano(slow.addr), &long) });
+    kept.push(Box::new((fake, slow)));
+    let cosy =
+        |url: &str| json!({"api_key": dashscope::KEY, "voice": "longxiaochun_v2", "sample_rate": 16000, "url": url});
+    let (slow, _) = dashscope::start(dashscope::Mode::SlowStart(HOLD), engines()).await;
+    let slow_inference = format!("ws://{}/api-ws/v1/inference", slow.addr);
+    tts.push(Case { vendor: "cosyvoice", params: cosy(&inference), waiting: with(cosy(&slow_inference), &long) });
+    kept.push(Box::new((scope, slow)));
+    let aura = |addr: std::net::SocketAddr| json!({"key": deepgram::KEY, "base_url": format!("ws://{addr}/v1/speak"), "sample_rate": 16000});
+    let (fake, _) = deepgram::start_speak(deepgram::SpeakMode::Normal, elevenlabs::tone()).await;
+    let (slow, _) = deepgram::start_speak(deepgram::SpeakMode::SlowFirstAudio(HOLD), elevenlabs::tone()).await;
+    tts.push(Case { vendor: "deepgram", params: aura(fake.addr), waiting: with(aura(slow.addr), &long) });
+    kept.push(Box::new((fake, slow)));
+    (asr, tts, kept)
+}
+
 pub fn run(args: VendorBenchArgs) -> anyhow::Result<()> {
     // The fakes on a runtime and thread of their own; the clients on this thread alone.
-    let (addrs_tx, addrs_rx) = std::sync::mpsc::channel();
+    let (cases_tx, cases_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         runtime.block_on(async move {
-            let dg = deepgram::start(deepgram::Mode::Normal, deepgram::counting()).await;
-            let (xi, _) = elevenlabs::start(elevenlabs::Mode::Normal, elevenlabs::tone()).await;
-            // Holds each stream open, its text sent, for the memory figure.
-            let (slow, _) =
-                elevenlabs::start(elevenlabs::Mode::SlowFirstAudio(Duration::from_secs(120)), elevenlabs::tone()).await;
-            addrs_tx.send((dg.addr, xi.addr, slow.addr)).unwrap();
+            let (asr, tts, _kept) = start_fakes().await;
+            cases_tx.send((asr, tts)).unwrap();
             std::future::pending::<()>().await;
         });
     });
-    let (dg, xi, slow) = addrs_rx.recv().context("the fakes did not start")?;
+    let (asr_cases, tts_cases) = cases_rx.recv().context("the fakes did not start")?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let asr = asr_client(&format!("ws://{dg}/v1/listen"))?;
-    let tts = tts_client(&format!("ws://{xi}/v1"))?;
-    let waiting_tts = tts_client(&format!("ws://{slow}/v1"))?;
     let report = runtime.block_on(async {
-        let deepgram = bench_deepgram(asr.as_ref(), &args).await?;
-        let elevenlabs = bench_elevenlabs(tts.as_ref(), waiting_tts.as_ref(), &args).await?;
-        anyhow::Ok(
-            json!({"deepgram": deepgram, "elevenlabs": elevenlabs, "rounds": args.rounds, "streams": args.streams}),
-        )
+        let (mut asr, mut tts) = (serde_json::Map::new(), serde_json::Map::new());
+        for case in &asr_cases {
+            let client = asr_client(case.vendor, &case.params)?;
+            let figures = bench_asr(client.as_ref(), &args).await.with_context(|| format!("{} ASR", case.vendor))?;
+            asr.insert(case.vendor.to_owned(), figures);
+        }
+        for case in &tts_cases {
+            let (client, waiting) = (tts_client(case.vendor, &case.params)?, tts_client(case.vendor, &case.waiting)?);
+            let figures = bench_tts(client.as_ref(), waiting.as_ref(), &args)
+                .await
+                .with_context(|| format!("{} TTS", case.vendor))?;
+            tts.insert(case.vendor.to_owned(), figures);
+        }
+        anyhow::Ok(json!({"asr": asr, "tts": tts, "rounds": args.rounds, "streams": args.streams}))
     })?;
     if args.json {
         println!("{report}");
-    } else {
-        let d = &report["deepgram"];
-        let e = &report["elevenlabs"];
-        println!("colloquy bench vendors: clients against local fakes on loopback ({} rounds)", args.rounds);
+        return Ok(());
+    }
+    let ms = |v: &serde_json::Value, key: &str, q: &str| v[key][q].as_f64().unwrap_or_default();
+    println!(
+        "colloquy bench vendors: clients against local fakes on loopback ({} rounds, {} open streams)",
+        args.rounds, args.streams
+    );
+    println!(
+        "ASR          first partial p50 / p95 ms   final p50 / p95 ms   CPU ms per streamed min   KiB per open stream"
+    );
+    for (vendor, v) in report["asr"].as_object().into_iter().flatten() {
         println!(
-            "deepgram    first partial p50 {:.2} ms p95 {:.2} ms; final p50 {:.2} ms p95 {:.2} ms; CPU {:.0} ms per streamed minute; {:.0} KiB per open stream",
-            d["first_partial_ms"]["p50"].as_f64().unwrap_or_default(),
-            d["first_partial_ms"]["p95"].as_f64().unwrap_or_default(),
-            d["final_ms"]["p50"].as_f64().unwrap_or_default(),
-            d["final_ms"]["p95"].as_f64().unwrap_or_default(),
-            d["cpu_ms_per_streamed_minute"].as_f64().unwrap_or_default(),
-            d["kib_per_open_stream"].as_f64().unwrap_or_default(),
+            "{vendor:<12} {:>8.2} / {:<8.2}           {:>7.2} / {:<7.2}     {:>10.1}                {:>8.1}",
+            ms(v, "first_partial_ms", "p50"),
+            ms(v, "first_partial_ms", "p95"),
+            ms(v, "final_ms", "p50"),
+            ms(v, "final_ms", "p95"),
+            v["cpu_ms_per_streamed_minute"].as_f64().unwrap_or_default(),
+            v["kib_per_open_stream"].as_f64().unwrap_or_default(),
         );
+    }
+    println!("TTS          first audio p50 / p95 ms     CPU ms per streamed min   KiB per open stream");
+    for (vendor, v) in report["tts"].as_object().into_iter().flatten() {
         println!(
-            "elevenlabs  first audio p50 {:.2} ms p95 {:.2} ms; CPU {:.0} ms per streamed minute; {:.0} KiB per open stream",
-            e["first_audio_ms"]["p50"].as_f64().unwrap_or_default(),
-            e["first_audio_ms"]["p95"].as_f64().unwrap_or_default(),
-            e["cpu_ms_per_streamed_minute"].as_f64().unwrap_or_default(),
-            e["kib_per_open_stream"].as_f64().unwrap_or_default(),
+            "{vendor:<12} {:>8.2} / {:<8.2}           {:>10.1}                {:>8.1}",
+            ms(v, "first_audio_ms", "p50"),
+            ms(v, "first_audio_ms", "p95"),
+            v["cpu_ms_per_streamed_minute"].as_f64().unwrap_or_default(),
+            v["kib_per_open_stream"].as_f64().unwrap_or_default(),
         );
     }
     Ok(())
 }
 
-fn asr_client(url: &str) -> anyhow::Result<Arc<dyn AsrProvider>> {
-    let params = json!({"key": deepgram::KEY, "url": url});
-    let choice = vendors::check(SpeechKind::Asr, "deepgram", params.as_object().cloned().unwrap_or_default())
-        .context("no deepgram vendor")?
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+fn asr_client(vendor: &str, params: &serde_json::Value) -> anyhow::Result<Arc<dyn AsrProvider>> {
+    let choice = vendors::check(SpeechKind::Asr, vendor, params.as_object().cloned().unwrap_or_default())
+        .with_context(|| format!("no {vendor} ASR vendor"))?
+        .map_err(|e| anyhow::anyhow!("{vendor}: {e}"))?;
     vendors::asr(&choice).map_err(|e| anyhow::anyhow!(e))
 }
 
-fn tts_client(url: &str) -> anyhow::Result<Arc<dyn TtsProvider>> {
-    let params = json!({"key": elevenlabs::KEY, "voice_id": elevenlabs::VOICE, "base_url": url, "sample_rate": 16000});
-    let choice = vendors::check(SpeechKind::Tts, "elevenlabs", params.as_object().cloned().unwrap_or_default())
-        .context("no elevenlabs vendor")?
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+fn tts_client(vendor: &str, params: &serde_json::Value) -> anyhow::Result<Arc<dyn TtsProvider>> {
+    let choice = vendors::check(SpeechKind::Tts, vendor, params.as_object().cloned().unwrap_or_default())
+        .with_context(|| format!("no {vendor} TTS vendor"))?
+        .map_err(|e| anyhow::anyhow!("{vendor}: {e}"))?;
     vendors::tts(&choice).map_err(|e| anyhow::anyhow!(e))
 }
 
@@ -115,7 +227,7 @@ fn frames(seconds: f64) -> Vec<Vec<f32>> {
     (0..count).map(|i| (0..320).map(|n| (((i * 320 + n) as f32) * 0.05).sin() * 0.1).collect()).collect()
 }
 
-async fn bench_deepgram(asr: &dyn AsrProvider, args: &VendorBenchArgs) -> anyhow::Result<serde_json::Value> {
+async fn bench_asr(asr: &dyn AsrProvider, args: &VendorBenchArgs) -> anyhow::Result<serde_json::Value> {
     let (mut partials, mut finals) = (Vec::new(), Vec::new());
     let second = frames(1.0);
     for round in 0..args.rounds {
@@ -190,7 +302,7 @@ async fn bench_deepgram(asr: &dyn AsrProvider, args: &VendorBenchArgs) -> anyhow
     }))
 }
 
-async fn bench_elevenlabs(
+async fn bench_tts(
     tts: &dyn TtsProvider,
     waiting: &dyn TtsProvider,
     args: &VendorBenchArgs,
@@ -199,7 +311,7 @@ async fn bench_elevenlabs(
     let request = |turn: usize, text: &str| TtsRequest {
         turn: TurnId(turn as u64),
         text: text.to_owned(),
-        voice: elevenlabs::VOICE.into(),
+        voice: String::new(),
         speed: 1.0,
     };
     let mut firsts = Vec::new();

@@ -20,6 +20,8 @@ pub struct Server {
     pub banner: Vec<String>,
     /// The channel server's UDP address, from the ready log line.
     pub rtc_udp: Option<std::net::SocketAddr>,
+    /// Every line it has printed on stderr so far (the reader thread appends to it).
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Server {
@@ -76,6 +78,8 @@ fn start_full(data_dir: &Path, with_env_credentials: bool, config: Option<&str>,
     // The ready line on stderr names the channel server's UDP address; the rest is passed through.
     let stderr = child.stderr.take().unwrap();
     let (udp_tx, udp_rx) = std::sync::mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let lines = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(at) = line.find("rtc_udp=") {
@@ -83,6 +87,7 @@ fn start_full(data_dir: &Path, with_env_credentials: bool, config: Option<&str>,
                 let _ = udp_tx.send(addr);
             }
             eprintln!("[server] {line}");
+            lines.lock().unwrap().push(line);
         }
     });
     let mut banner = Vec::new();
@@ -90,7 +95,7 @@ fn start_full(data_dir: &Path, with_env_credentials: bool, config: Option<&str>,
         let line = line.unwrap();
         if let Some(base) = line.strip_prefix("colloquy listening on ") {
             let rtc_udp = udp_rx.recv_timeout(Duration::from_secs(5)).ok().and_then(|a| a.parse().ok());
-            return Server { child, base: base.to_owned(), banner, rtc_udp };
+            return Server { child, base: base.to_owned(), banner, rtc_udp, log };
         }
         banner.push(line);
     }

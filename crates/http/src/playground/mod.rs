@@ -1,12 +1,17 @@
 //! The playground: a page at `/` where a person talks to an agent from the browser, and the
 //! endpoint behind its Talk button.
 //!
-//! - `GET /`, `GET /playground/app.js`, `GET /playground/style.css`: plain HTML, CSS and JavaScript
-//!   built into the binary (no front-end build step). Always served.
+//! - `GET /`, `GET /playground/app.js`, `GET /playground/style.css`: plain HTML, CSS and the page's
+//!   JavaScript, built into the binary. Always served. The page is a small consumer of
+//!   `@colloquy/client` (`clients/js`), served as `GET /playground/colloquy-client.js`: its ES module
+//!   bundle, committed here by `npm run build` so that `cargo build` needs no npm (`npm test` in
+//!   `clients/js`, run by `scripts/test`, fails when the committed bundle is not that of the sources).
 //! - `POST /playground/session` (no Basic auth): starts an agent of the native app with the embedded
 //!   defaults in a fresh channel, and answers an RTC token for the person. Only when the playground
 //!   is enabled (`colloquy serve` turns it on by default only with generated dev credentials);
 //!   otherwise 404 with the native error envelope.
+//! - `POST /playground/session/{session}/token`: a fresh RTC token for the session's person, for the
+//!   page to renew its call with (WHIP PATCH) before the old one expires.
 //! - `DELETE /playground/session/{session}`: the agent leaves. The session id is 128-bit random, so
 //!   the URL is the capability, as with WHIP resources.
 //!
@@ -47,6 +52,7 @@ pub const DEFAULT_KEYWORDS: &[&str] = &["stop", "wait"];
 
 const INDEX_HTML: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
+const CLIENT_JS: &str = include_str!("colloquy-client.js");
 const STYLE_CSS: &str = include_str!("style.css");
 
 /// The page's own assets and nothing else: no inline scripts or styles, no other origins.
@@ -64,6 +70,7 @@ pub struct Playground {
 #[derive(Clone, Debug)]
 struct Session {
     name: AgentName,
+    channel: String,
     /// `None` while the agent is starting.
     agent: Option<AgentId>,
 }
@@ -84,7 +91,9 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(index))
         .route("/playground/app.js", get(app_js))
         .route("/playground/style.css", get(style_css))
+        .route("/playground/colloquy-client.js", get(client_js))
         .route("/playground/session", post(start_session))
+        .route("/playground/session/{session}/token", post(renew_token))
         .route("/playground/session/{session}", delete(end_session))
         .method_not_allowed_fallback(crate::method_not_allowed)
 }
@@ -123,6 +132,10 @@ async fn index() -> Response {
 
 async fn app_js() -> Response {
     asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+async fn client_js() -> Response {
+    asset("text/javascript; charset=utf-8", CLIENT_JS)
 }
 
 async fn style_css() -> Response {
@@ -283,7 +296,10 @@ pub async fn start_session(
                 ),
             ));
         }
-        sessions.insert(session_id.clone(), Session { name: spec.name.clone(), agent: None });
+        sessions.insert(
+            session_id.clone(),
+            Session { name: spec.name.clone(), channel: spec.channel.to_string(), agent: None },
+        );
     }
     let channel = spec.channel.to_string();
     let record = match state.inner.supervisor.start(app, spec).await {
@@ -296,9 +312,7 @@ pub async fn start_session(
     if let Some(session) = playground.sessions.lock().expect("lock").get_mut(&session_id) {
         session.agent = Some(record.id.clone());
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let expires_at = now + TOKEN_LIFETIME_SECS;
-    let token = state.inner.rtc.signer.issue(AppId::native().as_str(), &channel, UID, expires_at);
+    let PersonToken { token, expires_at } = person_token(&state, &channel);
     tracing::info!(agent_id = %record.id, %channel, "playground session started");
     Ok(Json(SessionAnswer {
         session: session_id,
@@ -309,6 +323,37 @@ pub async fn start_session(
         token,
         expires_at,
     }))
+}
+
+/// An RTC token for the playground's person in `channel`.
+#[derive(Debug, Serialize)]
+pub struct PersonToken {
+    pub token: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+fn person_token(state: &AppState, channel: &str) -> PersonToken {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let expires_at = now + TOKEN_LIFETIME_SECS;
+    PersonToken { token: state.inner.rtc.signer.issue(AppId::native().as_str(), channel, UID, expires_at), expires_at }
+}
+
+/// A fresh token for a live session's person, to renew the call with before its token expires.
+pub async fn renew_token(
+    State(state): State<AppState>,
+    Path(session): Path<String>,
+) -> Result<Json<PersonToken>, ApiError> {
+    let playground = &state.inner.playground;
+    if !playground.enabled {
+        return Err(disabled());
+    }
+    let found = playground.sessions.lock().expect("lock").get(&session).cloned();
+    let live = found.filter(|s| s.agent.is_some() && state.inner.supervisor.name_is_live(&AppId::native(), &s.name));
+    let Some(Session { channel, .. }) = live else {
+        return Err(ApiError::not_found("playground session"));
+    };
+    Ok(Json(person_token(&state, &channel)))
 }
 
 /// The agent of a playground session leaves. Answers its final status.

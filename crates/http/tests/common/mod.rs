@@ -48,7 +48,7 @@ pub struct Api {
     pub store: Store,
     /// With `Options::media`: the commands the agents received, and a way to make them emit events.
     pub media: Option<RecordingMedia>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 #[derive(Debug)]
@@ -73,6 +73,8 @@ pub struct Options {
     pub substitute_unsupported_vendors: bool,
     /// `[[apps]] vendor_keys` of the first app.
     pub vendor_keys: std::collections::BTreeMap<String, Secret>,
+    /// Caps the records' file (4 KiB pages), so a test can fill the "disk" for real.
+    pub max_page_count: Option<u32>,
 }
 
 impl Default for Options {
@@ -89,13 +91,20 @@ impl Default for Options {
             agents: Vec::new(),
             substitute_unsupported_vendors: false,
             vendor_keys: Default::default(),
+            max_page_count: None,
         }
     }
 }
 
 pub async fn api(options: Options) -> Api {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("colloquy.db")).await.unwrap();
+    let store_options = colloquy_store::StoreOptions { max_page_count: options.max_page_count };
+    let store = Store::open_with(&dir.path().join("colloquy.db"), store_options).await.unwrap();
+    api_on(store, options, Some(dir)).await
+}
+
+/// [`api`] over `store` (a PostgreSQL database, say), keeping `dir` until the API is dropped.
+pub async fn api_on(store: Store, options: Options, dir: Option<tempfile::TempDir>) -> Api {
     let config = SupervisorConfig { max_agents: options.max_agents };
     let media = options.media.then(RecordingMedia::default);
     let supervisor = match &media {

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use colloquy_model::{RemoteEndpoint, VendorParamError};
+use colloquy_model::VendorParamError;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message;
@@ -42,29 +42,19 @@ pub struct AssemblyAiParams {
     pub api_key: String,
     /// Picks the model when `speech_model` is not given: English, or the multilingual one.
     /// Default: the agent's `asr.language`.
-    #[serde(default)]
     pub language: Option<String>,
     /// `universal-streaming-english` or `universal-streaming-multilingual`, or a newer one.
-    #[serde(default)]
     pub speech_model: Option<String>,
     /// Default `wss://streaming.assemblyai.com/v3/ws` (`streaming.eu.assemblyai.com` in the EU).
-    #[serde(default)]
     pub url: Option<String>,
     /// Formatted final transcripts (punctuation, casing). Default true.
-    #[serde(default)]
     pub format_turns: Option<bool>,
     /// Words and phrases to boost.
-    #[serde(default)]
     pub keyterms_prompt: Option<Vec<String>>,
-    #[serde(default)]
     pub end_of_turn_confidence_threshold: Option<f32>,
-    #[serde(default)]
     pub min_end_of_turn_silence_when_confident: Option<u32>,
-    #[serde(default)]
     pub max_turn_silence: Option<u32>,
-    #[serde(default)]
     pub timeout_ms: Option<u32>,
-    #[serde(default)]
     pub max_retries: Option<u32>,
 }
 
@@ -82,8 +72,7 @@ impl VendorParams for AssemblyAiParams {
             0..=10_000,
         )?;
         super::in_range("max_turn_silence", self.max_turn_silence, 0..=60_000)?;
-        super::in_range("timeout_ms", self.timeout_ms, RemoteEndpoint::TIMEOUT_RANGE_MS)?;
-        super::in_range("max_retries", self.max_retries, 0..=RemoteEndpoint::MAX_RETRIES)
+        crate::vendors::check_limits(self.timeout_ms, self.max_retries)
     }
 }
 
@@ -122,8 +111,8 @@ impl AssemblyAiAsr {
         Target {
             url: format!("{base}{separator}{}", query.join("&")),
             headers: vec![("authorization", p.api_key.clone())],
-            timeout: Duration::from_millis(u64::from(p.timeout_ms.unwrap_or(RemoteEndpoint::DEFAULT_TIMEOUT_MS))),
-            max_retries: p.max_retries.unwrap_or(RemoteEndpoint::DEFAULT_MAX_RETRIES),
+            timeout: crate::vendors::timeout(p.timeout_ms),
+            max_retries: crate::vendors::retries(p.max_retries),
         }
     }
 }
@@ -137,6 +126,20 @@ impl AsrProvider for AssemblyAiAsr {
 
 async fn recognise(target: Target, mut request: AsrRequest, events: super::Partials) -> Result<String, ProviderError> {
     let mut socket = ws::connect(&target).await?;
+    // `Begin` opens the session, within the timeout.
+    match tokio::time::timeout(target.timeout, socket.next()).await {
+        Err(_) => return Err(ProviderError::Timeout(target.timeout)),
+        Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<Answer>(text.as_str()) {
+            Ok(Answer::Begin {}) => {}
+            Ok(Answer::Error { error, error_code }) => return Err(refused(error_code, error)),
+            _ => return Err(ProviderError::BadResponse("AssemblyAI's session did not begin with Begin".into())),
+        },
+        Ok(Some(Ok(Message::Close(frame)))) => return Err(ws::closed_early(frame.as_ref())),
+        Ok(None | Some(Err(_))) => return Err(ProviderError::CutStream("AssemblyAI closed before Begin".into())),
+        Ok(Some(Ok(_))) => {
+            return Err(ProviderError::BadResponse("AssemblyAI's session did not begin with Begin".into()));
+        }
+    }
     // The transcript of each turn, by its order: a later message for a turn replaces it.
     let mut turns: BTreeMap<u64, String> = BTreeMap::new();
     let mut audio_open = true;
@@ -185,7 +188,7 @@ async fn recognise(target: Target, mut request: AsrRequest, events: super::Parti
                         }
                     }
                     Ok(Answer::Termination {}) => return Ok(said(&turns)),
-                    Ok(Answer::Error { error }) => return Err(ProviderError::BadResponse(error)),
+                    Ok(Answer::Error { error, error_code }) => return Err(refused(error_code, error)),
                     Ok(_) => {}
                     Err(e) => {
                         let shown: String = text.as_str().chars().take(120).collect();
@@ -221,5 +224,22 @@ enum Answer {
     Error {
         #[serde(default)]
         error: String,
+        #[serde(default)]
+        error_code: Option<u16>,
     },
+}
+
+/// An `Error` message by its code ("Common session errors and closures"): 3009 too many
+/// concurrent sessions, 1008 an unauthorized connection, 3005 the server's own failure.
+fn refused(code: Option<u16>, error: String) -> ProviderError {
+    let message = match code {
+        Some(code) => format!("{code}: {error}"),
+        None => error,
+    };
+    match code {
+        Some(3009) => ProviderError::RateLimited { message, retry_after: None },
+        Some(1008) => ProviderError::Auth(message),
+        Some(3005) => ProviderError::Unavailable(message),
+        _ => ProviderError::BadResponse(message),
+    }
 }

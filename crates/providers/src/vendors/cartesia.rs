@@ -11,10 +11,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use base64::Engine as _;
-use colloquy_model::{RemoteEndpoint, VendorParamError};
+use colloquy_model::VendorParamError;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -49,29 +48,20 @@ pub struct CartesiaParams {
     /// Sent as `Authorization: Bearer …`. Secret.
     pub api_key: String,
     /// `{"mode": "id", "id": "<voice id>"}`, as Cartesia's requests name a voice. Or `voice_id`.
-    #[serde(default)]
     pub voice: Option<Voice>,
     /// The voice id, flat; becomes the agent's `tts.voice`.
-    #[serde(default)]
     pub voice_id: Option<String>,
     /// Default `sonic-2`.
-    #[serde(default)]
     pub model_id: Option<String>,
     /// Only raw 16-bit PCM is played: `container` `raw`, `encoding` `pcm_s16le`, and the rate.
-    #[serde(default)]
     pub output_format: Option<OutputFormat>,
     /// ISO 639-1, e.g. `en`.
-    #[serde(default)]
     pub language: Option<String>,
     /// Default `wss://api.cartesia.ai/tts/websocket`.
-    #[serde(default)]
     pub url: Option<String>,
     /// The `Cartesia-Version` date; default 2025-04-16.
-    #[serde(default)]
     pub cartesia_version: Option<String>,
-    #[serde(default)]
     pub timeout_ms: Option<u32>,
-    #[serde(default)]
     pub max_retries: Option<u32>,
 }
 
@@ -85,11 +75,8 @@ pub struct Voice {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputFormat {
-    #[serde(default)]
     pub container: Option<String>,
-    #[serde(default)]
     pub encoding: Option<String>,
-    #[serde(default)]
     pub sample_rate: Option<u32>,
 }
 
@@ -127,8 +114,7 @@ impl VendorParams for CartesiaParams {
         if let Some(url) = &self.url {
             super::websocket_url("url", url)?;
         }
-        super::in_range("timeout_ms", self.timeout_ms, RemoteEndpoint::TIMEOUT_RANGE_MS)?;
-        super::in_range("max_retries", self.max_retries, 0..=RemoteEndpoint::MAX_RETRIES)
+        crate::vendors::check_limits(self.timeout_ms, self.max_retries)
     }
 }
 
@@ -155,8 +141,8 @@ impl CartesiaTts {
                 ("authorization", format!("Bearer {}", p.api_key)),
                 ("cartesia-version", p.cartesia_version.clone().unwrap_or_else(|| DEFAULT_VERSION.to_owned())),
             ],
-            timeout: Duration::from_millis(u64::from(p.timeout_ms.unwrap_or(RemoteEndpoint::DEFAULT_TIMEOUT_MS))),
-            max_retries: p.max_retries.unwrap_or(RemoteEndpoint::DEFAULT_MAX_RETRIES),
+            timeout: crate::vendors::timeout(p.timeout_ms),
+            max_retries: crate::vendors::retries(p.max_retries),
         }
     }
 }

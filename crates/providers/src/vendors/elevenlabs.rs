@@ -13,10 +13,9 @@
 //! One connection per clause: the engine sends a reply clause by clause as the LLM writes it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine as _;
-use colloquy_model::{RemoteEndpoint, VendorParamError};
+use colloquy_model::VendorParamError;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -54,36 +53,24 @@ pub struct ElevenLabsParams {
     /// The voice; an update of the agent's `tts.voice` replaces it.
     pub voice_id: String,
     /// Default `eleven_flash_v2_5`.
-    #[serde(default)]
     pub model_id: Option<String>,
     /// Default `wss://api.elevenlabs.io/v1`.
-    #[serde(default)]
     pub base_url: Option<String>,
     /// 8000, 16000, 22050, 24000 (default), 44100 or 48000.
-    #[serde(default)]
     pub sample_rate: Option<u32>,
-    #[serde(default)]
     pub stability: Option<f32>,
-    #[serde(default)]
     pub similarity_boost: Option<f32>,
-    #[serde(default)]
     pub style: Option<f32>,
-    #[serde(default)]
     pub use_speaker_boost: Option<bool>,
     /// 0.7–1.2. Default: the agent's `tts.speed`, brought into that range.
-    #[serde(default)]
     pub speed: Option<f32>,
     /// ISO 639-1, for the multilingual models.
-    #[serde(default)]
     pub language_code: Option<String>,
     /// `auto`, `on` or `off`.
-    #[serde(default)]
     pub apply_text_normalization: Option<String>,
     /// 100–120000 ms: the handshake, and the longest pause in the audio. Default 10000.
-    #[serde(default)]
     pub timeout_ms: Option<u32>,
     /// Handshake retries, 0–10. Default 2.
-    #[serde(default)]
     pub max_retries: Option<u32>,
 }
 
@@ -122,8 +109,7 @@ impl VendorParams for ElevenLabsParams {
                 message: "voice_id must be 1 to 128 characters".into(),
             });
         }
-        super::in_range("timeout_ms", self.timeout_ms, RemoteEndpoint::TIMEOUT_RANGE_MS)?;
-        super::in_range("max_retries", self.max_retries, 0..=RemoteEndpoint::MAX_RETRIES)?;
+        crate::vendors::check_limits(self.timeout_ms, self.max_retries)?;
         Ok(())
     }
 }
@@ -156,8 +142,8 @@ impl ElevenLabsTts {
         Target {
             url: format!("{base}/text-to-speech/{}/stream-input?{}", super::encode(voice), query.join("&")),
             headers: vec![("xi-api-key", p.key.clone())],
-            timeout: Duration::from_millis(u64::from(p.timeout_ms.unwrap_or(RemoteEndpoint::DEFAULT_TIMEOUT_MS))),
-            max_retries: p.max_retries.unwrap_or(RemoteEndpoint::DEFAULT_MAX_RETRIES),
+            timeout: crate::vendors::timeout(p.timeout_ms),
+            max_retries: crate::vendors::retries(p.max_retries),
         }
     }
 

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use colloquy_model::{RemoteEndpoint, VendorParamError};
+use colloquy_model::VendorParamError;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -48,29 +48,20 @@ pub struct MiniMaxParams {
     /// The voice; becomes the agent's `tts.voice`.
     pub voice_id: String,
     /// Default `speech-02-turbo`.
-    #[serde(default)]
     pub model: Option<String>,
     /// Default `wss://api.minimax.io/ws/v1/t2a_v2` (`api.minimaxi.com` in mainland China).
-    #[serde(default)]
     pub url: Option<String>,
     /// 8000, 16000, 22050, 24000 (default), 32000 or 44100.
-    #[serde(default)]
     pub sample_rate: Option<u32>,
     /// 0.5–2. Default: the agent's `tts.speed`.
-    #[serde(default)]
     pub speed: Option<f32>,
     /// (0, 10]. Default 1.
-    #[serde(default)]
     pub vol: Option<f32>,
     /// −12–12.
-    #[serde(default)]
     pub pitch: Option<i32>,
     /// A language to favour (`Chinese`, `English`, `auto`, …).
-    #[serde(default)]
     pub language_boost: Option<String>,
-    #[serde(default)]
     pub timeout_ms: Option<u32>,
-    #[serde(default)]
     pub max_retries: Option<u32>,
 }
 
@@ -98,8 +89,7 @@ impl VendorParams for MiniMaxParams {
         super::in_range("speed", self.speed, 0.5..=2.0)?;
         super::in_range("vol", self.vol, 0.01..=10.0)?;
         super::in_range("pitch", self.pitch, -12..=12)?;
-        super::in_range("timeout_ms", self.timeout_ms, RemoteEndpoint::TIMEOUT_RANGE_MS)?;
-        super::in_range("max_retries", self.max_retries, 0..=RemoteEndpoint::MAX_RETRIES)
+        crate::vendors::check_limits(self.timeout_ms, self.max_retries)
     }
 }
 
@@ -119,8 +109,8 @@ impl MiniMaxTts {
         Target {
             url: p.url.clone().unwrap_or_else(|| DEFAULT_URL.to_owned()),
             headers: vec![("authorization", format!("Bearer {}", p.api_key))],
-            timeout: Duration::from_millis(u64::from(p.timeout_ms.unwrap_or(RemoteEndpoint::DEFAULT_TIMEOUT_MS))),
-            max_retries: p.max_retries.unwrap_or(RemoteEndpoint::DEFAULT_MAX_RETRIES),
+            timeout: crate::vendors::timeout(p.timeout_ms),
+            max_retries: crate::vendors::retries(p.max_retries),
         }
     }
 

@@ -24,7 +24,7 @@ mod ws;
 
 use std::sync::Arc;
 
-use colloquy_model::{Secret, SpeechKind, SpeechVendors, VendorChoice, VendorParamError};
+use colloquy_model::{RemoteEndpoint, Secret, SpeechKind, SpeechVendors, VendorChoice, VendorParamError};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -366,6 +366,23 @@ fn websocket_url(field: &str, url: &str) -> Result<(), VendorParamError> {
     } else {
         Err(VendorParamError { field: field.to_owned(), message: format!("{field} must be a ws:// or wss:// URL") })
     }
+}
+
+/// The limits every vendor takes: `timeout_ms` (the handshake, and the longest silence after it)
+/// and `max_retries` (before the first byte), each in its range.
+fn check_limits(timeout_ms: Option<u32>, max_retries: Option<u32>) -> Result<(), VendorParamError> {
+    in_range("timeout_ms", timeout_ms, RemoteEndpoint::TIMEOUT_RANGE_MS)?;
+    in_range("max_retries", max_retries, 0..=RemoteEndpoint::MAX_RETRIES)
+}
+
+/// `timeout_ms`, or the default.
+fn timeout(timeout_ms: Option<u32>) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::from(timeout_ms.unwrap_or(RemoteEndpoint::DEFAULT_TIMEOUT_MS)))
+}
+
+/// `max_retries`, or the default.
+fn retries(max_retries: Option<u32>) -> u32 {
+    max_retries.unwrap_or(RemoteEndpoint::DEFAULT_MAX_RETRIES)
 }
 
 /// A number parameter must be in `range`.

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use colloquy_model::{RemoteEndpoint, VendorParamError};
+use colloquy_model::VendorParamError;
 use futures_util::StreamExt;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
@@ -49,28 +49,19 @@ pub struct TencentParams {
     /// Signs the URL; never sent. Secret.
     pub secret_key: String,
     /// `16k_zh`, `16k_en`, `16k_ca`, …; default from the agent's `asr.language`.
-    #[serde(default)]
     pub engine_model_type: Option<String>,
     /// Default `wss://asr.cloud.tencent.com/asr/v2` (the appid is appended).
-    #[serde(default)]
     pub url: Option<String>,
     /// Sentence detection; default 1.
-    #[serde(default)]
     pub needvad: Option<u8>,
-    #[serde(default)]
     pub hotword_id: Option<String>,
     /// 0–2.
-    #[serde(default)]
     pub filter_dirty: Option<u8>,
     /// 0–2.
-    #[serde(default)]
     pub filter_modal: Option<u8>,
     /// 0–1.
-    #[serde(default)]
     pub convert_num_mode: Option<u8>,
-    #[serde(default)]
     pub timeout_ms: Option<u32>,
-    #[serde(default)]
     pub max_retries: Option<u32>,
 }
 
@@ -91,8 +82,7 @@ impl VendorParams for TencentParams {
         super::in_range("filter_dirty", self.filter_dirty, 0..=2)?;
         super::in_range("filter_modal", self.filter_modal, 0..=2)?;
         super::in_range("convert_num_mode", self.convert_num_mode, 0..=1)?;
-        super::in_range("timeout_ms", self.timeout_ms, RemoteEndpoint::TIMEOUT_RANGE_MS)?;
-        super::in_range("max_retries", self.max_retries, 0..=RemoteEndpoint::MAX_RETRIES)
+        crate::vendors::check_limits(self.timeout_ms, self.max_retries)
     }
 }
 
@@ -149,8 +139,8 @@ impl TencentAsr {
         Target {
             url: self.signed_url(language, now),
             headers: Vec::new(),
-            timeout: Duration::from_millis(u64::from(p.timeout_ms.unwrap_or(RemoteEndpoint::DEFAULT_TIMEOUT_MS))),
-            max_retries: p.max_retries.unwrap_or(RemoteEndpoint::DEFAULT_MAX_RETRIES),
+            timeout: crate::vendors::timeout(p.timeout_ms),
+            max_retries: crate::vendors::retries(p.max_retries),
         }
     }
 }

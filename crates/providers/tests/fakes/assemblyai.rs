@@ -25,6 +25,11 @@ pub enum Mode {
     CutMidTurn,
     /// A `Turn` without its `turn_order`, after half a second of audio.
     Garbage,
+    /// An `Error` 3009 "Too many concurrent sessions" and close code 3009, as "Common session
+    /// errors and closures" lists.
+    TooManySessions,
+    /// `Begin` only after this long.
+    SlowBegin(std::time::Duration),
 }
 
 pub async fn start(mode: Mode, transcribe: super::deepgram::Transcriber) -> Fake {
@@ -52,6 +57,17 @@ async fn serve(
     mode: Mode,
     transcribe: super::deepgram::Transcriber,
 ) {
+    if mode == Mode::TooManySessions {
+        let error = json!({"type": "Error", "error_code": 3009,
+                           "error": "Unauthorized Connection: Too many concurrent sessions"});
+        let _ = socket.send(Message::text(error.to_string())).await;
+        let frame = CloseFrame { code: CloseCode::Library(3009), reason: "See Error message for details".into() };
+        let _ = socket.send(Message::Close(Some(frame))).await;
+        return;
+    }
+    if let Mode::SlowBegin(delay) = mode {
+        tokio::time::sleep(delay).await;
+    }
     let _ =
         socket.send(Message::text(json!({"type": "Begin", "id": "s1", "expires_at": 1_900_000_000}).to_string())).await;
     if mode == Mode::PolicyClose {

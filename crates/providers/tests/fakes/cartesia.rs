@@ -22,6 +22,8 @@ pub enum Mode {
     CutMidStream,
     /// A frame that is not Cartesia's JSON.
     Garbage,
+    /// The first chunk only after this long.
+    SlowFirstAudio(std::time::Duration),
 }
 
 /// Every generation request the fake got.
@@ -77,6 +79,9 @@ async fn serve(
                                "error": "Too many concurrent requests"});
             let _ = socket.send(Message::text(error.to_string())).await;
             continue;
+        }
+        if let Mode::SlowFirstAudio(delay) = mode {
+            tokio::time::sleep(delay).await;
         }
         let rate = format["sample_rate"].as_u64().unwrap_or(44_100) as u32;
         let transcript = request["transcript"].as_str().unwrap_or_default();

@@ -168,6 +168,10 @@ pub enum SpeakMode {
     CutMidStream,
     /// A text frame that is not Deepgram's JSON.
     Garbage,
+    /// 429 `TOO_MANY_REQUESTS` with `Retry-After: 1`.
+    RateLimited,
+    /// The first audio only after this long.
+    SlowFirstAudio(Duration),
 }
 
 /// A fake Deepgram Aura streaming TTS; the texts it was asked to speak are kept.
@@ -185,6 +189,13 @@ pub async fn start_speak(
                         404,
                         serde_json::json!({"err_code": "NOT_FOUND", "err_msg": "no such path"}),
                         None,
+                    ));
+                }
+                if mode == SpeakMode::RateLimited {
+                    return Err(refuse(
+                        429,
+                        serde_json::json!({"err_code": "TOO_MANY_REQUESTS", "err_msg": "Too many requests."}),
+                        Some(1),
                     ));
                 }
                 if mode == SpeakMode::WrongKey || shake.header("authorization") != Some(&format!("Token {KEY}")) {
@@ -229,6 +240,9 @@ async fn speak(
                 if mode == SpeakMode::Garbage {
                     let _ = socket.send(Message::text("{\"type\": ")).await;
                     return;
+                }
+                if let SpeakMode::SlowFirstAudio(delay) = mode {
+                    tokio::time::sleep(delay).await;
                 }
                 let spoken = texts.lock().unwrap().last().cloned().unwrap_or_default();
                 let bytes: Vec<u8> = synthesize(&spoken, rate).iter().flat_map(|s| s.to_le_bytes()).collect();

@@ -1,5 +1,5 @@
-//! A fake Azure AI Speech: the TTS REST endpoint (`POST /cognitiveservices/v1`) and the
-//! short-audio recognition endpoint (`POST /speech/recognition/conversation/cognitiveservices/v1`).
+//! A fake Azure AI Speech TTS REST endpoint (`POST /cognitiveservices/v1`); recognition is
+//! `microsoft_stt.rs`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,8 @@ pub enum Mode {
     CutMidStream,
     /// A 502 from a gateway, with an HTML page.
     BadGateway,
+    /// The answer's headers only after this long.
+    SlowFirstByte(std::time::Duration),
 }
 
 /// What the fake was sent: each request's SSML and output format.
@@ -36,43 +38,6 @@ struct Fake {
     mode: Mode,
     synthesize: super::elevenlabs::Synthesizer,
     received: Arc<Mutex<Received>>,
-}
-
-/// Recognition: the WAV body as it streams in, then `{RecognitionStatus, DisplayText}` with the
-/// number of samples heard ("heard N samples").
-async fn recognise(
-    State(fake): State<Arc<Fake>>,
-    headers: HeaderMap,
-    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
-    body: Body,
-) -> Response {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    if fake.mode == Mode::WrongKey || header("ocp-apim-subscription-key") != KEY {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    if fake.mode == Mode::Throttled {
-        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "Too many requests").into_response();
-    }
-    if header("content-type") != "audio/wav; codecs=audio/pcm; samplerate=16000" || !query.contains_key("language") {
-        return (StatusCode::BAD_REQUEST, "unsupported audio").into_response();
-    }
-    fake.received.lock().unwrap().formats.push(format!("language={}", query["language"]));
-    let mut bytes = Vec::new();
-    let mut body = body.into_data_stream();
-    while let Some(Ok(chunk)) = body.next().await {
-        bytes.extend_from_slice(&chunk);
-    }
-    if bytes.len() < 44 || &bytes[..4] != b"RIFF" {
-        return (StatusCode::BAD_REQUEST, "not a WAV stream").into_response();
-    }
-    let samples = (bytes.len() - 44) / 2;
-    let answer = if samples == 0 {
-        serde_json::json!({"RecognitionStatus": "InitialSilenceTimeout", "Offset": 0, "Duration": 0})
-    } else {
-        serde_json::json!({"RecognitionStatus": "Success", "DisplayText": format!("heard {samples} samples"),
-                           "Offset": 0, "Duration": samples * 625})
-    };
-    axum::Json(answer).into_response()
 }
 
 pub struct Server {
@@ -90,13 +55,14 @@ impl Drop for Server {
 pub async fn start(mode: Mode, synthesize: super::elevenlabs::Synthesizer) -> Server {
     let received = Arc::new(Mutex::new(Received::default()));
     let state = Arc::new(Fake { mode, synthesize, received: Arc::clone(&received) });
-    let app = axum::Router::new()
-        .route("/cognitiveservices/v1", axum::routing::post(speak))
-        .route("/speech/recognition/conversation/cognitiveservices/v1", axum::routing::post(recognise))
-        .with_state(state);
+    let app = axum::Router::new().route("/cognitiveservices/v1", axum::routing::post(speak)).with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
+        // Without Nagle's delay, as `listen` (mod.rs) explains.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let _ = axum::serve(listener, app).await;
     });
     Server { addr, received, task }
@@ -109,6 +75,9 @@ async fn speak(State(fake): State<Arc<Fake>>, headers: HeaderMap, ssml: String) 
     }
     if fake.mode == Mode::Throttled {
         return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "Too many requests").into_response();
+    }
+    if let Mode::SlowFirstByte(delay) = fake.mode {
+        tokio::time::sleep(delay).await;
     }
     if fake.mode == Mode::BadGateway {
         return (StatusCode::BAD_GATEWAY, "<html><body>502 Bad Gateway</body></html>").into_response();

@@ -21,6 +21,8 @@ pub enum Mode {
     CutMidStream,
     /// Audio that is not hex.
     Garbage,
+    /// `task_started` only after this long.
+    SlowStart(std::time::Duration),
 }
 
 /// The `task_start` and `task_continue` messages the fake got.
@@ -82,6 +84,9 @@ async fn serve(
                     return;
                 }
                 rate = message["audio_setting"]["sample_rate"].as_u64().unwrap_or(32_000) as u32;
+                if let Mode::SlowStart(delay) = mode {
+                    tokio::time::sleep(delay).await;
+                }
                 let _ =
                     socket.send(Message::text(json!({"event": "task_started", "session_id": "s1"}).to_string())).await;
             }

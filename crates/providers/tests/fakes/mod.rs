@@ -15,15 +15,23 @@
 //! - `assemblyai`: AssemblyAI Universal-Streaming (`/v3/ws`), after AssemblyAI's "Streaming API"
 //!   reference and "Message Sequence" page: `Authorization: <key>`, `speech_model`, `Begin`,
 //!   `Turn` (`turn_order`, `end_of_turn`, `turn_is_formatted`), `Terminate`, `Termination`.
-//! - `bytedance`: Volcano Engine's speech synthesis HTTP API (`POST /api/v1/tts`), after its
-//!   reference: `Authorization: Bearer;<token>`, `{app, user, audio, request}`, answers with
-//!   `code` (3000 success, 3001, 3003, 3050) and base64 `data`.
+//! - `bytedance`: Volcano Engine's speech synthesis WebSocket (`/api/v1/tts/ws_binary`), after
+//!   its TTS WebSocket reference (the binary protocol: 4-byte header, full client request,
+//!   audio-only server responses with sequence numbers, error messages) and the request fields
+//!   it shares with the HTTP API: `Authorization: Bearer; <token>`, `{app, user, audio, request}`
+//!   with `operation: "submit"`, error codes 3001, 3003, 3050.
 //! - `cartesia`: Cartesia's TTS WebSocket (`/tts/websocket`), after Cartesia's "Text to Speech
 //!   (WebSocket)" reference: `Authorization: Bearer`, `Cartesia-Version`, a generation request per
 //!   `context_id`, `chunk` (base64 PCM) / `done` / `error` answers.
 //! - `microsoft`: Azure AI Speech's text to speech REST API (`POST /cognitiveservices/v1`), after
 //!   Azure's "Text to speech REST API" reference: `Ocp-Apim-Subscription-Key`, an SSML body,
 //!   `X-Microsoft-OutputFormat: raw-<k>khz-16bit-mono-pcm`, audio streamed in the body, 401 / 429.
+//! - `microsoft_stt`: Azure AI Speech real-time recognition, after Microsoft's "Speech Service
+//!   WebSocket protocol" reference: `speech.config`, binary `audio` messages (a 2-byte header
+//!   size, `Path` / `X-RequestId` / `X-Timestamp` headers, a RIFF header first, an empty one
+//!   last), `turn.start`, `speech.startDetected`, `speech.hypothesis`, `speech.endDetected`,
+//!   `speech.phrase`, `turn.end`, `telemetry`, close codes 1002 / 1007; the handshake's
+//!   `Ocp-Apim-Subscription-Key` and `X-ConnectionId` as the public Speech SDK sends them.
 //! - `minimax`: MiniMax's T2A WebSocket (`/ws/v1/t2a_v2`), after MiniMax's "Text to Speech (T2A)
 //!   WebSocket" reference and AsyncAPI document: `connected_success`, `task_start` /
 //!   `task_started`, `task_continue` / `task_continued` with hex audio and `is_final`,
@@ -50,6 +58,7 @@ pub mod dashscope;
 pub mod deepgram;
 pub mod elevenlabs;
 pub mod microsoft;
+pub mod microsoft_stt;
 pub mod minimax;
 pub mod tencent;
 
@@ -172,6 +181,10 @@ where
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else { return };
+                // Each message goes out as it is written, as a vendor's server sends it: without
+                // this, Nagle's algorithm holds a second small message for the client's delayed
+                // ACK (40 ms), a delay of the fake's that the clients' figures would carry.
+                let _ = tcp.set_nodelay(true);
                 connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (seen, check, serve) = (Arc::clone(&seen), Arc::clone(&check), Arc::clone(&serve));
                 tokio::spawn(async move {

@@ -19,6 +19,10 @@ pub enum Mode {
     Busy,
     /// A result that is not Tencent's JSON, after half a second of audio.
     Garbage,
+    /// The handshake's answer only after this long.
+    SlowStart(std::time::Duration),
+    /// The connection drops after half a second of audio, without a final result.
+    CutMidStream,
 }
 
 pub async fn start(mode: Mode, transcribe: super::deepgram::Transcriber) -> Fake {
@@ -58,6 +62,9 @@ async fn serve(
         let _ = socket.send(answer(4006, "concurrency limit exceeded", &voice_id, None, false)).await;
         return;
     }
+    if let Mode::SlowStart(delay) = mode {
+        tokio::time::sleep(delay).await;
+    }
     let _ = socket.send(answer(0, "success", &voice_id, None, false)).await;
     let (mut samples, mut last) = (Vec::<i16>::new(), 0);
     while let Some(Ok(message)) = socket.next().await {
@@ -68,6 +75,9 @@ async fn serve(
                     if mode == Mode::Garbage {
                         let _ = socket.send(Message::text("<html>gateway</html>")).await;
                         return;
+                    }
+                    if mode == Mode::CutMidStream {
+                        return; // dropped, no close frame
                     }
                     last = samples.len();
                     let result = json!({"slice_type": 1, "index": 0, "start_time": 0, "end_time": samples.len() / 16,

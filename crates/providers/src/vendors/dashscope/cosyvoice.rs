@@ -37,29 +37,20 @@ pub struct CosyVoiceParams {
     pub api_key: String,
     /// The voice (`longxiaochun_v2`); becomes the agent's `tts.voice`.
     pub voice: String,
-    #[serde(default)]
     pub url: Option<String>,
     /// Sent as `X-DashScope-WorkSpace`.
-    #[serde(default)]
     pub workspace: Option<String>,
     /// Default `cosyvoice-v2`.
-    #[serde(default)]
     pub model: Option<String>,
     /// 8000, 16000, 22050 (default), 24000, 44100 or 48000.
-    #[serde(default)]
     pub sample_rate: Option<u32>,
     /// 0–100.
-    #[serde(default)]
     pub volume: Option<u32>,
     /// 0.5–2. Default: the agent's `tts.speed`.
-    #[serde(default)]
     pub rate: Option<f32>,
     /// 0.5–2.
-    #[serde(default)]
     pub pitch: Option<f32>,
-    #[serde(default)]
     pub timeout_ms: Option<u32>,
-    #[serde(default)]
     pub max_retries: Option<u32>,
 }
 

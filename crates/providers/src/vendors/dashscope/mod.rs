@@ -16,7 +16,7 @@ pub mod paraformer;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use colloquy_model::{RemoteEndpoint, VendorParamError};
+use colloquy_model::VendorParamError;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message;
@@ -41,8 +41,7 @@ impl Endpoint {
         if let Some(url) = &self.url {
             super::websocket_url("url", url)?;
         }
-        super::in_range("timeout_ms", self.timeout_ms, RemoteEndpoint::TIMEOUT_RANGE_MS)?;
-        super::in_range("max_retries", self.max_retries, 0..=RemoteEndpoint::MAX_RETRIES)?;
+        crate::vendors::check_limits(self.timeout_ms, self.max_retries)?;
         Ok(())
     }
 
@@ -54,8 +53,8 @@ impl Endpoint {
         Target {
             url: self.url.clone().unwrap_or_else(|| DEFAULT_URL.to_owned()),
             headers,
-            timeout: Duration::from_millis(u64::from(self.timeout_ms.unwrap_or(RemoteEndpoint::DEFAULT_TIMEOUT_MS))),
-            max_retries: self.max_retries.unwrap_or(RemoteEndpoint::DEFAULT_MAX_RETRIES),
+            timeout: crate::vendors::timeout(self.timeout_ms),
+            max_retries: crate::vendors::retries(self.max_retries),
         }
     }
 }
@@ -150,9 +149,7 @@ pub(crate) struct Event {
 #[derive(Debug, Deserialize)]
 pub(crate) struct EventHeader {
     pub event: String,
-    #[serde(default)]
     pub error_code: Option<String>,
-    #[serde(default)]
     pub error_message: Option<String>,
 }
 

@@ -33,31 +33,20 @@ pub struct ParaformerParams {
     /// The Model Studio API key, sent as `Authorization: Bearer …`. Secret.
     pub api_key: String,
     /// Default `wss://dashscope.aliyuncs.com/api-ws/v1/inference` (a workspace domain also works).
-    #[serde(default)]
     pub url: Option<String>,
     /// Sent as `X-DashScope-WorkSpace`.
-    #[serde(default)]
     pub workspace: Option<String>,
     /// Default `paraformer-realtime-v2`.
-    #[serde(default)]
     pub model: Option<String>,
     /// Default: the primary subtag of the agent's `asr.language` (`zh`, `en`, …).
-    #[serde(default)]
     pub language_hints: Option<Vec<String>>,
-    #[serde(default)]
     pub vocabulary_id: Option<String>,
-    #[serde(default)]
     pub disfluency_removal_enabled: Option<bool>,
-    #[serde(default)]
     pub punctuation_prediction_enabled: Option<bool>,
-    #[serde(default)]
     pub inverse_text_normalization_enabled: Option<bool>,
     /// 200–6000 ms of silence that ends a sentence.
-    #[serde(default)]
     pub max_sentence_silence: Option<u32>,
-    #[serde(default)]
     pub timeout_ms: Option<u32>,
-    #[serde(default)]
     pub max_retries: Option<u32>,
 }
 

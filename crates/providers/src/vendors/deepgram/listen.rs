@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use colloquy_model::{RemoteEndpoint, VendorParamError};
+use colloquy_model::VendorParamError;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message;
@@ -44,38 +44,25 @@ pub struct DeepgramParams {
     /// The API key, sent as `Authorization: Token …`. Secret.
     pub key: String,
     /// Default `wss://api.deepgram.com/v1/listen`.
-    #[serde(default)]
     pub url: Option<String>,
     /// Default `nova-3`.
-    #[serde(default)]
     pub model: Option<String>,
     /// BCP-47; default: the agent's `asr.language`.
-    #[serde(default)]
     pub language: Option<String>,
-    #[serde(default)]
     pub punctuate: Option<bool>,
-    #[serde(default)]
     pub smart_format: Option<bool>,
-    #[serde(default)]
     pub numerals: Option<bool>,
-    #[serde(default)]
     pub profanity_filter: Option<bool>,
-    #[serde(default)]
     pub filler_words: Option<bool>,
     /// Milliseconds of silence after which Deepgram finalizes a segment (its own default 10).
-    #[serde(default)]
     pub endpointing: Option<u32>,
     /// Key terms to boost (Nova-3).
-    #[serde(default)]
     pub keyterm: Option<Vec<String>>,
     /// `word:intensifier` boosts (Nova-2 and older).
-    #[serde(default)]
     pub keywords: Option<Vec<String>>,
     /// How long the handshake may take, and the longest silence from Deepgram after the audio ends.
-    #[serde(default)]
     pub timeout_ms: Option<u32>,
     /// Handshake retries, 0–10. Default 2.
-    #[serde(default)]
     pub max_retries: Option<u32>,
 }
 
@@ -87,8 +74,7 @@ impl VendorParams for DeepgramParams {
             crate::vendors::websocket_url("url", url)?;
         }
         crate::vendors::in_range("endpointing", self.endpointing, 0..=60_000)?;
-        crate::vendors::in_range("timeout_ms", self.timeout_ms, RemoteEndpoint::TIMEOUT_RANGE_MS)?;
-        crate::vendors::in_range("max_retries", self.max_retries, 0..=RemoteEndpoint::MAX_RETRIES)?;
+        crate::vendors::check_limits(self.timeout_ms, self.max_retries)?;
         Ok(())
     }
 }
@@ -133,8 +119,8 @@ impl DeepgramAsr {
         Target {
             url: format!("{base}{separator}{}", query.join("&")),
             headers: vec![("authorization", format!("Token {}", p.key))],
-            timeout: Duration::from_millis(u64::from(p.timeout_ms.unwrap_or(RemoteEndpoint::DEFAULT_TIMEOUT_MS))),
-            max_retries: p.max_retries.unwrap_or(RemoteEndpoint::DEFAULT_MAX_RETRIES),
+            timeout: crate::vendors::timeout(p.timeout_ms),
+            max_retries: crate::vendors::retries(p.max_retries),
         }
     }
 }

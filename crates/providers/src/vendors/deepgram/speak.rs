@@ -10,9 +10,8 @@
 //! One connection per clause.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use colloquy_model::{RemoteEndpoint, VendorParamError};
+use colloquy_model::VendorParamError;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -46,17 +45,12 @@ pub struct AuraParams {
     /// Sent as `Authorization: Token …`. Secret.
     pub key: String,
     /// Default `wss://api.deepgram.com/v1/speak`.
-    #[serde(default)]
     pub base_url: Option<String>,
     /// The voice model; default `aura-2-thalia-en`. Becomes the agent's `tts.voice`.
-    #[serde(default)]
     pub model: Option<String>,
     /// 8000, 16000, 24000 (default), 32000 or 48000.
-    #[serde(default)]
     pub sample_rate: Option<u32>,
-    #[serde(default)]
     pub timeout_ms: Option<u32>,
-    #[serde(default)]
     pub max_retries: Option<u32>,
 }
 
@@ -75,8 +69,7 @@ impl VendorParams for AuraParams {
                 message: format!("sample_rate must be one of {SAMPLE_RATES:?}, not {rate}"),
             });
         }
-        crate::vendors::in_range("timeout_ms", self.timeout_ms, RemoteEndpoint::TIMEOUT_RANGE_MS)?;
-        crate::vendors::in_range("max_retries", self.max_retries, 0..=RemoteEndpoint::MAX_RETRIES)
+        crate::vendors::check_limits(self.timeout_ms, self.max_retries)
     }
 }
 
@@ -102,8 +95,8 @@ impl AuraTts {
                 self.sample_rate()
             ),
             headers: vec![("authorization", format!("Token {}", p.key))],
-            timeout: Duration::from_millis(u64::from(p.timeout_ms.unwrap_or(RemoteEndpoint::DEFAULT_TIMEOUT_MS))),
-            max_retries: p.max_retries.unwrap_or(RemoteEndpoint::DEFAULT_MAX_RETRIES),
+            timeout: crate::vendors::timeout(p.timeout_ms),
+            max_retries: crate::vendors::retries(p.max_retries),
         }
     }
 }

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use colloquy_model::{RemoteEndpoint, VendorParamError};
+use colloquy_model::VendorParamError;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -46,32 +46,22 @@ pub struct MicrosoftParams {
     /// The voice (`en-US-AndrewMultilingualNeural`); becomes the agent's `tts.voice`.
     pub voice_name: String,
     /// 0.5–2. Default: the agent's `tts.speed`.
-    #[serde(default)]
     pub speed: Option<f32>,
     /// 0–100. Default 100.
-    #[serde(default)]
     pub volume: Option<f32>,
     /// 8000, 16000, 24000 (default) or 48000.
-    #[serde(default)]
     pub sample_rate: Option<u32>,
     /// A speaking style of the voice (`cheerful`, `customerservice`, …).
-    #[serde(default)]
     pub style: Option<String>,
     /// 0.01–2: how strongly the style is expressed.
-    #[serde(default)]
     pub style_degree: Option<f32>,
     /// A role the voice plays (`YoungAdultFemale`, …).
-    #[serde(default)]
     pub role: Option<String>,
     /// The SSML language; default the voice name's locale (`en-US`).
-    #[serde(default)]
     pub language: Option<String>,
     /// Replaces `https://{region}.tts.speech.microsoft.com` (a private endpoint, a test).
-    #[serde(default)]
     pub base_url: Option<String>,
-    #[serde(default)]
     pub timeout_ms: Option<u32>,
-    #[serde(default)]
     pub max_retries: Option<u32>,
 }
 
@@ -111,8 +101,7 @@ impl VendorParams for MicrosoftParams {
         crate::vendors::in_range("speed", self.speed, 0.5..=2.0)?;
         crate::vendors::in_range("volume", self.volume, 0.0..=100.0)?;
         crate::vendors::in_range("style_degree", self.style_degree, 0.01..=2.0)?;
-        crate::vendors::in_range("timeout_ms", self.timeout_ms, RemoteEndpoint::TIMEOUT_RANGE_MS)?;
-        crate::vendors::in_range("max_retries", self.max_retries, 0..=RemoteEndpoint::MAX_RETRIES)
+        crate::vendors::check_limits(self.timeout_ms, self.max_retries)
     }
 }
 
@@ -125,14 +114,14 @@ pub struct MicrosoftTts {
 
 impl MicrosoftTts {
     pub fn new(params: MicrosoftParams) -> Result<MicrosoftTts, String> {
-        let timeout = Duration::from_millis(u64::from(params.timeout_ms.unwrap_or(RemoteEndpoint::DEFAULT_TIMEOUT_MS)));
+        let timeout = crate::vendors::timeout(params.timeout_ms);
         let http =
             reqwest::Client::builder().connect_timeout(timeout).build().map_err(|e| format!("no HTTP client: {e}"))?;
         Ok(MicrosoftTts { params, http })
     }
 
     fn timeout(&self) -> Duration {
-        Duration::from_millis(u64::from(self.params.timeout_ms.unwrap_or(RemoteEndpoint::DEFAULT_TIMEOUT_MS)))
+        crate::vendors::timeout(self.params.timeout_ms)
     }
 
     fn url(&self) -> String {
@@ -178,7 +167,7 @@ impl MicrosoftTts {
 
     async fn send(&self, ssml: &str) -> Result<reqwest::Response, ProviderError> {
         let format = format!("raw-{}khz-16bit-mono-pcm", self.sample_rate() / 1000);
-        let retries = self.params.max_retries.unwrap_or(RemoteEndpoint::DEFAULT_MAX_RETRIES);
+        let retries = crate::vendors::retries(self.params.max_retries);
         crate::retry::before_first_byte(retries, || async {
             let request = self
                 .http
