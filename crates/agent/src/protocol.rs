@@ -11,7 +11,6 @@
 //! | `agent.state` | `state` (`idle`, `listening`, `thinking`, `speaking`) |
 //! | `tool.started` | `call_id`, `name` (the arguments are not shown) |
 //! | `tool.finished` | `call_id`, `name`, `duration_ms`, `outcome` (`ok`, `error`, `cancelled`; the result is not shown) |
-//!
 //! | `tool.call` | `call_id`, `name`, `arguments` (a client tool's call; answer it) |
 //!
 //! Every message also carries `agent_uid` and `ts` (unix ms). From the people in the channel, the
