@@ -11,10 +11,15 @@
 //! - memory per open stream: the process's resident memory with `--streams` streams open at once
 //!   (a recognizer's past its first partial, a voice's connected and waiting for audio from a fake
 //!   that holds it back), less before, per stream. It includes the fake's side of each connection.
+//!
+//! Each vendor is measured in a process of its own (the bench runs itself once per vendor with
+//! `--only`): memory freed by one vendor's streams stays with the allocator and would be reused by
+//! the next vendor's, hiding their cost.
 
 #[path = "../../../providers/tests/fakes/mod.rs"]
 mod fakes;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,7 +37,7 @@ use serde_json::json;
 
 #[derive(Debug, clap::Args)]
 pub struct VendorBenchArgs {
-    /// Utterances (Deepgram) and clauses (ElevenLabs) timed for the latencies.
+    /// Utterances (recognizers) and clauses (voices) timed for the latencies.
     #[arg(long, default_value_t = 50)]
     pub rounds: usize,
     /// Streams open at once for the memory figure.
@@ -41,143 +46,227 @@ pub struct VendorBenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Measure one client in this process (`asr:deepgram`, `tts:elevenlabs`) and print its figures
+    /// as JSON: what the bench runs itself with, once per vendor.
+    #[arg(long, value_name = "KIND:VENDOR")]
+    pub only: Option<String>,
+}
+
+/// Every client measured, in order: `(kind, vendor)`.
+const CLIENTS: &[(SpeechKind, &str)] = &[
+    (SpeechKind::Asr, "deepgram"),
+    (SpeechKind::Asr, "assemblyai"),
+    (SpeechKind::Asr, "microsoft"),
+    (SpeechKind::Asr, "paraformer"),
+    (SpeechKind::Asr, "tencent"),
+    (SpeechKind::Tts, "elevenlabs"),
+    (SpeechKind::Tts, "microsoft"),
+    (SpeechKind::Tts, "cartesia"),
+    (SpeechKind::Tts, "minimax"),
+    (SpeechKind::Tts, "bytedance"),
+    (SpeechKind::Tts, "cosyvoice"),
+    (SpeechKind::Tts, "deepgram"),
+];
+
+fn kind_name(kind: SpeechKind) -> &'static str {
+    match kind {
+        SpeechKind::Asr => "asr",
+        SpeechKind::Tts => "tts",
+    }
 }
 
 /// One vendor's client against its fake: the params of a client of the answering fake and, for a
 /// voice, of one whose fake holds each stream open without audio (for the memory figure).
 struct Case {
-    vendor: &'static str,
     params: serde_json::Value,
     waiting: serde_json::Value,
 }
 
-/// Starts every vendor's fake (kept until the process ends) and answers the cases, ASR then TTS.
-async fn start_fakes() -> (Vec<Case>, Vec<Case>, Vec<Box<dyn std::any::Any + Send>>) {
+/// What a case keeps alive: its fakes, until the process ends.
+type Kept = Box<dyn std::any::Any + Send>;
+
+/// Starts the fakes of one vendor's client and answers its case.
+async fn start_case(kind: SpeechKind, vendor: &str) -> anyhow::Result<(Case, Kept)> {
     const HOLD: Duration = Duration::from_secs(120);
     let transcribe = deepgram::counting;
-    let mut kept: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
-    let mut asr = Vec::new();
-    let mut tts = Vec::new();
-    let case = |vendor, params: serde_json::Value| Case { vendor, params, waiting: serde_json::Value::Null };
-
-    let fake = deepgram::start(deepgram::Mode::Normal, transcribe()).await;
-    asr.push(case("deepgram", json!({"key": deepgram::KEY, "url": format!("ws://{}/v1/listen", fake.addr)})));
-    kept.push(Box::new(fake));
-    let fake = assemblyai::start(assemblyai::Mode::Normal, transcribe()).await;
-    asr.push(case("assemblyai", json!({"api_key": assemblyai::KEY, "url": format!("ws://{}/v3/ws", fake.addr)})));
-    kept.push(Box::new(fake));
-    let (fake, _) = microsoft_stt::start(microsoft_stt::Mode::Normal, transcribe()).await;
-    asr.push(case(
-        "microsoft",
-        json!({"key": microsoft_stt::KEY, "region": "eastus", "base_url": format!("ws://{}", fake.addr)}),
-    ));
-    kept.push(Box::new(fake));
     let engines = || dashscope::Engines { transcribe: transcribe(), synthesize: elevenlabs::tone() };
-    let (scope, _) = dashscope::start(dashscope::Mode::Normal, engines()).await;
-    let inference = format!("ws://{}/api-ws/v1/inference", scope.addr);
-    asr.push(case("paraformer", json!({"api_key": dashscope::KEY, "url": inference})));
-    let fake = tencent::start(tencent::Mode::Normal, transcribe()).await;
-    asr.push(case(
-        "tencent",
-        json!({"appid": tencent::APPID, "secret_id": tencent::SECRET_ID, "secret_key": tencent::SECRET_KEY,
-               "url": format!("ws://{}/asr/v2", fake.addr)}),
-    ));
-    kept.push(Box::new(fake));
-
-    // Each voice twice: answering, and holding its first audio back.
-    let long = json!({"timeout_ms": 120_000});
-    let with = |mut params: serde_json::Value, extra: &serde_json::Value| {
-        params.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
-        params
+    let recognizer = |params| Case { params, waiting: serde_json::Value::Null };
+    // A voice: answering, and (with a long timeout) holding its first audio back.
+    let voice = |params: serde_json::Value, mut waiting: serde_json::Value| {
+        waiting.as_object_mut().expect("params are an object").insert("timeout_ms".into(), json!(120_000));
+        Case { params, waiting }
     };
-    let eleven = |addr: std::net::SocketAddr| json!({"key": elevenlabs::KEY, "voice_id": elevenlabs::VOICE, "base_url": format!("ws://{addr}/v1"), "sample_rate": 16000});
-    let (fake, _) = elevenlabs::start(elevenlabs::Mode::Normal, elevenlabs::tone()).await;
-    let (slow, _) = elevenlabs::start(elevenlabs::Mode::SlowFirstAudio(HOLD), elevenlabs::tone()).await;
-    tts.push(Case { vendor: "elevenlabs", params: eleven(fake.addr), waiting: with(eleven(slow.addr), &long) });
-    kept.push(Box::new((fake, slow)));
-    let azure = |addr: std::net::SocketAddr| {
-        json!({"key": microsoft::KEY, "region": "eastus", "voice_name": "en-US-AndrewMultilingualNeural",
-               "base_url": format!("http://{addr}"), "sample_rate": 16000})
-    };
-    let fake = microsoft::start(microsoft::Mode::Normal, elevenlabs::tone()).await;
-    let slow = microsoft::start(microsoft::Mode::SlowFirstByte(HOLD), elevenlabs::tone()).await;
-    tts.push(Case { vendor: "microsoft", params: azure(fake.addr), waiting: with(azure(slow.addr), &long) });
-    kept.push(Box::new((fake, slow)));
-    let cartesia = |addr: std::net::SocketAddr| {
-        json!({"api_key": cartesia::KEY, "voice": {"mode": "id", "id": "v-1"},
-               "output_format": {"container": "raw", "sample_rate": 16000}, "url": format!("ws://{addr}/tts/websocket")})
-    };
-    let (fake, _) = cartesia::start(cartesia::Mode::Normal, elevenlabs::tone()).await;
-    let (slow, _) = cartesia::start(cartesia::Mode::SlowFirstAudio(HOLD), elevenlabs::tone()).await;
-    tts.push(Case { vendor: "cartesia", params: cartesia(fake.addr), waiting: with(cartesia(slow.addr), &long) });
-    kept.push(Box::new((fake, slow)));
-    let minimax = |addr: std::net::SocketAddr| {
-        json!({"api_key": minimax::KEY, "voice_id": "male-qn-qingse", "sample_rate": 16000,
-               "url": format!("ws://{addr}/ws/v1/t2a_v2")})
-    };
-    let (fake, _) = minimax::start(minimax::Mode::Normal, elevenlabs::tone()).await;
-    let (slow, _) = minimax::start(minimax::Mode::SlowStart(HOLD), elevenlabs::tone()).await;
-    tts.push(Case { vendor: "minimax", params: minimax(fake.addr), waiting: with(minimax(slow.addr), &long) });
-    kept.push(Box::new((fake, slow)));
-    let volcano = |addr: std::net::SocketAddr| {
-        json!({"app": {"appid": bytedance::APPID, "token": bytedance::TOKEN},
-               "audio": {"voice_type": "zh_female_wanwanxiaohe_moon_bigtts", "rate": 16000},
-               "url": format!("ws://{addr}/api/v1/tts/ws_binary")})
-    };
-    let (fake, _) = bytedance::start(bytedance::Mode::Normal, elevenlabs::tone()).await;
-    let (slow, _) = bytedance::start(bytedance::Mode::SlowFirstAudio(HOLD), elevenlabs::tone()).await;
-    tts.push(Case { vendor: "bytedance", params: volcano(fake.addr), waiting: with(volcano(slow.addr), &long) });
-    kept.push(Box::new((fake, slow)));
-    let cosy =
-        |url: &str| json!({"api_key": dashscope::KEY, "voice": "longxiaochun_v2", "sample_rate": 16000, "url": url});
-    let (slow, _) = dashscope::start(dashscope::Mode::SlowStart(HOLD), engines()).await;
-    let slow_inference = format!("ws://{}/api-ws/v1/inference", slow.addr);
-    tts.push(Case { vendor: "cosyvoice", params: cosy(&inference), waiting: with(cosy(&slow_inference), &long) });
-    kept.push(Box::new((scope, slow)));
-    let aura = |addr: std::net::SocketAddr| json!({"key": deepgram::KEY, "base_url": format!("ws://{addr}/v1/speak"), "sample_rate": 16000});
-    let (fake, _) = deepgram::start_speak(deepgram::SpeakMode::Normal, elevenlabs::tone()).await;
-    let (slow, _) = deepgram::start_speak(deepgram::SpeakMode::SlowFirstAudio(HOLD), elevenlabs::tone()).await;
-    tts.push(Case { vendor: "deepgram", params: aura(fake.addr), waiting: with(aura(slow.addr), &long) });
-    kept.push(Box::new((fake, slow)));
-    (asr, tts, kept)
+    Ok(match (kind, vendor) {
+        (SpeechKind::Asr, "deepgram") => {
+            let fake = deepgram::start(deepgram::Mode::Normal, transcribe()).await;
+            let params = json!({"key": deepgram::KEY, "url": format!("ws://{}/v1/listen", fake.addr)});
+            (recognizer(params), Box::new(fake) as Kept)
+        }
+        (SpeechKind::Asr, "assemblyai") => {
+            let fake = assemblyai::start(assemblyai::Mode::Normal, transcribe()).await;
+            let params = json!({"api_key": assemblyai::KEY, "url": format!("ws://{}/v3/ws", fake.addr)});
+            (recognizer(params), Box::new(fake) as Kept)
+        }
+        (SpeechKind::Asr, "microsoft") => {
+            let (fake, _) = microsoft_stt::start(microsoft_stt::Mode::Normal, transcribe()).await;
+            let params =
+                json!({"key": microsoft_stt::KEY, "region": "eastus", "base_url": format!("ws://{}", fake.addr)});
+            (recognizer(params), Box::new(fake) as Kept)
+        }
+        (SpeechKind::Asr, "paraformer") => {
+            let (fake, _) = dashscope::start(dashscope::Mode::Normal, engines()).await;
+            let params = json!({"api_key": dashscope::KEY, "url": format!("ws://{}/api-ws/v1/inference", fake.addr)});
+            (recognizer(params), Box::new(fake) as Kept)
+        }
+        (SpeechKind::Asr, "tencent") => {
+            let fake = tencent::start(tencent::Mode::Normal, transcribe()).await;
+            let params = json!({"appid": tencent::APPID, "secret_id": tencent::SECRET_ID,
+                                "secret_key": tencent::SECRET_KEY, "url": format!("ws://{}/asr/v2", fake.addr)});
+            (recognizer(params), Box::new(fake) as Kept)
+        }
+        (SpeechKind::Tts, "elevenlabs") => {
+            let params = |addr: SocketAddr| {
+                json!({"key": elevenlabs::KEY, "voice_id": elevenlabs::VOICE,
+                                                   "base_url": format!("ws://{addr}/v1"), "sample_rate": 16000})
+            };
+            let (fake, _) = elevenlabs::start(elevenlabs::Mode::Normal, elevenlabs::tone()).await;
+            let (slow, _) = elevenlabs::start(elevenlabs::Mode::SlowFirstAudio(HOLD), elevenlabs::tone()).await;
+            (voice(params(fake.addr), params(slow.addr)), Box::new((fake, slow)) as Kept)
+        }
+        (SpeechKind::Tts, "microsoft") => {
+            let params = |addr: SocketAddr| {
+                json!({"key": microsoft::KEY, "region": "eastus", "voice_name": "en-US-AndrewMultilingualNeural",
+                       "base_url": format!("http://{addr}"), "sample_rate": 16000})
+            };
+            let fake = microsoft::start(microsoft::Mode::Normal, elevenlabs::tone()).await;
+            let slow = microsoft::start(microsoft::Mode::SlowFirstByte(HOLD), elevenlabs::tone()).await;
+            (voice(params(fake.addr), params(slow.addr)), Box::new((fake, slow)) as Kept)
+        }
+        (SpeechKind::Tts, "cartesia") => {
+            let params = |addr: SocketAddr| {
+                json!({"api_key": cartesia::KEY, "voice": {"mode": "id", "id": "v-1"},
+                       "output_format": {"container": "raw", "sample_rate": 16000},
+                       "url": format!("ws://{addr}/tts/websocket")})
+            };
+            let (fake, _) = cartesia::start(cartesia::Mode::Normal, elevenlabs::tone()).await;
+            let (slow, _) = cartesia::start(cartesia::Mode::SlowFirstAudio(HOLD), elevenlabs::tone()).await;
+            (voice(params(fake.addr), params(slow.addr)), Box::new((fake, slow)) as Kept)
+        }
+        (SpeechKind::Tts, "minimax") => {
+            let params = |addr: SocketAddr| {
+                json!({"api_key": minimax::KEY, "voice_id": "male-qn-qingse", "sample_rate": 16000,
+                       "url": format!("ws://{addr}/ws/v1/t2a_v2")})
+            };
+            let (fake, _) = minimax::start(minimax::Mode::Normal, elevenlabs::tone()).await;
+            let (slow, _) = minimax::start(minimax::Mode::SlowStart(HOLD), elevenlabs::tone()).await;
+            (voice(params(fake.addr), params(slow.addr)), Box::new((fake, slow)) as Kept)
+        }
+        (SpeechKind::Tts, "bytedance") => {
+            let params = |addr: SocketAddr| {
+                json!({"app": {"appid": bytedance::APPID, "token": bytedance::TOKEN},
+                       "audio": {"voice_type": "zh_female_wanwanxiaohe_moon_bigtts", "rate": 16000},
+                       "url": format!("ws://{addr}/api/v1/tts/ws_binary")})
+            };
+            let (fake, _) = bytedance::start(bytedance::Mode::Normal, elevenlabs::tone()).await;
+            let (slow, _) = bytedance::start(bytedance::Mode::SlowFirstAudio(HOLD), elevenlabs::tone()).await;
+            (voice(params(fake.addr), params(slow.addr)), Box::new((fake, slow)) as Kept)
+        }
+        (SpeechKind::Tts, "cosyvoice") => {
+            let params = |addr: SocketAddr| {
+                json!({"api_key": dashscope::KEY, "voice": "longxiaochun_v2", "sample_rate": 16000,
+                       "url": format!("ws://{addr}/api-ws/v1/inference")})
+            };
+            let (fake, _) = dashscope::start(dashscope::Mode::Normal, engines()).await;
+            let (slow, _) = dashscope::start(dashscope::Mode::SlowStart(HOLD), engines()).await;
+            (voice(params(fake.addr), params(slow.addr)), Box::new((fake, slow)) as Kept)
+        }
+        (SpeechKind::Tts, "deepgram") => {
+            let params = |addr: SocketAddr| json!({"key": deepgram::KEY, "base_url": format!("ws://{addr}/v1/speak"), "sample_rate": 16000});
+            let (fake, _) = deepgram::start_speak(deepgram::SpeakMode::Normal, elevenlabs::tone()).await;
+            let (slow, _) = deepgram::start_speak(deepgram::SpeakMode::SlowFirstAudio(HOLD), elevenlabs::tone()).await;
+            (voice(params(fake.addr), params(slow.addr)), Box::new((fake, slow)) as Kept)
+        }
+        (kind, vendor) => anyhow::bail!("no {} client {vendor} in the bench", kind_name(kind)),
+    })
 }
 
 pub fn run(args: VendorBenchArgs) -> anyhow::Result<()> {
-    // The fakes on a runtime and thread of their own; the clients on this thread alone.
-    let (cases_tx, cases_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let (asr, tts, _kept) = start_fakes().await;
-            cases_tx.send((asr, tts)).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    let (asr_cases, tts_cases) = cases_rx.recv().context("the fakes did not start")?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let report = runtime.block_on(async {
-        let (mut asr, mut tts) = (serde_json::Map::new(), serde_json::Map::new());
-        for case in &asr_cases {
-            let client = asr_client(case.vendor, &case.params)?;
-            let figures = bench_asr(client.as_ref(), &args).await.with_context(|| format!("{} ASR", case.vendor))?;
-            asr.insert(case.vendor.to_owned(), figures);
-        }
-        for case in &tts_cases {
-            let (client, waiting) = (tts_client(case.vendor, &case.params)?, tts_client(case.vendor, &case.waiting)?);
-            let figures = bench_tts(client.as_ref(), waiting.as_ref(), &args)
-                .await
-                .with_context(|| format!("{} TTS", case.vendor))?;
-            tts.insert(case.vendor.to_owned(), figures);
-        }
-        anyhow::Ok(json!({"asr": asr, "tts": tts, "rounds": args.rounds, "streams": args.streams}))
-    })?;
+    if let Some(only) = &args.only {
+        let (kind, vendor) = match only.split_once(':') {
+            Some(("asr", vendor)) => (SpeechKind::Asr, vendor),
+            Some(("tts", vendor)) => (SpeechKind::Tts, vendor),
+            _ => anyhow::bail!("--only takes asr:VENDOR or tts:VENDOR, not {only:?}"),
+        };
+        println!("{}", measure_one(kind, vendor, &args)?);
+        return Ok(());
+    }
+    let (mut asr, mut tts) = (serde_json::Map::new(), serde_json::Map::new());
+    for &(kind, vendor) in CLIENTS {
+        let figures = measure_in_child(kind, vendor, &args)?;
+        match kind {
+            SpeechKind::Asr => asr.insert(vendor.to_owned(), figures),
+            SpeechKind::Tts => tts.insert(vendor.to_owned(), figures),
+        };
+    }
+    let report = json!({"asr": asr, "tts": tts, "rounds": args.rounds, "streams": args.streams});
     if args.json {
         println!("{report}");
         return Ok(());
     }
+    print_table(&report, &args);
+    Ok(())
+}
+
+/// Runs this bench again for one client in a fresh process and reads its JSON figures.
+fn measure_in_child(kind: SpeechKind, vendor: &str, args: &VendorBenchArgs) -> anyhow::Result<serde_json::Value> {
+    let only = format!("{}:{vendor}", kind_name(kind));
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .args(["bench", "vendors", "--only", &only])
+        .args(["--rounds", &args.rounds.to_string(), "--streams", &args.streams.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running the bench for {only}"))?;
+    anyhow::ensure!(output.status.success(), "the bench for {only} failed: {}", output.status);
+    serde_json::from_slice(&output.stdout).with_context(|| format!("the figures of {only}"))
+}
+
+/// One client's figures, its fakes on a runtime and thread of their own, the client on this thread
+/// alone (so the CPU figure is the client's).
+fn measure_one(kind: SpeechKind, vendor: &str, args: &VendorBenchArgs) -> anyhow::Result<serde_json::Value> {
+    let (case_tx, case_rx) = std::sync::mpsc::channel();
+    let (kind_owned, vendor_owned) = (kind, vendor.to_owned());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        runtime.block_on(async move {
+            match start_case(kind_owned, &vendor_owned).await {
+                Ok((case, _kept)) => {
+                    let _ = case_tx.send(Ok(case));
+                    std::future::pending::<()>().await
+                }
+                Err(e) => {
+                    let _ = case_tx.send(Err(e));
+                }
+            }
+        });
+    });
+    let case = case_rx.recv().context("the fakes did not start")??;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match kind {
+            SpeechKind::Asr => bench_asr(asr_client(vendor, &case.params)?.as_ref(), args).await,
+            SpeechKind::Tts => {
+                let (client, waiting) = (tts_client(vendor, &case.params)?, tts_client(vendor, &case.waiting)?);
+                bench_tts(client.as_ref(), waiting.as_ref(), args).await
+            }
+        }
+        .with_context(|| format!("{vendor} {}", kind_name(kind)))
+    })
+}
+
+fn print_table(report: &serde_json::Value, args: &VendorBenchArgs) {
     let ms = |v: &serde_json::Value, key: &str, q: &str| v[key][q].as_f64().unwrap_or_default();
     println!(
-        "colloquy bench vendors: clients against local fakes on loopback ({} rounds, {} open streams)",
+        "colloquy bench vendors: clients against local fakes on loopback ({} rounds, {} open streams, a process per client)",
         args.rounds, args.streams
     );
     println!(
@@ -204,7 +293,6 @@ pub fn run(args: VendorBenchArgs) -> anyhow::Result<()> {
             v["kib_per_open_stream"].as_f64().unwrap_or_default(),
         );
     }
-    Ok(())
 }
 
 fn asr_client(vendor: &str, params: &serde_json::Value) -> anyhow::Result<Arc<dyn AsrProvider>> {
