@@ -189,6 +189,19 @@ export class Call extends Emitter<CallEvents> {
   }
 
   /**
+   * Answers a client tool's `tool.call` (see `ToolCall`): `result` (any JSON value) goes back to
+   * the agent's LLM as the tool's result.
+   */
+  sendToolResult(callId: string, result: unknown): void {
+    this.send({ object: 'tool.result', call_id: callId, result });
+  }
+
+  /** Answers a client tool's `tool.call` with a failure: the LLM is told `error`. */
+  sendToolError(callId: string, error: string): void {
+    this.send({ object: 'tool.result', call_id: callId, error });
+  }
+
+  /**
    * Renews the call's token (WHIP PATCH): a newer token for the same channel and uid keeps the
    * call going past the old one's expiry, and later reconnects use it.
    */

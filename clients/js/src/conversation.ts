@@ -2,7 +2,7 @@
 // person said, what the agent answered (and, when interrupted, which part was heard), the turn's
 // tool calls, errors and latency. Fed with the events of `parseMessage`; no DOM, no clock.
 
-import type { AgentEvent, AgentState, AnswerStatus, TurnMetrics } from './protocol.js';
+import type { AgentEvent, AgentState, AnswerStatus, ToolOutcome, TurnMetrics } from './protocol.js';
 
 export interface UserSpeech {
   text: string;
@@ -19,12 +19,17 @@ export interface AgentAnswer {
 }
 
 export interface ToolActivity {
-  callId: string | null;
+  callId: string;
   name: string;
-  /** `called`: the agent asked the page; `running`: the tool started; `finished`: it ended. */
-  status: 'called' | 'running' | 'finished';
+  /**
+   * `running`: the tool started; `called`: it is one of the page's client tools and the agent waits
+   * for the page's `tool.result`; `finished`: it ended (see `outcome`).
+   */
+  status: 'running' | 'called' | 'finished';
+  /** A client tool's arguments (the server shows no other tool's). */
   arguments: unknown;
-  outcome: string | null;
+  /** `ok`, `error` or `cancelled` once finished. */
+  outcome: ToolOutcome | null;
   durationMs: number | null;
 }
 
@@ -115,34 +120,25 @@ function toolsAfter(
   tools: ToolActivity[],
   event: Extract<AgentEvent, { type: 'tool.call' | 'tool.started' | 'tool.finished' }>,
 ): ToolActivity[] {
-  // The same call: by id when both have one, else the latest unfinished call of that name.
-  let index = -1;
-  for (let i = tools.length - 1; i >= 0; i--) {
-    const tool = tools[i]!;
-    const same =
-      event.callId !== null && tool.callId !== null
-        ? tool.callId === event.callId
-        : tool.name === event.name && tool.status !== 'finished';
-    if (same) {
-      index = i;
-      break;
-    }
-  }
+  // The server sends tool.started, then (for a client tool) tool.call, then tool.finished, all
+  // naming the call's id; a late or repeated message never moves a call back.
+  const index = tools.findIndex((t) => t.callId === event.callId);
   const before: ToolActivity =
     index >= 0
       ? tools[index]!
-      : { callId: event.callId, name: event.name, status: 'called', arguments: null, outcome: null, durationMs: null };
+      : { callId: event.callId, name: event.name, status: 'running', arguments: null, outcome: null, durationMs: null };
   let after: ToolActivity;
   switch (event.type) {
     case 'tool.call':
-      after = { ...before, arguments: event.arguments };
+      after = { ...before, arguments: event.arguments, status: before.status === 'finished' ? 'finished' : 'called' };
       break;
     case 'tool.started':
-      after = { ...before, status: before.status === 'finished' ? 'finished' : 'running' };
+      after = before;
       break;
     case 'tool.finished':
       after = { ...before, status: 'finished', outcome: event.outcome, durationMs: event.durationMs };
       break;
   }
-  return index >= 0 ? [...tools.slice(0, index), after, ...tools.slice(index + 1)] : [...tools, after];
+  if (index < 0) return [...tools, after];
+  return after === before ? tools : [...tools.slice(0, index), after, ...tools.slice(index + 1)];
 }

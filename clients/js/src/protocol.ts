@@ -69,31 +69,36 @@ export interface StateChange extends Common {
   state: AgentState;
 }
 
-/** The agent asks the page to run a client tool; answer with `send()`. */
+/** The agent asks the page to run one of its client tools; answer with `Call.sendToolResult()`. */
 export interface ToolCall extends Common {
   type: 'tool.call';
   /** The call's id, to quote in the answer. */
   callId: string;
   name: string;
-  /** The arguments, parsed when the server sent them as a JSON string. */
+  /** The arguments the LLM wrote: JSON as it is, or the text when the LLM wrote something else. */
   arguments: unknown;
 }
 
-/** A tool call began (any tool: the server's, an MCP server's, or the page's own). */
+/** A tool call began (any tool: an HTTP tool, an MCP server's, or the page's own). Its arguments are not shown. */
 export interface ToolStarted extends Common {
   type: 'tool.started';
-  callId: string | null;
+  callId: string;
   name: string;
 }
 
-/** A tool call ended. */
+/**
+ * How a tool call ended: `ok`, `error` (it failed or timed out; the LLM was told) or `cancelled`
+ * (its turn ended first, a barge-in say). A later server may name more.
+ */
+export type ToolOutcome = 'ok' | 'error' | 'cancelled' | (string & {});
+
+/** A tool call ended. Its result is not shown. */
 export interface ToolFinished extends Common {
   type: 'tool.finished';
-  callId: string | null;
+  callId: string;
   name: string;
-  /** `ok`, `error`, `timeout`, `cancelled`…, as the server says; `null` when not given. */
-  outcome: string | null;
-  durationMs: number | null;
+  outcome: ToolOutcome;
+  durationMs: number;
 }
 
 /** A message of a kind this version does not know, or one it could not read (`problem` says why). */
@@ -158,17 +163,10 @@ function metricsOf(value: unknown): TurnMetrics {
   return metrics as TurnMetrics;
 }
 
-function argumentsOf(value: unknown): unknown {
-  if (typeof value !== 'string') return value ?? null;
-  try {
-    return JSON.parse(value);
-  } catch {
-    return value;
-  }
-}
-
-function callIdOf(raw: Record<string, unknown>): string | null {
-  return optionalText(raw, 'call_id') ?? optionalText(raw, 'id');
+function number(raw: Record<string, unknown>, name: string): number {
+  const value = finite(raw[name]);
+  if (value === null) throw new Unreadable(`${name} is not a number`);
+  return value;
 }
 
 function known(object: string, raw: Record<string, unknown>): AgentEvent | null {
@@ -198,21 +196,24 @@ function known(object: string, raw: Record<string, unknown>): AgentEvent | null 
       if (!STATES.includes(state as AgentState)) throw new Unreadable(`state ${JSON.stringify(state)} is not known`);
       return { type: object, ...common(), state: state as AgentState };
     }
-    case 'tool.call': {
-      const callId = callIdOf(raw);
-      if (callId === null) throw new Unreadable('a tool call has no id');
-      return { type: object, ...common(), callId, name: text(raw, 'name'), arguments: argumentsOf(raw.arguments) };
-    }
+    case 'tool.call':
+      return {
+        type: object,
+        ...common(),
+        callId: text(raw, 'call_id'),
+        name: text(raw, 'name'),
+        arguments: raw.arguments ?? null,
+      };
     case 'tool.started':
-      return { type: object, ...common(), callId: callIdOf(raw), name: text(raw, 'name') };
+      return { type: object, ...common(), callId: text(raw, 'call_id'), name: text(raw, 'name') };
     case 'tool.finished':
       return {
         type: object,
         ...common(),
-        callId: callIdOf(raw),
+        callId: text(raw, 'call_id'),
         name: text(raw, 'name'),
-        outcome: optionalText(raw, 'outcome') ?? optionalText(raw, 'status'),
-        durationMs: finite(raw.duration_ms),
+        outcome: text(raw, 'outcome'),
+        durationMs: number(raw, 'duration_ms'),
       };
     default:
       return null;

@@ -80,15 +80,27 @@ test('what changes is reported, what does not is not', () => {
   assert.deepEqual(changed, [true, false, false, true, false]);
 });
 
-test('tool calls follow their turn: called, running, finished', () => {
+test('tool calls follow their turn: running, called (a client tool), finished', () => {
   const c = new Conversation();
+  // The order the server sends them in: tool.started, then tool.call for a client tool.
   feed(
     c,
-    { object: 'tool.call', turn_id: 6, id: 'c1', name: 'show_map', arguments: '{"city":"Paris"}' },
-    { object: 'tool.started', turn_id: 6, id: 'c1', name: 'show_map' },
-    { object: 'tool.started', turn_id: 6, name: 'lookup_order' },
-    { object: 'tool.finished', turn_id: 6, name: 'lookup_order', outcome: 'timeout', duration_ms: 5000 },
-    { object: 'tool.finished', turn_id: 6, id: 'c1', name: 'show_map', outcome: 'ok', duration_ms: 40 },
+    { object: 'tool.started', turn_id: 6, call_id: 'c1', name: 'show_map' },
+    { object: 'tool.started', turn_id: 6, call_id: 'c2', name: 'lookup_order' },
+    { object: 'tool.call', turn_id: 6, call_id: 'c1', name: 'show_map', arguments: { city: 'Paris' } },
+  );
+  assert.deepEqual(
+    c.turn(6).tools.map((t) => [t.callId, t.status]),
+    [
+      ['c1', 'called'],
+      ['c2', 'running'],
+    ],
+  );
+  feed(
+    c,
+    { object: 'tool.finished', turn_id: 6, call_id: 'c2', name: 'lookup_order', outcome: 'cancelled', duration_ms: 5000 },
+    { object: 'tool.finished', turn_id: 6, call_id: 'c1', name: 'show_map', outcome: 'ok', duration_ms: 40 },
+    { object: 'tool.started', turn_id: 6, call_id: 'c1', name: 'show_map' },
     { object: 'message.error', turn_id: 6, module: 'tts', message: 'the voice is gone' },
   );
   const turn = c.turn(6);
@@ -96,7 +108,7 @@ test('tool calls follow their turn: called, running, finished', () => {
     turn.tools.map((t) => [t.callId, t.name, t.status, t.outcome, t.durationMs]),
     [
       ['c1', 'show_map', 'finished', 'ok', 40],
-      [null, 'lookup_order', 'finished', 'timeout', 5000],
+      ['c2', 'lookup_order', 'finished', 'cancelled', 5000],
     ],
   );
   assert.deepEqual(turn.tools[0].arguments, { city: 'Paris' });

@@ -37,19 +37,28 @@ test('state, interrupt, metrics and errors', () => {
   assert.deepEqual([error.type, error.module, error.message], ['message.error', 'llm', 'timed out']);
 });
 
-test('tool calls, their start and their end', () => {
-  const call = parseMessage(msg({ object: 'tool.call', turn_id: 7, id: 'c1', name: 'show_map', arguments: '{"city":"Paris"}' }));
-  assert.equal(call.type, 'tool.call');
-  assert.deepEqual([call.callId, call.name, call.arguments], ['c1', 'show_map', { city: 'Paris' }]);
-  const objectArgs = parseMessage(msg({ object: 'tool.call', turn_id: 7, call_id: 'c2', name: 'x', arguments: { a: 1 } }));
-  assert.deepEqual([objectArgs.callId, objectArgs.arguments], ['c2', { a: 1 }]);
-
-  const started = parseMessage(msg({ object: 'tool.started', turn_id: 7, call_id: 'c1', name: 'show_map' }));
-  assert.deepEqual([started.type, started.callId, started.name], ['tool.started', 'c1', 'show_map']);
-  const finished = parseMessage(
-    msg({ object: 'tool.finished', turn_id: 7, name: 'lookup', outcome: 'ok', duration_ms: 230 }),
+test('tool calls, their start and their end, as crates/agent/src/protocol.rs writes them', () => {
+  // The server's messages, field for field (see the tests of crates/agent/src/protocol.rs).
+  const started = parseMessage(
+    msg({ object: 'tool.started', turn_id: 3, call_id: 'call_1', name: 'show_map', agent_uid: 'a', ts: 7 }),
   );
-  assert.deepEqual([finished.type, finished.callId, finished.outcome, finished.durationMs], ['tool.finished', null, 'ok', 230]);
+  assert.deepEqual([started.type, started.turnId, started.callId, started.name], ['tool.started', 3, 'call_1', 'show_map']);
+  const call = parseMessage(
+    msg({ object: 'tool.call', turn_id: 3, call_id: 'call_1', name: 'show_map', arguments: { city: 'Oslo' }, agent_uid: 'a', ts: 7 }),
+  );
+  assert.equal(call.type, 'tool.call');
+  assert.deepEqual([call.callId, call.name, call.arguments, call.agentUid, call.ts], ['call_1', 'show_map', { city: 'Oslo' }, 'a', 7]);
+  // Arguments the LLM wrote that are not JSON come as the text they are.
+  const text = parseMessage(msg({ object: 'tool.call', turn_id: 3, call_id: 'call_2', name: 'x', arguments: '{"city":' }));
+  assert.deepEqual([text.callId, text.arguments], ['call_2', '{"city":']);
+
+  const finished = parseMessage(
+    msg({ object: 'tool.finished', turn_id: 4, call_id: 'call_1', name: 'get_weather', duration_ms: 120, outcome: 'error', agent_uid: 'a', ts: 7 }),
+  );
+  assert.deepEqual(
+    [finished.type, finished.callId, finished.name, finished.outcome, finished.durationMs],
+    ['tool.finished', 'call_1', 'get_weather', 'error', 120],
+  );
 });
 
 test('a kind this version does not know is an unknown event with the message', () => {
@@ -71,7 +80,8 @@ test('unreadable messages are unknown events that say why', () => {
     [msg({ object: 'user.transcription', text: 'hi', final: true }), 'user.transcription: turn_id is not a number'],
     [msg({ object: 'assistant.transcription', turn_id: 1, text: 'hi', turn_status: 7 }), 'assistant.transcription: turn_status is not 0, 1 or 2'],
     [msg({ object: 'agent.state', turn_id: 1, state: 'dancing' }), 'agent.state: state "dancing" is not known'],
-    [msg({ object: 'tool.call', turn_id: 1, name: 'x' }), 'tool.call: a tool call has no id'],
+    [msg({ object: 'tool.call', turn_id: 1, name: 'x' }), 'tool.call: call_id is not a string'],
+    [msg({ object: 'tool.finished', turn_id: 1, call_id: 'c', name: 'x', outcome: 'ok' }), 'tool.finished: duration_ms is not a number'],
   ];
   for (const [text, problem] of cases) {
     const event = parseMessage(text);

@@ -98,6 +98,13 @@ impl EventReporter {
             ClientEvent::Error { turn, stage, message } => {
                 ConversationEvent::Error { turn: turn.0, stage: stage.as_str(), message: message.clone() }
             }
+            ClientEvent::ToolFinished { turn, call_id, name, duration_ms, end } => ConversationEvent::ToolCalled {
+                turn: turn.0,
+                call_id: call_id.clone(),
+                name: name.clone(),
+                duration_ms: *duration_ms,
+                outcome: end.as_str(),
+            },
             ClientEvent::State { turn, state } => {
                 let speaking = *state == VoiceState::Speaking;
                 match (self.agent_speaking, speaking) {

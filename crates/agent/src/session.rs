@@ -160,6 +160,8 @@ pub(crate) async fn run(parts: SessionParts) -> ExitReason {
             agent.id.to_string(),
             agent.spec.callbacks.as_ref().and_then(|c| c.secret.clone()),
             reports_tx.clone(),
+            handle.clone(),
+            agent.spec.agent_uid.to_string(),
         ),
         stack,
         handle,
@@ -267,9 +269,12 @@ impl Session {
                     self.conversation.handle_input(now, Input::Audio(samples));
                 }
             }
-            ChannelEvent::Data { from, text } => {
-                tracing::debug!(agent_id = %self.agent_id, %from, bytes = text.len(), "data message from a participant");
-            }
+            ChannelEvent::Data { from, text } => match self.tools.client_result(&text) {
+                Some(result) => self.input(result),
+                None => {
+                    tracing::debug!(agent_id = %self.agent_id, %from, bytes = text.len(), "data message from a participant")
+                }
+            },
             _ => {}
         }
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use colloquy_conversation::{Input, ToolCommand, ToolInput};
 use colloquy_model::{Secret, ToolCall, ToolKind, ToolOutcome, Tools, TurnId};
 use colloquy_providers::tools::{HttpToolCall, HttpTools, MAX_RESULT_BYTES, oversized};
+use colloquy_rtc::server::AgentHandle;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
@@ -18,13 +19,33 @@ pub(crate) struct ToolRunner {
     reports: mpsc::Sender<Input>,
     /// The calls under way, by turn.
     running: Vec<(TurnId, AbortHandle)>,
+    /// Where client tools' calls go, and the uid they come from.
+    channel: AgentHandle,
+    agent_uid: String,
+    /// Client tools' calls waiting for their `tool.result`: call id, turn.
+    client_calls: Vec<(String, TurnId)>,
 }
 
 impl ToolRunner {
-    pub(crate) fn new(agent_id: String, secret: Option<Secret>, reports: mpsc::Sender<Input>) -> ToolRunner {
+    pub(crate) fn new(
+        agent_id: String,
+        secret: Option<Secret>,
+        reports: mpsc::Sender<Input>,
+        channel: AgentHandle,
+        agent_uid: String,
+    ) -> ToolRunner {
         let http =
             HttpTools::new().inspect_err(|e| tracing::error!(%agent_id, error = %e, "no HTTP client for tools")).ok();
-        ToolRunner { agent_id, secret, http, reports, running: Vec::new() }
+        ToolRunner {
+            agent_id,
+            secret,
+            http,
+            reports,
+            running: Vec::new(),
+            channel,
+            agent_uid,
+            client_calls: Vec::new(),
+        }
     }
 
     /// Carries out `command` for an agent whose tools are `tools`.
@@ -35,6 +56,17 @@ impl ToolRunner {
                 let timeout = Duration::from_millis(timeout_ms.into());
                 let work = match tools.find(&call.name).map(|tool| &tool.kind) {
                     Some(ToolKind::Http { url }) => self.http_call(url.clone(), call.clone(), timeout),
+                    Some(ToolKind::Client) => {
+                        // The result comes back on the data channel; the conversation keeps the
+                        // timeout.
+                        let ts = colloquy_supervisor::now().0;
+                        let message = crate::protocol::tool_call_message(turn, &call, &self.agent_uid, ts);
+                        self.client_calls.push((call.id.clone(), turn));
+                        let channel = self.channel.clone();
+                        let task = tokio::spawn(async move { channel.send_data(None, message).await });
+                        self.running.push((turn, task.abort_handle()));
+                        return;
+                    }
                     // The conversation only asks for tools the agent has, and answers `end_call`
                     // itself.
                     Some(ToolKind::EndCall) | None => {
@@ -49,12 +81,15 @@ impl ToolRunner {
                 });
                 self.running.push((turn, task.abort_handle()));
             }
-            ToolCommand::Cancel { turn } => self.running.retain(|(t, task)| {
-                if *t == turn {
-                    task.abort();
-                }
-                *t != turn
-            }),
+            ToolCommand::Cancel { turn } => {
+                self.client_calls.retain(|(_, t)| *t != turn);
+                self.running.retain(|(t, task)| {
+                    if *t == turn {
+                        task.abort();
+                    }
+                    *t != turn
+                })
+            }
         }
     }
 
@@ -82,7 +117,17 @@ impl ToolRunner {
         })
     }
 
+    /// A data message from a participant: the result of a client tool's call, when it is one that
+    /// is waited for.
+    pub(crate) fn client_result(&mut self, text: &str) -> Option<Input> {
+        let (call_id, outcome) = crate::protocol::tool_result(text)?;
+        let position = self.client_calls.iter().position(|(id, _)| *id == call_id)?;
+        let (_, turn) = self.client_calls.remove(position);
+        Some(Input::Tool(ToolInput::Result { turn, call_id, outcome: bounded(outcome) }))
+    }
+
     pub(crate) fn cancel_all(&mut self) {
+        self.client_calls.clear();
         for (_, task) in self.running.drain(..) {
             task.abort();
         }

@@ -47,9 +47,24 @@ pub struct CallArgs {
     /// A JSON message to send on the data channel once it opens (repeatable).
     #[arg(long, value_name = "JSON")]
     pub send: Vec<String>,
+    /// Answers the agent's client tool NAME: each `tool.call` for it gets a `tool.result` with
+    /// this JSON as its result (repeatable).
+    #[arg(long, value_name = "NAME=JSON")]
+    pub answer_tool: Vec<String>,
     /// Extra receive-only audio lines, to hear more than one other participant at once.
     #[arg(long, default_value_t = 0)]
     pub extra_downlinks: usize,
+}
+
+/// The `tool.result` for `message` when it is a `tool.call` of a tool `answers` (`NAME=JSON`) names.
+fn tool_answer(answers: &[String], message: &serde_json::Value) -> Option<String> {
+    if message["object"] != "tool.call" {
+        return None;
+    }
+    let name = message["name"].as_str()?;
+    let json = answers.iter().find_map(|a| a.strip_prefix(name)?.strip_prefix('='))?;
+    let result = serde_json::from_str::<serde_json::Value>(json).unwrap_or_else(|_| json.into());
+    Some(serde_json::json!({"object": "tool.result", "call_id": message["call_id"], "result": result}).to_string())
 }
 
 /// What a call did, for the summary line.
@@ -290,6 +305,11 @@ pub async fn call(
                         let text = String::from_utf8_lossy(&data.data);
                         let value = serde_json::from_str::<serde_json::Value>(&text)
                             .unwrap_or_else(|_| serde_json::json!({"type": "raw", "text": text}));
+                        if let Some(answer) = tool_answer(&args.answer_tool, &value)
+                            && let Some(mut channel) = rtc.channel(data.id)
+                        {
+                            channel.write(false, answer.as_bytes())?;
+                        }
                         match &messages {
                             Some(messages) => {
                                 let _ = messages.send(value);

@@ -94,6 +94,7 @@ async fn demo(args: DemoArgs, config: config::Config) -> anyhow::Result<()> {
         .json()
         .await?;
     let call_args = CallArgs {
+        answer_tool: Vec::new(),
         server: base.clone(),
         token: token["token"].as_str().map(str::to_owned),
         channel: Some("demo".into()),

@@ -36,10 +36,22 @@ fn sse(events: Vec<String>) -> Response {
 }
 
 /// The LLM: asked without a tool result, it calls `get_weather`; given one, it says the forecast.
+/// With model `map`, it calls the client tool `show_map` and says what the page showed.
 async fn chat(seen: axum::extract::State<Seen>, body: axum::Json<Value>) -> Response {
     seen.llm.lock().unwrap().push(body.0.clone());
     let messages = body["messages"].as_array().cloned().unwrap_or_default();
-    match messages.iter().find(|m| m["role"] == "tool") {
+    let result = messages.iter().find(|m| m["role"] == "tool");
+    if body["model"] == "map" {
+        return match result {
+            None => sse(openai::tool_call_events(&[("call_map_1", "show_map", r#"{"place": "Eiffel Tower"}"#)], 6)),
+            Some(result) => {
+                let shown: Value = serde_json::from_str(result["content"].as_str().unwrap_or("{}")).unwrap_or_default();
+                let place = shown["place"].as_str().unwrap_or("nothing");
+                sse(openai::text_events(&format!("I put {place} on your map.")))
+            }
+        };
+    }
+    match result {
         None => sse(openai::tool_call_events(&[("call_weather_1", "get_weather", r#"{"city": "Paris"}"#)], 4)),
         Some(result) => {
             let result: Value = serde_json::from_str(result["content"].as_str().unwrap_or("{}")).unwrap_or_default();
@@ -148,4 +160,58 @@ fn a_spoken_question_is_answered_after_an_http_tool_call() {
     assert!(entry["tool_ms"].as_u64().is_some(), "{entry}");
     let (_, turns) = runtime.block_on(server.get(&format!("/v1/agents/{id}/turns")));
     assert!(turns["turns"][0]["metrics"]["tool_ms"].as_u64().is_some(), "{turns}");
+}
+
+#[test]
+fn a_client_tool_is_answered_by_a_participant_over_the_data_channel() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Seen::default();
+    let fake = runtime.block_on(fakes(seen.clone()));
+    let server = common::start_with_media(&dir.path().join("data"), "", &[]);
+    let (status, agent) = runtime.block_on(server.post(
+        "/v1/agents",
+        json!({
+            "name": "map-bot", "channel": "map", "idle_timeout": 0,
+            "llm": {"vendor": "openai", "url": format!("{fake}/v1"), "model": "map", "api_key": "sk-fake"},
+            "tools": [{"name": "show_map", "description": "Shows a place on the user's map.", "client": true,
+                       "parameters": {"type": "object", "properties": {"place": {"type": "string"}}},
+                       "timeout_ms": 5000}],
+            "tool_options": {"fillers": []}
+        }),
+    ));
+    assert_eq!(status, 200, "{agent}");
+
+    let question = dir.path().join("question.wav");
+    say("Can you show me the Eiffel Tower on the map?", &question);
+    let call = dir.path().join("call.wav");
+    common::compose(&[Err(0.5), Ok(&question), Err(6.0)], &call);
+    let output = Command::new(env!("CARGO_BIN_EXE_colloquy"))
+        .args(["call", "--server", &server.base, "--channel", "map", "--uid", "browser", "--play"])
+        .arg(&call)
+        .args(["--answer-tool", r#"show_map={"shown": true, "place": "the Eiffel Tower"}"#])
+        .env("COLLOQUY_API_KEY", common::KEY)
+        .env("COLLOQUY_API_SECRET", common::SECRET)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let messages: Vec<Value> =
+        String::from_utf8_lossy(&output.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+
+    // The participant saw the call with its arguments, and the call's start and end.
+    let tool_call = messages.iter().find(|m| m["object"] == "tool.call").unwrap_or_else(|| panic!("{messages:?}"));
+    assert_eq!((&tool_call["name"], &tool_call["call_id"]), (&json!("show_map"), &json!("call_map_1")));
+    assert_eq!(tool_call["arguments"], json!({"place": "Eiffel Tower"}));
+    assert!(messages.iter().any(|m| m["object"] == "tool.started" && m["call_id"] == "call_map_1"));
+    let finished = messages.iter().find(|m| m["object"] == "tool.finished").expect("tool.finished");
+    assert_eq!(finished["outcome"], "ok", "{finished}");
+    // Its answer went back to the LLM, and the agent said what it showed.
+    let requests = seen.llm.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    let said = messages
+        .iter()
+        .find(|m| m["object"] == "assistant.transcription" && m["turn_status"] == 1)
+        .unwrap_or_else(|| panic!("no finished answer in {messages:?}"));
+    assert_eq!(said["text"], "I put the Eiffel Tower on your map.");
 }

@@ -762,6 +762,8 @@ impl Conversation {
         }
         if reply.tools.running() {
             self.outputs.push_back(Output::Tool(ToolCommand::Cancel { turn }));
+            let cancelled = reply.tools.cancelled(turn, self.now);
+            self.outputs.extend(cancelled.into_iter().map(Output::Client));
         }
         if !text.is_empty() || interrupted {
             let status = if interrupted { TurnStatus::Interrupted } else { TurnStatus::Ended };

@@ -197,6 +197,40 @@ pub enum ClientEvent {
         turn: TurnId,
         state: VoiceState,
     },
+    /// A tool call started (its arguments are not shown).
+    ToolStarted {
+        turn: TurnId,
+        call_id: String,
+        name: String,
+    },
+    /// A tool call ended, after `duration_ms` (its result is not shown).
+    ToolFinished {
+        turn: TurnId,
+        call_id: String,
+        name: String,
+        duration_ms: u32,
+        end: ToolEnd,
+    },
+}
+
+/// How a tool call ended, as clients are told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToolEnd {
+    Ok,
+    /// It failed or timed out; the LLM was told.
+    Failed,
+    /// Its turn ended first (a barge-in, say); nobody waits for it.
+    Cancelled,
+}
+
+impl ToolEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolEnd::Ok => "ok",
+            ToolEnd::Failed => "error",
+            ToolEnd::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// Work for the runtime's providers. Every command names its turn; the runtime drops whatever a

@@ -7,8 +7,8 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use colloquy_conversation::{
-    AgentCommand, AsrInput, Command, Conversation, Input, LeaveReason, LlmInput, Output, ProviderCommand, ToolCommand,
-    ToolInput, TtsInput,
+    AgentCommand, AsrInput, ClientEvent, Command, Conversation, Input, LeaveReason, LlmInput, Output, ProviderCommand,
+    ToolCommand, ToolEnd, ToolInput, TtsInput,
 };
 use colloquy_model::{
     AgentName, AgentSpec, ChannelName, Tool, ToolCall, ToolChoice, ToolFunction, ToolKind, ToolOutcome, ToolUse,
@@ -36,6 +36,9 @@ fn spec() -> AgentSpec {
     spec.tools.available = vec![tool("weather", 2000), tool("time", 2000)];
     spec
 }
+
+/// A `tool.started` (no end) or `tool.finished` (its duration and end) at a time, for a call id.
+type ToolEvent = (u64, String, Option<(u32, ToolEnd)>);
 
 /// What the LLM answers to one request.
 #[derive(Clone)]
@@ -222,6 +225,20 @@ impl World {
             .collect()
     }
 
+    /// `tool.started` and `tool.finished` as clients see them.
+    fn tool_events(&self) -> Vec<ToolEvent> {
+        self.log
+            .iter()
+            .filter_map(|(at, o)| match o {
+                Output::Client(ClientEvent::ToolStarted { call_id, .. }) => Some((*at, call_id.clone(), None)),
+                Output::Client(ClientEvent::ToolFinished { call_id, duration_ms, end, .. }) => {
+                    Some((*at, call_id.clone(), Some((*duration_ms, *end))))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     fn tts_texts(&self) -> Vec<(u64, String)> {
         self.log
             .iter()
@@ -300,6 +317,17 @@ fn parallel_calls_run_at_once_and_their_results_go_back_to_the_llm_in_the_order_
     assert_eq!(messages(0), messages(1));
     assert_eq!(messages(1).last().unwrap().content, "What is the weather in Paris?");
 
+    // Clients saw each call start, and end with its own duration.
+    assert_eq!(
+        world.tool_events(),
+        [
+            (100, "call_1".to_owned(), None),
+            (100, "call_2".to_owned(), None),
+            (200, "call_2".to_owned(), Some((100, ToolEnd::Ok))),
+            (400, "call_1".to_owned(), Some((300, ToolEnd::Ok))),
+        ]
+    );
+
     // The answer is said; no filler, as the round took less than 800 ms.
     assert_eq!(world.tts_texts().into_iter().map(|(_, t)| t).collect::<Vec<_>>(), ["It is sunny."]);
     assert_eq!(world.turns().len(), 1);
@@ -328,6 +356,7 @@ fn a_slow_tool_gets_one_filler_and_a_timeout_goes_back_as_an_error_result() {
     assert_eq!(texts[1].1, "I could not find out.");
     assert_eq!(world.turns()[0].1, TurnEnd::Ok);
     assert_eq!(world.turns()[0].2.tool_ms, Some(2000));
+    assert_eq!(world.tool_events()[1], (2100, "call_1".to_owned(), Some((2000, ToolEnd::Failed))));
 
     // With no fillers, the agent stays silent while it waits.
     let mut quiet = spec();
@@ -400,6 +429,8 @@ fn barge_in_cancels_the_running_calls_and_their_late_results_are_dropped() {
 
     let commands = world.tool_commands();
     assert!(commands.iter().any(|(_, c)| *c == ToolCommand::Cancel { turn: first }), "{commands:?}");
+    let ends: Vec<_> = world.tool_events().into_iter().filter_map(|(_, id, end)| Some((id, end?.1))).collect();
+    assert_eq!(ends[0], ("call_1".to_owned(), ToolEnd::Cancelled), "{ends:?}");
     // The first turn never asked the LLM again: its call's result came for a turn that was over.
     let requests = world.llm_requests();
     assert_eq!(requests.iter().filter(|(_, turn, _)| *turn == first).count(), 1, "{requests:?}");

@@ -158,6 +158,9 @@ pub enum ConversationEvent {
     Interrupted { turn: u64, cause: InterruptCause },
     /// A stage failed in `turn`; the agent goes on.
     Error { turn: u64, stage: &'static str, message: String },
+    /// A tool call of `turn` ended (`outcome`: `ok`, `error` or `cancelled`); its arguments and
+    /// result are not carried.
+    ToolCalled { turn: u64, call_id: String, name: String, duration_ms: u32, outcome: &'static str },
     /// A turn is over, with its latency breakdown.
     TurnEnded(TurnRecord),
 }

@@ -18,6 +18,9 @@ pub struct Tools {
     pub filler_after_ms: u32,
     /// What the agent says while a tool runs (one of them, once per turn); none when empty.
     pub fillers: Vec<String>,
+    /// Each call's end is posted to the agent's callbacks (native: `agent.tool_called`).
+    #[serde(default)]
+    pub webhooks: bool,
 }
 
 impl Tools {
@@ -36,6 +39,7 @@ impl Tools {
             max_rounds: Self::DEFAULT_MAX_ROUNDS,
             filler_after_ms: Self::DEFAULT_FILLER_AFTER_MS,
             fillers: vec![Self::DEFAULT_FILLER.to_owned()],
+            webhooks: false,
         }
     }
 
@@ -112,6 +116,10 @@ pub enum ToolKind {
     /// A POST of the arguments to `url`, signed with the agent's callback secret; the JSON answer
     /// is the result.
     Http { url: String },
+    /// A tool the people in the channel implement (a web page showing a map, filling a form): a
+    /// call goes to them as a data-channel `tool.call`, and the first `tool.result` naming its id
+    /// is the result.
+    Client,
     /// The built-in `end_call`: the agent says its goodbye and leaves (`ended_by_agent`). The
     /// conversation core answers it itself.
     EndCall,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use colloquy_model::{PromptMessage, Speaker, ToolCall, ToolChoice, ToolKind, ToolOutcome, ToolRound, ToolUse, TurnId};
 
 use super::{Conversation, Source};
-use crate::io::{Output, ProviderCommand, ToolCommand, ToolInput};
+use crate::io::{ClientEvent, Output, ProviderCommand, ToolCommand, ToolEnd, ToolInput};
 
 /// The tool rounds of one reply.
 #[derive(Debug, Default)]
@@ -44,6 +44,25 @@ pub(super) struct ToolRounds {
     ends_call: bool,
 }
 
+impl Running {
+    /// The client event of its end; `started` is when its round began.
+    fn finished(&self, turn: TurnId, started: Instant) -> ClientEvent {
+        let end = match &self.outcome {
+            Some(ToolOutcome::Ok(_)) => ToolEnd::Ok,
+            Some(ToolOutcome::Failed(_)) => ToolEnd::Failed,
+            None => ToolEnd::Cancelled,
+        };
+        let duration = self.ended.unwrap_or(started).saturating_duration_since(started);
+        ClientEvent::ToolFinished {
+            turn,
+            call_id: self.call.id.clone(),
+            name: self.call.name.clone(),
+            duration_ms: duration.as_millis().min(u128::from(u32::MAX)) as u32,
+            end,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Running {
     call: ToolCall,
@@ -58,6 +77,22 @@ impl ToolRounds {
     /// More text of the answer under way.
     pub(super) fn heard(&mut self, text: &str) {
         self.answer_text.push_str(text);
+    }
+
+    /// The client events of the calls still running, cancelled at `now`.
+    pub(super) fn cancelled(&self, turn: TurnId, now: Instant) -> Vec<ClientEvent> {
+        let started = self.round_started.unwrap_or(now);
+        self.running
+            .iter()
+            .filter(|r| r.outcome.is_none())
+            .map(|r| {
+                let mut event = r.finished(turn, started);
+                if let ClientEvent::ToolFinished { duration_ms, .. } = &mut event {
+                    *duration_ms = now.saturating_duration_since(started).as_millis().min(u128::from(u32::MAX)) as u32;
+                }
+                event
+            })
+            .collect()
     }
 
     /// Calls are running.
@@ -154,7 +189,17 @@ impl Conversation {
         // A provider stall counts from the slowest call's deadline, not from the LLM's last word.
         let latest = reply.tools.running.iter().map(|r| r.deadline).max().unwrap_or(now);
         reply.progress_at = reply.progress_at.max(latest);
+        let started: Vec<_> = reply
+            .tools
+            .running
+            .iter()
+            .map(|r| ClientEvent::ToolStarted { turn, call_id: r.call.id.clone(), name: r.call.name.clone() })
+            .collect();
+        let answered: Vec<_> =
+            reply.tools.running.iter().filter(|r| r.outcome.is_some()).map(|r| r.finished(turn, now)).collect();
+        self.outputs.extend(started.into_iter().map(Output::Client));
         self.outputs.extend(commands.into_iter().map(Output::Tool));
+        self.outputs.extend(answered.into_iter().map(Output::Client));
         self.finish_round_if_complete(turn);
         true
     }
@@ -168,6 +213,8 @@ impl Conversation {
         };
         running.outcome = Some(outcome);
         running.ended = Some(now);
+        let finished = running.finished(turn, reply.tools.round_started.unwrap_or(now));
+        self.outputs.push_back(Output::Client(finished));
         self.finish_round_if_complete(turn);
     }
 
@@ -176,13 +223,16 @@ impl Conversation {
         let now = self.now;
         let Some(reply) = self.reply.as_mut() else { return };
         let turn = reply.turn;
-        let mut expired = false;
+        let started = reply.tools.round_started.unwrap_or(now);
+        let mut finished = Vec::new();
         for running in reply.tools.running.iter_mut().filter(|r| r.outcome.is_none() && r.deadline <= now) {
-            let waited = now.saturating_duration_since(reply.tools.round_started.unwrap_or(now));
+            let waited = now.saturating_duration_since(started);
             running.outcome = Some(ToolOutcome::Failed(format!("no result after {} ms", waited.as_millis())));
             running.ended = Some(now);
-            expired = true;
+            finished.push(running.finished(turn, started));
         }
+        let expired = !finished.is_empty();
+        self.outputs.extend(finished.into_iter().map(Output::Client));
         if reply.tools.filler_at.is_some_and(|at| at <= now) {
             reply.tools.filler_at = None;
             if reply.tools.running() {

@@ -63,14 +63,28 @@ fn tools_from_wire(list: Vec<wire::ToolConfig>, options: wire::ToolOptionsConfig
         .enumerate()
         .map(|(i, tool)| {
             let field = format!("tools[{i}]");
-            let url = http_url(&format!("{field}.url"), tool.url)?;
+            let kind = match (tool.url, tool.client) {
+                (Some(url), None | Some(false)) => {
+                    model::ToolKind::Http { url: http_url(&format!("{field}.url"), url)? }
+                }
+                (None, Some(true)) => model::ToolKind::Client,
+                (Some(_), Some(true)) => {
+                    return Err(ApiError::invalid(format!("{field}.client"), "give url or client: true, not both"));
+                }
+                (None, _) => {
+                    return Err(ApiError::invalid(
+                        format!("{field}.url"),
+                        format!("{field} needs a url (an HTTP tool) or client: true (a client tool)"),
+                    ));
+                }
+            };
             crate::tools::tool(crate::tools::ToolFields {
                 field,
                 name: tool.name,
                 description: tool.description,
                 parameters: tool.parameters,
                 timeout_ms: tool.timeout_ms,
-                kind: model::ToolKind::Http { url },
+                kind,
             })
         })
         .collect::<Checked<Vec<_>>>()?;
@@ -82,7 +96,9 @@ fn tools_from_wire(list: Vec<wire::ToolConfig>, options: wire::ToolOptionsConfig
         filler_after_ms: options.filler_after_ms,
         fillers: options.fillers,
     };
-    crate::tools::tools("tools", available, "tool_options", given)
+    let mut tools = crate::tools::tools("tools", available, "tool_options", given)?;
+    tools.webhooks = options.webhooks.unwrap_or(false);
+    Ok(tools)
 }
 
 fn tools_to_wire(tools: &model::Tools) -> (Option<Vec<wire::ToolConfig>>, Option<wire::ToolOptionsConfig>) {
@@ -90,11 +106,15 @@ fn tools_to_wire(tools: &model::Tools) -> (Option<Vec<wire::ToolConfig>>, Option
         .available
         .iter()
         .filter_map(|tool| match &tool.kind {
-            model::ToolKind::Http { url } => Some(wire::ToolConfig {
+            model::ToolKind::Http { .. } | model::ToolKind::Client => Some(wire::ToolConfig {
                 name: tool.function.name.clone(),
                 description: Some(tool.function.description.clone()),
                 parameters: serde_json::from_str(&tool.function.parameters).ok(),
-                url: url.clone(),
+                url: match &tool.kind {
+                    model::ToolKind::Http { url } => Some(url.clone()),
+                    _ => None,
+                },
+                client: (tool.kind == model::ToolKind::Client).then_some(true),
                 timeout_ms: Some(tool.timeout_ms),
             }),
             model::ToolKind::EndCall => None,
@@ -105,6 +125,7 @@ fn tools_to_wire(tools: &model::Tools) -> (Option<Vec<wire::ToolConfig>>, Option
         filler_after_ms: Some(tools.filler_after_ms),
         fillers: Some(tools.fillers.clone()),
         end_call: Some(tools.available.iter().any(|t| t.kind == model::ToolKind::EndCall)),
+        webhooks: Some(tools.webhooks),
     };
     (Some(list), Some(options))
 }

@@ -82,8 +82,14 @@ pub struct ToolConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub parameters: Option<serde_json::Value>,
-    /// An `http://` or `https://` URL.
-    pub url: String,
+    /// An HTTP tool: an `http://` or `https://` URL. Give `url` or `client`, not both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `true`: a client tool, implemented by the people in the channel. A call goes to them as a
+    /// data-channel message `{"object": "tool.call", "call_id", "name", "arguments"}`; the first
+    /// `{"object": "tool.result", "call_id", "result"}` (or `"error"`) back is its result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<bool>,
     /// How long a call may take, 100–60000 ms; after it, the LLM is told the call failed.
     /// Default 5000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,6 +115,10 @@ pub struct ToolOptionsConfig {
     /// `ended_by_agent`). Default false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_call: Option<bool>,
+    /// Posts `agent.tool_called` to `callbacks.url` when each call ends (name, duration, outcome;
+    /// not its arguments or result). Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<bool>,
 }
 
 /// A configured agent's settings: the config file's `[[apps.agents]]`, which the vendor dialects

@@ -398,21 +398,48 @@ function drawTranscript(turns) {
       }
       items.push(li);
     }
-    for (const tool of turn.tools) {
-      const li = document.createElement('li');
-      li.className = 'tool';
-      li.dataset.turn = String(turn.id);
-      li.textContent =
-        `Tool ${tool.name}: ${tool.status}` +
-        (tool.outcome ? ` (${tool.outcome}${tool.durationMs !== null ? `, ${tool.durationMs} ms` : ''})` : '');
-      items.push(li);
-    }
+    for (const tool of turn.tools) items.push(toolLine(turn, tool));
   }
   // Notes (errors, renewals) stay after the turns.
   const notes = [...ui.transcript.querySelectorAll('li.note')];
   if (items.length === 0 && notes.length === 0) return;
   ui.transcript.replaceChildren(...items, ...notes);
   ui.transcript.scrollTop = ui.transcript.scrollHeight;
+}
+
+const TOOL_STATUS = {
+  running: 'running',
+  called: 'asked this page (a client tool); no answer yet',
+  finished: 'done',
+};
+const TOOL_OUTCOME = { ok: 'ok', error: 'failed', cancelled: 'cancelled' };
+
+// One tool call of a turn: its name, where it is, its outcome and time, and a client tool's arguments.
+function toolLine(turn, tool) {
+  const li = document.createElement('li');
+  li.className = 'tool';
+  li.dataset.turn = String(turn.id);
+  li.dataset.callId = tool.callId;
+  li.dataset.status = tool.status;
+  if (tool.outcome) li.dataset.outcome = tool.outcome;
+  const who = document.createElement('span');
+  who.className = 'who';
+  who.textContent = 'Tool';
+  const body = document.createElement('span');
+  body.className = 'text';
+  const status =
+    tool.status === 'finished'
+      ? `${TOOL_OUTCOME[tool.outcome] || tool.outcome}${tool.durationMs !== null ? `, ${tool.durationMs} ms` : ''}`
+      : TOOL_STATUS[tool.status];
+  body.textContent = `${tool.name}: ${status}`;
+  li.append(who, body);
+  if (tool.arguments !== null && tool.arguments !== undefined) {
+    const args = document.createElement('code');
+    args.className = 'arguments';
+    args.textContent = typeof tool.arguments === 'string' ? tool.arguments : JSON.stringify(tool.arguments);
+    li.append(args);
+  }
+  return li;
 }
 
 function note(text) {

@@ -75,29 +75,22 @@ function answer(before, text2, status) {
   return { text: text2, unheard: unheard.trim() ? unheard : "", status };
 }
 function toolsAfter(tools, event) {
-  let index = -1;
-  for (let i = tools.length - 1; i >= 0; i--) {
-    const tool = tools[i];
-    const same = event.callId !== null && tool.callId !== null ? tool.callId === event.callId : tool.name === event.name && tool.status !== "finished";
-    if (same) {
-      index = i;
-      break;
-    }
-  }
-  const before = index >= 0 ? tools[index] : { callId: event.callId, name: event.name, status: "called", arguments: null, outcome: null, durationMs: null };
+  const index = tools.findIndex((t) => t.callId === event.callId);
+  const before = index >= 0 ? tools[index] : { callId: event.callId, name: event.name, status: "running", arguments: null, outcome: null, durationMs: null };
   let after;
   switch (event.type) {
     case "tool.call":
-      after = { ...before, arguments: event.arguments };
+      after = { ...before, arguments: event.arguments, status: before.status === "finished" ? "finished" : "called" };
       break;
     case "tool.started":
-      after = { ...before, status: before.status === "finished" ? "finished" : "running" };
+      after = before;
       break;
     case "tool.finished":
       after = { ...before, status: "finished", outcome: event.outcome, durationMs: event.durationMs };
       break;
   }
-  return index >= 0 ? [...tools.slice(0, index), after, ...tools.slice(index + 1)] : [...tools, after];
+  if (index < 0) return [...tools, after];
+  return after === before ? tools : [...tools.slice(0, index), after, ...tools.slice(index + 1)];
 }
 
 // src/emitter.ts
@@ -226,16 +219,10 @@ function metricsOf(value) {
   }
   return metrics;
 }
-function argumentsOf(value) {
-  if (typeof value !== "string") return value ?? null;
-  try {
-    return JSON.parse(value);
-  } catch {
-    return value;
-  }
-}
-function callIdOf(raw) {
-  return optionalText(raw, "call_id") ?? optionalText(raw, "id");
+function number(raw, name) {
+  const value = finite(raw[name]);
+  if (value === null) throw new Unreadable(`${name} is not a number`);
+  return value;
 }
 function known(object, raw) {
   const common = () => ({
@@ -264,21 +251,24 @@ function known(object, raw) {
       if (!STATES.includes(state)) throw new Unreadable(`state ${JSON.stringify(state)} is not known`);
       return { type: object, ...common(), state };
     }
-    case "tool.call": {
-      const callId = callIdOf(raw);
-      if (callId === null) throw new Unreadable("a tool call has no id");
-      return { type: object, ...common(), callId, name: text(raw, "name"), arguments: argumentsOf(raw.arguments) };
-    }
+    case "tool.call":
+      return {
+        type: object,
+        ...common(),
+        callId: text(raw, "call_id"),
+        name: text(raw, "name"),
+        arguments: raw.arguments ?? null
+      };
     case "tool.started":
-      return { type: object, ...common(), callId: callIdOf(raw), name: text(raw, "name") };
+      return { type: object, ...common(), callId: text(raw, "call_id"), name: text(raw, "name") };
     case "tool.finished":
       return {
         type: object,
         ...common(),
-        callId: callIdOf(raw),
+        callId: text(raw, "call_id"),
         name: text(raw, "name"),
-        outcome: optionalText(raw, "outcome") ?? optionalText(raw, "status"),
-        durationMs: finite(raw.duration_ms)
+        outcome: text(raw, "outcome"),
+        durationMs: number(raw, "duration_ms")
       };
     default:
       return null;
@@ -458,6 +448,17 @@ var Call = class extends Emitter {
       throw new ColloquyError("not_connected", `cannot send while the call is ${this.connectionState}`);
     }
     channel.send(typeof message === "string" ? message : JSON.stringify(message));
+  }
+  /**
+   * Answers a client tool's `tool.call` (see `ToolCall`): `result` (any JSON value) goes back to
+   * the agent's LLM as the tool's result.
+   */
+  sendToolResult(callId, result) {
+    this.send({ object: "tool.result", call_id: callId, result });
+  }
+  /** Answers a client tool's `tool.call` with a failure: the LLM is told `error`. */
+  sendToolError(callId, error) {
+    this.send({ object: "tool.result", call_id: callId, error });
   }
   /**
    * Renews the call's token (WHIP PATCH): a newer token for the same channel and uid keeps the
